@@ -1,0 +1,21 @@
+/* dodeca — one input, twelve embedding models, one fused 1536-d vector.
+ * Umbrella header: include this one. */
+#ifndef DODECA_H
+#define DODECA_H
+
+#include "dodeca/status.h"
+#include "dodeca/types.h"
+#include "dodeca/config.h"
+#include "dodeca/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Library version, "MAJOR.MINOR.PATCH". */
+const char *dc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,13 @@
+/* The `dodeca` subcommands. Each takes the arguments after its name (argv[0] is the
+ * subcommand) and returns the process exit code:
+ *   0 success, 1 the operation failed (detail on stderr), 2 usage error. */
+#ifndef DC_CLI_COMMANDS_H
+#define DC_CLI_COMMANDS_H
+
+enum { DC_EXIT_OK = 0, DC_EXIT_FAILURE = 1, DC_EXIT_USAGE = 2 };
+
+int dc_cmd_models(int argc, char **argv);
+int dc_cmd_config(int argc, char **argv);  /* config check FILE | config show [FILE] */
+int dc_cmd_inspect(int argc, char **argv); /* inspect PATH */
+
+#endif

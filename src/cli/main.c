@@ -1,0 +1,44 @@
+/* `dodeca` — the command-line entry point: dispatches to one subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "dodeca/dodeca.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command dc_commands[] = {
+    {"models", dc_cmd_models, "list the twelve models, their dimensions and inputs"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: dodeca <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof dc_commands / sizeof dc_commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", dc_commands[i].name, dc_commands[i].summary);
+    fprintf(out, "\n  --version  print the version\n  --help     print this help\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return DC_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("dodeca %s\n", dc_version());
+        return DC_EXIT_OK;
+    }
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return DC_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof dc_commands / sizeof dc_commands[0]; i++)
+        if (strcmp(name, dc_commands[i].name) == 0) return dc_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "dodeca: unknown command \"%s\"\n\n", name);
+    usage(stderr);
+    return DC_EXIT_USAGE;
+}

@@ -1,0 +1,72 @@
+#include "test_support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void dc_test_assert_detail_contains(const char *needle, const char *file, int line) {
+    const char *detail = dc_error_detail();
+    if (!strstr(detail, needle)) {
+        fail_msg("%s:%d: error detail \"%s\" does not mention \"%s\"", file, line, detail, needle);
+    }
+}
+
+const char *dc_test_data_path(const char *rel) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", DC_TEST_DATA_DIR, rel);
+    return buf;
+}
+
+#define DC_TEST_TEMP_SLOTS 8
+static char dc_temp_paths[DC_TEST_TEMP_SLOTS][256];
+static int dc_temp_next;
+static int dc_temp_cleanup_registered;
+
+static void dc_test_remove_temps(void) {
+    for (int i = 0; i < DC_TEST_TEMP_SLOTS; i++)
+        if (dc_temp_paths[i][0]) unlink(dc_temp_paths[i]);
+}
+
+const char *dc_test_write_temp(const void *bytes, size_t len, const char *suffix) {
+    char *path = dc_temp_paths[dc_temp_next];
+    dc_temp_next = (dc_temp_next + 1) % DC_TEST_TEMP_SLOTS;
+    if (path[0]) unlink(path);
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, 256, "%s/dodeca-test-%ld-XXXXXX%s", dir && *dir ? dir : "/tmp", (long)getpid(),
+             suffix ? suffix : "");
+    int fd = mkstemps(path, suffix ? (int)strlen(suffix) : 0);
+    if (fd < 0) fail_msg("mkstemps failed for %s", path);
+    if (len && write(fd, bytes, len) != (ssize_t)len) fail_msg("short write to %s", path);
+    close(fd);
+    if (!dc_temp_cleanup_registered) {
+        atexit(dc_test_remove_temps);
+        dc_temp_cleanup_registered = 1;
+    }
+    return path;
+}
+
+void *dc_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf && len) *len = (size_t)n;
+    return buf;
+}
+
+const char *dc_test_conformance_dir(void) {
+    const char *env = getenv("DODECA_CONFORMANCE_DIR");
+    const char *dir = env && *env ? env : DC_CONFORMANCE_DEFAULT;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+    return dir;
+}
