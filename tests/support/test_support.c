@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* mkstemps */
 #include "test_support.h"
 
 #include <stdio.h>
