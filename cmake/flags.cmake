@@ -1,3 +1,4 @@
+# Compiler warnings (dc_warnings, linked by our own targets) and sanitizer / fuzzer flags.
 add_library(dc_warnings INTERFACE)
 target_compile_options(dc_warnings INTERFACE -Wall -Wextra -Wpedantic
   -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2)
@@ -8,5 +9,11 @@ endif()
 if(DC_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
                       -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+if(DC_FUZZ)
+  # Coverage instrumentation for everything; the fuzz targets link libFuzzer's main.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
 endif()
