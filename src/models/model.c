@@ -65,8 +65,8 @@ dc_status dc_model_embed_batch(dc_model *m, const dc_input *inputs, size_t n,
             return dc_fail(DC_ERR_UNSUPPORTED_MODALITY, "%s (%s) does not accept %s input (item %zu)",
                            info->label, info->name, dc_input_type_name(inputs[i].type), i);
     }
-    memset(out, 0, n * sizeof *out);
     if (n == 0) return DC_OK;
+    memset(out, 0, n * sizeof *out);
     dc_status st = m->vt->embed_batch(m, inputs, n, out);
     if (st != DC_OK) {
         free_outputs(out, n);
