@@ -3,8 +3,11 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 find_package(Threads REQUIRED)
 
 add_library(dc_deps INTERFACE)
 target_link_libraries(dc_deps INTERFACE
-  PkgConfig::CJSON PkgConfig::XXHASH PkgConfig::ZLIB Threads::Threads m)
+  PkgConfig::CJSON PkgConfig::XXHASH PkgConfig::ZLIB PkgConfig::UTF8PROC PkgConfig::PCRE2
+  Threads::Threads m)

@@ -9,5 +9,7 @@ enum { DC_EXIT_OK = 0, DC_EXIT_FAILURE = 1, DC_EXIT_USAGE = 2 };
 int dc_cmd_models(int argc, char **argv);
 int dc_cmd_config(int argc, char **argv);  /* config check FILE | config show [FILE] */
 int dc_cmd_inspect(int argc, char **argv); /* inspect PATH */
+int dc_cmd_tokenize(int argc, char **argv); /* tokenize --tokenizer PATH ... (JSONL on stdin) */
+int dc_cmd_encode(int argc, char **argv);   /* encode --model ID (JSONL on stdin) */
 
 #endif
