@@ -1,5 +1,262 @@
-/* dodeca — configuration (placeholder; being written). */
+/* dodeca — configuration (seed F11–F15, S08; DESIGN §6).
+ *
+ * A dc_config holds every setting of the library, the server and the CLI. It is a plain value:
+ * strings live in fixed-size arrays, so a dc_config can be copied with `=` and needs no free.
+ * Layers apply in this order, each overriding the one before:
+ *
+ *     dc_config_defaults()  <  TOML file  <  DODECA_<SECTION>_<KEY> environment  <  dc_config_set()
+ *
+ * then dc_config_validate() checks the result. The file format and every key are documented in
+ * tests/data/config/dodeca.example.toml (the configuration reference). Errors are DC_ERR_CONFIG
+ * (DC_ERR_IO for an unreadable file) with a detail that names the key and where it was set:
+ * "dodeca.toml:12:1: ...", "environment variable DODECA_BATCH_MAX_BATCH_SIZE: ...". */
 #ifndef DODECA_CONFIG_H
 #define DODECA_CONFIG_H
-struct dc_model_config;
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dodeca/status.h"
+#include "dodeca/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DC_CONFIG_PATH_MAX 1024  /* bytes, including the NUL, of path settings */
+#define DC_CONFIG_TEXT_MAX 256   /* host names, API keys */
+#define DC_CONFIG_URL_MAX 512    /* redis_url, otlp_endpoint */
+#define DC_CONFIG_MAX_GPUS 16    /* entries of gpu.device_ids */
+#define DC_CONFIG_MAX_BUCKETS 16 /* entries of batch.bucket_sizes */
+
+/* The orchestrator deadline when pipeline.deadline_ms is 0 (auto): the seed's 150 ms on a GPU,
+ * and a budget a CPU can meet for all twelve models. */
+#define DC_DEADLINE_MS_GPU 150
+#define DC_DEADLINE_MS_CPU 2000
+
+/* ---- Enumerations, each with a parse/name pair. Parsing ignores case, '_' and '-', so the
+ * seed's spellings ("DynamicMax", "TtlLru") read too; names are the snake_case form. Parse
+ * failures are DC_ERR_CONFIG naming the accepted values. ---- */
+
+typedef enum dc_device_kind {
+    DC_DEVICE_AUTO = 0, /* the GPU when one is usable, else the CPU */
+    DC_DEVICE_CPU = 1,
+    DC_DEVICE_CUDA = 2, /* a specific CUDA device, "cuda:N" */
+} dc_device_kind;
+
+typedef struct dc_device {
+    dc_device_kind kind;
+    uint32_t index; /* CUDA device ordinal; 0 otherwise */
+} dc_device;
+
+/* "auto", "cpu", "cuda" (= cuda:0) or "cuda:N". */
+dc_status dc_device_parse(const char *s, dc_device *out);
+/* Writes "auto", "cpu" or "cuda:N" into buf (16 bytes are always enough); returns buf. */
+const char *dc_device_name(dc_device d, char *buf, size_t cap);
+
+typedef enum dc_quantization {
+    DC_QUANTIZATION_NONE = 0, /* fp32 weights */
+    DC_QUANTIZATION_INT8 = 1,
+    DC_QUANTIZATION_FP16 = 2,
+    DC_QUANTIZATION_BF16 = 3,
+    DC_QUANTIZATION_FP8 = 4,
+} dc_quantization;
+dc_status dc_quantization_parse(const char *s, dc_quantization *out);
+const char *dc_quantization_name(dc_quantization q);
+
+typedef enum dc_padding_strategy {
+    DC_PADDING_MAX_LENGTH = 0,   /* pad every sequence to the model's max tokens */
+    DC_PADDING_DYNAMIC_MAX = 1,  /* pad to the longest sequence in the batch */
+    DC_PADDING_POWER_OF_TWO = 2, /* pad to the next power of two of the longest */
+    DC_PADDING_BUCKET = 3,       /* pad to the smallest of batch.bucket_sizes that fits */
+} dc_padding_strategy;
+dc_status dc_padding_strategy_parse(const char *s, dc_padding_strategy *out);
+const char *dc_padding_strategy_name(dc_padding_strategy p);
+
+typedef enum dc_eviction_policy {
+    DC_EVICTION_LRU = 0,
+    DC_EVICTION_LFU = 1,
+    DC_EVICTION_TTL_LRU = 2, /* LRU, and entries older than cache.ttl_seconds expire */
+    DC_EVICTION_ARC = 3,
+} dc_eviction_policy;
+dc_status dc_eviction_policy_parse(const char *s, dc_eviction_policy *out);
+const char *dc_eviction_policy_name(dc_eviction_policy p);
+
+typedef enum dc_pii_mode {
+    DC_PII_REDACT = 0, /* replace a finding with "[REDACTED:category]" */
+    DC_PII_MASK = 1,   /* replace with a category placeholder of the same shape */
+    DC_PII_HASH = 2,   /* replace with a keyed hash, so equal values stay equal */
+    DC_PII_REMOVE = 3, /* delete the finding */
+} dc_pii_mode;
+dc_status dc_pii_mode_parse(const char *s, dc_pii_mode *out);
+const char *dc_pii_mode_name(dc_pii_mode m);
+
+/* ---- Sections. Defaults (dc_config_defaults) are the seed's; see the example file. ---- */
+
+/* [models.<name>]: one per model, <name> the snake_case model name ("semantic"). */
+struct dc_model_config {
+    bool enabled;                  /* true; semantic (E1) cannot be disabled */
+    dc_device device;              /* auto */
+    dc_quantization quantization;  /* none */
+    uint32_t max_batch_size;       /* 32 */
+    bool use_flash_attention;      /* true */
+    uint32_t max_tokens;           /* 0 = the model's own limit; otherwise at most that limit */
+    char path[DC_CONFIG_PATH_MAX]; /* "" = found under models.models_dir; else this folder */
+};
+typedef struct dc_model_config dc_model_config;
+
+typedef struct dc_models_config {
+    char models_dir[DC_CONFIG_PATH_MAX]; /* "./models" */
+    bool lazy_loading;                   /* true: load a model on first use */
+    dc_model_id preload[DC_NUM_MODELS];  /* loaded at start-up, in this order */
+    uint32_t preload_count;              /* 0 */
+    bool auto_download;                  /* false */
+    uint32_t max_concurrent_loads;       /* 2 */
+    dc_model_config model[DC_NUM_MODELS]; /* indexed by dc_model_id */
+} dc_models_config;
+
+typedef struct dc_batch_config {
+    uint32_t max_batch_size;       /* 32 */
+    uint32_t min_batch_size;       /* 1 */
+    uint32_t max_wait_ms;          /* 50 */
+    bool dynamic_batching;         /* true */
+    dc_padding_strategy padding_strategy; /* dynamic_max */
+    uint32_t bucket_sizes[DC_CONFIG_MAX_BUCKETS]; /* [64, 128, 256, 512], for "bucket" */
+    uint32_t bucket_count;
+    bool sort_by_length;           /* true */
+    uint32_t max_tokens_per_batch; /* 16384: token budget of one batch */
+    uint32_t queue_capacity;       /* 1024 pending items per model queue */
+} dc_batch_config;
+
+typedef struct dc_fusion_config {
+    uint32_t num_experts;       /* 8 (at most DC_NUM_EXPERTS in this build) */
+    uint32_t top_k;             /* 2 */
+    uint32_t output_dim;        /* 1536 (must equal DC_DIM_FUSED in this build) */
+    uint32_t expert_hidden_dim; /* 4096 */
+    double load_balance_coef;   /* 0.01 */
+    double capacity_factor;     /* 1.25 */
+    double temperature;         /* 1.0 */
+    double noise_std;           /* 0.0 (inference) */
+    double laplace_alpha;       /* 0.01 */
+    uint64_t seed;              /* 42: seeds the projection and expert initialisation */
+} dc_fusion_config;
+
+typedef struct dc_cache_config {
+    bool enabled;                        /* true */
+    uint64_t max_entries;                /* 100000 */
+    uint64_t max_bytes;                  /* 1073741824 (1 GiB) */
+    uint64_t ttl_seconds;                /* 0 = entries never expire */
+    dc_eviction_policy eviction_policy;  /* lru */
+    bool persist_to_disk;                /* false */
+    char disk_path[DC_CONFIG_PATH_MAX];  /* required when persist_to_disk */
+    char redis_url[DC_CONFIG_URL_MAX];   /* "" = no Redis tier */
+} dc_cache_config;
+
+typedef struct dc_gpu_config {
+    bool enabled;                              /* true (falls back to CPU without a device) */
+    uint32_t device_ids[DC_CONFIG_MAX_GPUS];   /* [0] */
+    uint32_t device_count;
+    double memory_fraction;                    /* 0.9, in (0, 1] */
+    bool use_cuda_graphs;                      /* true */
+    bool mixed_precision;                      /* true */
+    bool green_contexts;                       /* false */
+} dc_gpu_config;
+
+typedef struct dc_pii_config {
+    bool enabled;     /* true: scrub inputs before caching and embedding */
+    dc_pii_mode mode; /* redact */
+} dc_pii_config;
+
+typedef struct dc_server_config {
+    char host[DC_CONFIG_TEXT_MAX];    /* "127.0.0.1" */
+    uint32_t port;                    /* 8080 */
+    uint32_t threads;                 /* 0 = one per CPU */
+    uint64_t max_body_bytes;          /* 8388608 (8 MiB) */
+    uint32_t max_batch_items;         /* 256 inputs per request */
+    uint64_t max_input_chars;         /* 262144 characters per input */
+    char api_key[DC_CONFIG_TEXT_MAX]; /* "" = no authentication */
+} dc_server_config;
+
+typedef struct dc_trace_config {
+    bool enabled;                          /* false */
+    double sample_rate;                    /* 1.0: fraction of requests traced when enabled */
+    char chrome_path[DC_CONFIG_PATH_MAX];  /* "" = no Chrome trace-event file */
+    char otlp_endpoint[DC_CONFIG_URL_MAX]; /* "" = no OTLP export */
+} dc_trace_config;
+
+typedef struct dc_pipeline_config {
+    uint32_t deadline_ms; /* 0 = auto: DC_DEADLINE_MS_GPU on a GPU, DC_DEADLINE_MS_CPU on CPU */
+    uint32_t min_models;  /* 7: E1 plus at least 6 others must answer by the deadline */
+} dc_pipeline_config;
+
+/* Where each setting came from, so validation errors can point at a line or a variable.
+ * Maintained by the loaders; callers never need to touch it. */
+#define DC_CONFIG_MAX_SETTINGS 192
+typedef struct dc_config_provenance {
+    char file[DC_CONFIG_PATH_MAX];         /* the last file applied, for messages */
+    uint32_t line[DC_CONFIG_MAX_SETTINGS]; /* 0 default, N line in `file`, or one of below */
+} dc_config_provenance;
+#define DC_CONFIG_FROM_ENV UINT32_MAX
+#define DC_CONFIG_FROM_OVERRIDE (UINT32_MAX - 1)
+
+typedef struct dc_config {
+    dc_models_config models;
+    dc_batch_config batch;
+    dc_fusion_config fusion;
+    dc_cache_config cache;
+    dc_gpu_config gpu;
+    dc_pii_config pii;
+    dc_server_config server;
+    dc_trace_config trace;
+    dc_pipeline_config pipeline;
+    dc_config_provenance provenance;
+} dc_config;
+
+/* Fills every setting with its default. */
+void dc_config_defaults(dc_config *c);
+
+/* Checks every rule (seed F13–F15 and DESIGN §6); the detail names the key and its value, and
+ * where the value was set: "f.toml:4:1: batch.min_batch_size (64) > batch.max_batch_size (32)". */
+dc_status dc_config_validate(const dc_config *c);
+
+/* Defaults, then the file, then validation. A missing or unreadable file is DC_ERR_IO naming the
+ * path; bad TOML, an unknown section or key, a wrong type or an invalid value is DC_ERR_CONFIG
+ * naming FILE:LINE and the key. On failure *c holds the defaults. */
+dc_status dc_config_load_file(const char *path, dc_config *c);
+
+/* Applies a file (or TOML text; `source` names it in messages) on top of *c without validating.
+ * All or nothing: on failure *c is unchanged. */
+dc_status dc_config_apply_file(dc_config *c, const char *path);
+dc_status dc_config_apply_toml(dc_config *c, const char *text, size_t len, const char *source);
+
+/* Applies DODECA_<SECTION>_<KEY>=value entries of `envp` (a NULL-terminated "NAME=VALUE" list
+ * such as `environ`; NULL means none). Names are the upper-cased keys: DODECA_BATCH_MAX_BATCH_SIZE,
+ * DODECA_MODELS_SEMANTIC_DEVICE. Values are written as in TOML without quotes: true/false,
+ * numbers, plain text, and comma-separated lists (DODECA_GPU_DEVICE_IDS=0,1). An unknown DODECA_
+ * variable or a bad value is DC_ERR_CONFIG naming the variable. A few DODECA_ variables are not
+ * settings and are ignored: DODECA_CONFIG, DODECA_CONFORMANCE_DIR, DODECA_LOG_LEVEL,
+ * DODECA_LOG_FORMAT and any DODECA_TEST_* or DODECA_BENCH_*. All or nothing, like the above. */
+dc_status dc_config_apply_env(dc_config *c, char *const *envp);
+
+/* Sets one setting from text, as a command-line flag does: key is the dotted TOML path
+ * ("batch.max_batch_size", "models.semantic.device"), value is written as for the environment. */
+dc_status dc_config_set(dc_config *c, const char *key, const char *value);
+
+/* Writes the configuration as TOML that dc_config_apply_toml reads back to an equal config
+ * (every section and key, all twelve model tables). */
+dc_status dc_config_write_toml(const dc_config *c, FILE *out);
+/* The same into a new malloc'ed NUL-terminated buffer (caller frees); *len may be NULL. */
+dc_status dc_config_to_toml(const dc_config *c, char **out, size_t *len);
+
+/* True when every setting is equal (provenance is ignored). */
+bool dc_config_equal(const dc_config *a, const dc_config *b);
+
+/* The orchestrator deadline to use: pipeline.deadline_ms, or the auto value for the backend. */
+uint32_t dc_config_deadline_ms(const dc_config *c, bool on_gpu);
+
+#ifdef __cplusplus
+}
+#endif
 #endif
