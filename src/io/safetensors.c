@@ -324,8 +324,9 @@ dc_status dc_safetensors_index_load(dc_weights *w, const char *path, const uint8
     for (const cJSON *c = map->child; c; c = c->next) {
         if (!cJSON_IsString(c) || !dc_shard_name_ok(c->valuestring)) {
             st = dc_fail(DC_ERR_CHECKPOINT_CORRUPTED,
-                         "%s: weight_map entry \"%s\" does not name a file in this folder", path,
-                         c->string);
+                         "%s: weight_map entry \"%s\" names shard \"%.100s\", which is not a "
+                         "plain file name in this folder",
+                         path, c->string, cJSON_IsString(c) ? c->valuestring : "(not a string)");
             goto done;
         }
         bool known = false;
