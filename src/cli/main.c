@@ -13,6 +13,8 @@ typedef struct command {
 
 static const command dc_commands[] = {
     {"models", dc_cmd_models, "list the twelve models, their dimensions and inputs"},
+    {"config", dc_cmd_config, "check a configuration file or show the effective configuration"},
+    {"inspect", dc_cmd_inspect, "list the tensors of a safetensors or pytorch_model.bin file"},
 };
 
 static void usage(FILE *out) {
