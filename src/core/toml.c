@@ -825,6 +825,14 @@ static dc_status parse_keyval(parser *ps) {
     if (!st) {
         skip_ws(ps);
         st = peek(ps, 0) == '[' ? parse_array(ps, &v, disp) : parse_scalar(ps, &v, disp);
+        if (st == DC_ERR_CONFIG) { /* string errors do not know their key: add it */
+            char quoted[300], detail[1024];
+            snprintf(quoted, sizeof quoted, "'%s'", disp);
+            if (!strstr(dc_error_detail(), quoted)) {
+                snprintf(detail, sizeof detail, "%s", dc_error_detail());
+                dc_fail(st, "%s (key %s)", detail, quoted);
+            }
+        }
     }
     if (!st) {
         if (table_add(t, segs[n - 1], line, v)) segs[n - 1] = NULL;

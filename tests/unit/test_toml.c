@@ -350,6 +350,8 @@ static void test_invalid_utf8(void **state) {
 static void test_unterminated_strings_and_control_chars(void **state) {
     (void)state;
     FAILS("a = \"abc", "t.toml:1:5: unterminated string", NULL);
+    FAILS("[server]\nhost = \"abc\n", "t.toml:2:8: unterminated string", "(key 'server.host')");
+    FAILS("[s]\nk = [1, \"\\q\"]\n", "t.toml:2:10: invalid escape", "(key 's.k')");
     FAILS("a = \"abc\nb = 1\n", "t.toml:1:5: unterminated string", "newline");
     FAILS("a = 'abc\n", "t.toml:1:5: unterminated string", NULL);
     FAILS("a = \"\"\"abc\n\n", "t.toml:1:5: unterminated string", NULL);
