@@ -1,16 +1,13 @@
-/* Configuration: defaults, the settings table, and the file / environment / override layers.
- * Validation lives in config_validate.c, the TOML writer in config_write.c. */
+/* Configuration: enumerations, defaults, and the table of settings with the typed assignment
+ * every layer goes through. The layers (file, environment, overrides) live in config_load.c,
+ * validation in config_validate.c, the TOML writer in config_write.c. */
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/config_internal.h"
 #include "core/error.h"
-#include "core/utf8.h"
 
 /* ---------------------------------------------------------------- enumerations */
 
@@ -407,8 +404,7 @@ void dc_cfg_where(const dc_config *c, size_t index, char *buf, size_t cap) {
 
 /* ---------------------------------------------------------------- assigning values */
 
-static dc_status afail(const char *where, const char *key, const char *fmt, ...) DC_PRINTF(3, 4);
-static dc_status afail(const char *where, const char *key, const char *fmt, ...) {
+dc_status dc_cfg_fail(const char *where, const char *key, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -432,11 +428,11 @@ static const char *a_type(dc_toml_type t) {
 static dc_status want_uint(const char *where, const char *key, const dc_toml_value *v,
                            uint64_t max, uint64_t *out) {
     if (v->type != DC_TOML_INTEGER)
-        return afail(where, key, "expected an integer, got %s", a_type(v->type));
+        return dc_cfg_fail(where, key, "expected an integer, got %s", a_type(v->type));
     if (v->as.integer < 0)
-        return afail(where, key, "%lld is negative", (long long)v->as.integer);
+        return dc_cfg_fail(where, key, "%lld is negative", (long long)v->as.integer);
     if ((uint64_t)v->as.integer > max)
-        return afail(where, key, "%lld is too large (at most %llu)", (long long)v->as.integer,
+        return dc_cfg_fail(where, key, "%lld is too large (at most %llu)", (long long)v->as.integer,
                      (unsigned long long)max);
     *out = (uint64_t)v->as.integer;
     return DC_OK;
@@ -445,9 +441,9 @@ static dc_status want_uint(const char *where, const char *key, const dc_toml_val
 static dc_status assign_list(void *p, const dc_cfg_field *f, uint32_t *count,
                              const dc_toml_value *v, const char *where, const char *key) {
     if (v->type != DC_TOML_ARRAY)
-        return afail(where, key, "expected an array, got %s", a_type(v->type));
+        return dc_cfg_fail(where, key, "expected an array, got %s", a_type(v->type));
     if (v->as.array.len > f->size)
-        return afail(where, key, "has %zu entries (at most %zu)", v->as.array.len, f->size);
+        return dc_cfg_fail(where, key, "has %zu entries (at most %zu)", v->as.array.len, f->size);
     uint32_t tmp[DC_CONFIG_MAX_GPUS + DC_CONFIG_MAX_BUCKETS + DC_NUM_MODELS];
     for (size_t i = 0; i < v->as.array.len; i++) {
         const dc_toml_value *item = &v->as.array.items[i];
@@ -459,15 +455,15 @@ static dc_status assign_list(void *p, const dc_cfg_field *f, uint32_t *count,
             continue;
         }
         if (item->type != DC_TOML_STRING)
-            return afail(where, key, "expected model names, got %s", a_type(item->type));
+            return dc_cfg_fail(where, key, "expected model names, got %s", a_type(item->type));
         dc_model_id id;
         if (dc_model_id_parse(item->as.string.data, &id) != DC_OK)
-            return afail(where, key, "unknown model \"%s\" (expected a name such as \"semantic\","
+            return dc_cfg_fail(where, key, "unknown model \"%s\" (expected a name such as \"semantic\","
                                      " a label such as \"E1\" or a model such as \"e5-large-v2\")",
                          item->as.string.data);
         for (size_t j = 0; j < i; j++)
             if (tmp[j] == (uint32_t)id)
-                return afail(where, key, "lists model \"%s\" twice", dc_model_info_get(id)->name);
+                return dc_cfg_fail(where, key, "lists model \"%s\" twice", dc_model_info_get(id)->name);
         tmp[i] = (uint32_t)id;
     }
     for (size_t i = 0; i < v->as.array.len; i++) {
@@ -489,7 +485,7 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
     switch (f->kind) {
     case DC_CFG_BOOL:
         if (v->type != DC_TOML_BOOLEAN)
-            return afail(where, key, "expected true or false, got %s", a_type(v->type));
+            return dc_cfg_fail(where, key, "expected true or false, got %s", a_type(v->type));
         *(bool *)p = v->as.boolean;
         break;
     case DC_CFG_U32:
@@ -503,13 +499,13 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
     case DC_CFG_F64:
         if (v->type == DC_TOML_INTEGER) *(double *)p = (double)v->as.integer;
         else if (v->type == DC_TOML_FLOAT) *(double *)p = v->as.floating;
-        else return afail(where, key, "expected a number, got %s", a_type(v->type));
+        else return dc_cfg_fail(where, key, "expected a number, got %s", a_type(v->type));
         break;
     case DC_CFG_STRING:
         if (v->type != DC_TOML_STRING)
-            return afail(where, key, "expected a string, got %s", a_type(v->type));
+            return dc_cfg_fail(where, key, "expected a string, got %s", a_type(v->type));
         if (v->as.string.len + 1 > f->size)
-            return afail(where, key, "is %zu bytes long (at most %zu)", v->as.string.len,
+            return dc_cfg_fail(where, key, "is %zu bytes long (at most %zu)", v->as.string.len,
                          f->size - 1);
         memcpy(p, v->as.string.data, v->as.string.len + 1);
         break;
@@ -519,7 +515,7 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
     case DC_CFG_EVICTION:
     case DC_CFG_PII: {
         if (v->type != DC_TOML_STRING)
-            return afail(where, key, "expected a string, got %s", a_type(v->type));
+            return dc_cfg_fail(where, key, "expected a string, got %s", a_type(v->type));
         const char *text = v->as.string.data;
         if (f->kind == DC_CFG_DEVICE) st = dc_device_parse(text, (dc_device *)p);
         else if (f->kind == DC_CFG_QUANT) st = dc_quantization_parse(text, (dc_quantization *)p);
@@ -541,383 +537,4 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
     }
     }
     return DC_OK;
-}
-
-/* ---------------------------------------------------------------- applying a TOML tree */
-
-static void join_names(char *buf, size_t cap, const char *section, bool models) {
-    buf[0] = '\0';
-    for (size_t i = 0; i < N_GENERAL + (models ? N_MODEL_FIELDS : 0); i++) {
-        const dc_cfg_field *f = i < N_GENERAL ? &general_fields[i] : &model_fields[i - N_GENERAL];
-        if (f->section && strcmp(f->section, section) != 0) continue;
-        size_t len = strlen(buf);
-        snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", f->key);
-    }
-}
-
-static dc_status apply_entry(dc_config *c, const dc_cfg_setting *s, const dc_toml_entry *e,
-                             const char *source) {
-    char where[DC_CONFIG_PATH_MAX + 32];
-    snprintf(where, sizeof where, "%s:%u:%u", source, (unsigned)e->value.line,
-             (unsigned)e->value.column);
-    dc_status st = dc_cfg_assign(c, s, &e->value, where);
-    if (!st) c->provenance.line[s->index] = e->line ? e->line : 1;
-    return st;
-}
-
-static dc_status apply_model_table(dc_config *c, const dc_toml_entry *me, const char *source) {
-    dc_model_id id;
-    if (dc_model_id_parse(me->key, &id) != DC_OK) {
-        char names[256] = "";
-        for (int m = 0; m < DC_NUM_MODELS; m++) {
-            size_t len = strlen(names);
-            snprintf(names + len, sizeof names - len, "%s%s", m ? ", " : "",
-                     dc_model_info_get((dc_model_id)m)->name);
-        }
-        return dc_fail(DC_ERR_CONFIG, "%s:%u: unknown model table [models.%s] (models: %s)",
-                       source, (unsigned)me->line, me->key, names);
-    }
-    const char *name = dc_model_info_get(id)->name;
-    if (strcmp(name, me->key) != 0)
-        return dc_fail(DC_ERR_CONFIG, "%s:%u: write [models.%s] for [models.%s]", source,
-                       (unsigned)me->line, name, me->key);
-    const dc_toml_table *t = me->value.as.table;
-    for (size_t i = 0; i < t->len; i++) {
-        const dc_toml_entry *e = &t->entries[i];
-        char dotted[256];
-        snprintf(dotted, sizeof dotted, "models.%s.%s", name, e->key);
-        dc_cfg_setting s;
-        if (!dc_cfg_lookup(dotted, &s) || s.model < 0) {
-            char known[512];
-            join_names(known, sizeof known, "", true);
-            /* join_names with "" lists only per-model fields (their section is NULL) */
-            return dc_fail(DC_ERR_CONFIG, "%s:%u: unknown key 'models.%s.%s' (keys of a model: %s)",
-                           source, (unsigned)e->line, name, e->key, known);
-        }
-        dc_status st = apply_entry(c, &s, e, source);
-        if (st) return st;
-    }
-    return DC_OK;
-}
-
-static dc_status apply_tree(dc_config *c, const dc_toml_table *root, const char *source) {
-    snprintf(c->provenance.file, sizeof c->provenance.file, "%s", source);
-    for (size_t i = 0; i < root->len; i++) {
-        const dc_toml_entry *se = &root->entries[i];
-        size_t sec = 0;
-        while (sec < dc_cfg_section_count && strcmp(dc_cfg_sections[sec], se->key) != 0) sec++;
-        if (sec == dc_cfg_section_count || se->value.type != DC_TOML_TABLE) {
-            char names[256] = "";
-            for (size_t k = 0; k < dc_cfg_section_count; k++) {
-                size_t len = strlen(names);
-                snprintf(names + len, sizeof names - len, "%s[%s]", k ? ", " : "",
-                         dc_cfg_sections[k]);
-            }
-            if (se->value.type != DC_TOML_TABLE)
-                return dc_fail(DC_ERR_CONFIG,
-                               "%s:%u: unknown top-level key '%s' (settings belong in a section: "
-                               "%s)",
-                               source, (unsigned)se->line, se->key, names);
-            return dc_fail(DC_ERR_CONFIG, "%s:%u: unknown section [%s] (sections: %s)", source,
-                           (unsigned)se->line, se->key, names);
-        }
-        const char *section = dc_cfg_sections[sec];
-        const dc_toml_table *t = se->value.as.table;
-        for (size_t j = 0; j < t->len; j++) {
-            const dc_toml_entry *e = &t->entries[j];
-            dc_status st;
-            if (sec == 0 && e->value.type == DC_TOML_TABLE) {
-                st = apply_model_table(c, e, source);
-            } else {
-                char dotted[256];
-                snprintf(dotted, sizeof dotted, "%s.%s", section, e->key);
-                dc_cfg_setting s;
-                if (!dc_cfg_lookup(dotted, &s) || s.model >= 0) {
-                    char known[512];
-                    join_names(known, sizeof known, section, false);
-                    return dc_fail(DC_ERR_CONFIG, "%s:%u: unknown key '%s.%s' (keys of [%s]: %s)",
-                                   source, (unsigned)e->line, section, e->key, section, known);
-                }
-                st = apply_entry(c, &s, e, source);
-            }
-            if (st) return st;
-        }
-    }
-    return DC_OK;
-}
-
-dc_status dc_config_apply_toml(dc_config *c, const char *text, size_t len, const char *source) {
-    if (!c || (!text && len)) return dc_fail(DC_ERR_INVALID_ARGUMENT, "dc_config_apply_toml: NULL");
-    if (!source) source = "<config>";
-    dc_toml_table *root = NULL;
-    dc_status st = dc_toml_parse(text, len, source, &root);
-    if (st) return st;
-    dc_config *tmp = malloc(sizeof *tmp); /* all or nothing: work on a copy */
-    if (!tmp) {
-        dc_toml_free(root);
-        return dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory applying %s", source);
-    }
-    *tmp = *c;
-    st = apply_tree(tmp, root, source);
-    if (!st) *c = *tmp;
-    free(tmp);
-    dc_toml_free(root);
-    return st;
-}
-
-#define DC_CONFIG_FILE_MAX (16u << 20)
-
-dc_status dc_config_apply_file(dc_config *c, const char *path) {
-    if (!c || !path) return dc_fail(DC_ERR_INVALID_ARGUMENT, "dc_config_apply_file: NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f) return dc_fail(DC_ERR_IO, "cannot open config file %s: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    dc_status st = DC_OK;
-    while (buf) {
-        if (len == cap) {
-            if (cap >= DC_CONFIG_FILE_MAX) {
-                st = dc_fail(DC_ERR_CONFIG, "%s: config file larger than %u bytes", path,
-                             DC_CONFIG_FILE_MAX);
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) break;
-            buf = nb;
-            cap *= 2;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f))
-                st = dc_fail(DC_ERR_IO, "cannot read config file %s: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
-    if (!buf) return dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory reading %s", path);
-    if (!st) st = dc_config_apply_toml(c, buf, len, path);
-    free(buf);
-    return st;
-}
-
-dc_status dc_config_load_file(const char *path, dc_config *c) {
-    if (!c) return dc_fail(DC_ERR_INVALID_ARGUMENT, "dc_config_load_file: NULL config");
-    dc_config_defaults(c);
-    dc_status st = dc_config_apply_file(c, path);
-    if (!st) st = dc_config_validate(c);
-    if (st) {
-        dc_config_defaults(c);
-        return st;
-    }
-    return DC_OK;
-}
-
-/* ---------------------------------------------------------------- text values (env, flags) */
-
-/* Reads a number or boolean written as in TOML ("64", "1_000", "0.5", "true"). */
-static bool scalar_from_text(const char *text, dc_toml_value *out) {
-    size_t n = strlen(text);
-    char *buf = malloc(n + 5);
-    if (!buf) return false;
-    memcpy(buf, "v = ", 4);
-    memcpy(buf + 4, text, n + 1);
-    dc_toml_table *t = NULL;
-    bool ok = dc_toml_parse(buf, n + 4, "<value>", &t) == DC_OK && t->len == 1 &&
-              t->entries[0].value.type != DC_TOML_STRING &&
-              t->entries[0].value.type != DC_TOML_ARRAY;
-    if (ok) *out = t->entries[0].value;
-    dc_toml_free(t);
-    free(buf);
-    return ok;
-}
-
-static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
-    return s;
-}
-
-static dc_status assign_text(dc_config *c, const dc_cfg_setting *s, const char *text,
-                             const char *where) {
-    char key[160];
-    dc_cfg_key_name(s, key, sizeof key);
-    dc_cfg_kind kind = s->field->kind;
-    dc_toml_value v = {0};
-    if (kind == DC_CFG_STRING || kind == DC_CFG_DEVICE || kind == DC_CFG_QUANT ||
-        kind == DC_CFG_PADDING || kind == DC_CFG_EVICTION || kind == DC_CFG_PII) {
-        size_t bad;
-        if (!dc_utf8_valid(text, strlen(text), &bad))
-            return afail(where, key, "value is not valid UTF-8 (byte %zu)", bad);
-        v.type = DC_TOML_STRING;
-        v.as.string.data = (char *)text;
-        v.as.string.len = strlen(text);
-        return dc_cfg_assign(c, s, &v, where);
-    }
-    if (kind != DC_CFG_U32_LIST && kind != DC_CFG_MODEL_LIST) {
-        if (!scalar_from_text(text, &v)) {
-            const char *want = kind == DC_CFG_BOOL ? "true or false"
-                               : kind == DC_CFG_F64 ? "a number"
-                                                    : "an integer";
-            return afail(where, key, "expected %s, got \"%.60s\"", want, text);
-        }
-        return dc_cfg_assign(c, s, &v, where);
-    }
-    /* Lists: comma-separated items ("0,1", "semantic, code"); "" is the empty list. */
-    char *copy = malloc(strlen(text) + 1);
-    dc_toml_value *items = calloc(strlen(text) / 2 + 2, sizeof *items);
-    dc_status st = DC_OK;
-    if (!copy || !items) {
-        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory");
-    } else {
-        strcpy(copy, text);
-        char *body = trim(copy);
-        size_t blen = strlen(body);
-        if (blen >= 2 && body[0] == '[' && body[blen - 1] == ']') { /* "[0, 1]" reads too */
-            body[blen - 1] = '\0';
-            body = trim(body + 1);
-        }
-        size_t n = 0;
-        for (char *item = body; *item;) {
-            char *comma = strchr(item, ',');
-            if (comma) *comma = '\0';
-            char *t = trim(item);
-            if (!*t) {
-                st = afail(where, key, "empty item in the list \"%.60s\"", text);
-                break;
-            }
-            size_t tl = strlen(t);
-            if (tl >= 2 && t[0] == '"' && t[tl - 1] == '"') { /* ["semantic", "code"] */
-                t[tl - 1] = '\0';
-                t++;
-            }
-            if (kind == DC_CFG_MODEL_LIST) {
-                items[n].type = DC_TOML_STRING;
-                items[n].as.string.data = t;
-                items[n].as.string.len = strlen(t);
-            } else if (!scalar_from_text(t, &items[n])) {
-                st = afail(where, key, "expected integers separated by commas, got \"%.60s\"",
-                           text);
-                break;
-            }
-            n++;
-            if (!comma) break;
-            item = comma + 1;
-        }
-        if (!st) {
-            v.type = DC_TOML_ARRAY;
-            v.as.array.items = items;
-            v.as.array.len = n;
-            st = dc_cfg_assign(c, s, &v, where);
-        }
-    }
-    free(items);
-    free(copy);
-    return st;
-}
-
-dc_status dc_config_set(dc_config *c, const char *key, const char *value) {
-    if (!c || !key || !value) return dc_fail(DC_ERR_INVALID_ARGUMENT, "dc_config_set: NULL");
-    dc_cfg_setting s;
-    if (!dc_cfg_lookup(key, &s))
-        return dc_fail(DC_ERR_CONFIG, "unknown setting '%s' (settings are written section.key, "
-                                      "e.g. batch.max_batch_size or models.semantic.device)",
-                       key);
-    dc_status st = assign_text(c, &s, value, "override");
-    if (!st) c->provenance.line[s.index] = DC_CONFIG_FROM_OVERRIDE;
-    return st;
-}
-
-static bool ignored_env(const char *name, size_t len) {
-    static const char *const exact[] = {"DODECA_CONFIG", "DODECA_CONFORMANCE_DIR",
-                                        "DODECA_LOG_LEVEL", "DODECA_LOG_FORMAT"};
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (strlen(exact[i]) == len && strncmp(name, exact[i], len) == 0) return true;
-    return strncmp(name, "DODECA_TEST_", 12) == 0 || strncmp(name, "DODECA_BENCH_", 13) == 0;
-}
-
-static dc_status apply_env(dc_config *c, char *const *envp) {
-    char name[192];
-    for (size_t i = 0; envp && envp[i]; i++) {
-        const char *var = envp[i];
-        if (strncmp(var, "DODECA_", 7) != 0) continue;
-        const char *eq = strchr(var, '=');
-        size_t nl = eq ? (size_t)(eq - var) : strlen(var);
-        if (ignored_env(var, nl)) continue;
-        size_t idx = 0, count = dc_cfg_setting_count();
-        dc_cfg_setting s = {0};
-        for (; idx < count; idx++) {
-            s = dc_cfg_setting_at(idx);
-            dc_cfg_env_name(&s, name, sizeof name);
-            if (strlen(name) == nl && strncmp(var, name, nl) == 0) break;
-        }
-        if (idx == count)
-            return dc_fail(DC_ERR_CONFIG,
-                           "unknown environment variable %.*s (settings are DODECA_<SECTION>_<KEY>, "
-                           "e.g. DODECA_BATCH_MAX_BATCH_SIZE)",
-                           (int)(nl > 120 ? 120 : nl), var);
-        char where[224];
-        snprintf(where, sizeof where, "environment variable %s", name);
-        dc_status st = assign_text(c, &s, eq ? eq + 1 : "", where);
-        if (st) return st;
-        c->provenance.line[s.index] = DC_CONFIG_FROM_ENV;
-    }
-    return DC_OK;
-}
-
-dc_status dc_config_apply_env(dc_config *c, char *const *envp) {
-    if (!c) return dc_fail(DC_ERR_INVALID_ARGUMENT, "dc_config_apply_env: NULL config");
-    dc_config *tmp = malloc(sizeof *tmp);
-    if (!tmp) return dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory applying the environment");
-    *tmp = *c;
-    dc_status st = apply_env(tmp, envp);
-    if (!st) *c = *tmp;
-    free(tmp);
-    return st;
-}
-
-/* ---------------------------------------------------------------- equality */
-
-bool dc_config_equal(const dc_config *a, const dc_config *b) {
-    for (size_t i = 0; i < dc_cfg_setting_count(); i++) {
-        dc_cfg_setting s = dc_cfg_setting_at(i);
-        const void *pa = dc_cfg_cptr(a, &s), *pb = dc_cfg_cptr(b, &s);
-        const dc_cfg_field *f = s.field;
-        bool same = true;
-        switch (f->kind) {
-        case DC_CFG_BOOL: same = *(const bool *)pa == *(const bool *)pb; break;
-        case DC_CFG_U32: same = *(const uint32_t *)pa == *(const uint32_t *)pb; break;
-        case DC_CFG_U64: same = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
-        case DC_CFG_F64: {
-            double x = *(const double *)pa, y = *(const double *)pb;
-            same = x == y || (isnan(x) && isnan(y));
-            break;
-        }
-        case DC_CFG_STRING: same = strcmp(pa, pb) == 0; break;
-        case DC_CFG_DEVICE: {
-            const dc_device *x = pa, *y = pb;
-            same = x->kind == y->kind && x->index == y->index;
-            break;
-        }
-        case DC_CFG_QUANT: same = *(const dc_quantization *)pa == *(const dc_quantization *)pb; break;
-        case DC_CFG_PADDING:
-            same = *(const dc_padding_strategy *)pa == *(const dc_padding_strategy *)pb;
-            break;
-        case DC_CFG_EVICTION:
-            same = *(const dc_eviction_policy *)pa == *(const dc_eviction_policy *)pb;
-            break;
-        case DC_CFG_PII: same = *(const dc_pii_mode *)pa == *(const dc_pii_mode *)pb; break;
-        case DC_CFG_U32_LIST:
-        case DC_CFG_MODEL_LIST: {
-            uint32_t na = *(const uint32_t *)((const char *)a + f->count_offset);
-            uint32_t nb = *(const uint32_t *)((const char *)b + f->count_offset);
-            size_t elem = f->kind == DC_CFG_U32_LIST ? sizeof(uint32_t) : sizeof(dc_model_id);
-            same = na == nb && memcmp(pa, pb, na * elem) == 0;
-            break;
-        }
-        }
-        if (!same) return false;
-    }
-    return true;
 }

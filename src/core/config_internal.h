@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/error.h"
 #include "core/toml.h"
 #include "dodeca/config.h"
 
@@ -60,6 +61,9 @@ const void *dc_cfg_cptr(const dc_config *c, const dc_cfg_setting *s);
 
 /* "f.toml:12: ", "environment variable DODECA_X: ", "override: " or "" (a default). */
 void dc_cfg_where(const dc_config *c, size_t index, char *buf, size_t cap);
+
+/* DC_ERR_CONFIG with "WHERE: KEY: message" (WHERE may be ""). */
+dc_status dc_cfg_fail(const char *where, const char *key, const char *fmt, ...) DC_PRINTF(3, 4);
 
 /* Stores v into the setting after checking its type and range. `where` prefixes messages. */
 dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_value *v,
