@@ -7,22 +7,14 @@ data=$2
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Settings must come only from what this script sets.
-while IFS='=' read -r name _; do
+for name in $(compgen -e); do
   case $name in DODECA_*) unset "$name" ;; esac
-done < <(env)
+done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Until main() dispatches `config`, the command cannot be tested: skip (77), never pass.
-set +e
-"$dodeca" config --help >/dev/null 2>"$tmp/help.err"; rc=$?
-set -e
-if [ $rc -ne 0 ] && grep -q 'unknown command' "$tmp/help.err"; then
-  echo "SKIP: this dodeca has no config command" >&2
-  exit 77
-fi
-[ $rc -eq 0 ] || fail "config --help exited $rc"
+"$dodeca" config --help >/dev/null || fail "config --help exited $?"
 
 example="$data/config/dodeca.example.toml"
 [ -f "$example" ] || fail "missing $example"
