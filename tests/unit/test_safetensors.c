@@ -364,6 +364,39 @@ static void test_open_errors(void **state) {
     assert_status(dc_weights_open(NULL, &w), DC_ERR_INVALID_ARGUMENT);
 }
 
+static void test_committed_hostile_files(void **state) {
+    (void)state;
+    static const struct {
+        const char *file;
+        dc_status status;
+        const char *needle;
+    } cases[] = {
+        {"overlap.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "overlaps"},
+        {"hole.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "hole"},
+        {"out_of_file.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "past the data buffer"},
+        {"span_mismatch.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "need 8 bytes"},
+        {"unknown_dtype.safetensors", DC_ERR_UNSUPPORTED_FORMAT, "Q4"},
+        {"duplicate_key.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "duplicate tensor name"},
+        {"non_utf8_key.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "UTF-8"},
+        {"nul_escape.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "\\u0000"},
+        {"huge_header_len.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "100000001"},
+        {"overflow_shape.safetensors", DC_ERR_CHECKPOINT_CORRUPTED, "overflow"},
+        {"misaligned_ok.safetensors", DC_OK, NULL},
+        {"metadata_ok.safetensors", DC_OK, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "weights/hostile/%s", cases[i].file);
+        dc_weights *w = NULL;
+        assert_status(dc_weights_open(dc_test_data_path(rel), &w), cases[i].status);
+        if (cases[i].needle) {
+            assert_detail_contains(cases[i].needle);
+            assert_detail_contains(cases[i].file);
+        }
+        dc_weights_close(w);
+    }
+}
+
 static void test_dtype_helpers(void **state) {
     (void)state;
     dc_dtype t;
@@ -436,6 +469,7 @@ int main(void) {
         cmocka_unit_test(test_misaligned_data_is_copied),
         cmocka_unit_test(test_sub_byte_dtypes),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_committed_hostile_files),
         cmocka_unit_test(test_dtype_helpers),
         cmocka_unit_test(test_scalar_conversions),
     };

@@ -6,8 +6,8 @@ Needs torch, safetensors and numpy from PyPI:
     pip install torch safetensors numpy
     python3 tests/data/weights/gen_weights.py        # rewrites the files next to this script
 
-The output is deterministic for a given torch version except the zip archives' serialization
-ids, so re-running rewrites the same tensors and values. Written with torch 2.x; every file is
+Re-running rewrites the same tensors and values; only bytes torch itself varies change (the
+legacy format's storage keys are memory addresses, zip archives carry a serialization id). Written with torch 2.x; every file is
 small (a few KB).
 
 Files:
@@ -18,7 +18,8 @@ Files:
   pytorch_model_deflated.bin   pytorch_model.bin re-packed with deflate (zipfile.ZIP_DEFLATED)
   wrapped.bin                  {"epoch": 3, "state_dict": {nn.Parameter ...}} (zip)
   sharded/                     model.safetensors.index.json + two shards
-  hostile/                     pickles and containers that must be refused (see below)
+  hostile/                     pickles, containers and safetensors headers that must be refused
+  ../../fuzz/corpus/{safetensors,torch_bin}/  seed corpora: copies of the files above
   expected.json                per file: format, tensors (name, dtype, shape, raw bytes in hex,
                                sum and first values as f32), metadata
 """
@@ -97,12 +98,15 @@ def legacy_wrap(obj_pickle):
     return f.getvalue()
 
 
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip timestamps, so re-runs write the same bytes
+
+
 def zip_wrap(obj_pickle, prefix="archive"):
     f = io.BytesIO()
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
-        z.writestr(prefix + "/data.pkl", obj_pickle)
-        z.writestr(prefix + "/byteorder", "little")
-        z.writestr(prefix + "/version", "3\n")
+        for name, data in ((prefix + "/data.pkl", obj_pickle), (prefix + "/byteorder", b"little"),
+                           (prefix + "/version", b"3\n")):
+            z.writestr(zipfile.ZipInfo(name, FIXED_TIME), data)
     return f.getvalue()
 
 
@@ -127,6 +131,39 @@ def hostile_files():
         "posix_system_p2_zip.bin": zip_wrap(p2),
         "posix_system_p4_zip.bin": zip_wrap(p4),
         "builtins_eval_legacy.bin": legacy_wrap(pe),
+    }
+
+
+def st_file(header, data=b"", pad=8):
+    h = header.encode("utf-8") if isinstance(header, str) else header
+    h += b" " * ((-len(h)) % pad)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def hostile_safetensors():
+    t = '"dtype": "F32", "shape": [2], "data_offsets": '
+    return {
+        "overlap.safetensors": st_file('{"a": {%s[0, 8]}, "b": {%s[4, 12]}}' % (t, t), bytes(12)),
+        "hole.safetensors": st_file('{"a": {%s[0, 8]}, "b": {%s[12, 20]}}' % (t, t), bytes(20)),
+        "out_of_file.safetensors": st_file('{"a": {%s[0, 8000]}}' % t, bytes(8)),
+        "span_mismatch.safetensors": st_file('{"a": {%s[0, 4]}}' % t, bytes(4)),
+        "unknown_dtype.safetensors": st_file('{"a": {"dtype": "Q4", "shape": [2], '
+                                             '"data_offsets": [0, 1]}}', bytes(1)),
+        "duplicate_key.safetensors": st_file('{"a": {%s[0, 8]}, "a": {%s[8, 16]}}' % (t, t),
+                                             bytes(16)),
+        "non_utf8_key.safetensors": st_file(b'{"\xff": {"dtype": "U8", "shape": [1], '
+                                            b'"data_offsets": [0, 1]}}', bytes(1)),
+        "nul_escape.safetensors": st_file('{"a\\u0000": {"dtype": "U8", "shape": [1], '
+                                          '"data_offsets": [0, 1]}}', bytes(1)),
+        "huge_header_len.safetensors": struct.pack("<Q", 100000001) + b"{}      ",
+        "overflow_shape.safetensors": st_file('{"a": {"dtype": "F64", "shape": [4294967296, '
+                                              '4294967296, 4294967296], "data_offsets": [0, 0]}}'),
+        "misaligned_ok.safetensors": st_file('{"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
+                                             '"f":{"dtype":"F32","shape":[1],"data_offsets":[1,5]}}',
+                                             bytes(5), pad=1),
+        "metadata_ok.safetensors": st_file('{"__metadata__": {"format": "pt", "k": "v"}, '
+                                           '"x": {"dtype": "BF16", "shape": [1, 2], '
+                                           '"data_offsets": [0, 4]}}', bytes(4)),
     }
 
 
@@ -155,7 +192,8 @@ def main():
             zipfile.ZipFile(os.path.join(HERE, "pytorch_model_deflated.bin"), "w",
                             zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
+            dst.writestr(zipfile.ZipInfo(info.filename, FIXED_TIME), src.read(info.filename),
+                         compress_type=zipfile.ZIP_DEFLATED)
     expected["pytorch_model_deflated.bin"] = {"format": "pytorch-zip", "metadata": {},
                                               "tensors": describe(sd)}
 
@@ -187,9 +225,26 @@ def main():
 
     hostile_dir = os.path.join(HERE, "hostile")
     os.makedirs(hostile_dir, exist_ok=True)
-    for name, data in hostile_files().items():
+    hostile = hostile_files()
+    hostile.update(hostile_safetensors())
+    for name, data in hostile.items():
         with open(os.path.join(hostile_dir, name), "wb") as f:
             f.write(data)
+
+    # Fuzzing seeds: the fixtures and the hostile files, split by target.
+    corpus = os.path.join(HERE, "..", "..", "fuzz", "corpus")
+    seeds = {"safetensors": ["model.safetensors", "sharded/model-00001-of-00002.safetensors"],
+             "torch_bin": ["pytorch_model.bin", "pytorch_model_legacy.bin",
+                           "pytorch_model_p4.bin", "pytorch_model_deflated.bin", "wrapped.bin"]}
+    for name in hostile:
+        seeds["safetensors" if name.endswith(".safetensors") else "torch_bin"].append(
+            "hostile/" + name)
+    for target, names in seeds.items():
+        os.makedirs(os.path.join(corpus, target), exist_ok=True)
+        for name in names:
+            with open(os.path.join(HERE, name), "rb") as src, \
+                    open(os.path.join(corpus, target, os.path.basename(name)), "wb") as dst:
+                dst.write(src.read())
 
     # One tensor per line keeps the file small and its diffs readable.
     lines = ['{"generator": "gen_weights.py", "torch": %s, "files": {' % json.dumps(torch.__version__)]
