@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config_internal.h"
 #include "test_support.h"
 
 /* A heap config: dc_config is ~25 KB, kept off cmocka's stack frames. */
@@ -124,6 +125,24 @@ static void test_example_file_loads_and_documents_the_defaults(void **state) {
     assert_true(dc_config_equal(c, d));
     free(c);
     free(d);
+}
+
+/* ... and lists every key the settings table knows, for every model. */
+static void test_example_file_lists_every_key(void **state) {
+    (void)state;
+    size_t len = 0;
+    char *text = dc_test_read_file(dc_test_data_path("config/dodeca.example.toml"), &len);
+    assert_non_null(text);
+    dc_toml_table *t = NULL;
+    assert_ok(dc_toml_parse(text, len, "example", &t));
+    for (size_t i = 0; i < dc_cfg_setting_count(); i++) {
+        dc_cfg_setting s = dc_cfg_setting_at(i);
+        char key[160];
+        dc_cfg_key_name(&s, key, sizeof key);
+        if (!dc_toml_get_path(t, key)) fail_msg("the example does not document %s", key);
+    }
+    dc_toml_free(t);
+    free(text);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -778,6 +797,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_the_seed_values),
         cmocka_unit_test(test_example_file_loads_and_documents_the_defaults),
+        cmocka_unit_test(test_example_file_lists_every_key),
         cmocka_unit_test(test_load_full_file),
         cmocka_unit_test(test_missing_file_is_io_error),
         cmocka_unit_test(test_bad_toml_names_file_and_line),
