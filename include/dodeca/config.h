@@ -25,11 +25,11 @@
 extern "C" {
 #endif
 
-#define DC_CONFIG_PATH_MAX 1024  /* bytes, including the NUL, of path settings */
-#define DC_CONFIG_TEXT_MAX 256   /* host names, API keys */
-#define DC_CONFIG_URL_MAX 512    /* redis_url, otlp_endpoint */
-#define DC_CONFIG_MAX_GPUS 16    /* entries of gpu.device_ids */
-#define DC_CONFIG_MAX_BUCKETS 16 /* entries of batch.bucket_sizes */
+#define DC_CONFIG_PATH_MAX    1024 /* bytes, including the NUL, of path settings */
+#define DC_CONFIG_TEXT_MAX    256  /* host names, API keys */
+#define DC_CONFIG_URL_MAX     512  /* redis_url, otlp_endpoint */
+#define DC_CONFIG_MAX_GPUS    16   /* entries of gpu.device_ids */
+#define DC_CONFIG_MAX_BUCKETS 16   /* entries of batch.bucket_sizes */
 
 /* The orchestrator deadline when pipeline.deadline_ms is 0 (auto): the seed's 150 ms on a GPU,
  * and a budget a CPU can meet for all twelve models. */
@@ -108,21 +108,21 @@ struct dc_model_config {
 typedef struct dc_model_config dc_model_config;
 
 typedef struct dc_models_config {
-    char models_dir[DC_CONFIG_PATH_MAX]; /* "./models" */
-    bool lazy_loading;                   /* true: load a model on first use */
-    dc_model_id preload[DC_NUM_MODELS];  /* loaded at start-up, in this order */
-    uint32_t preload_count;              /* 0 */
-    bool auto_download;                  /* false */
-    uint32_t max_concurrent_loads;       /* 2 */
+    char models_dir[DC_CONFIG_PATH_MAX];  /* "./models" */
+    bool lazy_loading;                    /* true: load a model on first use */
+    dc_model_id preload[DC_NUM_MODELS];   /* loaded at start-up, in this order */
+    uint32_t preload_count;               /* 0 */
+    bool auto_download;                   /* false */
+    uint32_t max_concurrent_loads;        /* 2 */
     dc_model_config model[DC_NUM_MODELS]; /* indexed by dc_model_id */
 } dc_models_config;
 
 typedef struct dc_batch_config {
-    uint32_t max_batch_size;       /* 32 */
-    uint32_t min_batch_size;       /* 1 */
-    uint32_t max_wait_ms;          /* 50 */
-    bool dynamic_batching;         /* true */
-    dc_padding_strategy padding_strategy; /* dynamic_max */
+    uint32_t max_batch_size;                      /* 32 */
+    uint32_t min_batch_size;                      /* 1 */
+    uint32_t max_wait_ms;                         /* 50 */
+    bool dynamic_batching;                        /* true */
+    dc_padding_strategy padding_strategy;         /* dynamic_max */
     uint32_t bucket_sizes[DC_CONFIG_MAX_BUCKETS]; /* [64, 128, 256, 512], for "bucket" */
     uint32_t bucket_count;
     bool sort_by_length;           /* true */
@@ -144,24 +144,24 @@ typedef struct dc_fusion_config {
 } dc_fusion_config;
 
 typedef struct dc_cache_config {
-    bool enabled;                        /* true */
-    uint64_t max_entries;                /* 100000 */
-    uint64_t max_bytes;                  /* 1073741824 (1 GiB) */
-    uint64_t ttl_seconds;                /* 0 = entries never expire */
-    dc_eviction_policy eviction_policy;  /* lru */
-    bool persist_to_disk;                /* false */
-    char disk_path[DC_CONFIG_PATH_MAX];  /* required when persist_to_disk */
-    char redis_url[DC_CONFIG_URL_MAX];   /* "" = no Redis tier */
+    bool enabled;                       /* true */
+    uint64_t max_entries;               /* 100000 */
+    uint64_t max_bytes;                 /* 1073741824 (1 GiB) */
+    uint64_t ttl_seconds;               /* 0 = entries never expire */
+    dc_eviction_policy eviction_policy; /* lru */
+    bool persist_to_disk;               /* false */
+    char disk_path[DC_CONFIG_PATH_MAX]; /* required when persist_to_disk */
+    char redis_url[DC_CONFIG_URL_MAX];  /* "" = no Redis tier */
 } dc_cache_config;
 
 typedef struct dc_gpu_config {
-    bool enabled;                              /* true (falls back to CPU without a device) */
-    uint32_t device_ids[DC_CONFIG_MAX_GPUS];   /* [0] */
+    bool enabled;                            /* true (falls back to CPU without a device) */
+    uint32_t device_ids[DC_CONFIG_MAX_GPUS]; /* [0] */
     uint32_t device_count;
-    double memory_fraction;                    /* 0.9, in (0, 1] */
-    bool use_cuda_graphs;                      /* true */
-    bool mixed_precision;                      /* true */
-    bool green_contexts;                       /* false */
+    double memory_fraction; /* 0.9, in (0, 1] */
+    bool use_cuda_graphs;   /* true */
+    bool mixed_precision;   /* true */
+    bool green_contexts;    /* false */
 } dc_gpu_config;
 
 typedef struct dc_pii_config {
@@ -198,7 +198,7 @@ typedef struct dc_config_provenance {
     char file[DC_CONFIG_PATH_MAX];         /* the last file applied, for messages */
     uint32_t line[DC_CONFIG_MAX_SETTINGS]; /* 0 default, N line in `file`, or one of below */
 } dc_config_provenance;
-#define DC_CONFIG_FROM_ENV UINT32_MAX
+#define DC_CONFIG_FROM_ENV      UINT32_MAX
 #define DC_CONFIG_FROM_OVERRIDE (UINT32_MAX - 1)
 
 typedef struct dc_config {

@@ -9,14 +9,13 @@
 extern char **environ; /* POSIX; not declared by <unistd.h> without _GNU_SOURCE */
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: dodeca config check FILE\n"
-            "       dodeca config show [FILE] [--set SECTION.KEY=VALUE]...\n"
-            "\n"
-            "  check  validate FILE (defaults + FILE); prints \"FILE: ok\"\n"
-            "  show   print the effective configuration as TOML: defaults, then FILE\n"
-            "         (default: $DODECA_CONFIG when set), then DODECA_<SECTION>_<KEY>\n"
-            "         environment variables, then each --set\n");
+    fprintf(out, "usage: dodeca config check FILE\n"
+                 "       dodeca config show [FILE] [--set SECTION.KEY=VALUE]...\n"
+                 "\n"
+                 "  check  validate FILE (defaults + FILE); prints \"FILE: ok\"\n"
+                 "  show   print the effective configuration as TOML: defaults, then FILE\n"
+                 "         (default: $DODECA_CONFIG when set), then DODECA_<SECTION>_<KEY>\n"
+                 "         environment variables, then each --set\n");
 }
 
 static int failed(const char *what) {

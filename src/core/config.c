@@ -34,15 +34,17 @@ static dc_status enum_parse(const char *s, const char *const *names, int n, cons
     char list[256] = "";
     for (int i = 0; i < n; i++) {
         size_t len = strlen(list);
-        snprintf(list + len, sizeof list - len, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+        snprintf(list + len, sizeof list - len, "%s%s",
+                 i == 0       ? ""
+                 : i + 1 == n ? " or "
+                              : ", ",
                  names[i]);
     }
     return dc_fail(DC_ERR_CONFIG, "unknown %s \"%s\" (expected %s)", what, s ? s : "", list);
 }
 
 static const char *const quant_names[] = {"none", "int8", "fp16", "bf16", "fp8"};
-static const char *const padding_names[] = {"max_length", "dynamic_max", "power_of_two",
-                                            "bucket"};
+static const char *const padding_names[] = {"max_length", "dynamic_max", "power_of_two", "bucket"};
 static const char *const eviction_names[] = {"lru", "lfu", "ttl_lru", "arc"};
 static const char *const pii_names[] = {"redact", "mask", "hash", "remove"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -113,8 +115,8 @@ dc_status dc_device_parse(const char *s, dc_device *out) {
                 index = index * 10 + (uint32_t)(*d - '0');
             }
             if (index > DC_MAX_CUDA_ORDINAL)
-                return dc_fail(DC_ERR_CONFIG, "bad CUDA device \"%s\" (%s, N <= %d)", s,
-                               expected, DC_MAX_CUDA_ORDINAL);
+                return dc_fail(DC_ERR_CONFIG, "bad CUDA device \"%s\" (%s, N <= %d)", s, expected,
+                               DC_MAX_CUDA_ORDINAL);
         }
         out->kind = (dc_device_kind)i;
         out->index = index;
@@ -126,10 +128,18 @@ dc_status dc_device_parse(const char *s, dc_device *out) {
 const char *dc_device_name(dc_device d, char *buf, size_t cap) {
     if (!buf || cap == 0) return "";
     switch (d.kind) {
-    case DC_DEVICE_AUTO: snprintf(buf, cap, "auto"); break;
-    case DC_DEVICE_CPU: snprintf(buf, cap, "cpu"); break;
-    case DC_DEVICE_CUDA: snprintf(buf, cap, "cuda:%u", (unsigned)d.index); break;
-    default: snprintf(buf, cap, "unknown"); break;
+    case DC_DEVICE_AUTO:
+        snprintf(buf, cap, "auto");
+        break;
+    case DC_DEVICE_CPU:
+        snprintf(buf, cap, "cpu");
+        break;
+    case DC_DEVICE_CUDA:
+        snprintf(buf, cap, "cuda:%u", (unsigned)d.index);
+        break;
+    default:
+        snprintf(buf, cap, "unknown");
+        break;
     }
     return buf;
 }
@@ -221,14 +231,16 @@ uint32_t dc_config_deadline_ms(const dc_config *c, bool on_gpu) {
 /* ---------------------------------------------------------------- the settings table */
 
 #define MEMBER_SIZE(type, member) sizeof(((type *)0)->member)
-#define CF(sec, name, kind, member)                                                            \
-    {sec, name, kind, offsetof(dc_config, member), MEMBER_SIZE(dc_config, member), 0}
-#define CL(sec, name, kind, member, count)                                                     \
-    {sec, name, kind, offsetof(dc_config, member),                                            \
-     MEMBER_SIZE(dc_config, member) / MEMBER_SIZE(dc_config, member[0]),                        \
-     offsetof(dc_config, count)}
-#define MF(name, kind, member)                                                                 \
-    {NULL, name, kind, offsetof(dc_model_config, member), MEMBER_SIZE(dc_model_config, member), 0}
+#define CF(sec, name, kind, member)                                                                \
+    { sec, name, kind, offsetof(dc_config, member), MEMBER_SIZE(dc_config, member), 0 }
+#define CL(sec, name, kind, member, count)                                                         \
+    {                                                                                              \
+        sec, name, kind, offsetof(dc_config, member),                                              \
+            MEMBER_SIZE(dc_config, member) / MEMBER_SIZE(dc_config, member[0]),                    \
+            offsetof(dc_config, count)                                                             \
+    }
+#define MF(name, kind, member)                                                                     \
+    { NULL, name, kind, offsetof(dc_model_config, member), MEMBER_SIZE(dc_model_config, member), 0 }
 
 const char *const dc_cfg_sections[] = {"models", "batch",  "fusion", "cache",   "gpu",
                                        "pii",    "server", "trace",  "pipeline"};
@@ -309,12 +321,14 @@ static const dc_cfg_field model_fields[] = {
     MF("path", DC_CFG_STRING, path),
 };
 
-#define N_GENERAL (sizeof general_fields / sizeof general_fields[0])
+#define N_GENERAL      (sizeof general_fields / sizeof general_fields[0])
 #define N_MODEL_FIELDS (sizeof model_fields / sizeof model_fields[0])
 _Static_assert(N_GENERAL + DC_NUM_MODELS * N_MODEL_FIELDS <= DC_CONFIG_MAX_SETTINGS,
                "DC_CONFIG_MAX_SETTINGS must cover every setting");
 
-size_t dc_cfg_setting_count(void) { return N_GENERAL + DC_NUM_MODELS * N_MODEL_FIELDS; }
+size_t dc_cfg_setting_count(void) {
+    return N_GENERAL + DC_NUM_MODELS * N_MODEL_FIELDS;
+}
 
 dc_cfg_setting dc_cfg_setting_at(size_t index) {
     dc_cfg_setting s = {NULL, -1, index};
@@ -415,25 +429,31 @@ dc_status dc_cfg_fail(const char *where, const char *key, const char *fmt, ...) 
 
 static const char *a_type(dc_toml_type t) {
     switch (t) {
-    case DC_TOML_STRING: return "a string";
-    case DC_TOML_INTEGER: return "an integer";
-    case DC_TOML_FLOAT: return "a float";
-    case DC_TOML_BOOLEAN: return "a boolean";
-    case DC_TOML_ARRAY: return "an array";
-    case DC_TOML_TABLE: return "a table";
+    case DC_TOML_STRING:
+        return "a string";
+    case DC_TOML_INTEGER:
+        return "an integer";
+    case DC_TOML_FLOAT:
+        return "a float";
+    case DC_TOML_BOOLEAN:
+        return "a boolean";
+    case DC_TOML_ARRAY:
+        return "an array";
+    case DC_TOML_TABLE:
+        return "a table";
     }
     return "a value";
 }
 
-static dc_status want_uint(const char *where, const char *key, const dc_toml_value *v,
-                           uint64_t max, uint64_t *out) {
+static dc_status want_uint(const char *where, const char *key, const dc_toml_value *v, uint64_t max,
+                           uint64_t *out) {
     if (v->type != DC_TOML_INTEGER)
         return dc_cfg_fail(where, key, "expected an integer, got %s", a_type(v->type));
     if (v->as.integer < 0)
         return dc_cfg_fail(where, key, "%lld is negative", (long long)v->as.integer);
     if ((uint64_t)v->as.integer > max)
         return dc_cfg_fail(where, key, "%lld is too large (at most %llu)", (long long)v->as.integer,
-                     (unsigned long long)max);
+                           (unsigned long long)max);
     *out = (uint64_t)v->as.integer;
     return DC_OK;
 }
@@ -458,17 +478,21 @@ static dc_status assign_list(void *p, const dc_cfg_field *f, uint32_t *count,
             return dc_cfg_fail(where, key, "expected model names, got %s", a_type(item->type));
         dc_model_id id;
         if (dc_model_id_parse(item->as.string.data, &id) != DC_OK)
-            return dc_cfg_fail(where, key, "unknown model \"%s\" (expected a name such as \"semantic\","
-                                     " a label such as \"E1\" or a model such as \"e5-large-v2\")",
-                         item->as.string.data);
+            return dc_cfg_fail(where, key,
+                               "unknown model \"%s\" (expected a name such as \"semantic\","
+                               " a label such as \"E1\" or a model such as \"e5-large-v2\")",
+                               item->as.string.data);
         for (size_t j = 0; j < i; j++)
             if (tmp[j] == (uint32_t)id)
-                return dc_cfg_fail(where, key, "lists model \"%s\" twice", dc_model_info_get(id)->name);
+                return dc_cfg_fail(where, key, "lists model \"%s\" twice",
+                                   dc_model_info_get(id)->name);
         tmp[i] = (uint32_t)id;
     }
     for (size_t i = 0; i < v->as.array.len; i++) {
-        if (f->kind == DC_CFG_U32_LIST) ((uint32_t *)p)[i] = tmp[i];
-        else ((dc_model_id *)p)[i] = (dc_model_id)tmp[i];
+        if (f->kind == DC_CFG_U32_LIST)
+            ((uint32_t *)p)[i] = tmp[i];
+        else
+            ((dc_model_id *)p)[i] = (dc_model_id)tmp[i];
     }
     *count = (uint32_t)v->as.array.len;
     return DC_OK;
@@ -497,16 +521,19 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
         *(uint64_t *)p = u;
         break;
     case DC_CFG_F64:
-        if (v->type == DC_TOML_INTEGER) *(double *)p = (double)v->as.integer;
-        else if (v->type == DC_TOML_FLOAT) *(double *)p = v->as.floating;
-        else return dc_cfg_fail(where, key, "expected a number, got %s", a_type(v->type));
+        if (v->type == DC_TOML_INTEGER)
+            *(double *)p = (double)v->as.integer;
+        else if (v->type == DC_TOML_FLOAT)
+            *(double *)p = v->as.floating;
+        else
+            return dc_cfg_fail(where, key, "expected a number, got %s", a_type(v->type));
         break;
     case DC_CFG_STRING:
         if (v->type != DC_TOML_STRING)
             return dc_cfg_fail(where, key, "expected a string, got %s", a_type(v->type));
         if (v->as.string.len + 1 > f->size)
             return dc_cfg_fail(where, key, "is %zu bytes long (at most %zu)", v->as.string.len,
-                         f->size - 1);
+                               f->size - 1);
         memcpy(p, v->as.string.data, v->as.string.len + 1);
         break;
     case DC_CFG_DEVICE:
@@ -517,21 +544,24 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
         if (v->type != DC_TOML_STRING)
             return dc_cfg_fail(where, key, "expected a string, got %s", a_type(v->type));
         const char *text = v->as.string.data;
-        if (f->kind == DC_CFG_DEVICE) st = dc_device_parse(text, (dc_device *)p);
-        else if (f->kind == DC_CFG_QUANT) st = dc_quantization_parse(text, (dc_quantization *)p);
+        if (f->kind == DC_CFG_DEVICE)
+            st = dc_device_parse(text, (dc_device *)p);
+        else if (f->kind == DC_CFG_QUANT)
+            st = dc_quantization_parse(text, (dc_quantization *)p);
         else if (f->kind == DC_CFG_PADDING)
             st = dc_padding_strategy_parse(text, (dc_padding_strategy *)p);
         else if (f->kind == DC_CFG_EVICTION)
             st = dc_eviction_policy_parse(text, (dc_eviction_policy *)p);
-        else st = dc_pii_mode_parse(text, (dc_pii_mode *)p);
+        else
+            st = dc_pii_mode_parse(text, (dc_pii_mode *)p);
         if (st) return dc_fail_context(DC_ERR_CONFIG, "%s%s%s", where, *where ? ": " : "", key);
         break;
     }
     case DC_CFG_U32_LIST:
     case DC_CFG_MODEL_LIST: {
-        uint32_t *count = (uint32_t *)((s->model >= 0 ? (char *)&c->models.model[s->model]
-                                                       : (char *)c) +
-                                       f->count_offset);
+        uint32_t *count =
+            (uint32_t *)((s->model >= 0 ? (char *)&c->models.model[s->model] : (char *)c) +
+                         f->count_offset);
         if ((st = assign_list(p, f, count, v, where, key))) return st;
         break;
     }

@@ -14,9 +14,9 @@
 typedef enum dc_cfg_kind {
     DC_CFG_BOOL,
     DC_CFG_U32,
-    DC_CFG_U64,        /* 0 .. INT64_MAX (TOML integers are signed 64-bit) */
+    DC_CFG_U64, /* 0 .. INT64_MAX (TOML integers are signed 64-bit) */
     DC_CFG_F64,
-    DC_CFG_STRING,     /* fixed char array; too long is an error, never truncated */
+    DC_CFG_STRING, /* fixed char array; too long is an error, never truncated */
     DC_CFG_DEVICE,
     DC_CFG_QUANT,
     DC_CFG_PADDING,

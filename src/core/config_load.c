@@ -43,8 +43,8 @@ static dc_status apply_model_table(dc_config *c, const dc_toml_entry *me, const 
             snprintf(names + len, sizeof names - len, "%s%s", m ? ", " : "",
                      dc_model_info_get((dc_model_id)m)->name);
         }
-        return dc_fail(DC_ERR_CONFIG, "%s:%u: unknown model table [models.%s] (models: %s)",
-                       source, (unsigned)me->line, me->key, names);
+        return dc_fail(DC_ERR_CONFIG, "%s:%u: unknown model table [models.%s] (models: %s)", source,
+                       (unsigned)me->line, me->key, names);
     }
     const char *name = dc_model_info_get(id)->name;
     if (strcmp(name, me->key) != 0)
@@ -225,7 +225,7 @@ static dc_status assign_text(dc_config *c, const dc_cfg_setting *s, const char *
     }
     if (kind != DC_CFG_U32_LIST && kind != DC_CFG_MODEL_LIST) {
         if (!scalar_from_text(text, &v)) {
-            const char *want = kind == DC_CFG_BOOL ? "true or false"
+            const char *want = kind == DC_CFG_BOOL  ? "true or false"
                                : kind == DC_CFG_F64 ? "a number"
                                                     : "an integer";
             return dc_cfg_fail(where, key, "expected %s, got \"%.60s\"", want, text);
@@ -266,7 +266,7 @@ static dc_status assign_text(dc_config *c, const dc_cfg_setting *s, const char *
                 items[n].as.string.len = strlen(t);
             } else if (!scalar_from_text(t, &items[n])) {
                 st = dc_cfg_fail(where, key, "expected integers separated by commas, got \"%.60s\"",
-                           text);
+                                 text);
                 break;
             }
             n++;
@@ -289,8 +289,9 @@ dc_status dc_config_set(dc_config *c, const char *key, const char *value) {
     if (!c || !key || !value) return dc_fail(DC_ERR_INVALID_ARGUMENT, "dc_config_set: NULL");
     dc_cfg_setting s;
     if (!dc_cfg_lookup(key, &s))
-        return dc_fail(DC_ERR_CONFIG, "unknown setting '%s' (settings are written section.key, "
-                                      "e.g. batch.max_batch_size or models.semantic.device)",
+        return dc_fail(DC_ERR_CONFIG,
+                       "unknown setting '%s' (settings are written section.key, "
+                       "e.g. batch.max_batch_size or models.semantic.device)",
                        key);
     dc_status st = assign_text(c, &s, value, "override");
     if (!st) c->provenance.line[s.index] = DC_CONFIG_FROM_OVERRIDE;
@@ -321,10 +322,11 @@ static dc_status apply_env(dc_config *c, char *const *envp) {
             if (strlen(name) == nl && strncmp(var, name, nl) == 0) break;
         }
         if (idx == count)
-            return dc_fail(DC_ERR_CONFIG,
-                           "unknown environment variable %.*s (settings are DODECA_<SECTION>_<KEY>, "
-                           "e.g. DODECA_BATCH_MAX_BATCH_SIZE)",
-                           (int)(nl > 120 ? 120 : nl), var);
+            return dc_fail(
+                DC_ERR_CONFIG,
+                "unknown environment variable %.*s (settings are DODECA_<SECTION>_<KEY>, "
+                "e.g. DODECA_BATCH_MAX_BATCH_SIZE)",
+                (int)(nl > 120 ? 120 : nl), var);
         char where[224];
         snprintf(where, sizeof where, "environment variable %s", name);
         dc_status st = assign_text(c, &s, eq ? eq + 1 : "", where);
@@ -354,28 +356,40 @@ bool dc_config_equal(const dc_config *a, const dc_config *b) {
         const dc_cfg_field *f = s.field;
         bool same = true;
         switch (f->kind) {
-        case DC_CFG_BOOL: same = *(const bool *)pa == *(const bool *)pb; break;
-        case DC_CFG_U32: same = *(const uint32_t *)pa == *(const uint32_t *)pb; break;
-        case DC_CFG_U64: same = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
+        case DC_CFG_BOOL:
+            same = *(const bool *)pa == *(const bool *)pb;
+            break;
+        case DC_CFG_U32:
+            same = *(const uint32_t *)pa == *(const uint32_t *)pb;
+            break;
+        case DC_CFG_U64:
+            same = *(const uint64_t *)pa == *(const uint64_t *)pb;
+            break;
         case DC_CFG_F64: {
             double x = *(const double *)pa, y = *(const double *)pb;
             same = x == y || (isnan(x) && isnan(y));
             break;
         }
-        case DC_CFG_STRING: same = strcmp(pa, pb) == 0; break;
+        case DC_CFG_STRING:
+            same = strcmp(pa, pb) == 0;
+            break;
         case DC_CFG_DEVICE: {
             const dc_device *x = pa, *y = pb;
             same = x->kind == y->kind && x->index == y->index;
             break;
         }
-        case DC_CFG_QUANT: same = *(const dc_quantization *)pa == *(const dc_quantization *)pb; break;
+        case DC_CFG_QUANT:
+            same = *(const dc_quantization *)pa == *(const dc_quantization *)pb;
+            break;
         case DC_CFG_PADDING:
             same = *(const dc_padding_strategy *)pa == *(const dc_padding_strategy *)pb;
             break;
         case DC_CFG_EVICTION:
             same = *(const dc_eviction_policy *)pa == *(const dc_eviction_policy *)pb;
             break;
-        case DC_CFG_PII: same = *(const dc_pii_mode *)pa == *(const dc_pii_mode *)pb; break;
+        case DC_CFG_PII:
+            same = *(const dc_pii_mode *)pa == *(const dc_pii_mode *)pb;
+            break;
         case DC_CFG_U32_LIST:
         case DC_CFG_MODEL_LIST: {
             uint32_t na = *(const uint32_t *)((const char *)a + f->count_offset);

@@ -27,7 +27,9 @@ static dc_status vfail(const dc_config *c, const char *key_a, const char *key_b,
     return dc_fail(DC_ERR_CONFIG, "%s%s", where, msg);
 }
 
-static bool finite_at_least(double v, double lo) { return isfinite(v) && v >= lo; }
+static bool finite_at_least(double v, double lo) {
+    return isfinite(v) && v >= lo;
+}
 
 static dc_status validate_models(const dc_config *c) {
     const dc_models_config *m = &c->models;
@@ -65,8 +67,8 @@ static dc_status validate_models(const dc_config *c) {
         if (mc->device.kind == DC_DEVICE_CUDA) {
             snprintf(key, sizeof key, "models.%s.device", info->name);
             if (!c->gpu.enabled)
-                return vfail(c, key, "gpu.enabled", "%s = \"cuda:%u\" but gpu.enabled = false",
-                             key, (unsigned)mc->device.index);
+                return vfail(c, key, "gpu.enabled", "%s = \"cuda:%u\" but gpu.enabled = false", key,
+                             (unsigned)mc->device.index);
             bool listed = false;
             for (uint32_t g = 0; g < c->gpu.device_count; g++)
                 listed = listed || c->gpu.device_ids[g] == mc->device.index;
@@ -125,8 +127,7 @@ static dc_status validate_batch(const dc_config *c) {
                      "batch.padding_strategy = \"bucket\" needs a non-empty batch.bucket_sizes");
     for (uint32_t i = 0; i < b->bucket_count; i++) {
         if (b->bucket_sizes[i] == 0)
-            return vfail(c, "batch.bucket_sizes", NULL, "batch.bucket_sizes[%u] is 0",
-                         (unsigned)i);
+            return vfail(c, "batch.bucket_sizes", NULL, "batch.bucket_sizes[%u] is 0", (unsigned)i);
         if (i > 0 && b->bucket_sizes[i] <= b->bucket_sizes[i - 1])
             return vfail(c, "batch.bucket_sizes", NULL,
                          "batch.bucket_sizes must increase (%u after %u)",

@@ -11,16 +11,32 @@ static void write_string(FILE *out, const char *s) {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\b': fputs("\\b", out); break;
-        case '\t': fputs("\\t", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\f': fputs("\\f", out); break;
-        case '\r': fputs("\\r", out); break;
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '\b':
+            fputs("\\b", out);
+            break;
+        case '\t':
+            fputs("\\t", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        case '\f':
+            fputs("\\f", out);
+            break;
+        case '\r':
+            fputs("\\r", out);
+            break;
         default:
-            if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\u%04X", (unsigned)*p);
-            else fputc(*p, out); /* UTF-8 passes through: every string was checked on input */
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(out, "\\u%04X", (unsigned)*p);
+            else
+                fputc(*p, out); /* UTF-8 passes through: every string was checked on input */
         }
     }
     fputc('"', out);
@@ -31,23 +47,37 @@ static void write_value(FILE *out, const dc_config *c, const dc_cfg_setting *s) 
     const dc_cfg_field *f = s->field;
     char buf[64];
     switch (f->kind) {
-    case DC_CFG_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
-    case DC_CFG_U32: fprintf(out, "%u", (unsigned)*(const uint32_t *)p); break;
-    case DC_CFG_U64: fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case DC_CFG_BOOL:
+        fputs(*(const bool *)p ? "true" : "false", out);
+        break;
+    case DC_CFG_U32:
+        fprintf(out, "%u", (unsigned)*(const uint32_t *)p);
+        break;
+    case DC_CFG_U64:
+        fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
     case DC_CFG_F64:
         dc_toml_format_float(*(const double *)p, buf, sizeof buf);
         fputs(buf, out);
         break;
-    case DC_CFG_STRING: write_string(out, p); break;
-    case DC_CFG_DEVICE: write_string(out, dc_device_name(*(const dc_device *)p, buf, sizeof buf)); break;
-    case DC_CFG_QUANT: write_string(out, dc_quantization_name(*(const dc_quantization *)p)); break;
+    case DC_CFG_STRING:
+        write_string(out, p);
+        break;
+    case DC_CFG_DEVICE:
+        write_string(out, dc_device_name(*(const dc_device *)p, buf, sizeof buf));
+        break;
+    case DC_CFG_QUANT:
+        write_string(out, dc_quantization_name(*(const dc_quantization *)p));
+        break;
     case DC_CFG_PADDING:
         write_string(out, dc_padding_strategy_name(*(const dc_padding_strategy *)p));
         break;
     case DC_CFG_EVICTION:
         write_string(out, dc_eviction_policy_name(*(const dc_eviction_policy *)p));
         break;
-    case DC_CFG_PII: write_string(out, dc_pii_mode_name(*(const dc_pii_mode *)p)); break;
+    case DC_CFG_PII:
+        write_string(out, dc_pii_mode_name(*(const dc_pii_mode *)p));
+        break;
     case DC_CFG_U32_LIST:
     case DC_CFG_MODEL_LIST: {
         uint32_t n = *(const uint32_t *)((const char *)c + f->count_offset);
@@ -110,7 +140,8 @@ dc_status dc_config_to_toml(const dc_config *c, char **out, size_t *len) {
     FILE *f = open_memstream(&buf, &n);
     if (!f) return dc_fail(DC_ERR_OUT_OF_MEMORY, "open_memstream: %s", strerror(errno));
     dc_status st = dc_config_write_toml(c, f);
-    if (fclose(f) != 0 && !st) st = dc_fail(DC_ERR_OUT_OF_MEMORY, "writing the configuration failed");
+    if (fclose(f) != 0 && !st)
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "writing the configuration failed");
     if (st) {
         free(buf);
         return st;

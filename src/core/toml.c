@@ -68,12 +68,14 @@ static dc_status perr(parser *ps, const char *at, const char *fmt, ...) {
     return dc_fail(DC_ERR_CONFIG, "%s:%u:%u: %s", ps->name, (unsigned)line, (unsigned)col, msg);
 }
 
-static dc_status oom(void) { return dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory parsing TOML"); }
+static dc_status oom(void) {
+    return dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory parsing TOML");
+}
 
 /* Quotes a key segment for messages when it is not a bare key. */
 static bool is_bare_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static void append_segment(char *buf, size_t cap, const char *seg) {
@@ -170,13 +172,18 @@ static dc_toml_entry *table_add(dc_toml_table *t, char *key, uint32_t line, dc_t
 
 static void value_free(dc_toml_value *v) {
     switch (v->type) {
-    case DC_TOML_STRING: free(v->as.string.data); break;
+    case DC_TOML_STRING:
+        free(v->as.string.data);
+        break;
     case DC_TOML_ARRAY:
         for (size_t i = 0; i < v->as.array.len; i++) value_free(&v->as.array.items[i]);
         free(v->as.array.items);
         break;
-    case DC_TOML_TABLE: dc_toml_free(v->as.table); break;
-    default: break;
+    case DC_TOML_TABLE:
+        dc_toml_free(v->as.table);
+        break;
+    default:
+        break;
     }
 }
 
@@ -193,11 +200,15 @@ void dc_toml_free(dc_toml_table *t) {
 
 /* ---------------------------------------------------------------- lexing helpers */
 
-static bool at_end(const parser *ps) { return ps->p >= ps->end; }
+static bool at_end(const parser *ps) {
+    return ps->p >= ps->end;
+}
 static int peek(const parser *ps, size_t ahead) {
     return ps->p + ahead < ps->end ? (unsigned char)ps->p[ahead] : -1;
 }
-static bool is_control(int c) { return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f; }
+static bool is_control(int c) {
+    return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f;
+}
 
 static void skip_ws(parser *ps) {
     while (!at_end(ps) && (*ps->p == ' ' || *ps->p == '\t')) ps->p++;
@@ -307,16 +318,32 @@ static dc_status parse_escape(parser *ps, sbuf *out) {
     int c = peek(ps, 0);
     const char *simple = NULL;
     switch (c) {
-    case 'b': simple = "\b"; break;
-    case 't': simple = "\t"; break;
-    case 'n': simple = "\n"; break;
-    case 'f': simple = "\f"; break;
-    case 'r': simple = "\r"; break;
-    case '"': simple = "\""; break;
-    case '\\': simple = "\\"; break;
+    case 'b':
+        simple = "\b";
+        break;
+    case 't':
+        simple = "\t";
+        break;
+    case 'n':
+        simple = "\n";
+        break;
+    case 'f':
+        simple = "\f";
+        break;
+    case 'r':
+        simple = "\r";
+        break;
+    case '"':
+        simple = "\"";
+        break;
+    case '\\':
+        simple = "\\";
+        break;
     case 'u':
-    case 'U': break;
-    case -1: return perr(ps, at, "unterminated string");
+    case 'U':
+        break;
+    case -1:
+        return perr(ps, at, "unterminated string");
     default:
         if (c < 0x20 || c >= 0x7f) return perr(ps, at, "invalid escape sequence in string");
         return perr(ps, at, "invalid escape sequence '\\%c' in string", c);
@@ -329,8 +356,7 @@ static dc_status parse_escape(parser *ps, sbuf *out) {
     uint32_t cp = 0;
     for (int i = 1; i <= digits; i++) {
         int h = hex_value(peek(ps, (size_t)i));
-        if (h < 0)
-            return perr(ps, at, "escape '\\%c' needs %d hexadecimal digits", c, digits);
+        if (h < 0) return perr(ps, at, "escape '\\%c' needs %d hexadecimal digits", c, digits);
         cp = cp * 16 + (uint32_t)h;
     }
     ps->p += 1 + (size_t)digits;
@@ -375,7 +401,8 @@ static dc_status parse_string(parser *ps, sbuf *out) {
             continue;
         }
         if (c == '\n' || c == '\r') {
-            if (!multi) return perr(ps, open, "unterminated string (newline before the closing quote)");
+            if (!multi)
+                return perr(ps, open, "unterminated string (newline before the closing quote)");
             int nl = eat_newline(ps);
             if (nl < 0) return DC_ERR_CONFIG;
             if (!sbuf_put(out, "\n", 1)) return oom();
@@ -475,8 +502,10 @@ static size_t scan_digits(const char *s, size_t len, int base, uint64_t limit, u
             continue;
         }
         if (d < 0 || d >= base) break;
-        if (*mag > (limit - (uint64_t)d) / (uint64_t)base) *over = true;
-        else *mag = *mag * (uint64_t)base + (uint64_t)d;
+        if (*mag > (limit - (uint64_t)d) / (uint64_t)base)
+            *over = true;
+        else
+            *mag = *mag * (uint64_t)base + (uint64_t)d;
         prev_digit = true;
     }
     return prev_digit ? i : 0;
@@ -634,18 +663,18 @@ static dc_status parse_scalar(parser *ps, dc_toml_value *v, const char *key) {
                     key);
     case NUM_RANGE:
         return perr(ps, start, "float %.*s for key '%s' is out of range", shown, start, key);
-    case NUM_BAD: break;
+    case NUM_BAD:
+        break;
     }
     bool date = memchr(start, ':', len) != NULL ||
                 (len >= 5 && start[4] == '-' && start[0] >= '0' && start[0] <= '9');
-    if (date)
-        return perr(ps, start, "dates and times are not supported (key '%s')", key);
+    if (date) return perr(ps, start, "dates and times are not supported (key '%s')", key);
     bool printable = true;
     for (size_t i = 0; i < (size_t)shown; i++)
         printable = printable && (unsigned char)start[i] >= 0x20 && (unsigned char)start[i] < 0x7f;
     if (!printable) return perr(ps, start, "invalid value for key '%s'", key);
-    return perr(ps, start, "invalid value '%.*s' for key '%s' (strings need quotes)", shown,
-                start, key);
+    return perr(ps, start, "invalid value '%.*s' for key '%s' (strings need quotes)", shown, start,
+                key);
 }
 
 static dc_status parse_array(parser *ps, dc_toml_value *v, const char *key) {
@@ -699,14 +728,12 @@ static dc_status parse_header(parser *ps) {
     uint32_t line, col;
     locate(ps, open, &line, &col);
     ps->p++;
-    if (peek(ps, 0) == '[')
-        return perr(ps, open, "arrays of tables ([[...]]) are not supported");
+    if (peek(ps, 0) == '[') return perr(ps, open, "arrays of tables ([[...]]) are not supported");
     char *segs[DC_TOML_MAX_DEPTH];
     size_t n = 0;
     char disp[256];
     dc_status st = parse_key(ps, segs, &n);
-    if (!st && peek(ps, 0) != ']')
-        st = perr(ps, ps->p, "expected ']' to close the table header");
+    if (!st && peek(ps, 0) != ']') st = perr(ps, ps->p, "expected ']' to close the table header");
     if (st) {
         free_segs(segs, n);
         return st;
@@ -738,16 +765,15 @@ static dc_status parse_header(parser *ps) {
         char upto[256];
         key_display(ps, segs, n, i + 1, upto, sizeof upto, false);
         if (e->value.type != DC_TOML_TABLE) {
-            st = perr(ps, open, "cannot define table [%s]: '%s' is already a value (line %u)",
-                      disp, upto, (unsigned)e->line);
+            st = perr(ps, open, "cannot define table [%s]: '%s' is already a value (line %u)", disp,
+                      upto, (unsigned)e->line);
             break;
         }
         dc_toml_table *sub = e->value.as.table;
         if (last) {
             if (sub->origin != ORIGIN_IMPLICIT) {
                 st = perr(ps, open, "table [%s] is already defined%s (line %u)", disp,
-                          sub->origin == ORIGIN_DOTTED ? " by dotted keys" : "",
-                          (unsigned)e->line);
+                          sub->origin == ORIGIN_DOTTED ? " by dotted keys" : "", (unsigned)e->line);
                 break;
             }
             sub->origin = ORIGIN_HEADER;
@@ -804,8 +830,8 @@ static dc_status parse_keyval(parser *ps) {
             segs[i] = NULL;
             t = tv.as.table;
         } else if (e->value.type != DC_TOML_TABLE) {
-            st = perr(ps, kstart, "cannot set '%s': '%s' is already a value (line %u)", disp,
-                      upto, (unsigned)e->line);
+            st = perr(ps, kstart, "cannot set '%s': '%s' is already a value (line %u)", disp, upto,
+                      (unsigned)e->line);
         } else if (e->value.as.table->origin != ORIGIN_DOTTED) {
             st = perr(ps, kstart,
                       "cannot set '%s' with a dotted key: table [%s] is defined elsewhere "
@@ -835,8 +861,10 @@ static dc_status parse_keyval(parser *ps) {
         }
     }
     if (!st) {
-        if (table_add(t, segs[n - 1], line, v)) segs[n - 1] = NULL;
-        else st = oom();
+        if (table_add(t, segs[n - 1], line, v))
+            segs[n - 1] = NULL;
+        else
+            st = oom();
     }
     if (st) value_free(&v);
     free_segs(segs, n);
@@ -943,12 +971,18 @@ const dc_toml_table *dc_toml_get_table(const dc_toml_table *t, const char *key) 
 
 const char *dc_toml_type_name(dc_toml_type type) {
     switch (type) {
-    case DC_TOML_STRING: return "string";
-    case DC_TOML_INTEGER: return "integer";
-    case DC_TOML_FLOAT: return "float";
-    case DC_TOML_BOOLEAN: return "boolean";
-    case DC_TOML_ARRAY: return "array";
-    case DC_TOML_TABLE: return "table";
+    case DC_TOML_STRING:
+        return "string";
+    case DC_TOML_INTEGER:
+        return "integer";
+    case DC_TOML_FLOAT:
+        return "float";
+    case DC_TOML_BOOLEAN:
+        return "boolean";
+    case DC_TOML_ARRAY:
+        return "array";
+    case DC_TOML_TABLE:
+        return "table";
     }
     return "unknown";
 }

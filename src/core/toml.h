@@ -42,7 +42,7 @@ typedef struct dc_toml_value dc_toml_value;
 
 struct dc_toml_value {
     dc_toml_type type;
-    uint32_t line;   /* 1-based position where the value starts */
+    uint32_t line; /* 1-based position where the value starts */
     uint32_t column;
     union {
         struct {
@@ -61,8 +61,8 @@ struct dc_toml_value {
 };
 
 typedef struct dc_toml_entry {
-    char *key;      /* one key segment (no dots), NUL-terminated */
-    uint32_t line;  /* where the key (or the header that created the table) was written */
+    char *key;     /* one key segment (no dots), NUL-terminated */
+    uint32_t line; /* where the key (or the header that created the table) was written */
     dc_toml_value value;
 } dc_toml_entry;
 
@@ -70,10 +70,10 @@ struct dc_toml_table {
     dc_toml_entry *entries; /* in the order they first appeared */
     size_t len;
     size_t cap;
-    uint32_t *slots;        /* open-addressing index into entries (entry + 1; 0 = empty) */
+    uint32_t *slots; /* open-addressing index into entries (entry + 1; 0 = empty) */
     size_t nslots;
-    uint32_t depth;         /* root is 0 */
-    uint8_t origin;         /* how the table was created (parser bookkeeping) */
+    uint32_t depth; /* root is 0 */
+    uint8_t origin; /* how the table was created (parser bookkeeping) */
 };
 
 /* Parses `len` bytes (no NUL terminator needed). `source` names the input in messages (a path,

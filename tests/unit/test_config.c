@@ -24,19 +24,19 @@ static dc_status load_text(const char *text, dc_config *c, const char **path_out
 
 /* Loads `text` from a file expecting DC_ERR_CONFIG whose detail starts "PATH:LINE:" and contains
  * `needle`. line 0 = no location expected. */
-#define LOAD_FAILS(text, line, needle)                                                         \
-    do {                                                                                       \
-        dc_config *c_ = malloc(sizeof *c_);                                                    \
-        const char *p_ = NULL;                                                                 \
-        assert_status(load_text((text), c_, &p_), DC_ERR_CONFIG);                              \
-        char loc_[600];                                                                        \
-        snprintf(loc_, sizeof loc_, "%s:%d:", p_, (line));                                    \
-        if ((line) > 0) {                                                                      \
-            if (strncmp(dc_error_detail(), loc_, strlen(loc_)) != 0)                           \
-                fail_msg("detail \"%s\" does not start with \"%s\"", dc_error_detail(), loc_); \
-        }                                                                                      \
-        assert_detail_contains(needle);                                                        \
-        free(c_);                                                                              \
+#define LOAD_FAILS(text, line, needle)                                                             \
+    do {                                                                                           \
+        dc_config *c_ = malloc(sizeof *c_);                                                        \
+        const char *p_ = NULL;                                                                     \
+        assert_status(load_text((text), c_, &p_), DC_ERR_CONFIG);                                  \
+        char loc_[600];                                                                            \
+        snprintf(loc_, sizeof loc_, "%s:%d:", p_, (line));                                         \
+        if ((line) > 0) {                                                                          \
+            if (strncmp(dc_error_detail(), loc_, strlen(loc_)) != 0)                               \
+                fail_msg("detail \"%s\" does not start with \"%s\"", dc_error_detail(), loc_);     \
+        }                                                                                          \
+        assert_detail_contains(needle);                                                            \
+        free(c_);                                                                                  \
     } while (0)
 
 /* ---------------------------------------------------------------- defaults */
@@ -233,7 +233,7 @@ static void test_missing_file_is_io_error(void **state) {
     c->batch.max_batch_size = 5;
     assert_status(dc_config_load_file("/nonexistent/dir/dodeca.toml", c), DC_ERR_IO);
     assert_detail_contains("/nonexistent/dir/dodeca.toml");
-    assert_int_equal(c->batch.max_batch_size, 32); /* left at the defaults */
+    assert_int_equal(c->batch.max_batch_size, 32);         /* left at the defaults */
     assert_status(dc_config_load_file("/", c), DC_ERR_IO); /* a directory */
     assert_detail_contains("/");
     free(c);
@@ -270,7 +270,8 @@ static void test_wrong_types_and_ranges(void **state) {
     LOAD_FAILS("[batch]\nmax_batch_size = -1\n", 2, "batch.max_batch_size: -1 is negative");
     LOAD_FAILS("[batch]\nmax_batch_size = 4294967296\n", 2,
                "batch.max_batch_size: 4294967296 is too large (at most 4294967295)");
-    LOAD_FAILS("[cache]\nenabled = 1\n", 2, "cache.enabled: expected true or false, got an integer");
+    LOAD_FAILS("[cache]\nenabled = 1\n", 2,
+               "cache.enabled: expected true or false, got an integer");
     LOAD_FAILS("[fusion]\ntemperature = \"hot\"\n", 2, "fusion.temperature: expected a number");
     LOAD_FAILS("[server]\nhost = 127\n", 2, "server.host: expected a string, got an integer");
     LOAD_FAILS("[gpu]\ndevice_ids = 0\n", 2, "gpu.device_ids: expected an array");
@@ -290,7 +291,8 @@ static void test_wrong_types_and_ranges(void **state) {
     LOAD_FAILS("[pii]\nmode = \"off\"\n", 2, "pii.mode: unknown PII mode \"off\"");
     LOAD_FAILS("[models.code]\nquantization = \"int4\"\n", 2,
                "models.code.quantization: unknown quantization \"int4\"");
-    LOAD_FAILS("[models.code]\ndevice = \"gpu\"\n", 2, "models.code.device: unknown device \"gpu\"");
+    LOAD_FAILS("[models.code]\ndevice = \"gpu\"\n", 2,
+               "models.code.device: unknown device \"gpu\"");
     LOAD_FAILS("[models.code]\ndevice = \"cuda:x\"\n", 2, "models.code.device: bad CUDA device");
     LOAD_FAILS("[models.code]\ndevice = \"cpu:1\"\n", 2, "models.code.device: unknown device");
     LOAD_FAILS("[models.code]\ndevice = \"cuda:\"\n", 2, "models.code.device: unknown device");
@@ -325,7 +327,8 @@ typedef struct rule_case {
 
 static const rule_case rule_cases[] = {
     /* batch (F13) */
-    {"[batch]\nmax_batch_size = 0\nmin_batch_size = 0\n", 2, "batch.max_batch_size (0) must be > 0"},
+    {"[batch]\nmax_batch_size = 0\nmin_batch_size = 0\n", 2,
+     "batch.max_batch_size (0) must be > 0"},
     {"[batch]\nmin_batch_size = 0\n", 2, "batch.min_batch_size (0) must be >= 1"},
     {"[batch]\nmin_batch_size = 64\n", 2, "batch.min_batch_size (64) > batch.max_batch_size (32)"},
     {"[batch]\nmax_batch_size = 8\n\nmin_batch_size = 9\n", 4,
@@ -356,7 +359,8 @@ static const rule_case rule_cases[] = {
     {"[fusion]\nnoise_std = -1e-9\n", 2, "fusion.noise_std (-1e-09) must be >= 0"},
     {"[fusion]\nload_balance_coef = -0.5\n", 2, "fusion.load_balance_coef (-0.5) must be >= 0"},
     /* cache (F15) */
-    {"[cache]\nmax_entries = 0\n", 2, "cache.max_entries (0) must be > 0 when the cache is enabled"},
+    {"[cache]\nmax_entries = 0\n", 2,
+     "cache.max_entries (0) must be > 0 when the cache is enabled"},
     {"[cache]\nmax_bytes = 0\n", 2, "cache.max_bytes (0) must be > 0 when the cache is enabled"},
     {"[cache]\npersist_to_disk = true\n", 2, "cache.persist_to_disk = true needs cache.disk_path"},
     {"[cache]\nttl_seconds = 0\neviction_policy = \"ttl_lru\"\n", 3,
@@ -384,21 +388,25 @@ static const rule_case rule_cases[] = {
     /* pipeline */
     {"[pipeline]\nmin_models = 0\n", 2, "pipeline.min_models (0) must be between 1 and 12"},
     {"[pipeline]\nmin_models = 13\n", 2, "pipeline.min_models (13) must be between 1 and 12"},
-    {"[models.code]\nenabled = false\n[models.sparse]\nenabled = false\n[pipeline]\nmin_models = 11\n",
+    {"[models.code]\nenabled = false\n[models.sparse]\nenabled = false\n[pipeline]\nmin_models = "
+     "11\n",
      6, "pipeline.min_models (11) exceeds the 10 enabled models"},
     /* models (F12) */
     {"[models]\nmodels_dir = \"\"\n", 2, "models.models_dir must not be empty"},
-    {"[models]\nmax_concurrent_loads = 0\n", 2, "models.max_concurrent_loads (0) must be at least 1"},
+    {"[models]\nmax_concurrent_loads = 0\n", 2,
+     "models.max_concurrent_loads (0) must be at least 1"},
     {"[models.semantic]\nenabled = false\n", 2,
      "models.semantic.enabled = false: the semantic model (E1) is required"},
-    {"[models.graph]\nmax_batch_size = 0\n", 2, "models.graph.max_batch_size (0) must be at least 1"},
+    {"[models.graph]\nmax_batch_size = 0\n", 2,
+     "models.graph.max_batch_size (0) must be at least 1"},
     {"[models.graph]\nmax_tokens = 129\n", 2,
      "models.graph.max_tokens (129) exceeds the model's limit of 128"},
     {"[models.temporal_recent]\nmax_tokens = 1\n", 2,
      "models.temporal_recent.max_tokens (1) must be 0: temporal_recent takes no text"},
     {"[gpu]\nenabled = false\n[models.code]\ndevice = \"cuda:0\"\n", 4,
      "models.code.device = \"cuda:0\" but gpu.enabled = false"},
-    {"[models.code]\ndevice = \"cuda:3\"\n", 2, "models.code.device = \"cuda:3\" is not in gpu.device_ids"},
+    {"[models.code]\ndevice = \"cuda:3\"\n", 2,
+     "models.code.device = \"cuda:3\" is not in gpu.device_ids"},
     {"[models]\npreload = [\"code\"]\n[models.code]\nenabled = false\n", 2,
      "models.preload lists \"code\" but models.code.enabled = false"},
 };
@@ -492,10 +500,10 @@ static void test_env_overrides(void **state) {
         "DODECA_BATCH_PADDING_STRATEGY=power_of_two",
         "DODECA_BATCH_BUCKET_SIZES=[16, 32]",
         "DODECA_SERVER_API_KEY=",
-        "DODECA_CONFIG=/etc/dodeca.toml",       /* not a setting: ignored */
-        "DODECA_CONFORMANCE_DIR=/x",            /* not a setting: ignored */
-        "DODECA_TEST_ANYTHING=1",               /* not a setting: ignored */
-        "dodeca_batch_max_batch_size=1",        /* names are case-sensitive */
+        "DODECA_CONFIG=/etc/dodeca.toml", /* not a setting: ignored */
+        "DODECA_CONFORMANCE_DIR=/x",      /* not a setting: ignored */
+        "DODECA_TEST_ANYTHING=1",         /* not a setting: ignored */
+        "dodeca_batch_max_batch_size=1",  /* names are case-sensitive */
         NULL,
     };
     assert_ok(dc_config_apply_env(c, env));
@@ -504,8 +512,7 @@ static void test_env_overrides(void **state) {
     assert_int_equal(c->gpu.device_count, 2);
     assert_int_equal(c->gpu.device_ids[1], 1);
     assert_int_equal(c->models.model[DC_MODEL_SEMANTIC].device.kind, DC_DEVICE_CPU);
-    assert_int_equal(c->models.model[DC_MODEL_LATE_INTERACTION].quantization,
-                     DC_QUANTIZATION_INT8);
+    assert_int_equal(c->models.model[DC_MODEL_LATE_INTERACTION].quantization, DC_QUANTIZATION_INT8);
     assert_string_equal(c->models.models_dir, "/data/models dir");
     assert_int_equal(c->models.preload_count, 2);
     assert_int_equal(c->models.preload[1], DC_MODEL_CODE);
@@ -539,7 +546,8 @@ static void test_env_errors_name_the_variable(void **state) {
          "batch.max_batch_size: expected an integer, got \"lots\""},
         {"DODECA_BATCH_MAX_BATCH_SIZE=", "DODECA_BATCH_MAX_BATCH_SIZE", "expected an integer"},
         {"DODECA_BATCH_MAX_BATCH_SIZE=-3", "DODECA_BATCH_MAX_BATCH_SIZE", "-3 is negative"},
-        {"DODECA_BATCH_MAX_BATCH_SIZE=1\nx = 2", "DODECA_BATCH_MAX_BATCH_SIZE", "expected an integer"},
+        {"DODECA_BATCH_MAX_BATCH_SIZE=1\nx = 2", "DODECA_BATCH_MAX_BATCH_SIZE",
+         "expected an integer"},
         {"DODECA_CACHE_ENABLED=yes", "DODECA_CACHE_ENABLED", "expected true or false"},
         {"DODECA_FUSION_TEMPERATURE=warm", "DODECA_FUSION_TEMPERATURE", "expected a number"},
         {"DODECA_GPU_DEVICE_IDS=0,x", "DODECA_GPU_DEVICE_IDS", "expected integers"},
@@ -587,7 +595,8 @@ static void test_precedence_file_env_override(void **state) {
     char *env2[] = {"DODECA_GPU_MEMORY_FRACTION=2", NULL};
     assert_ok(dc_config_apply_env(c, env2));
     assert_status(dc_config_validate(c), DC_ERR_CONFIG);
-    assert_detail_contains("environment variable DODECA_GPU_MEMORY_FRACTION: gpu.memory_fraction (2)");
+    assert_detail_contains(
+        "environment variable DODECA_GPU_MEMORY_FRACTION: gpu.memory_fraction (2)");
     assert_ok(dc_config_set(c, "gpu.memory_fraction", "0.5"));
     assert_ok(dc_config_set(c, "batch.queue_capacity", "8"));
     assert_ok(dc_config_apply_file(c, path)); /* file lines win back only where the file speaks */
@@ -733,7 +742,8 @@ static void test_show_round_trip_everything_changed(void **state) {
     (void)state;
     dc_config *c = new_defaults();
     snprintf(c->models.models_dir, sizeof c->models.models_dir,
-             "dir with \"quotes\", \\backslash\\, tab\t, newline\n, bell\x07, caf\xC3\xA9 \xF0\x9F\x98\x80");
+             "dir with \"quotes\", \\backslash\\, tab\t, newline\n, bell\x07, caf\xC3\xA9 "
+             "\xF0\x9F\x98\x80");
     c->models.lazy_loading = false;
     c->models.preload[0] = DC_MODEL_LATE_INTERACTION;
     c->models.preload[1] = DC_MODEL_SEMANTIC;

@@ -16,14 +16,14 @@ static dc_toml_table *parse_ok(const char *text) {
 }
 
 /* Parses text expecting DC_ERR_CONFIG; the detail must contain each non-NULL needle. */
-#define FAILS(text, n1, n2)                                                                    \
-    do {                                                                                       \
-        dc_toml_table *t_ = (dc_toml_table *)1;                                                \
-        const char *s_ = (text);                                                               \
-        assert_status(dc_toml_parse(s_, strlen(s_), "t.toml", &t_), DC_ERR_CONFIG);            \
-        assert_null(t_);                                                                       \
-        if (n1) assert_detail_contains(n1);                                                    \
-        if (n2) assert_detail_contains(n2);                                                    \
+#define FAILS(text, n1, n2)                                                                        \
+    do {                                                                                           \
+        dc_toml_table *t_ = (dc_toml_table *)1;                                                    \
+        const char *s_ = (text);                                                                   \
+        assert_status(dc_toml_parse(s_, strlen(s_), "t.toml", &t_), DC_ERR_CONFIG);                \
+        assert_null(t_);                                                                           \
+        if (n1) assert_detail_contains(n1);                                                        \
+        if (n2) assert_detail_contains(n2);                                                        \
     } while (0)
 
 static const dc_toml_value *path(const dc_toml_table *t, const char *p) {
@@ -302,8 +302,7 @@ static void test_buffer_is_length_bounded(void **state) {
 
 static void test_duplicate_keys(void **state) {
     (void)state;
-    FAILS("a = 1\nb = 2\na = 3\n", "t.toml:3:1: duplicate key 'a' (first defined at line 1)",
-          NULL);
+    FAILS("a = 1\nb = 2\na = 3\n", "t.toml:3:1: duplicate key 'a' (first defined at line 1)", NULL);
     FAILS("[s]\nx = 1\n\"x\" = 2\n", "t.toml:3:1:", "duplicate key 's.x'");
     FAILS("a.b = 1\na.b = 2\n", "t.toml:2:1:", "duplicate key 'a.b'");
     FAILS("a.b = 1\na = 2\n", "t.toml:2:1:", "duplicate key 'a'");
@@ -316,8 +315,8 @@ static void test_redefined_tables(void **state) {
     FAILS("[a.b]\n[a.b]\n", "t.toml:2:1:", "table [a.b] is already defined");
     FAILS("[x.y]\n[x]\n[x]\n", "t.toml:3:1:", "table [x] is already defined");
     FAILS("a.b = 1\n[a]\n", "t.toml:2:1:", "[a] is already defined by dotted keys");
-    FAILS("[fruit]\napple.color = 1\n[fruit.apple]\n", "t.toml:3:1:",
-          "[fruit.apple] is already defined by dotted keys");
+    FAILS("[fruit]\napple.color = 1\n[fruit.apple]\n",
+          "t.toml:3:1:", "[fruit.apple] is already defined by dotted keys");
     FAILS("a = 1\n[a]\n", "t.toml:2:1:", "cannot define table [a]: 'a' is already a value");
     FAILS("a = 1\n[a.b]\n", "t.toml:2:1:", "'a' is already a value (line 1)");
     FAILS("[a.b.c]\n[a]\nb.c.d = 1\n", "t.toml:3:1:",
@@ -340,9 +339,9 @@ static void test_bad_escapes(void **state) {
 static void test_invalid_utf8(void **state) {
     (void)state;
     FAILS("a = 1\nb = \"\xFF\"\n", "t.toml:2:6: invalid UTF-8 (byte 0xFF)", NULL);
-    FAILS("a = \"\xC0\xAF\"\n", "t.toml:1:6:", "invalid UTF-8");     /* overlong '/' */
-    FAILS("a = \"\xED\xA0\x80\"\n", "t.toml:1:6:", "invalid UTF-8"); /* encoded surrogate */
-    FAILS("a = \"\xE2\x82\"\n", "t.toml:1:6:", "invalid UTF-8");     /* truncated */
+    FAILS("a = \"\xC0\xAF\"\n", "t.toml:1:6:", "invalid UTF-8");            /* overlong '/' */
+    FAILS("a = \"\xED\xA0\x80\"\n", "t.toml:1:6:", "invalid UTF-8");        /* encoded surrogate */
+    FAILS("a = \"\xE2\x82\"\n", "t.toml:1:6:", "invalid UTF-8");            /* truncated */
     FAILS("# comment \xF5\x80\x80\x80\n", "t.toml:1:11:", "invalid UTF-8"); /* > U+10FFFF */
     FAILS("\xC3(= 1\n", "t.toml:1:1:", "invalid UTF-8");
 }
@@ -364,8 +363,8 @@ static void test_unterminated_strings_and_control_chars(void **state) {
 
 static void test_missing_equals_and_garbage(void **state) {
     (void)state;
-    FAILS("[batch]\nmax_batch_size 32\n", "t.toml:2:16: expected '=' after key 'batch.max_batch_size'",
-          NULL);
+    FAILS("[batch]\nmax_batch_size 32\n",
+          "t.toml:2:16: expected '=' after key 'batch.max_batch_size'", NULL);
     FAILS("a\n= 1\n", "t.toml:1:2:", "expected '=' after key 'a'");
     FAILS("a = 1 2\n", "t.toml:1:7: unexpected text after the value of 'a'", NULL);
     FAILS("a = \"x\" y\n", "t.toml:1:9:", "after the value of 'a'");
@@ -387,8 +386,8 @@ static void test_missing_equals_and_garbage(void **state) {
 
 static void test_numbers_rejected(void **state) {
     (void)state;
-    FAILS("big = 9223372036854775808\n", "t.toml:1:7:",
-          "integer 9223372036854775808 for key 'big' does not fit in 64 bits");
+    FAILS("big = 9223372036854775808\n",
+          "t.toml:1:7:", "integer 9223372036854775808 for key 'big' does not fit in 64 bits");
     FAILS("neg = -9223372036854775809\n", "t.toml:1:7:", "does not fit in 64 bits");
     FAILS("huge = 123456789012345678901234567890\n", "t.toml:1:8:", "does not fit in 64 bits");
     FAILS("h = 0x8000000000000000\n", "t.toml:1:5:", "does not fit in 64 bits");
@@ -428,8 +427,7 @@ static void test_arrays_rejected(void **state) {
     (void)state;
     FAILS("a = [1, 2\n", "t.toml:1:5: unterminated array for key 'a'", NULL);
     FAILS("a = [1, 2\nb = 3\n", "t.toml:2:1:", "expected ',' or ']'");
-    FAILS("a = [1 2]\n", "t.toml:1:8: expected ',' or ']' after an array element of key 'a'",
-          NULL);
+    FAILS("a = [1 2]\n", "t.toml:1:8: expected ',' or ']' after an array element of key 'a'", NULL);
     FAILS("a = [,]\n", "t.toml:1:6:", "missing value for key 'a'");
     FAILS("a = [1,,2]\n", "t.toml:1:8:", "missing value");
     FAILS("a = [\"x\", \"y]\n", "t.toml:1:11: unterminated string", NULL);
@@ -481,10 +479,10 @@ static void test_hostile_nesting(void **state) {
     FAILS(deep, "t.toml:2:1:", "nests deeper than 32 levels");
     free(deep);
     /* the deepest allowed nesting parses and frees */
-    dc_toml_table *t = parse_ok("[a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p]\nq.r.s.t.u.v.w.x.y.z.A.B.C.D.E.F = 1\n");
-    assert_int_equal(path(t, "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.A.B.C.D.E.F")
-                         ->as.integer,
-                     1);
+    dc_toml_table *t =
+        parse_ok("[a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p]\nq.r.s.t.u.v.w.x.y.z.A.B.C.D.E.F = 1\n");
+    assert_int_equal(
+        path(t, "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.A.B.C.D.E.F")->as.integer, 1);
     dc_toml_free(t);
 }
 
@@ -517,8 +515,10 @@ static void check_float_round_trip(double v) {
     assert_ok(dc_toml_parse(text, strlen(text), "f.toml", &t));
     const dc_toml_value *x = dc_toml_get(t, "v");
     assert_int_equal(x->type, DC_TOML_FLOAT);
-    if (isnan(v)) assert_true(isnan(x->as.floating));
-    else assert_memory_equal(&x->as.floating, &v, sizeof v);
+    if (isnan(v))
+        assert_true(isnan(x->as.floating));
+    else
+        assert_memory_equal(&x->as.floating, &v, sizeof v);
     dc_toml_free(t);
 }
 
@@ -533,8 +533,19 @@ static void test_format_float(void **state) {
     assert_string_equal(buf, "0.9");
     dc_toml_format_float(-INFINITY, buf, sizeof buf);
     assert_string_equal(buf, "-inf");
-    const double values[] = {0.0, -0.0, 1.25, 0.1, 1.0 / 3.0, 1e-300, 4.9e-324, 1.7976931348623157e308,
-                             123456789012345678.0, 1e22, -2.5e-5, NAN, INFINITY};
+    const double values[] = {0.0,
+                             -0.0,
+                             1.25,
+                             0.1,
+                             1.0 / 3.0,
+                             1e-300,
+                             4.9e-324,
+                             1.7976931348623157e308,
+                             123456789012345678.0,
+                             1e22,
+                             -2.5e-5,
+                             NAN,
+                             INFINITY};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) check_float_round_trip(values[i]);
     /* The text is TOML's regardless of the C locale's decimal separator. */
     if (setlocale(LC_NUMERIC, "de_DE.UTF-8") || setlocale(LC_NUMERIC, "fr_FR.UTF-8")) {
