@@ -63,7 +63,7 @@ static dc_status temporal_embed(dc_model *m, const dc_input *inputs, size_t n,
     float v[DC_TEMPORAL_DIM];
     for (size_t i = 0; i < n; i++) {
         uint64_t start = now_us();
-        double event, ref;
+        double event = 0, ref = 0;
         dc_status st = resolve_times(&inputs[i], i, &event, &ref);
         if (st != DC_OK) return st;
         switch (m->info->id) {

@@ -1,0 +1,272 @@
+/* Hypervector generation, algebra and bit-sliced majority bundling (E9). */
+#include <string.h>
+
+#include "models/hdc.h"
+
+#define GOLDEN 0x9E3779B97F4A7C15ull
+
+uint64_t dc_hdc_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t dc_hdc_key(uint64_t seed, dc_hdc_key_tag tag, uint32_t value) {
+    return dc_hdc_mix64(seed ^ dc_hdc_mix64(((uint64_t)tag << 32) | value));
+}
+
+void dc_hv_random(dc_hv *out, uint64_t key) {
+    for (int i = 0; i < DC_HV_WORDS; i++) out->w[i] = dc_hdc_mix64(key + (uint64_t)(i + 1) * GOLDEN);
+}
+
+void dc_hv_bind(dc_hv *out, const dc_hv *a, const dc_hv *b) {
+    for (int i = 0; i < DC_HV_WORDS; i++) out->w[i] = a->w[i] ^ b->w[i];
+}
+
+void dc_hv_permute(dc_hv *out, const dc_hv *a, int64_t k) {
+    int64_t m = k % DC_HV_BITS;
+    if (m < 0) m += DC_HV_BITS;
+    unsigned q = (unsigned)(m / 64), r = (unsigned)(m % 64);
+    for (unsigned w = 0; w < DC_HV_WORDS; w++) {
+        uint64_t hi = a->w[(w + DC_HV_WORDS - q) % DC_HV_WORDS];
+        uint64_t lo = a->w[(w + 2 * DC_HV_WORDS - q - 1) % DC_HV_WORDS];
+        out->w[w] = r ? (hi << r) | (lo >> (64 - r)) : hi;
+    }
+}
+
+uint32_t dc_hv_hamming(const dc_hv *a, const dc_hv *b) {
+    uint32_t h = 0;
+    for (int i = 0; i < DC_HV_WORDS; i++) h += (uint32_t)__builtin_popcountll(a->w[i] ^ b->w[i]);
+    return h;
+}
+
+double dc_hv_similarity(const dc_hv *a, const dc_hv *b) {
+    return 1.0 - 2.0 * dc_hv_hamming(a, b) / DC_HV_BITS;
+}
+
+bool dc_hv_get_bit(const dc_hv *v, uint32_t i) { return (v->w[i / 64] >> (i % 64)) & 1u; }
+
+/* ---- bundling ---- */
+
+/* Four words at a time through GCC/clang vector extensions: AVX2 where the CPU has it
+ * (function clones chosen at load time), SSE2 pairs otherwise. */
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+#if defined(__GNUC__) && !defined(__clang__)
+/* The helpers below are always inlined, so no vector ever crosses a call boundary. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+static inline __attribute__((always_inline)) v4u64 ld4(const uint64_t *p) {
+    v4u64 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void st4(uint64_t *p, v4u64 v) {
+    memcpy(p, &v, sizeof v);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(DC_NO_CLONES)
+#define DC_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DC_CLONES
+#endif
+
+static uint32_t bit_length(uint32_t x) {
+    uint32_t n = 0;
+    while (x) {
+        n++;
+        x >>= 1;
+    }
+    return n;
+}
+
+void dc_hv_bundler_reset(dc_hv_bundler *b, uint32_t arity) {
+    /* Only the planes in use can be non-zero. */
+    for (uint32_t p = 0; p < b->planes_used; p++) memset(b->plane[p], 0, sizeof b->plane[p]);
+    b->npending = 0;
+    b->count = 0;
+    b->planes_used = 0;
+    b->arity = arity < 1 ? 1 : arity > DC_HDC_MAX_NGRAM ? DC_HDC_MAX_NGRAM : arity;
+}
+
+/* Adds `carry` (one bit per counter, weight 2^from) to the counters, rippling through the planes
+ * in use; carries out of the last plane are zero because no counter exceeds `count`. */
+DC_CLONES
+static void ripple(uint64_t (*pl)[DC_HV_WORDS], uint32_t from, uint32_t to, const uint64_t *carry,
+                   int w0, int w1) {
+    for (int w = w0; w < w1; w += 4) {
+        v4u64 c = ld4(carry + w);
+        for (uint32_t p = from; p < to; p++) {
+            v4u64 x = ld4(pl[p] + w);
+            st4(pl[p] + w, x ^ c);
+            c &= x;
+        }
+    }
+}
+
+#define CSA(h, l, a, b, c)                                                                     \
+    do {                                                                                       \
+        v4u64 u_ = (a) ^ (b);                                                                  \
+        v4u64 c_ = (c);                                                                        \
+        (h) = ((a) & (b)) | (u_ & c_);                                                         \
+        (l) = u_ ^ c_;                                                                         \
+    } while (0)
+
+/* Pending item k at word w: the XOR of its `arity` windows. */
+static inline __attribute__((always_inline)) v4u64
+item(const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], int k, int w, uint32_t arity) {
+    v4u64 x = ld4(src[k][0] + w);
+    for (uint32_t j = 1; j < arity; j++) x ^= ld4(src[k][j] + w);
+    return x;
+}
+
+/* Adds 16 pending items: a carry-save (Harley-Seal) tree keeps planes 0..3 (weights 1, 2, 4,
+ * 8) and ripples the weight-16 carries into planes 4 and up. */
+static inline __attribute__((always_inline)) void
+fold16_body(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
+            const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], uint32_t arity, int w0, int w1) {
+    for (int w = w0; w < w1; w += 4) {
+        v4u64 ones = ld4(pl[0] + w), twos = ld4(pl[1] + w), fours = ld4(pl[2] + w),
+              eights = ld4(pl[3] + w);
+        v4u64 twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, c;
+        CSA(twos_a, ones, ones, item(src, 0, w, arity), item(src, 1, w, arity));
+        CSA(twos_b, ones, ones, item(src, 2, w, arity), item(src, 3, w, arity));
+        CSA(fours_a, twos, twos, twos_a, twos_b);
+        CSA(twos_a, ones, ones, item(src, 4, w, arity), item(src, 5, w, arity));
+        CSA(twos_b, ones, ones, item(src, 6, w, arity), item(src, 7, w, arity));
+        CSA(fours_b, twos, twos, twos_a, twos_b);
+        CSA(eights_a, fours, fours, fours_a, fours_b);
+        CSA(twos_a, ones, ones, item(src, 8, w, arity), item(src, 9, w, arity));
+        CSA(twos_b, ones, ones, item(src, 10, w, arity), item(src, 11, w, arity));
+        CSA(fours_a, twos, twos, twos_a, twos_b);
+        CSA(twos_a, ones, ones, item(src, 12, w, arity), item(src, 13, w, arity));
+        CSA(twos_b, ones, ones, item(src, 14, w, arity), item(src, 15, w, arity));
+        CSA(fours_b, twos, twos, twos_a, twos_b);
+        CSA(eights_b, fours, fours, fours_a, fours_b);
+        CSA(c, eights, eights, eights_a, eights_b);
+        st4(pl[0] + w, ones);
+        st4(pl[1] + w, twos);
+        st4(pl[2] + w, fours);
+        st4(pl[3] + w, eights);
+        for (uint32_t p = 4; p < planes; p++) { /* ripple the sixteens */
+            v4u64 x = ld4(pl[p] + w);
+            st4(pl[p] + w, x ^ c);
+            c &= x;
+        }
+    }
+}
+
+/* Specialised for the common arities so the inner XOR loop unrolls. */
+DC_CLONES
+static void fold16(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
+                   const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], uint32_t arity, int w0, int w1) {
+    switch (arity) {
+    case 1: fold16_body(pl, planes, src, 1, w0, w1); break;
+    case 3: fold16_body(pl, planes, src, 3, w0, w1); break;
+    default: fold16_body(pl, planes, src, arity, w0, w1); break;
+    }
+}
+
+/* Adds one item (the XOR of its windows) over words [w0, w1). */
+static void ripple_item(dc_hv_bundler *b, const uint64_t *const *src, int w0, int w1) {
+    uint64_t carry[DC_HV_WORDS];
+    for (int w = w0; w < w1; w++) carry[w] = src[0][w];
+    for (uint32_t j = 1; j < b->arity; j++)
+        for (int w = w0; w < w1; w++) carry[w] ^= src[j][w];
+    ripple(b->plane, 0, b->planes_used, carry, w0, w1);
+}
+
+static void fold_pending(dc_hv_bundler *b) {
+    if (b->npending == DC_HV_BUNDLE_GROUP) {
+        /* count >= 16, so planes_used >= 5 and planes 0..3 exist */
+        fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])b->src,
+               b->arity, 0, DC_HV_WORDS);
+    } else {
+        for (uint32_t k = 0; k < b->npending; k++) ripple_item(b, b->src[k], 0, DC_HV_WORDS);
+    }
+    b->npending = 0;
+}
+
+static void commit(dc_hv_bundler *b) {
+    b->count++;
+    uint32_t need = bit_length(b->count);
+    if (need > b->planes_used) b->planes_used = need; /* fresh planes are already zero */
+    if (++b->npending == DC_HV_BUNDLE_GROUP) fold_pending(b);
+}
+
+void dc_hv_bundler_add_xor(dc_hv_bundler *b, const uint64_t *const *src) {
+    for (uint32_t j = 0; j < b->arity; j++) b->src[b->npending][j] = src[j];
+    commit(b);
+}
+
+void dc_hv_bundler_add(dc_hv_bundler *b, const dc_hv *v) {
+    /* Copied, so the caller's vector may change; the other slots are zero (XOR identity). */
+    memcpy(b->own[b->npending], v->w, sizeof v->w);
+    b->src[b->npending][0] = b->own[b->npending];
+    for (uint32_t j = 1; j < b->arity; j++) b->src[b->npending][j] = b->zero;
+    commit(b);
+}
+
+/* Words per pass: one pass over every n-gram touches 256 bytes of each base vector, so the
+ * alphabet of a text and the counter planes stay in L1 instead of streaming from L2. */
+#define CHUNK_WORDS 32
+_Static_assert(DC_HV_WORDS % CHUNK_WORDS == 0 && CHUNK_WORDS % 4 == 0, "chunking");
+
+void dc_hv_bundler_add_ngrams(dc_hv_bundler *b, const uint64_t *const *seq, size_t nseq,
+                              const size_t *off) {
+    dc_hv_bundler_flush(b);
+    uint32_t a = b->arity;
+    if (nseq < a) return;
+    size_t items = nseq - a + 1;
+    if (items > UINT32_MAX - b->count) items = UINT32_MAX - b->count; /* counters are 32-bit */
+    b->count += (uint32_t)items;
+    uint32_t need = bit_length(b->count);
+    if (need > b->planes_used) b->planes_used = need;
+    const uint64_t *src[DC_HV_BUNDLE_GROUP][DC_HDC_MAX_NGRAM];
+    size_t full = items - items % DC_HV_BUNDLE_GROUP;
+    for (int w0 = 0; w0 < DC_HV_WORDS; w0 += CHUNK_WORDS) {
+        for (size_t i = 0; i < full; i += DC_HV_BUNDLE_GROUP) {
+            for (int k = 0; k < DC_HV_BUNDLE_GROUP; k++)
+                for (uint32_t j = 0; j < a; j++) src[k][j] = seq[i + k + j] + off[j];
+            fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])src, a,
+                   w0, w0 + CHUNK_WORDS);
+        }
+        for (size_t i = full; i < items; i++) {
+            for (uint32_t j = 0; j < a; j++) src[0][j] = seq[i + j] + off[j];
+            ripple_item(b, src[0], w0, w0 + CHUNK_WORDS);
+        }
+    }
+}
+
+void dc_hv_bundler_flush(dc_hv_bundler *b) {
+    if (b->npending) fold_pending(b);
+}
+
+uint32_t dc_hv_bundler_counter(dc_hv_bundler *b, uint32_t i) {
+    dc_hv_bundler_flush(b);
+    uint32_t c = 0;
+    for (uint32_t p = 0; p < b->planes_used; p++)
+        c |= (uint32_t)((b->plane[p][i / 64] >> (i % 64)) & 1u) << p;
+    return c;
+}
+
+void dc_hv_bundler_majority(dc_hv_bundler *b, const dc_hv *tie, dc_hv *out) {
+    dc_hv_bundler_flush(b);
+    /* Bit-sliced comparison of every counter with k = floor(count / 2), high plane first:
+     * the bit is 1 when counter > k; when count is even, counter == k is a tie. */
+    uint32_t k = b->count / 2;
+    bool even = (b->count & 1u) == 0;
+    for (int w = 0; w < DC_HV_WORDS; w++) {
+        uint64_t gt = 0, eq = ~0ull;
+        for (int p = (int)b->planes_used - 1; p >= 0; p--) {
+            uint64_t x = b->plane[p][w];
+            if ((k >> p) & 1u) {
+                eq &= x;
+            } else {
+                gt |= eq & x;
+                eq &= ~x;
+            }
+        }
+        out->w[w] = gt | (even ? eq & tie->w[w] : 0);
+    }
+}
