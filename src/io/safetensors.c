@@ -73,6 +73,7 @@ static dc_status dc_json_member(const cJSON *obj, const char *key, const cJSON *
 
 static dc_status dc_st_metadata(dc_weights *w, const cJSON *meta, const char *label,
                                 bool keep) {
+    if (cJSON_IsNull(meta)) return DC_OK; /* the reference reader treats null as absent */
     if (!cJSON_IsObject(meta))
         return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: __metadata__ is not an object", label);
     for (const cJSON *c = meta->child; c; c = c->next) {
@@ -335,25 +336,6 @@ dc_status dc_safetensors_index_load(dc_weights *w, const char *path, const uint8
         if (!known) shards[nshards++] = c->valuestring;
     }
 
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
-    if (cJSON_IsObject(meta)) {
-        for (const cJSON *m = meta->child; m; m = m->next) {
-            char num[32];
-            const char *v = NULL;
-            if (cJSON_IsString(m)) {
-                v = m->valuestring;
-            } else if (cJSON_IsNumber(m)) {
-                snprintf(num, sizeof num, "%.0f", m->valuedouble);
-                v = num;
-            }
-            if (v && !dc_weights_metadata_get(w, m->string)) {
-                st = dc_weights_metadata_add(w, m->string, strlen(m->string), v, strlen(v),
-                                             path);
-                if (st) goto done;
-            }
-        }
-    }
-
     const char *slash = strrchr(path, '/');
     size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
     shard_path = malloc(dir_len + 256 + 1);
@@ -374,6 +356,26 @@ dc_status dc_safetensors_index_load(dc_weights *w, const char *path, const uint8
         if (st) goto done;
     }
     first[nshards] = dc_weights_count(w);
+
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    if (cJSON_IsObject(meta)) {
+        for (const cJSON *m = meta->child; m; m = m->next) {
+            char num[32];
+            const char *v = NULL;
+            if (cJSON_IsString(m)) {
+                v = m->valuestring;
+            } else if (cJSON_IsNumber(m)) {
+                snprintf(num, sizeof num, "%.0f", m->valuedouble);
+                v = num;
+            }
+            /* a shard's own __metadata__ wins over the index's copy */
+            if (v && !dc_weights_metadata_get(w, m->string)) {
+                st = dc_weights_metadata_add(w, m->string, strlen(m->string), v, strlen(v),
+                                             path);
+                if (st) goto done;
+            }
+        }
+    }
 
     /* Every indexed tensor must be in the shard the index names. */
     for (const cJSON *c = map->child; c; c = c->next) {

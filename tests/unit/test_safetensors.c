@@ -2,6 +2,9 @@
  * safetensors.torch.save_file (tests/data/weights/gen_weights.py) and hostile headers. */
 #include "weights_fixture.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 static const uint8_t zeros[64];
 
 /* Builds a file from a header (padded to 8) and `data_len` zero bytes, opens it in memory and
@@ -397,6 +400,66 @@ static void test_committed_hostile_files(void **state) {
     }
 }
 
+/* Runs `dodeca ARGS`, capturing stdout and stderr; returns the exit code. */
+static int run_cli(const char *args, char **out) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", DC_CLI_PATH, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    dc_tbuf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) dc_tbuf_put(&b, chunk, n);
+    dc_tbuf_u8(&b, 0);
+    int rc = pclose(p);
+    *out = (char *)b.data;
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_inspect_cli(void **state) {
+    (void)state;
+    if (access(DC_CLI_PATH, X_OK) != 0) skip();
+    char args[1024], *out;
+    snprintf(args, sizeof args, "inspect '%s'", dc_test_data_path("weights/pytorch_model.bin"));
+    assert_int_equal(run_cli(args, &out), 0);
+    assert_non_null(strstr(out, "format: pytorch-zip"));
+    assert_non_null(strstr(out, "tensors: 13"));
+    /* sorted by name, shape in brackets, byte size */
+    char *dec = strstr(out, "decoder.weight");
+    char *enc = strstr(out, "encoder.weight");
+    assert_true(dec && enc && dec < enc);
+    assert_non_null(strstr(out, "[3, 4]"));
+    assert_non_null(strstr(out, "[1, 6]"));
+    free(out);
+
+    /* a model folder resolves to its checkpoint; metadata is listed */
+    snprintf(args, sizeof args, "inspect --json '%s'", dc_test_data_path("weights"));
+    assert_int_equal(run_cli(args, &out), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "format")->valuestring, "safetensors");
+    assert_int_equal((int)cJSON_GetObjectItem(j, "tensor_count")->valuedouble, 11);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "metadata"), "format")->valuestring,
+                        "pt");
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tensors"), 0);
+    assert_string_equal(cJSON_GetObjectItem(first, "name")->valuestring, "double");
+    assert_int_equal((int)cJSON_GetObjectItem(first, "nbytes")->valuedouble, 16);
+    cJSON_Delete(j);
+    free(out);
+
+    snprintf(args, sizeof args, "inspect '%s'", dc_test_data_path("weights/hostile/os_system_legacy.bin"));
+    assert_int_equal(run_cli(args, &out), 1);
+    assert_non_null(strstr(out, "dodeca: inspect: "));
+    assert_non_null(strstr(out, "os.system"));
+    free(out);
+    assert_int_equal(run_cli("inspect", &out), 2);
+    free(out);
+    assert_int_equal(run_cli("inspect --bogus x", &out), 2);
+    free(out);
+    assert_int_equal(run_cli("inspect a b", &out), 2);
+    free(out);
+}
+
 static void test_dtype_helpers(void **state) {
     (void)state;
     dc_dtype t;
@@ -470,6 +533,7 @@ int main(void) {
         cmocka_unit_test(test_sub_byte_dtypes),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_committed_hostile_files),
+        cmocka_unit_test(test_inspect_cli),
         cmocka_unit_test(test_dtype_helpers),
         cmocka_unit_test(test_scalar_conversions),
     };
