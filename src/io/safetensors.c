@@ -297,14 +297,28 @@ static bool dc_shard_name_ok(const char *s) {
     return dc_utf8_valid(s, n, NULL);
 }
 
+static int dc_str_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Index of `name` in the sorted shard list; nshards when absent. */
+static size_t dc_shard_index(const char **shards, size_t nshards, const char *name) {
+    const char **hit = bsearch(&name, shards, nshards, sizeof *shards, dc_str_cmp);
+    return hit ? (size_t)(hit - shards) : nshards;
+}
+
 dc_status dc_safetensors_index_load(dc_weights *w, const char *path, const uint8_t *buf,
                                     size_t len) {
+    if (len > DC_ST_MAX_HEADER)
+        return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: index of %zu bytes is too large", path,
+                       len);
     cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
     if (!root)
         return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: not valid JSON", path);
     dc_status st = DC_OK;
     const char **shards = NULL;
     size_t *first = NULL;
+    bool *add = NULL;
     size_t nshards = 0;
     char *shard_path = NULL;
 
@@ -330,11 +344,14 @@ dc_status dc_safetensors_index_load(dc_weights *w, const char *path, const uint8
                          path, c->string, cJSON_IsString(c) ? c->valuestring : "(not a string)");
             goto done;
         }
-        bool known = false;
-        for (size_t i = 0; i < nshards && !known; i++)
-            known = strcmp(shards[i], c->valuestring) == 0;
-        if (!known) shards[nshards++] = c->valuestring;
+        shards[nshards++] = c->valuestring;
     }
+    /* distinct shard names, sorted (so loading order is the shards' numbering) */
+    qsort(shards, nshards, sizeof *shards, dc_str_cmp);
+    size_t uniq = 0;
+    for (size_t i = 0; i < nshards; i++)
+        if (uniq == 0 || strcmp(shards[uniq - 1], shards[i]) != 0) shards[uniq++] = shards[i];
+    nshards = uniq;
 
     const char *slash = strrchr(path, '/');
     size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
@@ -357,44 +374,50 @@ dc_status dc_safetensors_index_load(dc_weights *w, const char *path, const uint8
     }
     first[nshards] = dc_weights_count(w);
 
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
-    if (cJSON_IsObject(meta)) {
-        for (const cJSON *m = meta->child; m; m = m->next) {
-            char num[32];
-            const char *v = NULL;
-            if (cJSON_IsString(m)) {
-                v = m->valuestring;
-            } else if (cJSON_IsNumber(m)) {
-                snprintf(num, sizeof num, "%.0f", m->valuedouble);
-                v = num;
-            }
-            /* a shard's own __metadata__ wins over the index's copy */
-            if (v && !dc_weights_metadata_get(w, m->string)) {
-                st = dc_weights_metadata_add(w, m->string, strlen(m->string), v, strlen(v),
-                                             path);
-                if (st) goto done;
-            }
-        }
-    }
-
     /* Every indexed tensor must be in the shard the index names. */
     for (const cJSON *c = map->child; c; c = c->next) {
         const dc_tensor_view *t = dc_weights_find(w, c->string);
-        if (!t) {
-            st = dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: tensor \"%s\" is not in shard %s",
-                         path, c->string, c->valuestring);
-            goto done;
-        }
-        size_t idx = (size_t)(t - dc_weights_tensor(w, 0));
-        size_t s = 0;
-        while (s < nshards && strcmp(shards[s], c->valuestring) != 0) s++;
-        if (s == nshards || idx < first[s] || idx >= first[s + 1]) {
+        size_t s = dc_shard_index(shards, nshards, c->valuestring);
+        size_t idx = t ? (size_t)(t - dc_weights_tensor(w, 0)) : 0;
+        if (!t || s == nshards || idx < first[s] || idx >= first[s + 1]) {
             st = dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: tensor \"%s\" is not in shard %s",
                          path, c->string, c->valuestring);
             goto done;
         }
     }
+
+    /* The index's "metadata" (total_size) joins the shard's; the shard's own keys win. Decide
+     * what to add while the shard keys are sealed for O(log n) lookups. */
+    st = dc_weights_metadata_seal(w, path);
+    if (st) goto done;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    if (cJSON_IsObject(meta)) {
+        size_t nmeta = 0;
+        for (const cJSON *m = meta->child; m; m = m->next) nmeta++;
+        add = calloc(nmeta ? nmeta : 1, sizeof *add);
+        if (!add) {
+            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+            goto done;
+        }
+        size_t i = 0;
+        for (const cJSON *m = meta->child; m; m = m->next, i++)
+            add[i] = (cJSON_IsString(m) || cJSON_IsNumber(m)) &&
+                     !dc_weights_metadata_get(w, m->string);
+        i = 0;
+        for (const cJSON *m = meta->child; m; m = m->next, i++) {
+            if (!add[i]) continue;
+            char num[32];
+            const char *v = m->valuestring;
+            if (cJSON_IsNumber(m)) {
+                snprintf(num, sizeof num, "%.0f", m->valuedouble);
+                v = num;
+            }
+            st = dc_weights_metadata_add(w, m->string, strlen(m->string), v, strlen(v), path);
+            if (st) goto done;
+        }
+    }
 done:
+    free(add);
     free(shard_path);
     free(first);
     free(shards);

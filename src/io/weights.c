@@ -121,8 +121,10 @@ struct dc_weights {
     size_t nslots;
     void **owned;
     size_t nowned, owned_cap;
-    dc_meta_pair *meta;
+    dc_meta_pair *meta; /* file order */
     size_t nmeta, meta_cap;
+    dc_meta_pair *meta_sorted; /* by key, for lookups; valid for the first nsorted pairs */
+    size_t nsorted;
 };
 
 /* Grows a vector of `elem` bytes to hold at least `need` items. */
@@ -258,10 +260,6 @@ dc_status dc_weights_add(dc_weights *w, const char *name, size_t name_len, dc_dt
 
 dc_status dc_weights_metadata_add(dc_weights *w, const char *key, size_t key_len,
                                   const char *value, size_t value_len, const char *label) {
-    for (size_t i = 0; i < w->nmeta; i++)
-        if (strlen(w->meta[i].key) == key_len && memcmp(w->meta[i].key, key, key_len) == 0)
-            return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: duplicate metadata key \"%.*s\"",
-                           label, (int)key_len, key);
     if (!dc_grow((void **)&w->meta, &w->meta_cap, w->nmeta + 1, sizeof *w->meta))
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: out of memory", label);
     char *k = dc_weights_strndup(w, key, key_len);
@@ -270,6 +268,27 @@ dc_status dc_weights_metadata_add(dc_weights *w, const char *key, size_t key_len
     w->meta[w->nmeta].key = k;
     w->meta[w->nmeta].value = v;
     w->nmeta++;
+    return DC_OK;
+}
+
+static int dc_meta_cmp(const void *a, const void *b) {
+    return strcmp(((const dc_meta_pair *)a)->key, ((const dc_meta_pair *)b)->key);
+}
+
+dc_status dc_weights_metadata_seal(dc_weights *w, const char *label) {
+    free(w->meta_sorted);
+    w->meta_sorted = NULL;
+    w->nsorted = 0;
+    if (w->nmeta == 0) return DC_OK;
+    w->meta_sorted = malloc(w->nmeta * sizeof *w->meta_sorted);
+    if (!w->meta_sorted) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: out of memory", label);
+    memcpy(w->meta_sorted, w->meta, w->nmeta * sizeof *w->meta);
+    qsort(w->meta_sorted, w->nmeta, sizeof *w->meta_sorted, dc_meta_cmp);
+    for (size_t i = 1; i < w->nmeta; i++)
+        if (strcmp(w->meta_sorted[i - 1].key, w->meta_sorted[i].key) == 0)
+            return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: duplicate metadata key \"%.100s\"",
+                           label, w->meta_sorted[i].key);
+    w->nsorted = w->nmeta;
     return DC_OK;
 }
 
@@ -340,6 +359,7 @@ void dc_weights_close(dc_weights *w) {
     free(w->tensors);
     free(w->slots);
     free(w->meta);
+    free(w->meta_sorted);
     free(w->path);
     free(w);
 }
@@ -353,8 +373,8 @@ static bool dc_looks_like_json(const uint8_t *buf, size_t len) {
 }
 
 /* Picks the reader from the leading bytes. `path` is NULL for in-memory buffers. */
-static dc_status dc_weights_dispatch(dc_weights *w, const char *path, const uint8_t *buf,
-                                     size_t len) {
+static dc_status dc_weights_detect(dc_weights *w, const char *path, const uint8_t *buf,
+                                   size_t len) {
     const char *label = w->path;
     if (len >= 4 && memcmp(buf, "PK\x03\x04", 4) == 0) {
         w->format = "pytorch-zip";
@@ -388,6 +408,13 @@ static dc_status dc_weights_dispatch(dc_weights *w, const char *path, const uint
                    "%s: unrecognised checkpoint format (first bytes %02x %02x %02x %02x); "
                    "expected safetensors or a PyTorch .bin",
                    label, buf[0], buf[1], buf[2], buf[3]);
+}
+
+static dc_status dc_weights_dispatch(dc_weights *w, const char *path, const uint8_t *buf,
+                                     size_t len) {
+    dc_status st = dc_weights_detect(w, path, buf, len);
+    if (!st) st = dc_weights_metadata_seal(w, w->path);
+    return st;
 }
 
 dc_status dc_weights_open(const char *path, dc_weights **out) {
@@ -455,6 +482,12 @@ dc_status dc_weights_get(const dc_weights *w, const char *name, const dc_tensor_
 
 const char *dc_weights_metadata_get(const dc_weights *w, const char *key) {
     if (!w || !key) return NULL;
+    if (w->nsorted == w->nmeta && w->nmeta) {
+        dc_meta_pair probe = {.key = (char *)(uintptr_t)key};
+        const dc_meta_pair *hit =
+            bsearch(&probe, w->meta_sorted, w->nsorted, sizeof *w->meta_sorted, dc_meta_cmp);
+        return hit ? hit->value : NULL;
+    }
     for (size_t i = 0; i < w->nmeta; i++)
         if (strcmp(w->meta[i].key, key) == 0) return w->meta[i].value;
     return NULL;

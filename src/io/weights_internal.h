@@ -33,8 +33,11 @@ dc_status dc_weights_adopt(dc_weights *w, void *buf);
 /* Maps another file (a shard) for the life of `w`. */
 dc_status dc_weights_map_file(dc_weights *w, const char *path, const uint8_t **buf, size_t *len);
 
-/* Records a metadata pair (both copied); duplicates are rejected. */
+/* Records a metadata pair (both copied). Duplicates are found by dc_weights_metadata_seal,
+ * which dc_weights_open runs after the reader; a reader may seal early to look keys up with
+ * dc_weights_metadata_get in O(log n). */
 dc_status dc_weights_metadata_add(dc_weights *w, const char *key, size_t key_len,
                                   const char *value, size_t value_len, const char *label);
+dc_status dc_weights_metadata_seal(dc_weights *w, const char *label);
 
 #endif
