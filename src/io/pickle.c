@@ -217,7 +217,7 @@ typedef struct dc_pk_vm {
     size_t nmarks;
     dc_pk_value **memo;
     size_t memo_cap;
-    size_t memo_next; /* MEMOIZE's implicit index */
+    size_t memo_count; /* filled slots: MEMOIZE's implicit index is len(memo) */
     size_t op_at;     /* offset of the opcode being run */
 } dc_pk_vm;
 
@@ -351,6 +351,7 @@ static dc_status dc_pk_memo_put(dc_pk_vm *vm, uint64_t idx) {
         vm->memo = m;
         vm->memo_cap = ncap;
     }
+    if (!vm->memo[idx]) vm->memo_count++;
     vm->memo[idx] = top;
     return DC_OK;
 }
@@ -612,9 +613,7 @@ static dc_status dc_pk_step(dc_pk_vm *vm, bool *stop) {
         return dc_pk_memo_put(vm, idx);
     }
     case OP_MEMOIZE:
-        if ((st = dc_pk_memo_put(vm, vm->memo_next))) return st;
-        vm->memo_next++;
-        return DC_OK;
+        return dc_pk_memo_put(vm, vm->memo_count);
     case OP_BINGET:
         if ((st = dc_pk_need(vm, 1))) return st;
         return dc_pk_memo_get(vm, vm->buf[vm->pos++]);
