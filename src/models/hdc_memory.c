@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -259,24 +260,28 @@ dc_status dc_hdc_memory_load(const char *path, dc_hdc_memory **out) {
         return dc_fail(err == ENOENT ? DC_ERR_NOT_FOUND : DC_ERR_IO, "cannot open %s: %s", path,
                        strerror(err));
     }
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
         int err = errno;
         fclose(f);
-        return dc_fail(DC_ERR_IO, "cannot size %s: %s", path, strerror(err));
+        return dc_fail(DC_ERR_IO, "cannot stat %s: %s", path, strerror(err));
     }
+    if (!S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return dc_fail(DC_ERR_IO, "%s is not a regular file (a folder?)", path);
+    }
+    long long size = (long long)sb.st_size;
     /* The largest valid file (every code point) is about 1.4 GB; refuse more before reading. */
     uint64_t max = DC_HDC_MEMORY_HEADER + payload_size(DC_HDC_MAX_NGRAM, DC_HDC_MAX_SYMBOLS);
     if ((uint64_t)size > max) {
         fclose(f);
-        return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: %ld bytes is larger than any item memory",
+        return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: %lld bytes is larger than any item memory",
                        path, size);
     }
     uint8_t *buf = malloc(size > 0 ? (size_t)size : 1);
     if (!buf) {
         fclose(f);
-        return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: %ld bytes", path, size);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: %lld bytes", path, size);
     }
     size_t got = fread(buf, 1, (size_t)size, f);
     int err = errno;
