@@ -29,19 +29,19 @@ dc_status dc_temporal_positional_create(const dc_temporal_options *opt, dc_model
 
 /* ---- E9 ---- */
 
-#define DC_HDC_DEFAULT_SEED 42u
-#define DC_HDC_DEFAULT_NGRAM 3u
-#define DC_HDC_MAX_NGRAM 8u
+#define DC_HDC_DEFAULT_SEED      42u
+#define DC_HDC_DEFAULT_NGRAM     3u
+#define DC_HDC_MAX_NGRAM         8u
 #define DC_HDC_DEFAULT_MAX_CHARS 4096u
-#define DC_HDC_MAX_MAX_CHARS (1u << 20)
-#define DC_HDC_DEFAULT_SYMBOLS 4096u /* code points U+0000..U+0FFF kept in the item memory */
+#define DC_HDC_MAX_MAX_CHARS     (1u << 20)
+#define DC_HDC_DEFAULT_SYMBOLS   4096u /* code points U+0000..U+0FFF kept in the item memory */
 
 typedef struct dc_hdc_options {
-    uint64_t seed;            /* 42: every base vector derives from it and the code point */
-    uint32_t ngram;           /* 3: characters per n-gram, 1..8 */
-    uint32_t max_chars;       /* 4096: code points read; longer input sets `truncated` */
-    uint32_t symbols;         /* 4096: code points 0..symbols-1 held in memory (and saved) */
-    bool case_sensitive;      /* false: code points are lower-cased (Unicode simple mapping) */
+    uint64_t seed;                /* 42: every base vector derives from it and the code point */
+    uint32_t ngram;               /* 3: characters per n-gram, 1..8 */
+    uint32_t max_chars;           /* 4096: code points read; longer input sets `truncated` */
+    uint32_t symbols;             /* 4096: code points 0..symbols-1 held in memory (and saved) */
+    bool case_sensitive;          /* false: code points are lower-cased (Unicode simple mapping) */
     const char *item_memory_path; /* NULL: generate in memory; else load, or generate + save */
 } dc_hdc_options;
 

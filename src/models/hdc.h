@@ -16,11 +16,11 @@
 #include "dodeca/status.h"
 #include "models/custom.h"
 
-#define DC_HV_BITS 10240
-#define DC_HV_WORDS (DC_HV_BITS / 64)
-#define DC_HDC_OUT_DIM 1024
-#define DC_HDC_GROUP_BITS (DC_HV_BITS / DC_HDC_OUT_DIM) /* 10 bits per output float */
-#define DC_HDC_MAX_SYMBOLS 0x110000u                   /* every Unicode code point */
+#define DC_HV_BITS         10240
+#define DC_HV_WORDS        (DC_HV_BITS / 64)
+#define DC_HDC_OUT_DIM     1024
+#define DC_HDC_GROUP_BITS  (DC_HV_BITS / DC_HDC_OUT_DIM) /* 10 bits per output float */
+#define DC_HDC_MAX_SYMBOLS 0x110000u                     /* every Unicode code point */
 
 typedef struct dc_hv {
     uint64_t w[DC_HV_WORDS];
@@ -92,9 +92,9 @@ void dc_hv_bundler_majority(dc_hv_bundler *b, const dc_hv *tie, dc_hv *out);
 
 /* ---- item memory ---- */
 
-#define DC_HDC_MEMORY_MAGIC "HDCV"
+#define DC_HDC_MEMORY_MAGIC   "HDCV"
 #define DC_HDC_MEMORY_VERSION 1u
-#define DC_HDC_MEMORY_HEADER 64u
+#define DC_HDC_MEMORY_HEADER  64u
 
 /* Everything the encoder reads: base vectors of code points 0..symbols-1, the per-slot
  * rotation of the n-gram (in bits, whole words), the tie-break and projection sign vectors.
@@ -151,9 +151,8 @@ typedef struct dc_hdc_result {
 
 /* Encodes UTF-8 text (invalid bytes read as U+FFFD) into its 10240-bit hypervector: the
  * majority of its character n-gram vectors. DC_ERR_EMPTY_INPUT for len 0. */
-dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char *text,
-                           size_t len, uint32_t max_chars, bool case_sensitive, dc_hv *hv,
-                           dc_hdc_result *res);
+dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char *text, size_t len,
+                           uint32_t max_chars, bool case_sensitive, dc_hv *hv, dc_hdc_result *res);
 /* The 1024-float projection: y_b = sum over bits 10b..10b+9 of (+-1 bit) * (+-1 sign bit),
  * then L2-normalised. */
 void dc_hdc_project(const dc_hdc_memory *m, const dc_hv *hv, float out[DC_HDC_OUT_DIM]);

@@ -9,11 +9,11 @@
 
 struct dc_hdc_scratch {
     dc_hv_bundler bundler;
-    uint32_t *refs;           /* per code point: symbol index, or symbols + extra index */
-    const uint64_t **ptr;     /* per code point: its doubled base vector */
-    size_t cap;               /* of refs and ptr */
+    uint32_t *refs;       /* per code point: symbol index, or symbols + extra index */
+    const uint64_t **ptr; /* per code point: its doubled base vector */
+    size_t cap;           /* of refs and ptr */
     /* base vectors of code points outside the item memory, generated for this call */
-    uint32_t *map_key;        /* code point + 1; 0 = empty */
+    uint32_t *map_key; /* code point + 1; 0 = empty */
     uint32_t *map_val;
     size_t map_cap;           /* power of two */
     uint64_t *extra;          /* doubled vectors */
@@ -133,9 +133,8 @@ static dc_status reserve_chars(dc_hdc_scratch *s, size_t need) {
     return DC_OK;
 }
 
-dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char *text,
-                           size_t len, uint32_t max_chars, bool case_sensitive, dc_hv *hv,
-                           dc_hdc_result *res) {
+dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char *text, size_t len,
+                           uint32_t max_chars, bool case_sensitive, dc_hv *hv, dc_hdc_result *res) {
     if (!m || !s || (!text && len) || !hv)
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "HDC encode: NULL argument");
     if (len == 0) return dc_fail(DC_ERR_EMPTY_INPUT, "HDC encode: empty text");

@@ -33,8 +33,8 @@ static dc_status memory_alloc(uint64_t seed, uint32_t ngram, uint32_t symbols,
     if (!m || !base) {
         free(m);
         free(base);
-        return dc_fail(DC_ERR_OUT_OF_MEMORY, "HDC item memory: %zu bytes for %u symbols",
-                       words * 8, (unsigned)symbols);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "HDC item memory: %zu bytes for %u symbols", words * 8,
+                       (unsigned)symbols);
     }
     m->seed = seed;
     m->ngram = ngram;
@@ -190,7 +190,8 @@ dc_status dc_hdc_memory_decode(const uint8_t *buf, size_t len, const char *what,
     uint64_t got = XXH3_64bits_digest(hs);
     XXH3_freeState(hs);
     if (got != checksum)
-        return dc_fail(bad, "%s: checksum mismatch (stored %016llx, computed %016llx): the file is "
+        return dc_fail(bad,
+                       "%s: checksum mismatch (stored %016llx, computed %016llx): the file is "
                        "corrupted",
                        what, (unsigned long long)checksum, (unsigned long long)got);
     const uint8_t *p = buf + DC_HDC_MEMORY_HEADER;
@@ -199,8 +200,7 @@ dc_status dc_hdc_memory_decode(const uint8_t *buf, size_t len, const char *what,
         shift[j] = dc_get_u32le(p);
         if (shift[j] % 64 != 0 || shift[j] >= DC_HV_BITS)
             return dc_fail(bad, "%s: slot %u shift %u (byte %zu) is not a multiple of 64 below %u",
-                           what, (unsigned)j, (unsigned)shift[j],
-                           (size_t)(p - buf), DC_HV_BITS);
+                           what, (unsigned)j, (unsigned)shift[j], (size_t)(p - buf), DC_HV_BITS);
     }
     dc_hdc_memory *m;
     dc_status st = memory_alloc(seed, ngram, symbols, &m);

@@ -10,7 +10,7 @@
 typedef struct hdc_model {
     dc_model base; /* first: the dc_model handed out is this struct */
     dc_hdc_options opt;
-    char *path;    /* owned copy of opt.item_memory_path, or NULL */
+    char *path; /* owned copy of opt.item_memory_path, or NULL */
     dc_hdc_memory *mem;
 } hdc_model;
 
@@ -124,8 +124,8 @@ dc_status dc_hdc_create(const dc_hdc_options *opt, dc_model **out) {
         return dc_fail(DC_ERR_CONFIG, "E9 ngram = %u; expected 1 .. %u", (unsigned)o.ngram,
                        DC_HDC_MAX_NGRAM);
     if (o.max_chars < 1 || o.max_chars > DC_HDC_MAX_MAX_CHARS)
-        return dc_fail(DC_ERR_CONFIG, "E9 max_chars = %u; expected 1 .. %u",
-                       (unsigned)o.max_chars, DC_HDC_MAX_MAX_CHARS);
+        return dc_fail(DC_ERR_CONFIG, "E9 max_chars = %u; expected 1 .. %u", (unsigned)o.max_chars,
+                       DC_HDC_MAX_MAX_CHARS);
     if (o.symbols > DC_HDC_MAX_SYMBOLS)
         return dc_fail(DC_ERR_CONFIG, "E9 symbols = %u; at most %u", (unsigned)o.symbols,
                        DC_HDC_MAX_SYMBOLS);

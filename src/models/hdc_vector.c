@@ -16,7 +16,8 @@ uint64_t dc_hdc_key(uint64_t seed, dc_hdc_key_tag tag, uint32_t value) {
 }
 
 void dc_hv_random(dc_hv *out, uint64_t key) {
-    for (int i = 0; i < DC_HV_WORDS; i++) out->w[i] = dc_hdc_mix64(key + (uint64_t)(i + 1) * GOLDEN);
+    for (int i = 0; i < DC_HV_WORDS; i++)
+        out->w[i] = dc_hdc_mix64(key + (uint64_t)(i + 1) * GOLDEN);
 }
 
 void dc_hv_bind(dc_hv *out, const dc_hv *a, const dc_hv *b) {
@@ -44,7 +45,9 @@ double dc_hv_similarity(const dc_hv *a, const dc_hv *b) {
     return 1.0 - 2.0 * dc_hv_hamming(a, b) / DC_HV_BITS;
 }
 
-bool dc_hv_get_bit(const dc_hv *v, uint32_t i) { return (v->w[i / 64] >> (i % 64)) & 1u; }
+bool dc_hv_get_bit(const dc_hv *v, uint32_t i) {
+    return (v->w[i / 64] >> (i % 64)) & 1u;
+}
 
 /* ---- bundling ---- */
 
@@ -104,12 +107,12 @@ static void ripple(uint64_t (*pl)[DC_HV_WORDS], uint32_t from, uint32_t to, cons
     }
 }
 
-#define CSA(h, l, a, b, c)                                                                     \
-    do {                                                                                       \
-        v4u64 u_ = (a) ^ (b);                                                                  \
-        v4u64 c_ = (c);                                                                        \
-        (h) = ((a) & (b)) | (u_ & c_);                                                         \
-        (l) = u_ ^ c_;                                                                         \
+#define CSA(h, l, a, b, c)                                                                         \
+    do {                                                                                           \
+        v4u64 u_ = (a) ^ (b);                                                                      \
+        v4u64 c_ = (c);                                                                            \
+        (h) = ((a) & (b)) | (u_ & c_);                                                             \
+        (l) = u_ ^ c_;                                                                             \
     } while (0)
 
 /* Pending item k at word w: the XOR of its `arity` windows. */
@@ -161,9 +164,15 @@ DC_CLONES
 static void fold16(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
                    const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], uint32_t arity, int w0, int w1) {
     switch (arity) {
-    case 1: fold16_body(pl, planes, src, 1, w0, w1); break;
-    case 3: fold16_body(pl, planes, src, 3, w0, w1); break;
-    default: fold16_body(pl, planes, src, arity, w0, w1); break;
+    case 1:
+        fold16_body(pl, planes, src, 1, w0, w1);
+        break;
+    case 3:
+        fold16_body(pl, planes, src, 3, w0, w1);
+        break;
+    default:
+        fold16_body(pl, planes, src, arity, w0, w1);
+        break;
     }
 }
 
@@ -228,8 +237,8 @@ void dc_hv_bundler_add_ngrams(dc_hv_bundler *b, const uint64_t *const *seq, size
         for (size_t i = 0; i < full; i += DC_HV_BUNDLE_GROUP) {
             for (int k = 0; k < DC_HV_BUNDLE_GROUP; k++)
                 for (uint32_t j = 0; j < a; j++) src[k][j] = seq[i + k + j] + off[j];
-            fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])src, a,
-                   w0, w0 + CHUNK_WORDS);
+            fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])src, a, w0,
+                   w0 + CHUNK_WORDS);
         }
         for (size_t i = full; i < items; i++) {
             for (uint32_t j = 0; j < a; j++) src[0][j] = seq[i + j] + off[j];

@@ -1,6 +1,7 @@
 /* E2, E3, E4 formulas (docs/custom-models.md). All phases in float64; output rounded last. */
 #include "models/temporal_encode.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "core/error.h"
@@ -72,7 +73,12 @@ void dc_temporal_recent_encode(const dc_temporal_tables *t, double t_event, doub
     dc_temporal_recent_raw(t, t_event, t_ref, raw);
     for (int i = 0; i < DC_TEMPORAL_DIM; i++) sq += raw[i] * raw[i];
     double inv = 1.0 / sqrt(sq); /* > 0: the bump block is never all zero in range */
-    for (int i = 0; i < DC_TEMPORAL_DIM; i++) out[i] = (float)(raw[i] * inv);
+    for (int i = 0; i < DC_TEMPORAL_DIM; i++) {
+        double x = raw[i] * inv;
+        /* Decays of old events fall below float's normal range: store 0, not denormals that
+         * slow down every later product. */
+        out[i] = x < FLT_MIN ? 0.0f : (float)x;
+    }
 }
 
 /* ---- E3 ---- */
@@ -82,7 +88,9 @@ static int64_t floor_div(int64_t a, int64_t b) {
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static bool is_leap(int64_t y) {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, int m, int d) {
@@ -117,11 +125,72 @@ void dc_temporal_civil(int64_t seconds, dc_civil_time *out) {
     out->days_in_year = is_leap(y) ? 366 : 365;
 }
 
-/* Rounding can land a phase on exactly 1.0; it is the same point as 0. */
-static double wrap_phase(double p) { return p >= 1.0 ? p - 1.0 : p; }
+/* Reads exactly n digits; -1 when one is missing. */
+static int64_t digits(const char *s, int n) {
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
 
-void dc_temporal_periodic_phases(double t, int32_t utc_offset_minutes,
-                                 double phase[DC_E3_CYCLES]) {
+dc_status dc_temporal_parse_rfc3339(const char *s, double *out) {
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p = s;
+    int64_t y = digits(p, 4), mo = -1, d = -1, h = -1, mi = -1, sec = -1;
+    if (y >= 0 && p[4] == '-') mo = digits(p + 5, 2);
+    if (mo >= 0 && p[7] == '-') d = digits(p + 8, 2);
+    if (d < 0)
+        return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": expected YYYY-MM-DD at the start", s);
+    if (mo < 1 || mo > 12)
+        return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": month %lld", s, (long long)mo);
+    int dim = mo == 2 && is_leap(y) ? 29 : mdays[mo - 1];
+    if (d < 1 || d > dim)
+        return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": day %lld of a %d-day month", s,
+                       (long long)d, dim);
+    p += 10;
+    if (*p != 'T' && *p != 't' && *p != ' ')
+        return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": expected 'T' after the date", s);
+    h = digits(p + 1, 2);
+    if (h >= 0 && p[3] == ':') mi = digits(p + 4, 2);
+    if (mi >= 0 && p[6] == ':') sec = digits(p + 7, 2);
+    if (sec < 0 || h > 23 || mi > 59 || sec > 60)
+        return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": expected a valid HH:MM:SS", s);
+    p += 9;
+    double frac = 0, scale = 0.1;
+    if (*p == '.') {
+        if (p[1] < '0' || p[1] > '9')
+            return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": empty fraction of a second", s);
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10) frac += (*p - '0') * scale;
+    }
+    int64_t offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int64_t oh = digits(p + 1, 2), om = oh >= 0 && p[3] == ':' ? digits(p + 4, 2) : -1;
+        if (oh < 0 || om < 0 || oh > 23 || om > 59)
+            return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": bad UTC offset", s);
+        offset = (*p == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+        p += 6;
+    } else {
+        return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": missing 'Z' or a UTC offset", s);
+    }
+    if (*p) return dc_fail(DC_ERR_INVALID_VALUE, "time \"%.40s\": unexpected text at the end", s);
+    int64_t secs = days_from_civil(y, (int)mo, (int)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+    double t = (double)secs + frac;
+    dc_status st = dc_temporal_check_time(t, "time");
+    if (st != DC_OK) return st;
+    *out = t;
+    return DC_OK;
+}
+
+/* Rounding can land a phase on exactly 1.0; it is the same point as 0. */
+static double wrap_phase(double p) {
+    return p >= 1.0 ? p - 1.0 : p;
+}
+
+void dc_temporal_periodic_phases(double t, int32_t utc_offset_minutes, double phase[DC_E3_CYCLES]) {
     double whole = floor(t);
     double frac = t - whole; /* exact for |t| < 2^52 */
     int64_t local = (int64_t)whole + (int64_t)utc_offset_minutes * 60;
@@ -136,8 +205,7 @@ void dc_temporal_periodic_phases(double t, int32_t utc_offset_minutes,
     phase[DC_E3_MONTH_OF_YEAR] = (c.month - 1) / 12.0;
 }
 
-void dc_temporal_periodic_encode(double t, int32_t utc_offset_minutes,
-                                 float out[DC_TEMPORAL_DIM]) {
+void dc_temporal_periodic_encode(double t, int32_t utc_offset_minutes, float out[DC_TEMPORAL_DIM]) {
     double phase[DC_E3_CYCLES];
     dc_temporal_periodic_phases(t, utc_offset_minutes, phase);
     /* 256 unit (sin, cos) pairs: the raw norm is exactly 16. */

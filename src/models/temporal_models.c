@@ -55,7 +55,9 @@ static size_t temporal_memory(const dc_model *m) {
     return sizeof(temporal_model);
 }
 
-static void temporal_destroy(dc_model *m) { free(m); }
+static void temporal_destroy(dc_model *m) {
+    free(m);
+}
 
 static dc_status temporal_embed(dc_model *m, const dc_input *inputs, size_t n,
                                 dc_model_embedding *out) {

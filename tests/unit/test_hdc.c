@@ -9,7 +9,7 @@
 #include "models/hdc.h"
 #include "test_support.h"
 
-static dc_hdc_memory *mem;      /* seed 42, ngram 3, 4096 symbols: the defaults */
+static dc_hdc_memory *mem; /* seed 42, ngram 3, 4096 symbols: the defaults */
 static dc_hdc_scratch *scratch;
 
 static int setup(void **state) {
@@ -37,7 +37,9 @@ static double cos_text(const char *a, const char *b) {
     return dc_vec_cosine(x, y, DC_HDC_OUT_DIM);
 }
 
-static void random_hv(dc_hv *v, uint32_t i) { dc_hv_random(v, dc_hdc_key(7, DC_HDC_KEY_SYMBOL, i)); }
+static void random_hv(dc_hv *v, uint32_t i) {
+    dc_hv_random(v, dc_hdc_key(7, DC_HDC_KEY_SYMBOL, i));
+}
 
 /* ---------------- golden values (tests/data/hdc/hdc_reference.py) ---------------- */
 
@@ -347,8 +349,10 @@ static void test_similar_strings_are_similar(void **state) {
     (void)state;
     const char *base = "the quick brown fox jumps over the lazy dog near the river bank";
     double typo = cos_text(base, "the quick brown fox jumps over the lazy dog near the rivr bank");
-    double reorder = cos_text(base, "the lazy dog jumps over the quick brown fox near the river bank");
-    double replace = cos_text(base, "the quick brown cat leaps over the lazy dog near the river bank");
+    double reorder =
+        cos_text(base, "the lazy dog jumps over the quick brown fox near the river bank");
+    double replace =
+        cos_text(base, "the quick brown cat leaps over the lazy dog near the river bank");
     double other = cos_text(base, "stock markets fell sharply on tuesday amid inflation worries");
     assert_true(typo > 0.75);
     assert_true(reorder > replace); /* reordering words keeps their inner n-grams */

@@ -110,9 +110,9 @@ static void test_save_and_load_give_identical_embeddings(void **state) {
 
 typedef struct hostile {
     const char *name;
-    size_t offset;   /* byte to change */
-    uint32_t value;  /* u32 written there */
-    bool reseal;     /* fix the checksum afterwards */
+    size_t offset;  /* byte to change */
+    uint32_t value; /* u32 written there */
+    bool reseal;    /* fix the checksum afterwards */
     dc_status want;
     const char *detail;
 } hostile;
@@ -148,8 +148,8 @@ static void test_hostile_files_are_rejected_with_a_reason(void **state) {
         if (h->reseal) reseal(buf, len);
         dc_status st = dc_hdc_memory_decode(buf, len, "item.hdcv", &out);
         if (st != h->want || !strstr(dc_error_detail(), h->detail))
-            fail_msg("case '%s': got %s (%s), want %s containing '%s'", h->name,
-                     dc_status_name(st), dc_error_detail(), dc_status_name(h->want), h->detail);
+            fail_msg("case '%s': got %s (%s), want %s containing '%s'", h->name, dc_status_name(st),
+                     dc_error_detail(), dc_status_name(h->want), h->detail);
         assert_null(out);
         assert_non_null(strstr(dc_error_detail(), "item.hdcv"));
     }
@@ -175,12 +175,23 @@ static void test_hostile_files_are_rejected_with_a_reason(void **state) {
  * gen_memory_corpus.py): its valid files must decode here, and every other file must not. */
 static void test_python_written_corpus_decodes_as_named(void **state) {
     (void)state;
-    static const char *names[] = {
-        "valid_ngram3_2sym.bin", "valid_ngram1_0sym.bin", "valid_ngram8_1sym.bin",
-        "valid_same_shifts.bin", "bad_magic.bin", "version2.bin", "bits_mismatch.bin",
-        "ngram0.bin", "flags.bin", "payload_len_lies.bin", "huge_symbols_header_only.bin",
-        "shift_not_words.bin", "bad_checksum.bin", "truncated.bin", "header_only.bin",
-        "short.bin", "empty.bin"};
+    static const char *names[] = {"valid_ngram3_2sym.bin",
+                                  "valid_ngram1_0sym.bin",
+                                  "valid_ngram8_1sym.bin",
+                                  "valid_same_shifts.bin",
+                                  "bad_magic.bin",
+                                  "version2.bin",
+                                  "bits_mismatch.bin",
+                                  "ngram0.bin",
+                                  "flags.bin",
+                                  "payload_len_lies.bin",
+                                  "huge_symbols_header_only.bin",
+                                  "shift_not_words.bin",
+                                  "bad_checksum.bin",
+                                  "truncated.bin",
+                                  "header_only.bin",
+                                  "short.bin",
+                                  "empty.bin"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char rel[128];
         snprintf(rel, sizeof rel, "../fuzz/corpus/hdc_memory/%s", names[i]);

@@ -1,5 +1,6 @@
 /* E2, E3, E4: the properties their formulas promise (docs/custom-models.md,
  * methods.md §4 "What a test could check"), checked on the encoders and through dc_model. */
+#include <float.h>
 #include <math.h>
 #include <time.h>
 
@@ -7,7 +8,7 @@
 #include "models/temporal_encode.h"
 #include "test_support.h"
 
-#define DAY 86400.0
+#define DAY  86400.0
 #define HOUR 3600.0
 #define YEAR (365.25 * DAY)
 /* 2024-02-29T12:00:00Z, a leap day */
@@ -21,7 +22,9 @@ static int setup(void **state) {
     return 0;
 }
 
-static double norm(const float *v) { return dc_vec_l2_norm(v, DC_TEMPORAL_DIM); }
+static double norm(const float *v) {
+    return dc_vec_l2_norm(v, DC_TEMPORAL_DIM);
+}
 
 static double dot(const float *a, const float *b, int from, int to) {
     double s = 0;
@@ -36,12 +39,22 @@ static void assert_unit_and_finite(const float *v) {
 
 /* Extreme and awkward instants: before 1970, the int32 overflow second, 2100 (not leap),
  * leap days, the last second of leap years, a US DST change, both ends of the range. */
-static const double awkward_times[] = {
-    -1.0, -86400.0 * 365 * 30, 0.0, 2147483647.0, 2147483648.0, 4102444800.0 /* 2100-01-01 */,
-    4107542400.0 /* 2100-03-01 */, T_LEAP, 951825600.0 /* 2000-02-29T12Z */,
-    1735689599.0 /* 2024-12-31T23:59:59Z */, 1710054000.0 /* 2024-03-10T07:00Z, US DST */,
-    1730613600.0 /* 2024-11-03T06:00Z, US DST end */, 1709208000.5, -0.25,
-    DC_TEMPORAL_MIN_SECONDS, DC_TEMPORAL_MAX_SECONDS};
+static const double awkward_times[] = {-1.0,
+                                       -86400.0 * 365 * 30,
+                                       0.0,
+                                       2147483647.0,
+                                       2147483648.0,
+                                       4102444800.0 /* 2100-01-01 */,
+                                       4107542400.0 /* 2100-03-01 */,
+                                       T_LEAP,
+                                       951825600.0 /* 2000-02-29T12Z */,
+                                       1735689599.0 /* 2024-12-31T23:59:59Z */,
+                                       1710054000.0 /* 2024-03-10T07:00Z, US DST */,
+                                       1730613600.0 /* 2024-11-03T06:00Z, US DST end */,
+                                       1709208000.5,
+                                       -0.25,
+                                       DC_TEMPORAL_MIN_SECONDS,
+                                       DC_TEMPORAL_MAX_SECONDS};
 #define N_AWKWARD (sizeof awkward_times / sizeof awkward_times[0])
 
 /* ---------------- E2 ---------------- */
@@ -213,8 +226,8 @@ static void test_e3_norm_and_phases_at_awkward_dates(void **state) {
     float v[DC_TEMPORAL_DIM];
     double ph[DC_E3_CYCLES];
     for (size_t i = 0; i < N_AWKWARD; i++) {
-        for (int off = -DC_TEMPORAL_MAX_UTC_OFFSET_MINUTES; off <= DC_TEMPORAL_MAX_UTC_OFFSET_MINUTES;
-             off += 270) {
+        for (int off = -DC_TEMPORAL_MAX_UTC_OFFSET_MINUTES;
+             off <= DC_TEMPORAL_MAX_UTC_OFFSET_MINUTES; off += 270) {
             dc_temporal_periodic_phases(awkward_times[i], off, ph);
             for (int c = 0; c < DC_E3_CYCLES; c++) assert_true(ph[c] >= 0.0 && ph[c] < 1.0);
             dc_temporal_periodic_encode(awkward_times[i], off, v);
@@ -265,7 +278,9 @@ static void test_e4_dot_depends_only_on_time_difference(void **state) {
             /* and it is the closed form sum_i cos(2 pi gap / P_i) / 256 + position part */
             double want = 0;
             for (int i = 0; i < DC_E4_TIME_PAIRS; i++)
-                want += cos(2 * 3.14159265358979323846 * fmod(gaps[g], tab.period[i]) / tab.period[i]) / 256;
+                want +=
+                    cos(2 * 3.14159265358979323846 * fmod(gaps[g], tab.period[i]) / tab.period[i]) /
+                    256;
             assert_true(fabs(dot(a, b, 0, DC_E4_POS_OFFSET) - want) < 1e-4);
         }
 }
@@ -307,6 +322,49 @@ static void test_e4_periods_and_awkward_times(void **state) {
     dc_temporal_positional_encode(&tab, 7.25, 0, b);
     assert_true(a[0] == b[0] && a[1] == b[1]);
     assert_true(fabs(a[0] * 16.0 - 1.0) < 1e-6); /* sin(pi/2) */
+}
+
+static void test_rfc3339_times(void **state) {
+    (void)state;
+    double t;
+    assert_ok(dc_temporal_parse_rfc3339("2024-02-29T12:00:00Z", &t));
+    assert_true(t == T_LEAP);
+    assert_ok(dc_temporal_parse_rfc3339("2024-02-29t17:30:00.25+05:30", &t));
+    assert_true(t == T_LEAP + 0.25);
+    assert_ok(dc_temporal_parse_rfc3339("2024-02-29 07:00:00-05:00", &t));
+    assert_true(t == T_LEAP);
+    assert_ok(dc_temporal_parse_rfc3339("1969-12-31T23:59:59z", &t));
+    assert_true(t == -1);
+    assert_ok(dc_temporal_parse_rfc3339("2016-12-31T23:59:60Z", &t)); /* leap second */
+    assert_true(t == 1483228800.0);
+    assert_ok(dc_temporal_parse_rfc3339("0001-01-01T00:00:00Z", &t));
+    assert_true(t == DC_TEMPORAL_MIN_SECONDS);
+    static const char *bad[] = {"",
+                                "2024",
+                                "2024-02-30T00:00:00Z",
+                                "2023-02-29T00:00:00Z",
+                                "2024-13-01T00:00:00Z",
+                                "2024-02-29T24:00:00Z",
+                                "2024-02-29T12:00:00",
+                                "2024-02-29T12:00:00+",
+                                "2024-02-29T12:00:00+5:00",
+                                "2024-02-29T12:00:00.Z",
+                                "2024-02-29T12:00:00Zjunk",
+                                "2024-02-29X12:00:00Z",
+                                "0000-12-31T23:59:59Z",
+                                "1709208000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dc_status st = dc_temporal_parse_rfc3339(bad[i], &t);
+        if (st != DC_ERR_INVALID_VALUE) fail_msg("\"%s\" parsed", bad[i]);
+    }
+}
+
+static void test_e2_stores_no_denormals(void **state) {
+    (void)state;
+    float v[DC_TEMPORAL_DIM];
+    dc_temporal_recent_encode(&tab, 0, 3e11, v);
+    for (int i = 0; i < DC_TEMPORAL_DIM; i++) assert_true(v[i] == 0.0f || fabsf(v[i]) >= FLT_MIN);
+    assert_unit_and_finite(v);
 }
 
 /* ---------------- through dc_model ---------------- */
@@ -472,6 +530,8 @@ int main(void) {
         cmocka_unit_test(test_e4_dot_depends_only_on_time_difference),
         cmocka_unit_test(test_e4_position_half_is_the_transformer_formula),
         cmocka_unit_test(test_e4_periods_and_awkward_times),
+        cmocka_unit_test(test_rfc3339_times),
+        cmocka_unit_test(test_e2_stores_no_denormals),
         cmocka_unit_test(test_models_match_encoders_and_are_deterministic),
         cmocka_unit_test(test_missing_times_have_defined_meaning),
         cmocka_unit_test(test_bad_times_and_options_are_rejected),
