@@ -38,7 +38,7 @@ static uint16_t count_ws(const char *s, size_t len, bool from_end) {
     return n;
 }
 
-dc_status dc_model_finish(dc_model *m, const char *where) {
+dc_status dc_tmodel_finish(dc_tmodel *m, const char *where) {
     uint32_t maxid = 0;
     for (size_t i = 0; i < m->vocab.n; i++)
         if (m->vocab.ents[i].value > maxid) maxid = m->vocab.ents[i].value;
@@ -104,7 +104,7 @@ dc_status dc_model_finish(dc_model *m, const char *where) {
     return DC_OK;
 }
 
-void dc_model_free(dc_model *m) {
+void dc_tmodel_free(dc_tmodel *m) {
     dc_strmap_free(&m->vocab);
     free(m->rev_off);
     free(m->rev_len);
@@ -126,7 +126,7 @@ void dc_model_free(dc_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-static dc_status push_tok(dc_ctx *c, const dc_model *m, uint32_t id, const dc_piece *p,
+static dc_status push_tok(dc_ctx *c, const dc_tmodel *m, uint32_t id, const dc_piece *p,
                           uint32_t a, uint32_t b) {
     dc_status st = DC_GROW(c->toks, c->cap_toks, c->ntoks + 1);
     if (st) return st;
@@ -151,7 +151,7 @@ static dc_status scratch(dc_ctx *c, size_t n) { return DC_GROW(c->scratch, c->ca
 
 /* ---------- WordPiece ---------- */
 
-static dc_status wordpiece(dc_ctx *c, const dc_model *m, const dc_piece *p) {
+static dc_status wordpiece(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
     uint32_t nchars = 0;
     for (uint32_t i = 0; i < p->len; i++) nchars += ((uint8_t)p->s[i] & 0xC0) != 0x80;
     if (nchars > m->max_chars) {
@@ -209,7 +209,7 @@ static dc_status wordpiece(dc_ctx *c, const dc_model *m, const dc_piece *p) {
 
 /* ---------- WordLevel ---------- */
 
-static dc_status wordlevel(dc_ctx *c, const dc_model *m, const dc_piece *p) {
+static dc_status wordlevel(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
     uint32_t id;
     if (dc_strmap_get(&m->vocab, p->s, p->len, &id)) return push_tok(c, m, id, p, 0, p->len);
     if (m->unk_id < 0)
@@ -278,7 +278,7 @@ static dc_status bpe_flush_unk(dc_ctx *c, dc_bpe_word *w) {
 }
 
 /* One unit (a char, or a byte of a byte-level piece) that is not in the vocabulary. */
-static dc_status bpe_unknown(dc_ctx *c, const dc_model *m, dc_bpe_word *w, const char *s,
+static dc_status bpe_unknown(dc_ctx *c, const dc_tmodel *m, dc_bpe_word *w, const char *s,
                              size_t slen, uint32_t unit_len, bool *added) {
     *added = false;
     if (m->byte_fallback) {
@@ -318,7 +318,7 @@ static dc_status bpe_unknown(dc_ctx *c, const dc_model *m, dc_bpe_word *w, const
     return DC_OK;
 }
 
-static dc_status bpe_initial(dc_ctx *c, const dc_model *m, const dc_piece *p, dc_bpe_word *w) {
+static dc_status bpe_initial(dc_ctx *c, const dc_tmodel *m, const dc_piece *p, dc_bpe_word *w) {
     size_t pl = m->cont_prefix ? strlen(m->cont_prefix) : 0;
     size_t sl = m->eow_suffix ? strlen(m->eow_suffix) : 0;
     dc_status st = scratch(c, pl + sl + 16);
@@ -363,7 +363,7 @@ static dc_status bpe_initial(dc_ctx *c, const dc_model *m, const dc_piece *p, dc
     return bpe_flush_unk(c, w);
 }
 
-static dc_status bpe_merge_all(dc_ctx *c, const dc_model *m, size_t n) {
+static dc_status bpe_merge_all(dc_ctx *c, const dc_tmodel *m, size_t n) {
     dc_status st = DC_GROW(c->heap, c->cap_heap, n + 1);
     if (st) return st;
     dc_bpe_sym *s = c->syms;
@@ -400,13 +400,13 @@ static dc_status bpe_merge_all(dc_ctx *c, const dc_model *m, size_t n) {
 }
 
 /* Cache key: a flag byte (byte-level or not) followed by the piece's bytes. */
-static dc_bpe_cache_shard *cache_shard(const dc_model *m, const char *key, size_t klen,
+static dc_bpe_cache_shard *cache_shard(const dc_tmodel *m, const char *key, size_t klen,
                                        uint32_t *h) {
     *h = dc_strmap_hash(key, klen);
     return &m->cache[(*h >> 24) % DC_BPE_CACHE_SHARDS];
 }
 
-static bool cache_get(dc_ctx *c, const dc_model *m, const char *key, size_t klen, size_t *n) {
+static bool cache_get(dc_ctx *c, const dc_tmodel *m, const char *key, size_t klen, size_t *n) {
     uint32_t h;
     dc_bpe_cache_shard *sh = cache_shard(m, key, klen, &h);
     if (pthread_mutex_trylock(&sh->mu)) return false;
@@ -425,7 +425,7 @@ static bool cache_get(dc_ctx *c, const dc_model *m, const char *key, size_t klen
     return hit;
 }
 
-static void cache_put(const dc_model *m, const char *key, size_t klen, const dc_bpe_sym *s,
+static void cache_put(const dc_tmodel *m, const char *key, size_t klen, const dc_bpe_sym *s,
                       size_t nsym, size_t live) {
     uint32_t h;
     dc_bpe_cache_shard *sh = cache_shard(m, key, klen, &h);
@@ -450,7 +450,7 @@ static void cache_put(const dc_model *m, const char *key, size_t klen, const dc_
     pthread_mutex_unlock(&sh->mu);
 }
 
-static dc_status bpe(dc_ctx *c, const dc_model *m, const dc_piece *p) {
+static dc_status bpe(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
     dc_status st;
     if (m->ignore_merges) {
         const char *k = p->s;
@@ -500,7 +500,7 @@ static dc_status bpe(dc_ctx *c, const dc_model *m, const dc_piece *p) {
     return DC_OK;
 }
 
-dc_status dc_model_tokenize(dc_ctx *c, const dc_model *m, const dc_piece *p) {
+dc_status dc_tmodel_tokenize(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
     if (!p->len) return DC_OK;
     switch (m->kind) {
     case DC_MODEL_WORDPIECE:

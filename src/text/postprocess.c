@@ -77,7 +77,8 @@ static dc_status wrap(dc_ctx *c, const uint32_t *pre, size_t npre, const uint32_
 static dc_status template_apply(dc_ctx *c, const dc_post *p) {
     size_t total = dc_post_added(p), nseq = 0;
     for (size_t i = 0; i < p->nitems; i++) nseq += p->items[i].is_seq;
-    dc_tok *out = malloc((total + c->ntoks * (nseq ? nseq : 1) + 1) * sizeof *out);
+    size_t cap = total + c->ntoks * (nseq ? nseq : 1) + 1;
+    dc_tok *out = malloc(cap * sizeof *out);
     if (!out) return dc_fail(DC_ERR_OUT_OF_MEMORY, "tokenizer: cannot allocate the template output");
     size_t k = 0;
     for (size_t i = 0; i < p->nitems; i++) {
@@ -94,8 +95,7 @@ static dc_status template_apply(dc_ctx *c, const dc_post *p) {
     free(c->toks);
     c->toks = out;
     c->ntoks = k;
-    c->cap_toks = total + c->ntoks * (nseq ? nseq : 1) + 1;
-    if (c->cap_toks < k) c->cap_toks = k;
+    c->cap_toks = cap;
     return DC_OK;
 }
 

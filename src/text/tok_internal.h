@@ -266,7 +266,7 @@ typedef struct dc_pretok {
     size_t nitems;
 } dc_pretok;
 
-typedef enum dc_model_kind { DC_MODEL_WORDPIECE, DC_MODEL_BPE, DC_MODEL_WORDLEVEL } dc_model_kind;
+typedef enum dc_tmodel_kind { DC_MODEL_WORDPIECE, DC_MODEL_BPE, DC_MODEL_WORDLEVEL } dc_tmodel_kind;
 
 #define DC_BPE_CACHE_SHARDS 16
 
@@ -277,8 +277,8 @@ typedef struct dc_bpe_cache_shard {
     size_t nvals, cap_vals;
 } dc_bpe_cache_shard;
 
-typedef struct dc_model {
-    dc_model_kind kind;
+typedef struct dc_tmodel {
+    dc_tmodel_kind kind;
     dc_strmap vocab;
     uint32_t *rev_off, *rev_len; /* id → key in vocab.blob; rev_len UINT32_MAX = hole */
     uint8_t *lead_ws, *trail_ws; /* per id: spaces ByteLevel trimming sees in the token */
@@ -299,7 +299,7 @@ typedef struct dc_model {
     bool byte_ids_ready;
     bool cache_on;
     dc_bpe_cache_shard *cache;
-} dc_model;
+} dc_tmodel;
 
 typedef struct dc_added {
     char *content;
@@ -352,7 +352,7 @@ struct dc_tokenizer {
     char *origin;
     dc_normalizer *normalizer;
     dc_pretok *pretok;
-    dc_model model;
+    dc_tmodel model;
     dc_post *post;
     dc_added *added;
     size_t nadded;
@@ -365,9 +365,9 @@ struct dc_tokenizer {
 /* Component entry points. */
 dc_status dc_normalize(dc_ctx *c, const dc_normalizer *n, dc_piece *p);
 dc_status dc_pretokenize(dc_ctx *c, const dc_pretok *pt);
-dc_status dc_model_tokenize(dc_ctx *c, const dc_model *m, const dc_piece *p);
-dc_status dc_model_finish(dc_model *m, const char *where); /* reverse vocab, tables, checks */
-void dc_model_free(dc_model *m);
+dc_status dc_tmodel_tokenize(dc_ctx *c, const dc_tmodel *m, const dc_piece *p);
+dc_status dc_tmodel_finish(dc_tmodel *m, const char *where); /* reverse vocab, tables, checks */
+void dc_tmodel_free(dc_tmodel *m);
 void dc_normalizer_free(dc_normalizer *n);
 void dc_pretok_free(dc_pretok *p);
 void dc_post_free(dc_post *p);

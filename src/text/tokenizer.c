@@ -233,7 +233,8 @@ static dc_status parse_pretok(const cJSON *o, dc_pretok *p, const char *where, i
     } else if (!strcmp(type, "Whitespace")) {
         p->kind = DC_PRE_WHITESPACE;
         p->pat.is_regex = true;
-        st = dc_regex_compile(&p->pat.re, "\\w+|[^\\w\\s]+", 14, where);
+        static const char ws_re[] = "\\w+|[^\\w\\s]+";
+        st = dc_regex_compile(&p->pat.re, ws_re, sizeof ws_re - 1, where);
     } else if (!strcmp(type, "WhitespaceSplit")) {
         p->kind = DC_PRE_WHITESPACE_SPLIT;
     } else if (!strcmp(type, "Split")) {
@@ -393,7 +394,7 @@ static dc_status parse_vocab(const cJSON *v, dc_strmap *vocab, const char *where
         return dc_fail(DC_ERR_INVALID_VALUE, "%s.vocab: expected an object of token: id", where);
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {
-        uint32_t id;
+        uint32_t id = 0;
         dc_status st = jnum_u32(e, &id, where, "vocab");
         if (st) return dc_fail_context(st, "token \"%.60s\"", e->string ? e->string : "");
         if (!e->string) continue;
@@ -403,7 +404,7 @@ static dc_status parse_vocab(const cJSON *v, dc_strmap *vocab, const char *where
 }
 
 /* Merges as "a b" strings or ["a", "b"] pairs; the merged token is a + b without b's prefix. */
-static dc_status parse_merges(const cJSON *arr, dc_model *m, const char *where) {
+static dc_status parse_merges(const cJSON *arr, dc_tmodel *m, const char *where) {
     if (!cJSON_IsArray(arr)) return dc_fail(DC_ERR_INVALID_VALUE, "%s.merges: expected an array", where);
     dc_status st = dc_pairmap_init(&m->merges, (size_t)cJSON_GetArraySize(arr));
     if (st) return st;
@@ -465,7 +466,7 @@ static dc_status parse_merges(const cJSON *arr, dc_model *m, const char *where) 
     return DC_OK;
 }
 
-static dc_status parse_model(const cJSON *o, dc_model *m, const char *where) {
+static dc_status parse_model(const cJSON *o, dc_tmodel *m, const char *where) {
     if (!cJSON_IsObject(o)) return dc_fail(DC_ERR_INVALID_VALUE, "%s: missing or not an object", where);
     const char *type = jtype(o);
     const cJSON *vocab = jget(o, "vocab"), *merges = jget(o, "merges");
@@ -520,7 +521,7 @@ static dc_status parse_model(const cJSON *o, dc_model *m, const char *where) {
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "%s: model type \"%s\" is not supported", where,
                        type);
     }
-    return dc_model_finish(m, where);
+    return dc_tmodel_finish(m, where);
 }
 
 static dc_status parse_trunc(const cJSON *o, dc_truncation *t, const char *where) {
@@ -578,7 +579,7 @@ static dc_status parse_added(const cJSON *arr, dc_tokenizer *t, const char *wher
     const cJSON *it;
     size_t idx = 0;
     cJSON_ArrayForEach(it, arr) {
-        char w[96];
+        char w[640];
         snprintf(w, sizeof w, "%s[%zu]", where, idx++);
         dc_added a;
         memset(&a, 0, sizeof a);
@@ -744,7 +745,7 @@ void dc_tokenizer_free(dc_tokenizer *t) {
     free(t->normalizer);
     dc_pretok_free(t->pretok);
     free(t->pretok);
-    dc_model_free(&t->model);
+    dc_tmodel_free(&t->model);
     dc_post_free(t->post);
     free(t->post);
     for (size_t i = 0; i < t->nadded; i++) {
@@ -797,7 +798,7 @@ const char *dc_tokenizer_id_to_token(const dc_tokenizer *tok, uint32_t id) {
     if (!tok) return NULL;
     for (size_t i = 0; i < tok->nadded; i++)
         if (tok->added[i].id == id) return tok->added[i].content;
-    const dc_model *m = &tok->model;
+    const dc_tmodel *m = &tok->model;
     if (id < m->nrev && m->rev_len[id] != UINT32_MAX) return m->vocab.blob + m->rev_off[id];
     return NULL;
 }
@@ -1073,7 +1074,7 @@ static dc_status encode_run(dc_ctx *c, const dc_encode_options *o, dc_encoding *
     /* 4. model */
     for (size_t i = 0; i < c->npieces; i++) {
         const dc_piece *p = &c->pieces[i];
-        st = p->token >= 0 ? push_added_tok(c, p) : dc_model_tokenize(c, &t->model, p);
+        st = p->token >= 0 ? push_added_tok(c, p) : dc_tmodel_tokenize(c, &t->model, p);
         if (st) return st;
     }
     /* 5. code-point offsets */
