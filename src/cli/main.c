@@ -15,6 +15,8 @@ static const command dc_commands[] = {
     {"models", dc_cmd_models, "list the twelve models, their dimensions and inputs"},
     {"config", dc_cmd_config, "check a configuration file or show the effective configuration"},
     {"inspect", dc_cmd_inspect, "list the tensors of a safetensors or pytorch_model.bin file"},
+    {"tokenize", dc_cmd_tokenize, "tokenize JSON lines with a tokenizer.json or model folder"},
+    {"encode", dc_cmd_encode, "embed JSON lines with one model (E2, E3, E4, E9 today)"},
 };
 
 static void usage(FILE *out) {
