@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libcjson-dev libxxhash-dev zlib1g-dev   # JSON, hashing, zip (pytorch .bin)
   libutf8proc-dev libpcre2-dev            # Unicode normalisation, pre-tokenizer regexes
+  libdnnl-dev                             # oneDNN GEMM for the transformer engine
   libcmocka-dev                           # unit tests
   clang libclang-rt-14-dev                # libFuzzer targets
   python3                                 # golden-file generators (tests need none of PyPI)
