@@ -78,7 +78,7 @@ typedef struct dc_hv_bundler {
 void dc_hv_bundler_reset(dc_hv_bundler *b, uint32_t arity);
 void dc_hv_bundler_add_xor(dc_hv_bundler *b, const uint64_t *const *src);
 /* Adds the n-grams of a sequence: item i (0 <= i <= nseq - arity) is the XOR of the windows
- * seq[i + j] + off[j], j < arity. Much faster than item by item (cache-friendly passes). */
+ * seq[i + j] + off[j], j < arity. Same result as _add_xor item by item. */
 void dc_hv_bundler_add_ngrams(dc_hv_bundler *b, const uint64_t *const *seq, size_t nseq,
                               const size_t *off);
 /* Adds a copy of v (any arity). */

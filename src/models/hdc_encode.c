@@ -184,6 +184,15 @@ dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char
     return DC_OK;
 }
 
+/* Bit count of a 10-bit value (SWAR: the default x86-64 target has no popcnt instruction and
+ * the builtin would be a library call). */
+static int popcount10(uint32_t v) {
+    v = v - ((v >> 1) & 0x5555u);
+    v = (v & 0x3333u) + ((v >> 2) & 0x3333u);
+    v = (v + (v >> 4)) & 0x0F0Fu;
+    return (int)((v + (v >> 8)) & 0x1Fu);
+}
+
 void dc_hdc_project(const dc_hdc_memory *m, const dc_hv *hv, float out[DC_HDC_OUT_DIM]) {
     int y[DC_HDC_OUT_DIM];
     uint64_t x[DC_HV_WORDS];
@@ -193,7 +202,7 @@ void dc_hdc_project(const dc_hdc_memory *m, const dc_hv *hv, float out[DC_HDC_OU
         unsigned o = (unsigned)b * DC_HDC_GROUP_BITS, w = o / 64, sh = o % 64;
         uint64_t v = x[w] >> sh;
         if (sh > 64 - DC_HDC_GROUP_BITS) v |= x[w + 1] << (64 - sh);
-        y[b] = 2 * __builtin_popcountll(v & ((1u << DC_HDC_GROUP_BITS) - 1)) - DC_HDC_GROUP_BITS;
+        y[b] = 2 * popcount10((uint32_t)v & ((1u << DC_HDC_GROUP_BITS) - 1)) - DC_HDC_GROUP_BITS;
         sq += (int64_t)y[b] * y[b];
     }
     if (sq == 0) { /* every group balanced (odds ~ 1e-624): fall back to each group's first bit */

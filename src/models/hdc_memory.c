@@ -60,7 +60,7 @@ dc_status dc_hdc_memory_generate(uint64_t seed, uint32_t ngram, uint32_t symbols
     *out = NULL;
     dc_status st = check_shape(ngram, symbols, "HDC item memory");
     if (st != DC_OK) return st;
-    dc_hdc_memory *m;
+    dc_hdc_memory *m = NULL;
     if ((st = memory_alloc(seed, ngram, symbols, &m)) != DC_OK) return st;
     for (uint32_t j = 0; j < ngram; j++) m->shift[j] = 64 * (ngram - 1 - j);
     dc_hv_random(&m->tie, dc_hdc_key(seed, DC_HDC_KEY_TIE, 0));
@@ -202,7 +202,7 @@ dc_status dc_hdc_memory_decode(const uint8_t *buf, size_t len, const char *what,
             return dc_fail(bad, "%s: slot %u shift %u (byte %zu) is not a multiple of 64 below %u",
                            what, (unsigned)j, (unsigned)shift[j], (size_t)(p - buf), DC_HV_BITS);
     }
-    dc_hdc_memory *m;
+    dc_hdc_memory *m = NULL;
     dc_status st = memory_alloc(seed, ngram, symbols, &m);
     if (st != DC_OK) return st;
     memcpy(m->shift, shift, ngram * sizeof shift[0]);

@@ -1,4 +1,5 @@
 /* E9 hyperdimensional model behind the dc_model vtable. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,9 @@ typedef struct hdc_model {
     dc_hdc_options opt;
     char *path; /* owned copy of opt.item_memory_path, or NULL */
     dc_hdc_memory *mem;
+    /* One idle scratch kept between calls (its ~70 KB would otherwise be allocated and
+     * faulted in per call); a concurrent call finding none makes its own. */
+    _Atomic(dc_hdc_scratch *) spare;
 } hdc_model;
 
 dc_hdc_options dc_hdc_options_default(void) {
@@ -76,6 +80,7 @@ static dc_status hdc_unload(dc_model *m) {
     hdc_model *hm = (hdc_model *)m;
     dc_hdc_memory_free(hm->mem);
     hm->mem = NULL;
+    dc_hdc_scratch_free(atomic_exchange(&hm->spare, NULL));
     return DC_OK;
 }
 
@@ -91,9 +96,10 @@ static void hdc_destroy(dc_model *m) {
 }
 
 static dc_status hdc_embed(dc_model *m, const dc_input *inputs, size_t n, dc_model_embedding *out) {
-    const hdc_model *hm = (const hdc_model *)m;
-    dc_hdc_scratch *s; /* per call, so concurrent calls share only the read-only memory */
-    dc_status st = dc_hdc_scratch_create(&s);
+    hdc_model *hm = (hdc_model *)m;
+    /* Concurrent calls share only the read-only item memory; each has its own scratch. */
+    dc_hdc_scratch *s = atomic_exchange(&hm->spare, NULL);
+    dc_status st = s ? DC_OK : dc_hdc_scratch_create(&s);
     if (st != DC_OK) return st;
     float v[DC_HDC_OUT_DIM];
     for (size_t i = 0; i < n && st == DC_OK; i++) {
@@ -110,7 +116,8 @@ static dc_status hdc_embed(dc_model *m, const dc_input *inputs, size_t n, dc_mod
         out[i].truncated = r.truncated;
         out[i].latency_us = now_us() - start;
     }
-    dc_hdc_scratch_free(s);
+    dc_hdc_scratch *none = NULL;
+    if (!atomic_compare_exchange_strong(&hm->spare, &none, s)) dc_hdc_scratch_free(s);
     return st;
 }
 
@@ -150,6 +157,7 @@ dc_status dc_hdc_create(const dc_hdc_options *opt, dc_model **out) {
     }
     o.item_memory_path = hm->path;
     hm->opt = o;
+    atomic_init(&hm->spare, NULL);
     *out = &hm->base;
     return DC_OK;
 }

@@ -37,7 +37,13 @@ void dc_hv_permute(dc_hv *out, const dc_hv *a, int64_t k) {
 
 uint32_t dc_hv_hamming(const dc_hv *a, const dc_hv *b) {
     uint32_t h = 0;
-    for (int i = 0; i < DC_HV_WORDS; i++) h += (uint32_t)__builtin_popcountll(a->w[i] ^ b->w[i]);
+    for (int i = 0; i < DC_HV_WORDS; i++) {
+        uint64_t x = a->w[i] ^ b->w[i]; /* SWAR bit count */
+        x = x - ((x >> 1) & 0x5555555555555555ull);
+        x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+        h += (uint32_t)((x * 0x0101010101010101ull) >> 56);
+    }
     return h;
 }
 
@@ -54,19 +60,11 @@ bool dc_hv_get_bit(const dc_hv *v, uint32_t i) {
 /* Four words at a time through GCC/clang vector extensions: AVX2 where the CPU has it
  * (function clones chosen at load time), SSE2 pairs otherwise. */
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
-#if defined(__GNUC__) && !defined(__clang__)
-/* The helpers below are always inlined, so no vector ever crosses a call boundary. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
-static inline __attribute__((always_inline)) v4u64 ld4(const uint64_t *p) {
-    v4u64 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline __attribute__((always_inline)) void st4(uint64_t *p, v4u64 v) {
-    memcpy(p, &v, sizeof v);
-}
+/* The same, for loads and stores at 8-byte alignment that may alias uint64_t arrays. Macros
+ * rather than functions: a 32-byte vector passed by value has a target-dependent ABI. */
+typedef uint64_t v4u64_io __attribute__((vector_size(32), aligned(8), may_alias));
+#define LD4(p)    (*(const v4u64_io *)(const void *)(p))
+#define ST4(p, v) (*(v4u64_io *)(void *)(p) = (v))
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(DC_NO_CLONES)
 #define DC_CLONES __attribute__((target_clones("avx2", "default")))
@@ -92,21 +90,6 @@ void dc_hv_bundler_reset(dc_hv_bundler *b, uint32_t arity) {
     b->arity = arity < 1 ? 1 : arity > DC_HDC_MAX_NGRAM ? DC_HDC_MAX_NGRAM : arity;
 }
 
-/* Adds `carry` (one bit per counter, weight 2^from) to the counters, rippling through the planes
- * in use; carries out of the last plane are zero because no counter exceeds `count`. */
-DC_CLONES
-static void ripple(uint64_t (*pl)[DC_HV_WORDS], uint32_t from, uint32_t to, const uint64_t *carry,
-                   int w0, int w1) {
-    for (int w = w0; w < w1; w += 4) {
-        v4u64 c = ld4(carry + w);
-        for (uint32_t p = from; p < to; p++) {
-            v4u64 x = ld4(pl[p] + w);
-            st4(pl[p] + w, x ^ c);
-            c &= x;
-        }
-    }
-}
-
 #define CSA(h, l, a, b, c)                                                                         \
     do {                                                                                           \
         v4u64 u_ = (a) ^ (b);                                                                      \
@@ -116,12 +99,11 @@ static void ripple(uint64_t (*pl)[DC_HV_WORDS], uint32_t from, uint32_t to, cons
     } while (0)
 
 /* Pending item k at word w: the XOR of its `arity` windows. */
-static inline __attribute__((always_inline)) v4u64
-item(const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], int k, int w, uint32_t arity) {
-    v4u64 x = ld4(src[k][0] + w);
-    for (uint32_t j = 1; j < arity; j++) x ^= ld4(src[k][j] + w);
-    return x;
-}
+#define ITEM(x, src, k, w, arity)                                                                  \
+    do {                                                                                           \
+        (x) = LD4((src)[k][0] + (w));                                                              \
+        for (uint32_t j_ = 1; j_ < (arity); j_++) (x) ^= LD4((src)[k][j_] + (w));                  \
+    } while (0)
 
 /* Adds 16 pending items: a carry-save (Harley-Seal) tree keeps planes 0..3 (weights 1, 2, 4,
  * 8) and ripples the weight-16 carries into planes 4 and up. */
@@ -129,31 +111,33 @@ static inline __attribute__((always_inline)) void
 fold16_body(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
             const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], uint32_t arity, int w0, int w1) {
     for (int w = w0; w < w1; w += 4) {
-        v4u64 ones = ld4(pl[0] + w), twos = ld4(pl[1] + w), fours = ld4(pl[2] + w),
-              eights = ld4(pl[3] + w);
+        v4u64 ones = LD4(pl[0] + w), twos = LD4(pl[1] + w), fours = LD4(pl[2] + w),
+              eights = LD4(pl[3] + w);
+        v4u64 in[DC_HV_BUNDLE_GROUP];
+        for (int k = 0; k < DC_HV_BUNDLE_GROUP; k++) ITEM(in[k], src, k, w, arity);
         v4u64 twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, c;
-        CSA(twos_a, ones, ones, item(src, 0, w, arity), item(src, 1, w, arity));
-        CSA(twos_b, ones, ones, item(src, 2, w, arity), item(src, 3, w, arity));
+        CSA(twos_a, ones, ones, in[0], in[1]);
+        CSA(twos_b, ones, ones, in[2], in[3]);
         CSA(fours_a, twos, twos, twos_a, twos_b);
-        CSA(twos_a, ones, ones, item(src, 4, w, arity), item(src, 5, w, arity));
-        CSA(twos_b, ones, ones, item(src, 6, w, arity), item(src, 7, w, arity));
+        CSA(twos_a, ones, ones, in[4], in[5]);
+        CSA(twos_b, ones, ones, in[6], in[7]);
         CSA(fours_b, twos, twos, twos_a, twos_b);
         CSA(eights_a, fours, fours, fours_a, fours_b);
-        CSA(twos_a, ones, ones, item(src, 8, w, arity), item(src, 9, w, arity));
-        CSA(twos_b, ones, ones, item(src, 10, w, arity), item(src, 11, w, arity));
+        CSA(twos_a, ones, ones, in[8], in[9]);
+        CSA(twos_b, ones, ones, in[10], in[11]);
         CSA(fours_a, twos, twos, twos_a, twos_b);
-        CSA(twos_a, ones, ones, item(src, 12, w, arity), item(src, 13, w, arity));
-        CSA(twos_b, ones, ones, item(src, 14, w, arity), item(src, 15, w, arity));
+        CSA(twos_a, ones, ones, in[12], in[13]);
+        CSA(twos_b, ones, ones, in[14], in[15]);
         CSA(fours_b, twos, twos, twos_a, twos_b);
         CSA(eights_b, fours, fours, fours_a, fours_b);
         CSA(c, eights, eights, eights_a, eights_b);
-        st4(pl[0] + w, ones);
-        st4(pl[1] + w, twos);
-        st4(pl[2] + w, fours);
-        st4(pl[3] + w, eights);
+        ST4(pl[0] + w, ones);
+        ST4(pl[1] + w, twos);
+        ST4(pl[2] + w, fours);
+        ST4(pl[3] + w, eights);
         for (uint32_t p = 4; p < planes; p++) { /* ripple the sixteens */
-            v4u64 x = ld4(pl[p] + w);
-            st4(pl[p] + w, x ^ c);
+            v4u64 x = LD4(pl[p] + w);
+            ST4(pl[p] + w, x ^ c);
             c &= x;
         }
     }
@@ -176,23 +160,19 @@ static void fold16(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
     }
 }
 
-/* Adds one item (the XOR of its windows) over words [w0, w1). */
-static void ripple_item(dc_hv_bundler *b, const uint64_t *const *src, int w0, int w1) {
-    uint64_t carry[DC_HV_WORDS];
-    for (int w = w0; w < w1; w++) carry[w] = src[0][w];
-    for (uint32_t j = 1; j < b->arity; j++)
-        for (int w = w0; w < w1; w++) carry[w] ^= src[j][w];
-    ripple(b->plane, 0, b->planes_used, carry, w0, w1);
+/* A partial group is padded with zero items: adding zero changes no counter, and one tree
+ * pass is cheaper than rippling each item through every plane. */
+static void pad_group(const dc_hv_bundler *b, const uint64_t *src[][DC_HDC_MAX_NGRAM],
+                      uint32_t from) {
+    for (uint32_t k = from; k < DC_HV_BUNDLE_GROUP; k++)
+        for (uint32_t j = 0; j < b->arity; j++) src[k][j] = b->zero;
 }
 
 static void fold_pending(dc_hv_bundler *b) {
-    if (b->npending == DC_HV_BUNDLE_GROUP) {
-        /* count >= 16, so planes_used >= 5 and planes 0..3 exist */
-        fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])b->src,
-               b->arity, 0, DC_HV_WORDS);
-    } else {
-        for (uint32_t k = 0; k < b->npending; k++) ripple_item(b, b->src[k], 0, DC_HV_WORDS);
-    }
+    if (b->npending == 0) return;
+    pad_group(b, b->src, b->npending);
+    fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])b->src, b->arity,
+           0, DC_HV_WORDS);
     b->npending = 0;
 }
 
@@ -216,11 +196,6 @@ void dc_hv_bundler_add(dc_hv_bundler *b, const dc_hv *v) {
     commit(b);
 }
 
-/* Words per pass: one pass over every n-gram touches 256 bytes of each base vector, so the
- * alphabet of a text and the counter planes stay in L1 instead of streaming from L2. */
-#define CHUNK_WORDS 32
-_Static_assert(DC_HV_WORDS % CHUNK_WORDS == 0 && CHUNK_WORDS % 4 == 0, "chunking");
-
 void dc_hv_bundler_add_ngrams(dc_hv_bundler *b, const uint64_t *const *seq, size_t nseq,
                               const size_t *off) {
     dc_hv_bundler_flush(b);
@@ -232,18 +207,15 @@ void dc_hv_bundler_add_ngrams(dc_hv_bundler *b, const uint64_t *const *seq, size
     uint32_t need = bit_length(b->count);
     if (need > b->planes_used) b->planes_used = need;
     const uint64_t *src[DC_HV_BUNDLE_GROUP][DC_HDC_MAX_NGRAM];
-    size_t full = items - items % DC_HV_BUNDLE_GROUP;
-    for (int w0 = 0; w0 < DC_HV_WORDS; w0 += CHUNK_WORDS) {
-        for (size_t i = 0; i < full; i += DC_HV_BUNDLE_GROUP) {
-            for (int k = 0; k < DC_HV_BUNDLE_GROUP; k++)
-                for (uint32_t j = 0; j < a; j++) src[k][j] = seq[i + k + j] + off[j];
-            fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])src, a, w0,
-                   w0 + CHUNK_WORDS);
-        }
-        for (size_t i = full; i < items; i++) {
-            for (uint32_t j = 0; j < a; j++) src[0][j] = seq[i + j] + off[j];
-            ripple_item(b, src[0], w0, w0 + CHUNK_WORDS);
-        }
+    /* Groups of 16 n-grams straight from the base vectors, no copies. (Splitting the words
+     * into L1-sized chunks per pass measured no faster: L2 keeps up with the adder tree.) */
+    for (size_t i = 0; i < items; i += DC_HV_BUNDLE_GROUP) {
+        uint32_t k = 0;
+        for (; k < DC_HV_BUNDLE_GROUP && i + k < items; k++)
+            for (uint32_t j = 0; j < a; j++) src[k][j] = seq[i + k + j] + off[j];
+        pad_group(b, src, k);
+        fold16(b->plane, b->planes_used, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])src, a, 0,
+               DC_HV_WORDS);
     }
 }
 

@@ -1,6 +1,7 @@
 /* E9 hyperdimensional model: golden values from an independent Python implementation, the
  * algebra (bind, permute, bundle), the text encoder's promises and the dc_model wrapper. */
 #include <math.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -498,6 +499,46 @@ static void test_model_embeds_text_and_code(void **state) {
     dc_model_destroy(m);
 }
 
+typedef struct worker {
+    dc_model *m;
+    const float *want;
+    int mismatches;
+} worker;
+
+static void *embed_many(void *arg) {
+    worker *w = arg;
+    const char *text = "concurrent callers share one model and its item memory";
+    dc_input in = dc_input_text(text, strlen(text), DC_ROLE_PASSAGE);
+    for (int i = 0; i < 40; i++) {
+        dc_model_embedding e;
+        if (dc_model_embed(w->m, &in, &e) != DC_OK ||
+            memcmp(e.vector, w->want, DC_HDC_OUT_DIM * sizeof(float)) != 0)
+            w->mismatches++;
+        dc_model_embedding_free(&e);
+    }
+    return NULL;
+}
+
+static void test_model_is_safe_to_call_from_threads(void **state) {
+    (void)state;
+    dc_model *m = NULL;
+    assert_ok(dc_hdc_create(NULL, &m));
+    assert_ok(dc_model_load(m));
+    float want[DC_HDC_OUT_DIM];
+    enc("concurrent callers share one model and its item memory", want);
+    pthread_t th[4];
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){m, want, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, embed_many, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].mismatches, 0);
+    }
+    dc_model_destroy(m);
+}
+
 static void test_bad_options_are_config_errors(void **state) {
     (void)state;
     dc_model *m = NULL;
@@ -539,6 +580,7 @@ int main(void) {
         cmocka_unit_test(test_any_code_point_and_bad_bytes),
         cmocka_unit_test(test_every_ngram_size_gives_unit_vectors),
         cmocka_unit_test(test_model_embeds_text_and_code),
+        cmocka_unit_test(test_model_is_safe_to_call_from_threads),
         cmocka_unit_test(test_bad_options_are_config_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
