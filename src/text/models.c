@@ -42,8 +42,10 @@ dc_status dc_tmodel_finish(dc_tmodel *m, const char *where) {
     uint32_t maxid = 0;
     for (size_t i = 0; i < m->vocab.n; i++)
         if (m->vocab.ents[i].value > maxid) maxid = m->vocab.ents[i].value;
-    if (m->vocab.n && maxid > 50000000u)
-        return dc_fail(DC_ERR_INVALID_VALUE, "%s: token id %u is too large", where, maxid);
+    /* ids index dense tables: refuse gaps no real vocabulary has */
+    if (m->vocab.n && (size_t)maxid > 4 * m->vocab.n + (1u << 20))
+        return dc_fail(DC_ERR_INVALID_VALUE, "%s: token id %u is far above the %zu-token vocabulary",
+                       where, maxid, m->vocab.n);
     m->nrev = m->vocab.n ? (size_t)maxid + 1 : 0;
     if (m->nrev) {
         m->rev_off = malloc(m->nrev * sizeof *m->rev_off);
@@ -417,7 +419,7 @@ static bool cache_get(dc_ctx *c, const dc_tmodel *m, const char *key, size_t kle
         if (DC_GROW(c->cached, c->cap_cached, (size_t)cnt * 2)) {
             hit = false;
         } else {
-            memcpy(c->cached, sh->vals + off + 1, (size_t)cnt * 2 * sizeof(uint32_t));
+            if (cnt) memcpy(c->cached, sh->vals + off + 1, (size_t)cnt * 2 * sizeof(uint32_t));
             *n = cnt;
         }
     }

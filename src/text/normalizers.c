@@ -154,6 +154,7 @@ static dc_status cpv_push(dc_cpvec *a, uint32_t cp, int32_t change, uint8_t ccc)
 
 /* Stable sort of a run of non-starters by combining class (insertion sort: runs are short). */
 static void sort_run(dc_cpch *v, size_t n) {
+    if (n < 2) return;
     for (size_t i = 1; i < n; i++) {
         dc_cpch x = v[i];
         size_t j = i;
@@ -176,7 +177,7 @@ static dc_status decompose_piece(const dc_piece *p, bool compat, dc_cpvec *out) 
         for (uint32_t j = 0; j < k; j++) {
             uint8_t ccc = dc_uc_ccc(d[j]);
             if (ccc == 0) {
-                sort_run(out->v + pending, out->n - pending);
+                if (out->n > pending) sort_run(out->v + pending, out->n - pending);
                 dc_status st = cpv_push(out, d[j], j ? 1 : 0, 0);
                 if (st) return st;
                 pending = out->n;
@@ -187,7 +188,7 @@ static dc_status decompose_piece(const dc_piece *p, bool compat, dc_cpvec *out) 
         }
         i += n;
     }
-    sort_run(out->v + pending, out->n - pending);
+    if (out->n > pending) sort_run(out->v + pending, out->n - pending);
     return DC_OK;
 }
 

@@ -14,7 +14,7 @@
 #include "text/tok_internal.h"
 #include "text/unicode.h"
 
-#define DC_TOKENIZER_MAX_FILE (1024u * 1024u * 1024u)
+#define DC_TOKENIZER_MAX_PAD (1u << 24) /* tokens */
 
 dc_status dc_tokenizer_load_folder(const char *dir, dc_tokenizer **out); /* folder.c */
 dc_status dc_tokenizer_finish(dc_tokenizer *t);
@@ -73,7 +73,10 @@ static dc_status jstr(const cJSON *o, const char *key, char **out, const char *w
     if (jnull(v)) return DC_OK;
     if (!cJSON_IsString(v) || !v->valuestring)
         return dc_fail(DC_ERR_INVALID_VALUE, "%s.%s: expected a string", where, key);
-    *out = dup_n(v->valuestring, strlen(v->valuestring));
+    size_t n = strlen(v->valuestring);
+    if (!dc_utf8_valid(v->valuestring, n, NULL))
+        return dc_fail(DC_ERR_INVALID_VALUE, "%s.%s: invalid UTF-8", where, key);
+    *out = dup_n(v->valuestring, n);
     if (!*out) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s.%s: out of memory", where, key);
     return DC_OK;
 }
@@ -108,6 +111,8 @@ static dc_status parse_pattern(const cJSON *o, dc_pattern *pat, const char *wher
     if (cJSON_IsString(s) && s->valuestring) {
         pat->is_regex = false;
         pat->lit_len = strlen(s->valuestring);
+        if (!dc_utf8_valid(s->valuestring, pat->lit_len, NULL))
+            return dc_fail(DC_ERR_INVALID_VALUE, "%s.pattern: invalid UTF-8", where);
         pat->lit = dup_n(s->valuestring, pat->lit_len);
         return pat->lit ? DC_OK : dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: out of memory", where);
     }
@@ -398,7 +403,10 @@ static dc_status parse_vocab(const cJSON *v, dc_strmap *vocab, const char *where
         dc_status st = jnum_u32(e, &id, where, "vocab");
         if (st) return dc_fail_context(st, "token \"%.60s\"", e->string ? e->string : "");
         if (!e->string) continue;
-        if ((st = dc_strmap_put(vocab, e->string, strlen(e->string), id))) return st;
+        size_t n = strlen(e->string);
+        if (!dc_utf8_valid(e->string, n, NULL))
+            return dc_fail(DC_ERR_INVALID_VALUE, "%s.vocab: a token is not valid UTF-8", where);
+        if ((st = dc_strmap_put(vocab, e->string, n, id))) return st;
     }
     return DC_OK;
 }
@@ -708,6 +716,10 @@ dc_status dc_tokenizer_load_json(const char *json, size_t len, const char *origi
     if (!out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "tokenizer: NULL output");
     *out = NULL;
     if (!json) return dc_fail(DC_ERR_INVALID_ARGUMENT, "tokenizer: NULL JSON");
+    size_t bad;
+    if (!dc_utf8_valid(json, len, &bad)) /* serde_json, the reference's parser, refuses it too */
+        return dc_fail(DC_ERR_SERIALIZATION, "%s: invalid UTF-8 at byte %zu",
+                       origin ? origin : "tokenizer.json", bad);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) {
         const char *ep = cJSON_GetErrorPtr();
@@ -1111,6 +1123,9 @@ static dc_status encode_run(dc_ctx *c, const dc_encode_options *o, dc_encoding *
         size_t target = o->padding.fixed ? o->padding.length : c->ntoks;
         if (o->padding.multiple_of && target % o->padding.multiple_of)
             target += o->padding.multiple_of - target % o->padding.multiple_of;
+        if (target > DC_TOKENIZER_MAX_PAD)
+            return dc_fail(DC_ERR_INVALID_ARGUMENT, "padding: %zu tokens is more than %u", target,
+                           (unsigned)DC_TOKENIZER_MAX_PAD);
         if (c->ntoks < target) {
             size_t add = target - c->ntoks;
             if ((st = DC_GROW(c->toks, c->cap_toks, target))) return st;
