@@ -1,0 +1,143 @@
+/* The kernel interface of the transformer engine (DESIGN §4, seed S04–S06).
+ *
+ * A dc_backend is a table of the few operations an encoder forward needs: a linear layer with
+ * weights prepared once at load, LayerNorm (with a fused residual add), the activations,
+ * masked multi-head attention over a packed batch, and buffer management. The CPU backend
+ * implements it with oneDNN (matrix products) and plain C loops; a CUDA backend implements the
+ * same table. Every float pointer handed to an operation is backend memory (from ->alloc);
+ * on the CPU that is ordinary host memory.
+ *
+ * Batches are packed ("unpadded"): the token rows of all sequences follow each other, and a
+ * dc_seq_batch says where each sequence starts. Attention never crosses a sequence boundary,
+ * so sequences of different lengths run in one forward without padding rows. Keys can be
+ * masked individually (ColBERT's [MASK] query padding: rows computed, never attended to);
+ * a masked key contributes exactly 0. */
+#ifndef DC_TENSOR_BACKEND_H
+#define DC_TENSOR_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dodeca/status.h"
+
+typedef struct dc_backend dc_backend;
+typedef struct dc_linear dc_linear; /* y = x·Wᵀ + b with W prepared for one backend */
+
+/* Where each sequence of a packed batch lives. */
+typedef struct dc_seq_batch {
+    uint32_t n_seqs;
+    const uint32_t *start;   /* n_seqs + 1 row offsets; sequence s is rows [start[s], start[s+1]) */
+    const uint8_t *key_mask; /* one byte per row, 1 = may be attended to; NULL = every row */
+} dc_seq_batch;
+
+typedef enum dc_activation {
+    DC_ACT_NONE = 0,
+    DC_ACT_GELU_ERF,  /* 0.5·x·(1 + erf(x/√2)), HF "gelu" */
+    DC_ACT_GELU_TANH, /* HF "gelu_new" / "gelu_pytorch_tanh" */
+    DC_ACT_QUICK_GELU,/* x·σ(1.702·x), CLIP */
+    DC_ACT_RELU,
+} dc_activation;
+
+/* Parses an HF `hidden_act` string; false when unknown. */
+bool dc_activation_parse(const char *name, dc_activation *out);
+const char *dc_activation_name(dc_activation a);
+
+typedef enum dc_weight_format {
+    DC_WEIGHTS_F32 = 0, /* the reference path */
+} dc_weight_format;
+
+typedef struct dc_backend_ops {
+    const char *name; /* "cpu", "cuda" */
+
+    /* Buffers. alloc returns memory aligned to 64 bytes (uninitialised). */
+    dc_status (*alloc)(dc_backend *be, size_t bytes, void **out);
+    void (*release)(dc_backend *be, void *ptr);
+    dc_status (*upload)(dc_backend *be, void *dst, const void *src, size_t bytes);
+    dc_status (*download)(dc_backend *be, void *dst, const void *src, size_t bytes);
+
+    /* Prepares W [out_features, in_features] (nn.Linear layout, host f32, row-major) and the
+     * optional bias [out_features]; the inputs are copied, the caller keeps ownership. */
+    dc_status (*linear_create)(dc_backend *be, const float *weight, const float *bias,
+                               uint32_t out_features, uint32_t in_features, dc_weight_format fmt,
+                               dc_linear **out);
+    void (*linear_destroy)(dc_backend *be, dc_linear *l);
+    /* y[rows, out] = x[rows, in]·Wᵀ + b; x and y are dense row-major and do not overlap. */
+    dc_status (*linear_forward)(dc_backend *be, const dc_linear *l, const float *x, size_t rows,
+                                float *y);
+
+    /* y[r] = LN(x[r] + residual[r]) · gamma + beta for each of `rows` rows of `cols`; biased
+     * variance, eps inside the square root. residual may be NULL; y may alias x. */
+    void (*layernorm)(dc_backend *be, const float *x, const float *residual, const float *gamma,
+                      const float *beta, float eps, size_t rows, size_t cols, float *y);
+    /* x = act(x) in place over n values. */
+    void (*activation)(dc_backend *be, dc_activation act, float *x, size_t n);
+    /* y += x over n values. */
+    void (*add)(dc_backend *be, float *y, const float *x, size_t n);
+    /* Rows of out = sum of the selected rows of up to three tables (word, position, type):
+     * out[r] = t0[i0[r]] + t1[i1[r]] + t2[i2[r]] (a NULL table is skipped). Indices were
+     * checked by the caller. */
+    void (*embed_sum)(dc_backend *be, size_t rows, size_t cols, const float *t0,
+                      const uint32_t *i0, const float *t1, const uint32_t *i1, const float *t2,
+                      const uint32_t *i2, float *out);
+
+    /* Multi-head scaled dot-product attention within each sequence of `seqs`:
+     * out[i, h] = Σ_j softmax_j(scale · q[i,h]·k[j,h]) v[j,h] over the unmasked keys j of i's
+     * sequence. q, k, v, out are row-major with row strides ld_q, ld_kv, ld_kv, ld_out floats
+     * (so a fused QKV projection can be passed with offsets); head h occupies columns
+     * [h·head_dim, (h+1)·head_dim). A row whose sequence has no unmasked key gets zeros. */
+    dc_status (*attention)(dc_backend *be, const float *q, size_t ld_q, const float *k,
+                           const float *v, size_t ld_kv, float *out, size_t ld_out,
+                           uint32_t n_heads, uint32_t head_dim, float scale,
+                           const dc_seq_batch *seqs);
+
+    /* Bytes held by a prepared linear (for memory accounting). */
+    size_t (*linear_bytes)(const dc_linear *l);
+    void (*destroy)(dc_backend *be);
+} dc_backend_ops;
+
+struct dc_backend {
+    const dc_backend_ops *ops;
+    void *impl;
+};
+
+/* ---- the CPU backend ---- */
+
+typedef struct dc_cpu_backend_options {
+    uint32_t threads; /* intra-op threads (oneDNN's OpenMP pool); 0 = every online core */
+} dc_cpu_backend_options;
+
+/* `opt` may be NULL (defaults). */
+dc_status dc_backend_cpu_create(const dc_cpu_backend_options *opt, dc_backend **out);
+void dc_backend_destroy(dc_backend *be);
+
+/* Applies the backend's thread count to the calling thread (OpenMP's per-thread setting); the
+ * encoder calls it at the start of every forward. */
+void dc_backend_cpu_bind_threads(dc_backend *be);
+
+/* What the CPU offers the hand-written kernels ("avx512", "avx2", "generic") and, after a first
+ * linear was prepared, the oneDNN implementation of its matrix product ("gemm:jit", ...). */
+const char *dc_cpu_kernel_isa(void);
+const char *dc_cpu_linear_impl(const dc_linear *l);
+
+/* ---- the portable kernels, exposed for tests and for other backends' host fallbacks ---- */
+
+void dc_kernel_layernorm(const float *x, const float *residual, const float *gamma,
+                         const float *beta, float eps, size_t rows, size_t cols, float *y);
+void dc_kernel_activation(dc_activation act, float *x, size_t n);
+void dc_kernel_add(float *y, const float *x, size_t n);
+void dc_kernel_embed_sum(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
+                         const float *t1, const uint32_t *i1, const float *t2,
+                         const uint32_t *i2, float *out);
+/* Attention for one sequence of `len` rows; `work` holds at least len floats. */
+void dc_kernel_attention_seq(const float *q, size_t ld_q, const float *k, const float *v,
+                             size_t ld_kv, float *out, size_t ld_out, uint32_t len,
+                             const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
+                             float scale, float *work);
+/* Vector erf and exp used by the kernels (a few ulp); exposed for their tests. */
+void dc_kernel_erf(const float *x, float *y, size_t n);
+void dc_kernel_exp(const float *x, float *y, size_t n);
+/* Forces the portable code path (tests compare it with the dispatched one). */
+void dc_kernel_force_generic(bool on);
+
+#endif

@@ -1,0 +1,422 @@
+/* The CPU backend: matrix products through oneDNN (2.x C API, weights reordered once into the
+ * layout the chosen kernel wants), everything else through cpu_kernels.c.
+ *
+ * M (token rows) changes with every batch. A matmul primitive with a run-time M
+ * (DNNL_RUNTIME_DIM_VAL) serves every batch with one primitive when the library has a fast
+ * kernel for it (gemm:jit on AVX2 keeps the plain layout and runs at the fixed-M speed). When it
+ * does not (the reference kernel, or none), the weights keep the layout chosen for M = 128 and
+ * each call builds a fixed-M primitive with that exact weights layout; oneDNN's primitive
+ * cache makes that a few microseconds. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "core/error.h"
+#include "tensor/backend.h"
+
+#if DNNL_VERSION_MAJOR != 2
+#error "cpu_backend.c uses the oneDNN 2.x C API (dnnl_matmul_desc_init)"
+#endif
+
+typedef struct dc_cpu_backend {
+    dnnl_engine_t engine;
+    uint32_t threads;
+} dc_cpu_backend;
+
+struct dc_linear {
+    uint32_t n, k;
+    dnnl_memory_desc_t wmd; /* the prepared weights layout (K×N logical) */
+    void *wdata;
+    size_t wbytes;
+    float *bias; /* NULL when the layer has none */
+    dnnl_primitive_desc_t pd_rt; /* run-time-M primitive; NULL on the fixed-M path */
+    dnnl_primitive_t prim_rt;
+    char impl[64];
+};
+
+static dc_cpu_backend *cpu_of(dc_backend *be) { return (dc_cpu_backend *)be->impl; }
+
+static const char *dnnl_status_text(dnnl_status_t s) {
+    switch (s) {
+    case dnnl_success: return "success";
+    case dnnl_out_of_memory: return "out of memory";
+    case dnnl_invalid_arguments: return "invalid arguments";
+    case dnnl_unimplemented: return "unimplemented";
+    case dnnl_iterator_ends: return "iterator ends";
+    case dnnl_runtime_error: return "runtime error";
+    case dnnl_not_required: return "not required";
+    }
+    return "unknown";
+}
+
+#define DNNL_TRY(call, what)                                                                  \
+    do {                                                                                      \
+        dnnl_status_t dc__s = (call);                                                         \
+        if (dc__s != dnnl_success) {                                                          \
+            st = dc_fail(dc__s == dnnl_out_of_memory ? DC_ERR_OUT_OF_MEMORY : DC_ERR_INTERNAL, \
+                         "oneDNN %s: %s", (what), dnnl_status_text(dc__s));                   \
+            goto done;                                                                        \
+        }                                                                                     \
+    } while (0)
+
+/* ---- buffers ---- */
+
+static dc_status cpu_alloc(dc_backend *be, size_t bytes, void **out) {
+    (void)be;
+    void *p = NULL;
+    size_t n = bytes ? (bytes + 63) / 64 * 64 : 64;
+    if (posix_memalign(&p, 64, n) != 0)
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "allocating %zu bytes", bytes);
+    *out = p;
+    return DC_OK;
+}
+
+static void cpu_release(dc_backend *be, void *ptr) {
+    (void)be;
+    free(ptr);
+}
+
+static dc_status cpu_copy(dc_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes) memmove(dst, src, bytes);
+    return DC_OK;
+}
+
+/* ---- matmul ---- */
+
+static dnnl_status_t make_pd(dnnl_engine_t eng, dnnl_dim_t m, uint32_t n, uint32_t k,
+                             const dnnl_memory_desc_t *wmd, bool bias, dnnl_primitive_desc_t *pd) {
+    dnnl_memory_desc_t a, b, c, bmd;
+    dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n}, biasd = {1, n};
+    dnnl_status_t s;
+    if ((s = dnnl_memory_desc_init_by_tag(&a, 2, ad, dnnl_f32, dnnl_ab)) != dnnl_success) return s;
+    if (wmd) b = *wmd;
+    else if ((s = dnnl_memory_desc_init_by_tag(&b, 2, bd, dnnl_f32, dnnl_format_tag_any)) !=
+             dnnl_success)
+        return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&c, 2, cd, dnnl_f32, dnnl_ab)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&bmd, 2, biasd, dnnl_f32, dnnl_ab)) != dnnl_success)
+        return s;
+    dnnl_matmul_desc_t md;
+    if ((s = dnnl_matmul_desc_init(&md, &a, &b, bias ? &bmd : NULL, &c)) != dnnl_success) return s;
+    dnnl_primitive_attr_t attr;
+    if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success) return s;
+    /* user scratchpad: primitives stay safe to run from several threads at once */
+    s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+static void pd_impl(const_dnnl_primitive_desc_t pd, char *buf, size_t cap) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        impl = "unknown";
+    snprintf(buf, cap, "%s", impl);
+}
+
+static void linear_free(dc_linear *l) {
+    if (!l) return;
+    if (l->prim_rt) dnnl_primitive_destroy(l->prim_rt);
+    if (l->pd_rt) dnnl_primitive_desc_destroy(l->pd_rt);
+    free(l->wdata);
+    free(l->bias);
+    free(l);
+}
+
+static dc_status cpu_linear_create(dc_backend *be, const float *weight, const float *bias,
+                                   uint32_t n_out, uint32_t k_in, dc_weight_format fmt,
+                                   dc_linear **out) {
+    dc_cpu_backend *cpu = cpu_of(be);
+    dc_status st = DC_OK;
+    dnnl_primitive_desc_t pd_fixed = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t src_mem = NULL, dst_mem = NULL;
+    dnnl_stream_t stream = NULL;
+    *out = NULL;
+    if (fmt != DC_WEIGHTS_F32)
+        return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "linear: weight format %d is not supported",
+                       (int)fmt);
+    if (!weight || n_out == 0 || k_in == 0)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "linear: empty weight %ux%u", n_out, k_in);
+    dc_linear *l = calloc(1, sizeof *l);
+    if (!l) return dc_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u", n_out, k_in);
+    l->n = n_out;
+    l->k = k_in;
+
+    /* Prefer one run-time-M primitive; fall back to fixed-M primitives. */
+    dnnl_status_t s = make_pd(cpu->engine, DNNL_RUNTIME_DIM_VAL, n_out, k_in, NULL, bias != NULL,
+                              &l->pd_rt);
+    if (s == dnnl_success) {
+        pd_impl(l->pd_rt, l->impl, sizeof l->impl);
+        if (strstr(l->impl, "ref")) {
+            dnnl_primitive_desc_destroy(l->pd_rt);
+            l->pd_rt = NULL;
+        }
+    } else {
+        l->pd_rt = NULL;
+    }
+    const dnnl_memory_desc_t *chosen;
+    if (l->pd_rt) {
+        DNNL_TRY(dnnl_primitive_create(&l->prim_rt, l->pd_rt), "matmul primitive");
+        chosen = dnnl_primitive_desc_query_md(l->pd_rt, dnnl_query_weights_md, 0);
+    } else {
+        DNNL_TRY(make_pd(cpu->engine, 128, n_out, k_in, NULL, bias != NULL, &pd_fixed),
+                 "matmul descriptor");
+        pd_impl(pd_fixed, l->impl, sizeof l->impl);
+        chosen = dnnl_primitive_desc_query_md(pd_fixed, dnnl_query_weights_md, 0);
+    }
+    l->wmd = *chosen;
+    l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
+    if (posix_memalign(&l->wdata, 64, l->wbytes ? l->wbytes : 64) != 0) {
+        l->wdata = NULL;
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u: %zu weight bytes", n_out, k_in,
+                     l->wbytes);
+        goto done;
+    }
+    /* nn.Linear's [N, K] row-major is the K×N matrix Wᵀ with strides (1, K): tag "ba". */
+    dnnl_memory_desc_t user;
+    dnnl_dims_t wd = {k_in, n_out};
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&user, 2, wd, dnnl_f32, dnnl_ba), "weights descriptor");
+    DNNL_TRY(dnnl_memory_create(&src_mem, &user, cpu->engine, (void *)weight), "weights memory");
+    DNNL_TRY(dnnl_memory_create(&dst_mem, &l->wmd, cpu->engine, l->wdata), "packed memory");
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &user, cpu->engine, &l->wmd, cpu->engine,
+                                                NULL),
+             "weights reorder descriptor");
+    DNNL_TRY(dnnl_primitive_create(&reorder, rpd), "weights reorder");
+    DNNL_TRY(dnnl_stream_create(&stream, cpu->engine, dnnl_stream_default_flags), "stream");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src_mem}, {DNNL_ARG_TO, dst_mem}};
+    DNNL_TRY(dnnl_primitive_execute(reorder, stream, 2, args), "weights reorder");
+    DNNL_TRY(dnnl_stream_wait(stream), "weights reorder");
+    if (bias) {
+        l->bias = malloc((size_t)n_out * sizeof *l->bias);
+        if (!l->bias) {
+            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "linear bias %u", n_out);
+            goto done;
+        }
+        memcpy(l->bias, bias, (size_t)n_out * sizeof *l->bias);
+    }
+done:
+    if (stream) dnnl_stream_destroy(stream);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (src_mem) dnnl_memory_destroy(src_mem);
+    if (dst_mem) dnnl_memory_destroy(dst_mem);
+    if (pd_fixed) dnnl_primitive_desc_destroy(pd_fixed);
+    if (st != DC_OK) {
+        linear_free(l);
+        return dc_fail_context(st, "linear %ux%u", n_out, k_in);
+    }
+    *out = l;
+    return DC_OK;
+}
+
+static void cpu_linear_destroy(dc_backend *be, dc_linear *l) {
+    (void)be;
+    linear_free(l);
+}
+
+static dc_status cpu_linear_forward(dc_backend *be, const dc_linear *l, const float *x,
+                                    size_t rows, float *y) {
+    dc_cpu_backend *cpu = cpu_of(be);
+    dc_status st = DC_OK;
+    if (rows == 0) return DC_OK;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL, msp = NULL;
+    dnnl_stream_t stream = NULL;
+    void *scratch = NULL;
+    const_dnnl_primitive_desc_t use_pd = l->pd_rt;
+    dnnl_primitive_t use_prim = l->prim_rt;
+    if (!use_pd) {
+        DNNL_TRY(make_pd(cpu->engine, (dnnl_dim_t)rows, l->n, l->k, &l->wmd, l->bias != NULL, &pd),
+                 "matmul descriptor");
+        DNNL_TRY(dnnl_primitive_create(&prim, pd), "matmul primitive");
+        use_pd = pd;
+        use_prim = prim;
+    }
+    dnnl_memory_desc_t amd, cmd, bmd;
+    dnnl_dims_t ad = {(dnnl_dim_t)rows, l->k}, cd = {(dnnl_dim_t)rows, l->n}, bd = {1, l->n};
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&amd, 2, ad, dnnl_f32, dnnl_ab), "src descriptor");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&cmd, 2, cd, dnnl_f32, dnnl_ab), "dst descriptor");
+    DNNL_TRY(dnnl_memory_create(&ma, &amd, cpu->engine, (void *)x), "src memory");
+    DNNL_TRY(dnnl_memory_create(&mc, &cmd, cpu->engine, y), "dst memory");
+    DNNL_TRY(dnnl_memory_create(&mw, &l->wmd, cpu->engine, l->wdata), "weights memory");
+    dnnl_exec_arg_t args[5];
+    int nargs = 0;
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, ma};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mw};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mc};
+    if (l->bias) {
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias descriptor");
+        DNNL_TRY(dnnl_memory_create(&mb, &bmd, cpu->engine, l->bias), "bias memory");
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+    }
+    const dnnl_memory_desc_t *spmd = dnnl_primitive_desc_query_md(use_pd, dnnl_query_scratchpad_md, 0);
+    size_t spbytes = spmd ? dnnl_memory_desc_get_size(spmd) : 0;
+    if (spbytes) {
+        if (posix_memalign(&scratch, 64, spbytes) != 0) {
+            scratch = NULL;
+            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "matmul scratchpad of %zu bytes", spbytes);
+            goto done;
+        }
+        DNNL_TRY(dnnl_memory_create(&msp, spmd, cpu->engine, scratch), "scratchpad memory");
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, msp};
+    }
+    DNNL_TRY(dnnl_stream_create(&stream, cpu->engine, dnnl_stream_default_flags), "stream");
+    DNNL_TRY(dnnl_primitive_execute(use_prim, stream, nargs, args), "matmul");
+    DNNL_TRY(dnnl_stream_wait(stream), "matmul");
+done:
+    if (stream) dnnl_stream_destroy(stream);
+    if (msp) dnnl_memory_destroy(msp);
+    free(scratch);
+    if (ma) dnnl_memory_destroy(ma);
+    if (mw) dnnl_memory_destroy(mw);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (st != DC_OK) return dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows);
+    return DC_OK;
+}
+
+static size_t cpu_linear_bytes(const dc_linear *l) {
+    return l ? sizeof *l + l->wbytes + (l->bias ? (size_t)l->n * sizeof(float) : 0) : 0;
+}
+
+const char *dc_cpu_linear_impl(const dc_linear *l) { return l ? l->impl : ""; }
+
+/* ---- the rest ---- */
+
+static void cpu_layernorm(dc_backend *be, const float *x, const float *residual,
+                          const float *gamma, const float *beta, float eps, size_t rows,
+                          size_t cols, float *y) {
+    (void)be;
+    dc_kernel_layernorm(x, residual, gamma, beta, eps, rows, cols, y);
+}
+
+static void cpu_activation(dc_backend *be, dc_activation act, float *x, size_t n) {
+    (void)be;
+    dc_kernel_activation(act, x, n);
+}
+
+static void cpu_add(dc_backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    dc_kernel_add(y, x, n);
+}
+
+static void cpu_embed_sum(dc_backend *be, size_t rows, size_t cols, const float *t0,
+                          const uint32_t *i0, const float *t1, const uint32_t *i1,
+                          const float *t2, const uint32_t *i2, float *out) {
+    (void)be;
+    dc_kernel_embed_sum(rows, cols, t0, i0, t1, i1, t2, i2, out);
+}
+
+static dc_status cpu_attention(dc_backend *be, const float *q, size_t ld_q, const float *k,
+                               const float *v, size_t ld_kv, float *out, size_t ld_out,
+                               uint32_t n_heads, uint32_t head_dim, float scale,
+                               const dc_seq_batch *seqs) {
+    (void)be;
+    uint32_t longest = 0;
+    for (uint32_t s = 0; s < seqs->n_seqs; s++) {
+        if (seqs->start[s + 1] < seqs->start[s])
+            return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: sequence %u ends before it starts", s);
+        uint32_t len = seqs->start[s + 1] - seqs->start[s];
+        if (len > longest) longest = len;
+    }
+    float *work = malloc((longest ? longest : 1) * sizeof *work);
+    if (!work) return dc_fail(DC_ERR_OUT_OF_MEMORY, "attention scores for %u keys", longest);
+    for (uint32_t s = 0; s < seqs->n_seqs; s++) {
+        size_t r0 = seqs->start[s];
+        uint32_t len = seqs->start[s + 1] - seqs->start[s];
+        if (!len) continue;
+        dc_kernel_attention_seq(q + r0 * ld_q, ld_q, k + r0 * ld_kv, v + r0 * ld_kv,
+                                ld_kv, out + r0 * ld_out, ld_out, len,
+                                seqs->key_mask ? seqs->key_mask + r0 : NULL, n_heads, head_dim,
+                                scale, work);
+    }
+    free(work);
+    return DC_OK;
+}
+
+static void cpu_destroy(dc_backend *be) {
+    if (!be) return;
+    dc_cpu_backend *cpu = cpu_of(be);
+    if (cpu) {
+        if (cpu->engine) dnnl_engine_destroy(cpu->engine);
+        free(cpu);
+    }
+    free(be);
+}
+
+static const dc_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .linear_create = cpu_linear_create,
+    .linear_destroy = cpu_linear_destroy,
+    .linear_forward = cpu_linear_forward,
+    .layernorm = cpu_layernorm,
+    .activation = cpu_activation,
+    .add = cpu_add,
+    .embed_sum = cpu_embed_sum,
+    .attention = cpu_attention,
+    .linear_bytes = cpu_linear_bytes,
+    .destroy = cpu_destroy,
+};
+
+dc_status dc_backend_cpu_create(const dc_cpu_backend_options *opt, dc_backend **out) {
+    if (!out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "backend: NULL output");
+    *out = NULL;
+    dc_backend *be = calloc(1, sizeof *be);
+    dc_cpu_backend *cpu = calloc(1, sizeof *cpu);
+    if (!be || !cpu) {
+        free(be);
+        free(cpu);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "cpu backend");
+    }
+    be->ops = &cpu_ops;
+    be->impl = cpu;
+    cpu->threads = opt ? opt->threads : 0;
+    dnnl_status_t s = dnnl_engine_create(&cpu->engine, dnnl_cpu, 0);
+    if (s != dnnl_success) {
+        cpu->engine = NULL;
+        cpu_destroy(be);
+        return dc_fail(DC_ERR_INTERNAL, "oneDNN cpu engine: %s", dnnl_status_text(s));
+    }
+    *out = be;
+    return DC_OK;
+}
+
+void dc_backend_destroy(dc_backend *be) {
+    if (be && be->ops && be->ops->destroy) be->ops->destroy(be);
+}
+
+/* oneDNN runs on libgomp, which the library reaches only through libdnnl; look
+ * omp_set_num_threads up at run time instead of linking OpenMP ourselves. */
+typedef void (*dc_omp_set_fn)(int);
+static dc_omp_set_fn dc_omp_set;
+static pthread_once_t dc_omp_once = PTHREAD_ONCE_INIT;
+
+static void dc_omp_lookup(void) {
+    void *self = dlopen(NULL, RTLD_NOW);
+    if (!self) return;
+    void *sym = dlsym(self, "omp_set_num_threads");
+    memcpy(&dc_omp_set, &sym, sizeof dc_omp_set);
+    dlclose(self);
+}
+
+void dc_backend_cpu_bind_threads(dc_backend *be) {
+    if (!be || be->ops != &cpu_ops) return;
+    uint32_t n = cpu_of(be)->threads;
+    if (!n) return; /* OpenMP's own default: OMP_NUM_THREADS or every core */
+    pthread_once(&dc_omp_once, dc_omp_lookup);
+    if (dc_omp_set) dc_omp_set((int)n);
+}

@@ -1,0 +1,360 @@
+/* The CPU backend's element-wise, normalisation and attention kernels.
+ *
+ * Written as plain C loops that gcc vectorises, compiled three times (portable x86-64 / AVX2+FMA
+ * / AVX-512) from the same always-inline bodies and chosen once at run time from CPUID, so the
+ * binary runs on any x86-64 (and under valgrind, which hides AVX-512). Reductions use 16
+ * independent partial sums so they vectorise without -ffast-math. exp and erf are polynomial /
+ * rational approximations (a few ulp) because libm's scalar calls would dominate GELU. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+/* -O2's very-cheap vectoriser model refuses loops that need an epilogue: all of ours. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#endif
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tensor/backend.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DC_X86 1
+#endif
+
+#define DC_BODY static inline __attribute__((always_inline))
+#define LANES 16
+
+/* ---- exp: Cephes-style range reduction x = n·ln2 + r, degree-6 polynomial, 2^n from bits ---- */
+DC_BODY float exp_one(float x) {
+    x = x > 88.3762626647949f ? 88.3762626647949f : x;
+    x = x < -87.3365447504f ? -87.3365447504f : x;
+    /* round to nearest by the 1.5·2^23 trick: vectorises without SSE4.1 */
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } u;
+    u.i = ((int32_t)n + 127) * (1 << 23);
+    return p * u.f;
+}
+
+/* ---- erf: odd rational approximation x·P(x²)/Q(x²) on [-4, 4] (±1 outside in f32) ---- */
+DC_BODY float erf_one(float x) {
+    x = x > 4.0f ? 4.0f : x;
+    x = x < -4.0f ? -4.0f : x;
+    float x2 = x * x;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 + -2.10102402082508e-06f;
+    p = p * x2 + -5.69250639462346e-05f;
+    p = p * x2 + -7.34990630326855e-04f;
+    p = p * x2 + -2.95459980854025e-03f;
+    p = p * x2 + -1.60960333262415e-02f;
+    p = p * x;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 + -2.13374055278905e-04f;
+    q = q * x2 + -1.68282697438203e-03f;
+    q = q * x2 + -7.37332916720468e-03f;
+    q = q * x2 + -1.42647390514189e-02f;
+    return p / q;
+}
+
+DC_BODY void exp_body(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = exp_one(x[i]);
+}
+
+DC_BODY void erf_body(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = erf_one(x[i]);
+}
+
+DC_BODY void act_body(dc_activation act, float *x, size_t n) {
+    switch (act) {
+    case DC_ACT_GELU_ERF:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            x[i] = 0.5f * v * (1.0f + erf_one(v * 0.70710678118654752f));
+        }
+        break;
+    case DC_ACT_GELU_TANH:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            float u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
+            /* tanh(u) = 1 − 2/(e^{2u}+1): saturates cleanly at both ends */
+            float th = 1.0f - 2.0f / (exp_one(2.0f * u) + 1.0f);
+            x[i] = 0.5f * v * (1.0f + th);
+        }
+        break;
+    case DC_ACT_QUICK_GELU:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            x[i] = v / (1.0f + exp_one(-1.702f * v));
+        }
+        break;
+    case DC_ACT_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case DC_ACT_NONE:
+    default:
+        break;
+    }
+}
+
+DC_BODY void add_body(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+DC_BODY float sum_body(const float *x, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
+    float s = 0.0f;
+    for (; i < n; i++) s += x[i];
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
+DC_BODY float sqdev_body(const float *x, float mean, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float d = x[i + l] - mean;
+            acc[l] += d * d;
+        }
+    float s = 0.0f;
+    for (; i < n; i++) {
+        float d = x[i] - mean;
+        s += d * d;
+    }
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
+DC_BODY float dot_body(const float *a, const float *b, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += a[i + l] * b[i + l];
+    float s = 0.0f;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
+DC_BODY void layernorm_body(const float *x, const float *residual, const float *gamma,
+                            const float *beta, float eps, size_t rows, size_t cols, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        if (residual) {
+            const float *rr = residual + r * cols;
+            for (size_t c = 0; c < cols; c++) yr[c] = xr[c] + rr[c];
+        } else if (yr != xr) {
+            memcpy(yr, xr, cols * sizeof *yr);
+        }
+        float mean = sum_body(yr, cols) / (float)cols;
+        float var = sqdev_body(yr, mean, cols) / (float)cols;
+        float rstd = 1.0f / sqrtf(var + eps);
+        for (size_t c = 0; c < cols; c++) yr[c] = (yr[c] - mean) * rstd * gamma[c] + beta[c];
+    }
+}
+
+DC_BODY void embed_sum_body(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
+                            const float *t1, const uint32_t *i1, const float *t2,
+                            const uint32_t *i2, float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        float *o = out + r * cols;
+        if (t0) memcpy(o, t0 + (size_t)i0[r] * cols, cols * sizeof *o);
+        else memset(o, 0, cols * sizeof *o);
+        if (t1) {
+            const float *a = t1 + (size_t)i1[r] * cols;
+            for (size_t c = 0; c < cols; c++) o[c] += a[c];
+        }
+        if (t2) {
+            const float *a = t2 + (size_t)i2[r] * cols;
+            for (size_t c = 0; c < cols; c++) o[c] += a[c];
+        }
+    }
+}
+
+/* One sequence: for every head and query row, scores over the unmasked keys, a max-shifted
+ * softmax, then the probability-weighted sum of value rows. Masked keys are skipped, so they
+ * contribute exactly 0 whatever their values. */
+DC_BODY void attention_body(const float *q, size_t ld_q, const float *k, const float *v,
+                            size_t ld_kv, float *out, size_t ld_out, uint32_t len,
+                            const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
+                            float scale, float *work) {
+    for (uint32_t h = 0; h < n_heads; h++) {
+        size_t off = (size_t)h * head_dim;
+        for (uint32_t i = 0; i < len; i++) {
+            const float *qi = q + (size_t)i * ld_q + off;
+            float *oi = out + (size_t)i * ld_out + off;
+            float mx = -INFINITY;
+            uint32_t live = 0;
+            for (uint32_t j = 0; j < len; j++) {
+                if (key_mask && !key_mask[j]) {
+                    work[j] = -INFINITY;
+                    continue;
+                }
+                float s = dot_body(qi, k + (size_t)j * ld_kv + off, head_dim) * scale;
+                work[j] = s;
+                mx = s > mx ? s : mx;
+                live++;
+            }
+            for (uint32_t d = 0; d < head_dim; d++) oi[d] = 0.0f;
+            if (!live) continue;
+            for (uint32_t j = 0; j < len; j++) work[j] -= mx;
+            /* exp of −inf: the clamp makes it ~1e-38; zero it explicitly below */
+            for (uint32_t j = 0; j < len; j++) work[j] = exp_one(work[j]);
+            if (key_mask)
+                for (uint32_t j = 0; j < len; j++) work[j] = key_mask[j] ? work[j] : 0.0f;
+            float denom = sum_body(work, len);
+            float inv = 1.0f / denom;
+            for (uint32_t j = 0; j < len; j++) {
+                float p = work[j];
+                if (p == 0.0f) continue;
+                const float *vj = v + (size_t)j * ld_kv + off;
+                for (uint32_t d = 0; d < head_dim; d++) oi[d] += p * vj[d];
+            }
+            for (uint32_t d = 0; d < head_dim; d++) oi[d] *= inv;
+        }
+    }
+}
+
+/* ---- the three compiled variants ---- */
+
+typedef struct dc_kernel_table {
+    const char *isa;
+    void (*exp)(const float *, float *, size_t);
+    void (*erf)(const float *, float *, size_t);
+    void (*act)(dc_activation, float *, size_t);
+    void (*add)(float *, const float *, size_t);
+    void (*layernorm)(const float *, const float *, const float *, const float *, float, size_t,
+                      size_t, float *);
+    void (*embed_sum)(size_t, size_t, const float *, const uint32_t *, const float *,
+                      const uint32_t *, const float *, const uint32_t *, float *);
+    void (*attention)(const float *, size_t, const float *, const float *, size_t, float *,
+                      size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float, float *);
+} dc_kernel_table;
+
+#define DC_KERNEL_VARIANT(sfx, attr)                                                          \
+    attr static void exp_##sfx(const float *x, float *y, size_t n) { exp_body(x, y, n); }     \
+    attr static void erf_##sfx(const float *x, float *y, size_t n) { erf_body(x, y, n); }     \
+    attr static void act_##sfx(dc_activation a, float *x, size_t n) { act_body(a, x, n); }    \
+    attr static void add_##sfx(float *y, const float *x, size_t n) { add_body(y, x, n); }     \
+    attr static void layernorm_##sfx(const float *x, const float *res, const float *g,        \
+                                     const float *b, float eps, size_t rows, size_t cols,     \
+                                     float *y) {                                              \
+        layernorm_body(x, res, g, b, eps, rows, cols, y);                                     \
+    }                                                                                         \
+    attr static void embed_sum_##sfx(size_t rows, size_t cols, const float *t0,               \
+                                     const uint32_t *i0, const float *t1, const uint32_t *i1, \
+                                     const float *t2, const uint32_t *i2, float *out) {       \
+        embed_sum_body(rows, cols, t0, i0, t1, i1, t2, i2, out);                              \
+    }                                                                                         \
+    attr static void attention_##sfx(const float *q, size_t ld_q, const float *k,             \
+                                     const float *v, size_t ld_kv, float *out, size_t ld_out, \
+                                     uint32_t len, const uint8_t *mask, uint32_t n_heads,     \
+                                     uint32_t head_dim, float scale, float *work) {           \
+        attention_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, n_heads, head_dim,       \
+                       scale, work);                                                          \
+    }                                                                                         \
+    static const dc_kernel_table table_##sfx = {#sfx,          exp_##sfx,       erf_##sfx,    \
+                                                act_##sfx,     add_##sfx,       layernorm_##sfx, \
+                                                embed_sum_##sfx, attention_##sfx};
+
+DC_KERNEL_VARIANT(generic, )
+#ifdef DC_X86
+DC_KERNEL_VARIANT(avx2, __attribute__((target("avx2,fma"))))
+DC_KERNEL_VARIANT(avx512,
+                  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,"
+                                        "prefer-vector-width=512"))))
+#endif
+
+static const dc_kernel_table *dc_kernels_best;
+static pthread_once_t dc_kernels_once = PTHREAD_ONCE_INIT;
+static _Atomic int dc_kernels_generic_forced;
+
+static void dc_kernels_pick(void) {
+    dc_kernels_best = &table_generic;
+#ifdef DC_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        dc_kernels_best = &table_avx512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        dc_kernels_best = &table_avx2;
+#endif
+}
+
+static const dc_kernel_table *K(void) {
+    pthread_once(&dc_kernels_once, dc_kernels_pick);
+    return dc_kernels_generic_forced ? &table_generic : dc_kernels_best;
+}
+
+void dc_kernel_force_generic(bool on) { dc_kernels_generic_forced = on; }
+const char *dc_cpu_kernel_isa(void) { return K()->isa; }
+
+void dc_kernel_exp(const float *x, float *y, size_t n) { K()->exp(x, y, n); }
+void dc_kernel_erf(const float *x, float *y, size_t n) { K()->erf(x, y, n); }
+void dc_kernel_activation(dc_activation act, float *x, size_t n) { K()->act(act, x, n); }
+void dc_kernel_add(float *y, const float *x, size_t n) { K()->add(y, x, n); }
+
+void dc_kernel_layernorm(const float *x, const float *residual, const float *gamma,
+                         const float *beta, float eps, size_t rows, size_t cols, float *y) {
+    K()->layernorm(x, residual, gamma, beta, eps, rows, cols, y);
+}
+
+void dc_kernel_embed_sum(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
+                         const float *t1, const uint32_t *i1, const float *t2,
+                         const uint32_t *i2, float *out) {
+    K()->embed_sum(rows, cols, t0, i0, t1, i1, t2, i2, out);
+}
+
+void dc_kernel_attention_seq(const float *q, size_t ld_q, const float *k, const float *v,
+                             size_t ld_kv, float *out, size_t ld_out, uint32_t len,
+                             const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
+                             float scale, float *work) {
+    K()->attention(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, n_heads, head_dim, scale,
+                   work);
+}
+
+bool dc_activation_parse(const char *name, dc_activation *out) {
+    static const struct {
+        const char *name;
+        dc_activation act;
+    } names[] = {
+        {"gelu", DC_ACT_GELU_ERF},           {"gelu_new", DC_ACT_GELU_TANH},
+        {"gelu_pytorch_tanh", DC_ACT_GELU_TANH}, {"gelu_fast", DC_ACT_GELU_TANH},
+        {"quick_gelu", DC_ACT_QUICK_GELU},   {"relu", DC_ACT_RELU},
+    };
+    if (!name) return false;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i].name) == 0) {
+            *out = names[i].act;
+            return true;
+        }
+    return false;
+}
+
+const char *dc_activation_name(dc_activation a) {
+    switch (a) {
+    case DC_ACT_NONE: return "none";
+    case DC_ACT_GELU_ERF: return "gelu";
+    case DC_ACT_GELU_TANH: return "gelu_new";
+    case DC_ACT_QUICK_GELU: return "quick_gelu";
+    case DC_ACT_RELU: return "relu";
+    }
+    return "unknown";
+}
