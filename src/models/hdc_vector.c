@@ -58,19 +58,13 @@ bool dc_hv_get_bit(const dc_hv *v, uint32_t i) {
 /* ---- bundling ---- */
 
 /* Four words at a time through GCC/clang vector extensions: AVX2 where the CPU has it
- * (function clones chosen at load time), SSE2 pairs otherwise. */
+ * (chosen at run time, see fold16), SSE2 pairs otherwise. */
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
 /* The same, for loads and stores at 8-byte alignment that may alias uint64_t arrays. Macros
  * rather than functions: a 32-byte vector passed by value has a target-dependent ABI. */
 typedef uint64_t v4u64_io __attribute__((vector_size(32), aligned(8), may_alias));
 #define LD4(p)    (*(const v4u64_io *)(const void *)(p))
 #define ST4(p, v) (*(v4u64_io *)(void *)(p) = (v))
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(DC_NO_CLONES)
-#define DC_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define DC_CLONES
-#endif
 
 static uint32_t bit_length(uint32_t x) {
     uint32_t n = 0;
@@ -144,20 +138,45 @@ fold16_body(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
 }
 
 /* Specialised for the common arities so the inner XOR loop unrolls. */
-DC_CLONES
+#define FOLD16_DISPATCH_ARITY                                                                      \
+    switch (arity) {                                                                               \
+    case 1:                                                                                        \
+        fold16_body(pl, planes, src, 1, w0, w1);                                                   \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        fold16_body(pl, planes, src, 3, w0, w1);                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        fold16_body(pl, planes, src, arity, w0, w1);                                               \
+        break;                                                                                     \
+    }
+
+static void fold16_generic(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
+                           const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], uint32_t arity, int w0,
+                           int w1) {
+    FOLD16_DISPATCH_ARITY
+}
+
+/* An AVX2 copy chosen at run time. A plain branch rather than target_clones: an ifunc
+ * resolver runs before the sanitizer runtimes are up and crashes ThreadSanitizer builds. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(DC_NO_AVX2)
+#define DC_HDC_AVX2 1
+__attribute__((target("avx2"))) static void
+fold16_avx2(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
+            const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], uint32_t arity, int w0, int w1) {
+    FOLD16_DISPATCH_ARITY
+}
+#endif
+
 static void fold16(uint64_t (*pl)[DC_HV_WORDS], uint32_t planes,
                    const uint64_t *const (*src)[DC_HDC_MAX_NGRAM], uint32_t arity, int w0, int w1) {
-    switch (arity) {
-    case 1:
-        fold16_body(pl, planes, src, 1, w0, w1);
-        break;
-    case 3:
-        fold16_body(pl, planes, src, 3, w0, w1);
-        break;
-    default:
-        fold16_body(pl, planes, src, arity, w0, w1);
-        break;
+#ifdef DC_HDC_AVX2
+    if (__builtin_cpu_supports("avx2")) {
+        fold16_avx2(pl, planes, src, arity, w0, w1);
+        return;
     }
+#endif
+    fold16_generic(pl, planes, src, arity, w0, w1);
 }
 
 /* A partial group is padded with zero items: adding zero changes no counter, and one tree
