@@ -15,7 +15,7 @@ Output is deterministic; CI only reads the committed files.
 import json
 import os
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,6 +63,52 @@ TRAIN_TEXT = [
 ] * 3
 
 
+def train_bpe(tok, texts, n_merges, specials, prefix="", suffix="", alphabet=()):
+    """A deterministic BPE trainer (most frequent pair, ties broken by the pair itself) over the
+    words the tokenizer's own normalizer and pre-tokenizer produce."""
+    from collections import Counter
+    words = Counter()
+    for t in texts:
+        s = tok.normalizer.normalize_str(t) if tok.normalizer else t
+        for w, _ in tok.pre_tokenizer.pre_tokenize_str(s):
+            words[w] += 1
+
+    def split(w):
+        syms = [w[0]] + [prefix + c for c in w[1:]]
+        syms[-1] += suffix
+        return syms
+
+    seqs = {w: split(w) for w in words}
+    vocab = list(specials)
+    for sym in sorted(set(alphabet) | {x for q in seqs.values() for x in q}):
+        if sym not in vocab:
+            vocab.append(sym)
+    merges = []
+    for _ in range(n_merges):
+        pairs = Counter()
+        for w, q in seqs.items():
+            for a, b in zip(q, q[1:]):
+                pairs[(a, b)] += words[w]
+        if not pairs:
+            break
+        (a, b), _ = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        new = a + b[len(prefix):]
+        merges.append((a, b))
+        if new not in vocab:
+            vocab.append(new)
+        for w, q in seqs.items():
+            out, i = [], 0
+            while i < len(q):
+                if i + 1 < len(q) and q[i] == a and q[i + 1] == b:
+                    out.append(new)
+                    i += 2
+                else:
+                    out.append(q[i])
+                    i += 1
+            seqs[w] = out
+    return {t: i for i, t in enumerate(vocab)}, merges
+
+
 def bert_tiny():
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<ent>"]
     words += list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"()-[]{}:;#*+=/&@$%^_~`|<>\\")
@@ -87,11 +133,10 @@ def bert_tiny():
 def bytelevel_tiny():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    vocab, merges = train_bpe(tok, TRAIN_TEXT, 220, ["<s>", "<pad>", "</s>", "<unk>"],
+                              alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.model = models.BPE(vocab, merges)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=500, min_frequency=1, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  special_tokens=["<s>", "<pad>", "</s>", "<unk>"])
-    tok.train_from_iterator(TRAIN_TEXT, trainer)
     tok.post_processor = processors.Sequence([
         processors.ByteLevel(trim_offsets=True, add_prefix_space=True),
         processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
@@ -102,20 +147,18 @@ def bytelevel_tiny():
 
 
 def metaspace_tiny():
-    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(),
                                            normalizers.Replace("''", '"'), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=400, min_frequency=1, show_progress=False,
-                                  special_tokens=["<unk>", "<s>", "</s>", "<pad>"] +
-                                  ["<0x%02X>" % b for b in range(256)])
-    tok.train_from_iterator(TRAIN_TEXT, trainer)
-    v = tok.get_vocab()
+    specials = ["<unk>", "<s>", "</s>", "<pad>"] + ["<0x%02X>" % b for b in range(256)]
+    vocab, merges = train_bpe(tok, TRAIN_TEXT, 120, specials)
+    tok.model = models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True)
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
-        special_tokens=[("<s>", v["<s>"]), ("</s>", v["</s>"])])
+        special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])])
     tok.enable_truncation(max_length=12, direction="left")
-    tok.enable_padding(direction="left", pad_id=v["<pad>"], pad_token="<pad>", length=None, pad_to_multiple_of=8)
+    tok.enable_padding(direction="left", pad_id=vocab["<pad>"], pad_token="<pad>", length=None, pad_to_multiple_of=8)
     return tok
 
 
@@ -142,17 +185,16 @@ def split_tiny():
 
 
 def whitespace_tiny():
-    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Prepend("~"),
                                            normalizers.Strip(left=False, right=True)])
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(),
                                                  pre_tokenizers.CharDelimiterSplit("x"),
                                                  pre_tokenizers.Split("~", behavior="isolated"),
-                                                 pre_tokenizers.Split(Regex(r"\d"), behavior="removed", invert=True)])
-    trainer = trainers.BpeTrainer(vocab_size=300, min_frequency=1, show_progress=False,
-                                  special_tokens=["[UNK]", "[CLS]", "[SEP]"],
-                                  continuing_subword_prefix="##", end_of_word_suffix="</w>")
-    tok.train_from_iterator(TRAIN_TEXT, trainer)
+                                                 pre_tokenizers.Split(Regex(r"\d"), behavior="isolated")])
+    vocab, merges = train_bpe(tok, TRAIN_TEXT, 150, ["[UNK]", "[CLS]", "[SEP]"], prefix="##", suffix="</w>")
+    tok.model = models.BPE(vocab, merges, unk_token="[UNK]", continuing_subword_prefix="##",
+                           end_of_word_suffix="</w>")
     tok.post_processor = processors.RobertaProcessing(("[SEP]", 2), ("[CLS]", 1), trim_offsets=False)
     tok.enable_truncation(max_length=10)
     tok.enable_padding(length=16, pad_id=0, pad_token="[UNK]")
