@@ -87,6 +87,7 @@ typedef struct reader {
 } reader;
 
 static dc_status take(reader *r, size_t n, const char *what, const uint8_t **out) {
+    *out = NULL;
     if (n > r->left)
         return dc_fail(DC_ERR_SERIALIZATION,
                        "fused embedding truncated: %s needs %zu bytes at offset %zu, %zu remain",
@@ -99,14 +100,14 @@ static dc_status take(reader *r, size_t n, const char *what, const uint8_t **out
 }
 
 static dc_status take_u32(reader *r, const char *what, uint32_t *v) {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     dc_status st = take(r, 4, what, &p);
     if (st == DC_OK) *v = dc_get_u32le(p);
     return st;
 }
 
 static dc_status take_f32s(reader *r, float *dst, size_t n, const char *what) {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     dc_status st = take(r, n * 4, what, &p);
     for (size_t i = 0; st == DC_OK && i < n; i++) dst[i] = dc_f32_from_bits(dc_get_u32le(p + 4 * i));
     return st;
@@ -123,7 +124,7 @@ static dc_status take_count(reader *r, uint32_t *count, uint64_t elem_size, cons
 }
 
 static dc_status decode_body(reader *r, dc_fused_embedding *out) {
-    const uint8_t *h;
+    const uint8_t *h = NULL;
     dc_status st = take(r, HEADER_BYTES, "header", &h);
     if (st != DC_OK) return st;
     if (memcmp(h, dc_fused_magic, 4) != 0)
@@ -151,7 +152,7 @@ static dc_status decode_body(reader *r, dc_fused_embedding *out) {
     if ((st = take_f32s(r, out->vector, DC_DIM_FUSED, "vector")) != DC_OK) return st;
     if ((st = take_f32s(r, out->expert_weights, DC_NUM_EXPERTS, "expert weights")) != DC_OK)
         return st;
-    const uint8_t *sel;
+    const uint8_t *sel = NULL;
     if ((st = take(r, k, "selected experts", &sel)) != DC_OK) return st;
     memcpy(out->selected_experts, sel, k);
 
@@ -180,7 +181,7 @@ static dc_status decode_body(reader *r, dc_fused_embedding *out) {
         if (!out->sparse.indices || !out->sparse.values)
             return dc_fail(DC_ERR_OUT_OF_MEMORY, "sparse vector of %u entries", (unsigned)nnz);
         out->sparse.nnz = nnz;
-        const uint8_t *idx;
+        const uint8_t *idx = NULL;
         if ((st = take(r, 4ull * nnz, "sparse indices", &idx)) != DC_OK) return st;
         for (uint32_t i = 0; i < nnz; i++) out->sparse.indices[i] = dc_get_u32le(idx + 4 * i);
         if ((st = take_f32s(r, out->sparse.values, nnz, "sparse values")) != DC_OK) return st;

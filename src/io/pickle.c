@@ -339,7 +339,7 @@ static dc_status dc_pk_memo_put(dc_pk_vm *vm, uint64_t idx) {
     /* Picklers number memo slots from 0 upwards, so a slot beyond the input length is bogus. */
     if (idx >= DC_PK_MAX_MEMO || idx > vm->len)
         return dc_pk_corrupt(vm, "memo index too large");
-    dc_pk_value *top;
+    dc_pk_value *top = NULL;
     dc_status st = dc_pk_top(vm, &top);
     if (st) return st;
     if (idx >= vm->memo_cap) {
@@ -413,7 +413,7 @@ static dc_status dc_pk_read_line(dc_pk_vm *vm, const char **s, size_t *n) {
 }
 
 static dc_status dc_pk_reduce(dc_pk_vm *vm) {
-    dc_pk_value *args, *fn;
+    dc_pk_value *args = NULL, *fn = NULL;
     dc_status st = dc_pk_pop(vm, &args);
     if (!st) st = dc_pk_pop(vm, &fn);
     if (st) return st;
@@ -443,8 +443,8 @@ static dc_status dc_pk_step(dc_pk_vm *vm, bool *stop) {
     vm->op_at = vm->pos;
     uint8_t op = vm->buf[vm->pos++];
     dc_status st;
-    dc_pk_value *v, *k, *d;
-    size_t first;
+    dc_pk_value *v = NULL, *k = NULL, *d = NULL;
+    size_t first = 0;
     switch (op) {
     case OP_PROTO:
         if ((st = dc_pk_need(vm, 1))) return st;

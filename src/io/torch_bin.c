@@ -431,7 +431,7 @@ static dc_status dc_tb_collect(dc_tb *tb, const dc_pickle *pk) {
         dc_status st = dc_tb_register(tb, dc_pickle_persid_at(pk, i), NULL);
         if (st) return st;
     }
-    const dc_pk_value *sd;
+    const dc_pk_value *sd = NULL;
     dc_status st = dc_tb_state_dict(tb, dc_pickle_root(pk), &sd);
     if (st) return st;
     for (size_t i = 0; i < sd->u.dict.len; i++) {
@@ -542,7 +542,7 @@ dc_status dc_torch_zip_load(dc_weights *w, const uint8_t *buf, size_t len, const
     char pkl_label[1024];
     dc_status st = dc_zip_open(buf, len, label, &z);
     if (st) return st;
-    const dc_zip_entry *pe;
+    const dc_zip_entry *pe = NULL;
     size_t prefix_len = 0;
     st = dc_tb_find_pickle(z, label, &pe, &prefix_len);
     if (!st) st = dc_tb_check_byteorder(z, pe->name, prefix_len, label);

@@ -107,7 +107,7 @@ typedef struct dc_zip_dir {
 
 static dc_status dc_zip_read_dir(const uint8_t *buf, size_t len, const char *label,
                                  dc_zip_dir *dir) {
-    size_t eocd;
+    size_t eocd = 0;
     dc_status st = dc_zip_find_eocd(buf, len, label, &eocd);
     if (st) return st;
     const uint8_t *e = buf + eocd;
