@@ -378,6 +378,16 @@ dc_status dc_post_process(dc_ctx *c, const dc_post *p, bool add_special);
 dc_status dc_trie_add(dc_trie *t, const char *s, size_t len, int32_t added);
 void dc_trie_free(dc_trie *t);
 
+/* The two halves of dc_tokenizer_encode, for sharing one tokenization between models:
+ * the text's tokens before truncation and post-processing (*toks malloc'ed, caller frees), and
+ * truncation + post-processing + padding of such tokens. `marker` >= 0 is an extra token put
+ * right after the first special token (ColBERT's [Q]/[D]) and counted in the length. */
+dc_status dc_tokenizer_tokens(const struct dc_tokenizer *tok, const char *text, size_t len,
+                              bool replace_invalid, dc_tok **toks, size_t *n);
+dc_status dc_tokenizer_finish_tokens(const struct dc_tokenizer *tok, const dc_tok *toks, size_t n,
+                                     const dc_encode_options *opts, int64_t marker,
+                                     dc_encoding *out);
+
 /* Context lifetime. */
 dc_status dc_ctx_init(dc_ctx *c, const struct dc_tokenizer *tok, const char *in, size_t len);
 void dc_ctx_free(dc_ctx *c);

@@ -1070,7 +1070,8 @@ void dc_encoding_free(dc_encoding *enc) {
     memset(enc, 0, sizeof *enc);
 }
 
-static dc_status encode_run(dc_ctx *c, const dc_encode_options *o, dc_encoding *out) {
+/* Steps 1-5: the text's tokens in c->toks, before truncation and post-processing. */
+static dc_status tokens_run(dc_ctx *c) {
     const dc_tokenizer *t = c->tok;
     dc_status st;
     if (c->in_len) {
@@ -1096,11 +1097,20 @@ static dc_status encode_run(dc_ctx *c, const dc_encode_options *o, dc_encoding *
         charmap_convert(&cm, c->toks[i].bstart, c->toks[i].bend, &c->toks[i].cstart,
                         &c->toks[i].cend);
     free(cm.blk);
+    return DC_OK;
+}
+
+/* Steps 6-8 on c->toks: truncation, post-processor (plus an optional marker token after the
+ * first special token, counted in the length), padding; then the output. */
+static dc_status finish_run(dc_ctx *c, const dc_encode_options *o, int64_t marker,
+                            dc_encoding *out) {
+    const dc_tokenizer *t = c->tok;
+    dc_status st;
     /* 6. truncation; the post-processor's tokens count towards the limit */
     size_t untrunc = c->ntoks;
     bool truncated = false;
     if (o->truncation.enabled) {
-        size_t added = o->add_special_tokens ? dc_post_added(t->post) : 0;
+        size_t added = (o->add_special_tokens ? dc_post_added(t->post) : 0) + (marker >= 0);
         if (o->truncation.strategy == DC_TRUNC_ONLY_SECOND)
             return dc_fail(DC_ERR_INVALID_ARGUMENT,
                            "truncation: strategy OnlySecond needs a pair of sequences");
@@ -1118,6 +1128,14 @@ static dc_status encode_run(dc_ctx *c, const dc_encode_options *o, dc_encoding *
     }
     /* 7. post-processor */
     if (t->post && (st = dc_post_process(c, t->post, o->add_special_tokens))) return st;
+    if (marker >= 0) {
+        size_t at = c->ntoks && c->toks[0].special ? 1 : 0;
+        if ((st = DC_GROW(c->toks, c->cap_toks, c->ntoks + 1))) return st;
+        memmove(c->toks + at + 1, c->toks + at, (c->ntoks - at) * sizeof *c->toks);
+        memset(&c->toks[at], 0, sizeof c->toks[at]);
+        c->toks[at].id = (uint32_t)marker;
+        c->ntoks++;
+    }
     /* 8. padding */
     if (o->padding.enabled) {
         size_t target = o->padding.fixed ? o->padding.length : c->ntoks;
@@ -1175,9 +1193,63 @@ dc_status dc_tokenizer_encode(const dc_tokenizer *tok, const char *text, size_t 
     }
     dc_ctx c;
     dc_ctx_init(&c, tok, text ? text : "", len);
-    dc_status st = encode_run(&c, opts, out);
+    dc_status st = tokens_run(&c);
+    if (!st) st = finish_run(&c, opts, -1, out);
     dc_ctx_free(&c);
     free(fixed);
+    if (st) memset(out, 0, sizeof *out);
+    return st;
+}
+
+dc_status dc_tokenizer_tokens(const dc_tokenizer *tok, const char *text, size_t len,
+                              bool replace_invalid, dc_tok **toks, size_t *n) {
+    *toks = NULL;
+    *n = 0;
+    if (!tok) return dc_fail(DC_ERR_INVALID_ARGUMENT, "tokenizer: NULL tokenizer");
+    if (!text && len) return dc_fail(DC_ERR_INVALID_ARGUMENT, "tokenizer: NULL text");
+    if (len > UINT32_MAX / 4)
+        return dc_fail(DC_ERR_INPUT_TOO_LONG, "tokenizer: input of %zu bytes exceeds 1 GiB", len);
+    char *fixed = NULL;
+    size_t bad;
+    if (len && !dc_utf8_valid(text, len, &bad)) {
+        if (!replace_invalid)
+            return dc_fail(DC_ERR_INVALID_VALUE, "tokenizer: invalid UTF-8 at byte offset %zu", bad);
+        dc_status st = repair_utf8(text, len, &fixed, &len);
+        if (st) return st;
+        text = fixed;
+    }
+    dc_ctx c;
+    dc_ctx_init(&c, tok, text ? text : "", len);
+    dc_status st = tokens_run(&c);
+    if (!st) {
+        *toks = c.toks; /* handed over */
+        *n = c.ntoks;
+        c.toks = NULL;
+    }
+    dc_ctx_free(&c);
+    free(fixed);
+    return st;
+}
+
+dc_status dc_tokenizer_finish_tokens(const dc_tokenizer *tok, const dc_tok *toks, size_t n,
+                                     const dc_encode_options *opts, int64_t marker,
+                                     dc_encoding *out) {
+    memset(out, 0, sizeof *out);
+    if (!tok) return dc_fail(DC_ERR_INVALID_ARGUMENT, "tokenizer: NULL tokenizer");
+    dc_encode_options def;
+    if (!opts) {
+        dc_tokenizer_default_options(tok, &def);
+        opts = &def;
+    }
+    dc_ctx c;
+    dc_ctx_init(&c, tok, "", 0);
+    dc_status st = DC_GROW(c.toks, c.cap_toks, n + 1);
+    if (!st) {
+        if (n) memcpy(c.toks, toks, n * sizeof *toks);
+        c.ntoks = n;
+        st = finish_run(&c, opts, marker, out);
+    }
+    dc_ctx_free(&c);
     if (st) memset(out, 0, sizeof *out);
     return st;
 }
