@@ -81,6 +81,12 @@ void dc_hv_bundler_add_xor(dc_hv_bundler *b, const uint64_t *const *src);
  * seq[i + j] + off[j], j < arity. Same result as _add_xor item by item. */
 void dc_hv_bundler_add_ngrams(dc_hv_bundler *b, const uint64_t *const *seq, size_t nseq,
                               const size_t *off);
+/* Adds weight[k] times the n-gram starting at seq[start[k]], k < n: the same counters as
+ * adding each n-gram of a text once per occurrence, at the cost of one pass per set bit of the
+ * weights (a text's repeated n-grams are counted once). Weights must stay below 2^28. */
+void dc_hv_bundler_add_ngrams_weighted(dc_hv_bundler *b, const uint64_t *const *seq,
+                                       const size_t *off, const uint32_t *start,
+                                       const uint32_t *weight, size_t n);
 /* Adds a copy of v (any arity). */
 void dc_hv_bundler_add(dc_hv_bundler *b, const dc_hv *v);
 /* Folds pending items into the counters (done by _majority and _counter too). */

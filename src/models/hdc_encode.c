@@ -18,6 +18,11 @@ struct dc_hdc_scratch {
     size_t map_cap;           /* power of two */
     uint64_t *extra;          /* doubled vectors */
     size_t nextra, extra_cap; /* in vectors */
+    /* distinct n-grams of the text: first occurrence and count */
+    uint32_t *gram_slot; /* hash table: index into gram_start + 1; 0 = empty */
+    size_t gram_slots;   /* power of two */
+    uint32_t *gram_start, *gram_count;
+    size_t gram_cap;
 };
 
 dc_status dc_hdc_scratch_create(dc_hdc_scratch **out) {
@@ -34,6 +39,9 @@ void dc_hdc_scratch_free(dc_hdc_scratch *s) {
     free(s->map_key);
     free(s->map_val);
     free(s->extra);
+    free(s->gram_slot);
+    free(s->gram_start);
+    free(s->gram_count);
     free(s);
 }
 
@@ -133,6 +141,56 @@ static dc_status reserve_chars(dc_hdc_scratch *s, size_t need) {
     return DC_OK;
 }
 
+/* Counts the distinct n-grams (g consecutive refs) among `items`; fills gram_start/gram_count
+ * and returns how many. Majority bundling ignores order, so each is added once, weighted. */
+static dc_status count_grams(dc_hdc_scratch *s, const uint32_t *refs, size_t items, uint32_t g,
+                             size_t *distinct) {
+    size_t slots = 64;
+    while (slots < 2 * items) slots *= 2;
+    if (slots > s->gram_slots) {
+        free(s->gram_slot);
+        s->gram_slot = malloc(slots * sizeof *s->gram_slot);
+        s->gram_slots = s->gram_slot ? slots : 0;
+        if (!s->gram_slot) return dc_fail(DC_ERR_OUT_OF_MEMORY, "HDC scratch: n-gram table");
+    }
+    if (items > s->gram_cap) {
+        uint32_t *st = malloc(items * sizeof *st), *ct = malloc(items * sizeof *ct);
+        if (!st || !ct) {
+            free(st);
+            free(ct);
+            return dc_fail(DC_ERR_OUT_OF_MEMORY, "HDC scratch: %zu n-grams", items);
+        }
+        free(s->gram_start);
+        free(s->gram_count);
+        s->gram_start = st;
+        s->gram_count = ct;
+        s->gram_cap = items;
+    }
+    memset(s->gram_slot, 0, slots * sizeof *s->gram_slot);
+    size_t mask = slots - 1, n = 0;
+    for (size_t i = 0; i < items; i++) {
+        uint64_t h = 0;
+        for (uint32_t j = 0; j < g; j++) h = h * 0x100000001B3ull + refs[i + j];
+        size_t at = (size_t)dc_hdc_mix64(h) & mask;
+        for (;;) {
+            uint32_t e = s->gram_slot[at];
+            if (e == 0) {
+                s->gram_slot[at] = (uint32_t)n + 1;
+                s->gram_start[n] = (uint32_t)i;
+                s->gram_count[n++] = 1;
+                break;
+            }
+            if (memcmp(refs + s->gram_start[e - 1], refs + i, g * sizeof *refs) == 0) {
+                s->gram_count[e - 1]++;
+                break;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+    *distinct = n;
+    return DC_OK;
+}
+
 dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char *text, size_t len,
                            uint32_t max_chars, bool case_sensitive, dc_hv *hv, dc_hdc_result *res) {
     if (!m || !s || (!text && len) || !hv)
@@ -173,8 +231,9 @@ dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char
     for (uint32_t j = 0; j < g; j++) off[j] = DC_HV_WORDS - m->shift[first + j] / 64;
     dc_hv_bundler *b = &s->bundler;
     dc_hv_bundler_reset(b, g);
-    size_t ngrams = n - g + 1;
-    dc_hv_bundler_add_ngrams(b, s->ptr, n, off);
+    size_t ngrams = n - g + 1, distinct = 0;
+    if ((st = count_grams(s, s->refs, ngrams, g, &distinct)) != DC_OK) return st;
+    dc_hv_bundler_add_ngrams_weighted(b, s->ptr, off, s->gram_start, s->gram_count, distinct);
     dc_hv_bundler_majority(b, &m->tie, hv);
     if (res) {
         res->chars_used = (uint32_t)n;

@@ -238,6 +238,40 @@ void dc_hv_bundler_add_ngrams(dc_hv_bundler *b, const uint64_t *const *seq, size
     }
 }
 
+void dc_hv_bundler_add_ngrams_weighted(dc_hv_bundler *b, const uint64_t *const *seq,
+                                       const size_t *off, const uint32_t *start,
+                                       const uint32_t *weight, size_t n) {
+    dc_hv_bundler_flush(b);
+    uint32_t a = b->arity, maxw = 0;
+    uint64_t total = b->count;
+    for (size_t k = 0; k < n; k++) {
+        total += weight[k];
+        if (weight[k] > maxw) maxw = weight[k];
+    }
+    if (total > UINT32_MAX) return; /* beyond 32-bit counters; callers stay far below */
+    b->count = (uint32_t)total;
+    uint32_t need = bit_length(b->count);
+    if (need > b->planes_used) b->planes_used = need;
+    /* w * v = sum over the set bits i of w of 2^i * v: one pass per bit of the weights, adding
+     * at plane i. Planes above planes_used stay zero, so the 4-plane tree may touch them. */
+    const uint64_t *src[DC_HV_BUNDLE_GROUP][DC_HDC_MAX_NGRAM];
+    for (uint32_t bit = 0; bit < 32 && (maxw >> bit) != 0; bit++) {
+        uint32_t k = 0, rel = b->planes_used > bit ? b->planes_used - bit : 0;
+        for (size_t i = 0; i <= n; i++) {
+            if (i < n && ((weight[i] >> bit) & 1u)) {
+                for (uint32_t j = 0; j < a; j++) src[k][j] = seq[start[i] + j] + off[j];
+                k++;
+            }
+            if (k == DC_HV_BUNDLE_GROUP || (i == n && k > 0)) {
+                pad_group(b, src, k);
+                fold16(b->plane + bit, rel, (const uint64_t *const(*)[DC_HDC_MAX_NGRAM])src, a, 0,
+                       DC_HV_WORDS);
+                k = 0;
+            }
+        }
+    }
+}
+
 void dc_hv_bundler_flush(dc_hv_bundler *b) {
     if (b->npending) fold_pending(b);
 }

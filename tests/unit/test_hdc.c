@@ -264,6 +264,43 @@ static void test_bundler_counts_like_naive_counting(void **state) {
         dc_hv_bundler_majority(b2, &tie, &m2);
         assert_memory_equal(&m1, &m2, sizeof m1);
     }
+    /* weighted: each distinct n-gram once with its count == every occurrence */
+    for (size_t len = 3; len <= 64; len += 5) {
+        uint32_t start[64], weight[64];
+        size_t n = 0;
+        for (size_t i = 0; i + 3 <= len; i++) { /* windows 0..4 repeat (seq period 23) */
+            size_t k = 0;
+            while (k < n && start[k] % 23 != i % 23) k++;
+            if (k == n) {
+                start[n] = (uint32_t)i;
+                weight[n++] = 0;
+            }
+            weight[k]++;
+        }
+        dc_hv_bundler_reset(b, 3);
+        dc_hv_bundler_add_ngrams(b, seq, len, off);
+        dc_hv_bundler_reset(b2, 3);
+        dc_hv_bundler_add_ngrams_weighted(b2, seq, off, start, weight, n);
+        assert_int_equal(b->count, b2->count);
+        for (uint32_t bit = 0; bit < DC_HV_BITS; bit += 61)
+            assert_int_equal(dc_hv_bundler_counter(b, bit), dc_hv_bundler_counter(b2, bit));
+    }
+    /* large weights: 1000 x a + 37 x c + 1 x d, all bits of the weights exercised */
+    const uint64_t *one[3] = {seq[0] + off[0], seq[1] + off[1], seq[2] + off[2]};
+    uint32_t start2[3] = {0, 2, 3}, weight2[3] = {1000, 37, 1};
+    dc_hv_bundler_reset(b, 3);
+    dc_hv_bundler_add_ngrams_weighted(b, seq, off, start2, weight2, 3);
+    assert_int_equal(b->count, 1038);
+    dc_hv_bundler_reset(b2, 3);
+    for (int i = 0; i < 1000; i++) dc_hv_bundler_add_xor(b2, one);
+    for (int i = 0; i < 37; i++) {
+        const uint64_t *c3[3] = {seq[2] + off[0], seq[3] + off[1], seq[4] + off[2]};
+        dc_hv_bundler_add_xor(b2, c3);
+    }
+    const uint64_t *d3[3] = {seq[3] + off[0], seq[4] + off[1], seq[5] + off[2]};
+    dc_hv_bundler_add_xor(b2, d3);
+    for (uint32_t bit = 0; bit < DC_HV_BITS; bit += 7)
+        assert_int_equal(dc_hv_bundler_counter(b, bit), dc_hv_bundler_counter(b2, bit));
     free(b2);
     free(vs);
     free(b);
