@@ -1,0 +1,488 @@
+/* BERT encoder: config, weight loading (prefixes, legacy names, shape checks) and the forward
+ * pass over packed batches. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/error.h"
+#include "models/bert.h"
+
+/* ---- config.json ---- */
+
+static dc_status read_file(const char *path, char **data, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        return dc_fail(e == ENOENT ? DC_ERR_MODEL_NOT_FOUND : DC_ERR_IO, "open %s: %s", path,
+                       strerror(e));
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return dc_fail(DC_ERR_OUT_OF_MEMORY, "reading %s", path);
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return dc_fail(DC_ERR_IO, "read %s", path);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return DC_OK;
+}
+
+static dc_status cfg_u32(const cJSON *root, const char *origin, const char *key, bool required,
+                         uint32_t dflt, uint32_t lo, uint32_t hi, uint32_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s\" is missing", origin, key);
+        *out = dflt;
+        return DC_OK;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi)
+        return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s\" must be an integer in [%u, %u]", origin,
+                       key, lo, hi);
+    *out = (uint32_t)v->valuedouble;
+    return DC_OK;
+}
+
+dc_status dc_bert_config_parse(const char *json, size_t len, const char *origin,
+                               dc_bert_config *out) {
+    memset(out, 0, sizeof *out);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return dc_fail(DC_ERR_MODEL_LOAD, "%s: not a JSON object", origin);
+    }
+    dc_status st = DC_OK;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!cJSON_IsString(mt)) {
+        st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"model_type\" is missing", origin);
+        goto done;
+    }
+    if (strcmp(mt->valuestring, "bert") != 0) {
+        st = dc_fail(DC_ERR_MODEL_LOAD,
+                     "%s: field \"model_type\" is \"%.40s\"; this encoder reads \"bert\"", origin,
+                     mt->valuestring);
+        goto done;
+    }
+    snprintf(out->model_type, sizeof out->model_type, "%s", mt->valuestring);
+    if ((st = cfg_u32(root, origin, "vocab_size", true, 0, 1, 1u << 24, &out->vocab_size)) ||
+        (st = cfg_u32(root, origin, "hidden_size", true, 0, 1, 65536, &out->hidden)) ||
+        (st = cfg_u32(root, origin, "num_hidden_layers", true, 0, 0, 1024, &out->layers)) ||
+        (st = cfg_u32(root, origin, "num_attention_heads", true, 0, 1, 4096, &out->heads)) ||
+        (st = cfg_u32(root, origin, "intermediate_size", true, 0, 1, 1u << 20,
+                      &out->intermediate)) ||
+        (st = cfg_u32(root, origin, "max_position_embeddings", true, 0, 1, 1u << 20,
+                      &out->max_position)) ||
+        (st = cfg_u32(root, origin, "type_vocab_size", false, 2, 0, 1u << 16, &out->type_vocab)) ||
+        (st = cfg_u32(root, origin, "pad_token_id", false, 0, 0, 1u << 24, &out->pad_token_id)))
+        goto done;
+    if (out->hidden % out->heads) {
+        st = dc_fail(DC_ERR_MODEL_LOAD,
+                     "%s: field \"num_attention_heads\" (%u) does not divide hidden_size (%u)",
+                     origin, out->heads, out->hidden);
+        goto done;
+    }
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    if (!eps || cJSON_IsNull(eps)) {
+        out->eps = 1e-12f; /* BertConfig's default */
+    } else if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1) {
+        st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"layer_norm_eps\" must be in (0, 1]", origin);
+        goto done;
+    } else {
+        out->eps = (float)eps->valuedouble;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (!act || cJSON_IsNull(act)) {
+        out->act = DC_ACT_GELU_ERF;
+    } else if (!cJSON_IsString(act) || !dc_activation_parse(act->valuestring, &out->act) ||
+               out->act == DC_ACT_NONE) {
+        st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"hidden_act\" is not a supported activation",
+                     origin);
+        goto done;
+    }
+    const cJSON *pet = cJSON_GetObjectItemCaseSensitive(root, "position_embedding_type");
+    if (pet && !cJSON_IsNull(pet) &&
+        (!cJSON_IsString(pet) || strcmp(pet->valuestring, "absolute") != 0)) {
+        st = dc_fail(DC_ERR_MODEL_LOAD,
+                     "%s: field \"position_embedding_type\" must be \"absolute\"", origin);
+        goto done;
+    }
+done:
+    cJSON_Delete(root);
+    return st;
+}
+
+dc_status dc_bert_config_read(const char *path, dc_bert_config *out) {
+    char *data = NULL;
+    size_t len = 0;
+    dc_status st = read_file(path, &data, &len);
+    if (st != DC_OK) return st;
+    st = dc_bert_config_parse(data, len, path, out);
+    free(data);
+    return st;
+}
+
+static bool file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+dc_status dc_bert_weights_path(const char *dir, char *buf, size_t cap) {
+    static const char *names[] = {"model.safetensors", "model.safetensors.index.json",
+                                  "pytorch_model.bin"};
+    for (size_t i = 0; i < 3; i++) {
+        int n = snprintf(buf, cap, "%s/%s", dir, names[i]);
+        if (n < 0 || (size_t)n >= cap) return dc_fail(DC_ERR_INVALID_ARGUMENT, "path too long: %s", dir);
+        if (file_exists(buf)) return DC_OK;
+    }
+    return dc_fail(DC_ERR_MODEL_NOT_FOUND,
+                   "%s: no model.safetensors, model.safetensors.index.json or pytorch_model.bin",
+                   dir);
+}
+
+/* ---- tensors ---- */
+
+static const dc_tensor_view *find_named(const dc_weights *w, const char *prefix, const char *name,
+                                        char *used, size_t cap) {
+    if ((size_t)snprintf(used, cap, "%s%s", prefix ? prefix : "", name) >= cap) return NULL;
+    const dc_tensor_view *t = dc_weights_find(w, used);
+    if (t) return t;
+    /* transformers renames LayerNorm gamma/beta to weight/bias when loading old checkpoints */
+    size_t n = strlen(used);
+    if (strstr(used, "LayerNorm") || strstr(used, "layer_norm")) {
+        char alt[512];
+        if (n > 7 && strcmp(used + n - 7, ".weight") == 0 && n < sizeof alt) {
+            snprintf(alt, sizeof alt, "%.*s.gamma", (int)(n - 7), used);
+            if ((t = dc_weights_find(w, alt))) return t;
+        } else if (n > 5 && strcmp(used + n - 5, ".bias") == 0 && n < sizeof alt) {
+            snprintf(alt, sizeof alt, "%.*s.beta", (int)(n - 5), used);
+            if ((t = dc_weights_find(w, alt))) return t;
+        }
+    }
+    return NULL;
+}
+
+static void shape_str(uint32_t ndim, const uint64_t *shape, char *buf, size_t cap) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, cap - o, "[");
+    for (uint32_t i = 0; i < ndim && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%llu", i ? ", " : "",
+                              (unsigned long long)shape[i]);
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+}
+
+static dc_status tensor_get(const dc_weights *w, const char *prefix, const char *name,
+                            uint32_t ndim, const uint64_t *shape, bool optional, float **out) {
+    *out = NULL;
+    char used[512];
+    const dc_tensor_view *t = find_named(w, prefix, name, used, sizeof used);
+    if (!t) {
+        if (optional) return DC_OK;
+        return dc_fail(DC_ERR_NOT_FOUND, "%s: tensor \"%s\" is missing", dc_weights_path(w), used);
+    }
+    bool same = t->ndim == ndim;
+    for (uint32_t i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    if (!same) {
+        char got[128], want[128];
+        shape_str(t->ndim, t->shape, got, sizeof got);
+        shape_str(ndim, shape, want, sizeof want);
+        return dc_fail(DC_ERR_INVALID_DIMENSION, "%s: tensor \"%s\" has shape %s, config.json implies %s",
+                       dc_weights_path(w), t->name, got, want);
+    }
+    dc_status st = dc_tensor_view_to_f32(t, out);
+    if (st != DC_OK) return dc_fail_context(st, "%s", dc_weights_path(w));
+    for (uint64_t i = 0; i < t->numel; i++)
+        if (!isfinite((*out)[i])) {
+            free(*out);
+            *out = NULL;
+            return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s: tensor \"%s\" has a non-finite value at %llu",
+                           dc_weights_path(w), t->name, (unsigned long long)i);
+        }
+    return DC_OK;
+}
+
+dc_status dc_bert_tensor_f32(const dc_weights *w, const char *prefix, const char *name,
+                             uint32_t ndim, const uint64_t *shape, float **out) {
+    return tensor_get(w, prefix, name, ndim, shape, false, out);
+}
+
+dc_status dc_bert_tensor_f32_opt(const dc_weights *w, const char *prefix, const char *name,
+                                 uint32_t ndim, const uint64_t *shape, float **out) {
+    return tensor_get(w, prefix, name, ndim, shape, true, out);
+}
+
+/* ---- the model ---- */
+
+typedef struct dc_bert_layer {
+    dc_linear *qkv, *attn_out, *inter, *out;
+    float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+} dc_bert_layer;
+
+struct dc_bert {
+    dc_bert_config cfg;
+    dc_backend *be;
+    char prefix[16];
+    float *word, *pos, *type; /* host tables */
+    float *emb_ln_g, *emb_ln_b;
+    dc_bert_layer *layer;
+    size_t bytes;
+};
+
+const char *dc_bert_prefix(const dc_bert *m) { return m->prefix; }
+const dc_bert_config *dc_bert_config_of(const dc_bert *m) { return &m->cfg; }
+dc_backend *dc_bert_backend(const dc_bert *m) { return m->be; }
+const float *dc_bert_word_embeddings(const dc_bert *m) { return m->word; }
+size_t dc_bert_memory_bytes(const dc_bert *m) { return m ? m->bytes : 0; }
+
+void dc_bert_destroy(dc_bert *m) {
+    if (!m) return;
+    if (m->layer) {
+        for (uint32_t i = 0; i < m->cfg.layers; i++) {
+            dc_bert_layer *L = &m->layer[i];
+            dc_linear *ls[4] = {L->qkv, L->attn_out, L->inter, L->out};
+            for (int j = 0; j < 4; j++)
+                if (ls[j]) m->be->ops->linear_destroy(m->be, ls[j]);
+            free(L->ln1_g);
+            free(L->ln1_b);
+            free(L->ln2_g);
+            free(L->ln2_b);
+        }
+        free(m->layer);
+    }
+    free(m->word);
+    free(m->pos);
+    free(m->type);
+    free(m->emb_ln_g);
+    free(m->emb_ln_b);
+    free(m);
+}
+
+static dc_status make_linear(dc_bert *m, const dc_weights *w, const char *base, uint32_t n,
+                             uint32_t k, dc_linear **out) {
+    char name[256];
+    float *wt = NULL, *b = NULL;
+    snprintf(name, sizeof name, "%s.weight", base);
+    dc_status st = dc_bert_tensor_f32(w, m->prefix, name, 2, (uint64_t[]){n, k}, &wt);
+    if (st == DC_OK) {
+        snprintf(name, sizeof name, "%s.bias", base);
+        st = dc_bert_tensor_f32(w, m->prefix, name, 1, (uint64_t[]){n}, &b);
+    }
+    if (st == DC_OK) st = m->be->ops->linear_create(m->be, wt, b, n, k, DC_WEIGHTS_F32, out);
+    if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
+    free(wt);
+    free(b);
+    return st;
+}
+
+static dc_status load_ln(dc_bert *m, const dc_weights *w, const char *base, float **g, float **b) {
+    char name[256];
+    uint32_t H = m->cfg.hidden;
+    snprintf(name, sizeof name, "%s.weight", base);
+    dc_status st = dc_bert_tensor_f32(w, m->prefix, name, 1, (uint64_t[]){H}, g);
+    if (st != DC_OK) return st;
+    snprintf(name, sizeof name, "%s.bias", base);
+    st = dc_bert_tensor_f32(w, m->prefix, name, 1, (uint64_t[]){H}, b);
+    if (st == DC_OK) m->bytes += 2 * (size_t)H * sizeof(float);
+    return st;
+}
+
+/* Q, K and V become one [3H, H] product: the three weights stacked, then the three biases. */
+static dc_status make_qkv(dc_bert *m, const dc_weights *w, uint32_t li, dc_linear **out) {
+    uint32_t H = m->cfg.hidden;
+    static const char *parts[3] = {"query", "key", "value"};
+    float *W = malloc((size_t)3 * H * H * sizeof *W), *B = malloc((size_t)3 * H * sizeof *B);
+    dc_status st = DC_OK;
+    if (!W || !B) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "qkv of layer %u", li);
+        goto done;
+    }
+    for (int p = 0; p < 3; p++) {
+        char name[256];
+        float *t = NULL;
+        snprintf(name, sizeof name, "encoder.layer.%u.attention.self.%s.weight", li, parts[p]);
+        if ((st = dc_bert_tensor_f32(w, m->prefix, name, 2, (uint64_t[]){H, H}, &t))) goto done;
+        memcpy(W + (size_t)p * H * H, t, (size_t)H * H * sizeof *W);
+        free(t);
+        snprintf(name, sizeof name, "encoder.layer.%u.attention.self.%s.bias", li, parts[p]);
+        if ((st = dc_bert_tensor_f32(w, m->prefix, name, 1, (uint64_t[]){H}, &t))) goto done;
+        memcpy(B + (size_t)p * H, t, (size_t)H * sizeof *B);
+        free(t);
+    }
+    st = m->be->ops->linear_create(m->be, W, B, 3 * H, H, DC_WEIGHTS_F32, out);
+    if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
+done:
+    free(W);
+    free(B);
+    return st;
+}
+
+dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_backend *be,
+                         dc_bert **out) {
+    *out = NULL;
+    if (!w || !cfg || !be) return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert create: NULL argument");
+    dc_bert *m = calloc(1, sizeof *m);
+    if (!m) return dc_fail(DC_ERR_OUT_OF_MEMORY, "bert");
+    m->cfg = *cfg;
+    m->be = be;
+    const uint32_t H = cfg->hidden, I = cfg->intermediate;
+    dc_status st = DC_OK;
+    /* The prefix: plain BertModel checkpoints have none, task models save "bert.". */
+    char used[512];
+    if (find_named(w, "", "embeddings.word_embeddings.weight", used, sizeof used))
+        m->prefix[0] = 0;
+    else if (find_named(w, "bert.", "embeddings.word_embeddings.weight", used, sizeof used))
+        snprintf(m->prefix, sizeof m->prefix, "bert.");
+    else {
+        st = dc_fail(DC_ERR_NOT_FOUND,
+                     "%s: tensor \"embeddings.word_embeddings.weight\" is missing (also tried "
+                     "\"bert.embeddings.word_embeddings.weight\")",
+                     dc_weights_path(w));
+        goto fail;
+    }
+    if ((st = dc_bert_tensor_f32(w, m->prefix, "embeddings.word_embeddings.weight", 2,
+                                 (uint64_t[]){cfg->vocab_size, H}, &m->word)) ||
+        (st = dc_bert_tensor_f32(w, m->prefix, "embeddings.position_embeddings.weight", 2,
+                                 (uint64_t[]){cfg->max_position, H}, &m->pos)))
+        goto fail;
+    if (cfg->type_vocab &&
+        (st = dc_bert_tensor_f32(w, m->prefix, "embeddings.token_type_embeddings.weight", 2,
+                                 (uint64_t[]){cfg->type_vocab, H}, &m->type)))
+        goto fail;
+    m->bytes += ((size_t)cfg->vocab_size + cfg->max_position + cfg->type_vocab) * H * sizeof(float);
+    if ((st = load_ln(m, w, "embeddings.LayerNorm", &m->emb_ln_g, &m->emb_ln_b))) goto fail;
+    /* A layer beyond num_hidden_layers means config and weights disagree. */
+    char extra[64];
+    snprintf(extra, sizeof extra, "encoder.layer.%u.attention.self.query.weight", cfg->layers);
+    if (find_named(w, m->prefix, extra, used, sizeof used)) {
+        st = dc_fail(DC_ERR_MODEL_LOAD,
+                     "%s: tensor \"%s\" exists but config.json says num_hidden_layers = %u",
+                     dc_weights_path(w), used, cfg->layers);
+        goto fail;
+    }
+    m->layer = calloc(cfg->layers ? cfg->layers : 1, sizeof *m->layer);
+    if (!m->layer) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "bert layers");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < cfg->layers; i++) {
+        dc_bert_layer *L = &m->layer[i];
+        char base[128];
+        if ((st = make_qkv(m, w, i, &L->qkv))) goto fail;
+        snprintf(base, sizeof base, "encoder.layer.%u.attention.output.dense", i);
+        if ((st = make_linear(m, w, base, H, H, &L->attn_out))) goto fail;
+        snprintf(base, sizeof base, "encoder.layer.%u.attention.output.LayerNorm", i);
+        if ((st = load_ln(m, w, base, &L->ln1_g, &L->ln1_b))) goto fail;
+        snprintf(base, sizeof base, "encoder.layer.%u.intermediate.dense", i);
+        if ((st = make_linear(m, w, base, I, H, &L->inter))) goto fail;
+        snprintf(base, sizeof base, "encoder.layer.%u.output.dense", i);
+        if ((st = make_linear(m, w, base, H, I, &L->out))) goto fail;
+        snprintf(base, sizeof base, "encoder.layer.%u.output.LayerNorm", i);
+        if ((st = load_ln(m, w, base, &L->ln2_g, &L->ln2_b))) goto fail;
+    }
+    *out = m;
+    return DC_OK;
+fail:
+    dc_bert_destroy(m);
+    return st;
+}
+
+/* ---- forward ---- */
+
+dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out) {
+    if (!m || !b || (b->n_seqs && (!b->start || !b->ids)) || !hidden_out)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: NULL argument");
+    const dc_bert_config *c = &m->cfg;
+    const uint32_t H = c->hidden, I = c->intermediate, hd = H / c->heads;
+    if (b->n_seqs == 0) return DC_OK;
+    if (b->start[0] != 0) return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: start[0] must be 0");
+    for (uint32_t s = 0; s < b->n_seqs; s++) {
+        if (b->start[s + 1] < b->start[s])
+            return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: sequence %u has negative length", s);
+        if (b->start[s + 1] - b->start[s] > c->max_position)
+            return dc_fail(DC_ERR_INPUT_TOO_LONG, "sequence %u has %u tokens; the model has %u positions",
+                           s, b->start[s + 1] - b->start[s], c->max_position);
+    }
+    const size_t T = b->start[b->n_seqs];
+    if (T == 0) return DC_OK;
+    for (size_t r = 0; r < T; r++) {
+        if (b->ids[r] >= c->vocab_size)
+            return dc_fail(DC_ERR_INVALID_VALUE, "token %zu: id %u is outside the vocabulary (%u)", r,
+                           b->ids[r], c->vocab_size);
+        if (b->type_ids && b->type_ids[r] >= c->type_vocab)
+            return dc_fail(DC_ERR_INVALID_VALUE, "token %zu: type id %u is outside type_vocab_size (%u)",
+                           r, b->type_ids[r], c->type_vocab);
+    }
+    dc_backend *be = m->be;
+    const dc_backend_ops *ops = be->ops;
+    dc_backend_cpu_bind_threads(be);
+    dc_status st = DC_OK;
+    uint32_t *pos = malloc(T * sizeof *pos), *types = NULL;
+    float *x = NULL, *qkv = NULL, *ctx = NULL, *tmp = NULL, *ffn = NULL;
+    if (!pos) return dc_fail(DC_ERR_OUT_OF_MEMORY, "positions for %zu tokens", T);
+    /* BERT positions count from 0 in each sequence, whatever the padding. */
+    for (uint32_t s = 0; s < b->n_seqs; s++)
+        for (uint32_t r = b->start[s]; r < b->start[s + 1]; r++) pos[r] = r - b->start[s];
+    if (m->type && !b->type_ids) {
+        types = calloc(T, sizeof *types);
+        if (!types) {
+            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "type ids for %zu tokens", T);
+            goto done;
+        }
+    }
+    if ((st = ops->alloc(be, T * H * sizeof(float), (void **)&x)) ||
+        (st = ops->alloc(be, T * 3 * H * sizeof(float), (void **)&qkv)) ||
+        (st = ops->alloc(be, T * H * sizeof(float), (void **)&ctx)) ||
+        (st = ops->alloc(be, T * H * sizeof(float), (void **)&tmp)) ||
+        (st = ops->alloc(be, T * I * sizeof(float), (void **)&ffn)))
+        goto done;
+    ops->embed_sum(be, T, H, m->word, b->ids, m->pos, pos, m->type,
+                   b->type_ids ? b->type_ids : types, x);
+    ops->layernorm(be, x, NULL, m->emb_ln_g, m->emb_ln_b, c->eps, T, H, x);
+    dc_seq_batch sb = {b->n_seqs, b->start, b->key_mask};
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (uint32_t li = 0; li < c->layers; li++) {
+        const dc_bert_layer *L = &m->layer[li];
+        if ((st = ops->linear_forward(be, L->qkv, x, T, qkv))) goto done;
+        if ((st = ops->attention(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
+                                 3 * (size_t)H, ctx, H, c->heads, hd, scale, &sb)))
+            goto done;
+        if ((st = ops->linear_forward(be, L->attn_out, ctx, T, tmp))) goto done;
+        ops->layernorm(be, tmp, x, L->ln1_g, L->ln1_b, c->eps, T, H, x);
+        if ((st = ops->linear_forward(be, L->inter, x, T, ffn))) goto done;
+        ops->activation(be, c->act, ffn, T * I);
+        if ((st = ops->linear_forward(be, L->out, ffn, T, tmp))) goto done;
+        ops->layernorm(be, tmp, x, L->ln2_g, L->ln2_b, c->eps, T, H, x);
+    }
+    st = ops->download(be, hidden_out, x, T * H * sizeof(float));
+done:
+    if (x) ops->release(be, x);
+    if (qkv) ops->release(be, qkv);
+    if (ctx) ops->release(be, ctx);
+    if (tmp) ops->release(be, tmp);
+    if (ffn) ops->release(be, ffn);
+    free(pos);
+    free(types);
+    return st;
+}

@@ -1,0 +1,440 @@
+/* The shared pretrained-encoder model: load/unload, batching, and the dc_model vtable. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "models/encoder_model.h"
+
+#define DC_DEFAULT_BATCH_TOKENS 16384u
+
+void dc_enc_seq_free(dc_enc_seq *s) {
+    if (!s) return;
+    free(s->ids);
+    free(s->mask);
+    memset(s, 0, sizeof *s);
+}
+
+dc_encoder_model *dc_encoder_model_of(dc_model *m) { return (dc_encoder_model *)m->impl; }
+
+static bool is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+dc_status dc_model_dir_resolve(const char *dir, char *out, size_t cap) {
+    char snaps[4096], ref[4096];
+    snprintf(snaps, sizeof snaps, "%s/snapshots", dir);
+    if (!is_dir(snaps)) {
+        if (!is_dir(dir)) return dc_fail(DC_ERR_MODEL_NOT_FOUND, "model folder %s does not exist", dir);
+        snprintf(out, cap, "%s", dir);
+        return DC_OK;
+    }
+    /* hub cache: refs/main holds the commit whose snapshot to use */
+    snprintf(ref, sizeof ref, "%s/refs/main", dir);
+    FILE *f = fopen(ref, "r");
+    char sha[128] = "";
+    if (f) {
+        if (!fgets(sha, sizeof sha, f)) sha[0] = 0;
+        fclose(f);
+        sha[strcspn(sha, "\r\n")] = 0;
+    }
+    if (!sha[0]) {
+        /* no ref: accept a single snapshot */
+        DIR *d = opendir(snaps);
+        if (!d) return dc_fail(DC_ERR_IO, "open %s: %s", snaps, strerror(errno));
+        struct dirent *e;
+        int count = 0;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.') {
+                count++;
+                if (strlen(e->d_name) < sizeof sha) memcpy(sha, e->d_name, strlen(e->d_name) + 1);
+            }
+        closedir(d);
+        if (count != 1)
+            return dc_fail(DC_ERR_MODEL_NOT_FOUND, "%s: %d snapshots and no refs/main", dir, count);
+    }
+    int n = snprintf(out, cap, "%s/%s", snaps, sha);
+    if (n < 0 || (size_t)n >= cap) return dc_fail(DC_ERR_INVALID_ARGUMENT, "path too long: %s", dir);
+    if (!is_dir(out)) return dc_fail(DC_ERR_MODEL_NOT_FOUND, "snapshot %s does not exist", out);
+    return DC_OK;
+}
+
+/* ---- tokenisation ---- */
+
+dc_status dc_encoder_tokenize_text(dc_encoder_model *em, const char *prefix, const char *text,
+                                   size_t len, uint32_t max_len, dc_enc_seq *seq) {
+    memset(seq, 0, sizeof *seq);
+    char *joined = NULL;
+    const char *src = text;
+    size_t slen = len;
+    if (prefix && *prefix) {
+        size_t pl = strlen(prefix);
+        joined = malloc(pl + len + 1);
+        if (!joined) return dc_fail(DC_ERR_OUT_OF_MEMORY, "prefixing %zu bytes", len);
+        memcpy(joined, prefix, pl);
+        if (len) memcpy(joined + pl, text, len);
+        joined[pl + len] = 0;
+        src = joined;
+        slen = pl + len;
+    }
+    dc_encode_options o;
+    dc_tokenizer_default_options(em->tok, &o);
+    o.add_special_tokens = true;
+    o.padding.enabled = false;
+    o.truncation.enabled = true;
+    o.truncation.max_length = max_len;
+    o.truncation.stride = 0;
+    o.truncation.strategy = DC_TRUNC_LONGEST_FIRST;
+    o.truncation.direction = DC_SIDE_RIGHT;
+    dc_encoding enc;
+    dc_status st = dc_tokenizer_encode(em->tok, src ? src : "", slen, &o, &enc);
+    free(joined);
+    if (st != DC_OK) return st;
+    seq->ids = malloc((enc.len ? enc.len : 1) * sizeof *seq->ids);
+    if (!seq->ids) {
+        dc_encoding_free(&enc);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "token ids");
+    }
+    memcpy(seq->ids, enc.ids, enc.len * sizeof *seq->ids);
+    seq->len = (uint32_t)enc.len;
+    seq->tokens_used = (uint32_t)enc.len;
+    seq->truncated = enc.truncated;
+    dc_encoding_free(&enc);
+    return DC_OK;
+}
+
+static dc_status default_tokenize(dc_encoder_model *em, const dc_input *in, dc_enc_seq *seq) {
+    const char *prefix = em->recipe->prefix ? em->recipe->prefix(in) : NULL;
+    return dc_encoder_tokenize_text(em, prefix, in->content, in->content_len, em->max_len, seq);
+}
+
+dc_status dc_encoder_tokenize_all(dc_encoder_model *em, const dc_input *inputs, size_t n,
+                                  dc_enc_seq **out) {
+    *out = NULL;
+    dc_enc_seq *seqs = calloc(n ? n : 1, sizeof *seqs);
+    if (!seqs) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu sequences", n);
+    for (size_t i = 0; i < n; i++) {
+        dc_status st = em->recipe->tokenize ? em->recipe->tokenize(em, &inputs[i], &seqs[i])
+                                            : default_tokenize(em, &inputs[i], &seqs[i]);
+        if (st != DC_OK) {
+            for (size_t j = 0; j <= i; j++) dc_enc_seq_free(&seqs[j]);
+            free(seqs);
+            return dc_fail_context(st, "input %zu", i);
+        }
+    }
+    *out = seqs;
+    return DC_OK;
+}
+
+/* ---- forward over packed chunks ---- */
+
+dc_status dc_encoder_run(dc_encoder_model *em, const dc_enc_seq *seqs, size_t n,
+                         dc_enc_rows_fn fn, void *ctx) {
+    const uint32_t H = dc_bert_config_of(em->bert)->hidden;
+    const size_t budget = em->opt.max_batch_tokens ? em->opt.max_batch_tokens
+                                                   : DC_DEFAULT_BATCH_TOKENS;
+    size_t i = 0;
+    dc_status st = DC_OK;
+    while (i < n) {
+        /* consecutive sequences while they fit the budget (at least one) */
+        size_t j = i, rows = 0;
+        bool any_mask = false;
+        while (j < n && (j == i || rows + seqs[j].len <= budget)) {
+            rows += seqs[j].len;
+            any_mask |= seqs[j].mask != NULL;
+            j++;
+        }
+        size_t cnt = j - i;
+        uint32_t *start = malloc((cnt + 1) * sizeof *start);
+        uint32_t *ids = malloc((rows ? rows : 1) * sizeof *ids);
+        uint8_t *mask = any_mask ? malloc(rows ? rows : 1) : NULL;
+        float *hidden = malloc((rows ? rows : 1) * H * sizeof *hidden);
+        if (!start || !ids || (any_mask && !mask) || !hidden) {
+            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "batch of %zu tokens", rows);
+        } else {
+            size_t r = 0;
+            for (size_t s = 0; s < cnt; s++) {
+                const dc_enc_seq *q = &seqs[i + s];
+                start[s] = (uint32_t)r;
+                memcpy(ids + r, q->ids, q->len * sizeof *ids);
+                if (mask) {
+                    if (q->mask) memcpy(mask + r, q->mask, q->len);
+                    else memset(mask + r, 1, q->len);
+                }
+                r += q->len;
+            }
+            start[cnt] = (uint32_t)r;
+            dc_bert_batch b = {(uint32_t)cnt, start, ids, NULL, mask};
+            st = dc_bert_forward(em->bert, &b, hidden);
+            for (size_t s = 0; st == DC_OK && s < cnt; s++)
+                st = fn(ctx, i + s, hidden + (size_t)start[s] * H);
+        }
+        free(start);
+        free(ids);
+        free(mask);
+        free(hidden);
+        if (st != DC_OK) return st;
+        i = j;
+    }
+    return DC_OK;
+}
+
+/* ---- default head: sentence-transformers pooling ---- */
+
+static dc_status default_finish(dc_encoder_model *em, const dc_input *in, const dc_enc_seq *seq,
+                                const float *rows, float *vec) {
+    (void)in;
+    const uint32_t H = dc_bert_config_of(em->bert)->hidden;
+    dc_pool(&em->st.pooling, rows, seq->len, H, seq->mask, vec);
+    if (em->st.normalize) dc_l2_normalize_eps(vec, em->info->dim, 1e-12);
+    return DC_OK;
+}
+
+/* ---- vtable ---- */
+
+static void em_release(dc_encoder_model *em) {
+    if (em->recipe->free_head && em->head) em->recipe->free_head(em);
+    em->head = NULL;
+    em->head_bytes = 0;
+    dc_bert_destroy(em->bert);
+    em->bert = NULL;
+    dc_tokenizer_free(em->tok);
+    em->tok = NULL;
+    dc_backend_destroy(em->be);
+    em->be = NULL;
+}
+
+static dc_status em_load(dc_model *m) {
+    dc_encoder_model *em = dc_encoder_model_of(m);
+    dc_status st;
+    char path[4200];
+    dc_weights *w = NULL;
+    if (!em->dir_given[0])
+        return dc_fail(DC_ERR_MODEL_NOT_FOUND, "no model folder configured for %s", em->info->label);
+    if ((st = dc_model_dir_resolve(em->dir_given, em->dir, sizeof em->dir))) return st;
+    dc_bert_config cfg;
+    snprintf(path, sizeof path, "%s/config.json", em->dir);
+    if ((st = dc_bert_config_read(path, &cfg))) return st;
+    if (em->recipe->read_st_files) {
+        if ((st = dc_st_config_read(em->dir, &em->st))) return st;
+        uint32_t pooled = dc_pooling_dim(&em->st.pooling, cfg.hidden);
+        if (em->st.pooling.word_embedding_dimension &&
+            em->st.pooling.word_embedding_dimension != cfg.hidden)
+            return dc_fail(DC_ERR_MODEL_LOAD,
+                           "%s: pooling word_embedding_dimension %u differs from hidden_size %u",
+                           em->dir, em->st.pooling.word_embedding_dimension, cfg.hidden);
+        if (pooled != em->info->dim)
+            return dc_fail(DC_ERR_INVALID_DIMENSION,
+                           "%s: the pooled vector has %u values; %s needs %u", em->dir, pooled,
+                           em->info->label, em->info->dim);
+    }
+    /* sequence limit: the recipe (or max_seq_length), capped by positions and options */
+    uint32_t lim = em->recipe->max_tokens;
+    if (em->st.max_seq_length) lim = em->st.max_seq_length;
+    if (lim > cfg.max_position) lim = cfg.max_position;
+    if (em->opt.max_tokens && em->opt.max_tokens < lim) lim = em->opt.max_tokens;
+    em->max_len = lim;
+
+    dc_cpu_backend_options bo = {.threads = em->opt.threads};
+    if ((st = dc_backend_cpu_create(&bo, &em->be))) goto fail;
+    if ((st = dc_tokenizer_load(em->dir, &em->tok))) goto fail;
+    if (dc_tokenizer_vocab_size(em->tok, true) > cfg.vocab_size) {
+        st = dc_fail(DC_ERR_MODEL_LOAD, "%s: the tokenizer has %zu tokens but vocab_size is %u",
+                     em->dir, dc_tokenizer_vocab_size(em->tok, true), cfg.vocab_size);
+        goto fail;
+    }
+    if ((st = dc_bert_weights_path(em->dir, path, sizeof path))) goto fail;
+    if ((st = dc_weights_open(path, &w))) goto fail;
+    if ((st = dc_bert_create(w, &cfg, em->be, &em->bert))) goto fail;
+    if (em->recipe->load_head && (st = em->recipe->load_head(em, w))) goto fail;
+    dc_weights_close(w);
+    return DC_OK;
+fail:
+    dc_weights_close(w);
+    em_release(em);
+    return st;
+}
+
+static dc_status em_unload(dc_model *m) {
+    em_release(dc_encoder_model_of(m));
+    return DC_OK;
+}
+
+typedef struct embed_ctx {
+    dc_encoder_model *em;
+    const dc_input *inputs;
+    const dc_enc_seq *seqs;
+    dc_model_embedding *out;
+    float *vec;
+} embed_ctx;
+
+static dc_status embed_one(void *p, size_t i, const float *rows) {
+    embed_ctx *c = p;
+    dc_encoder_model *em = c->em;
+    dc_status st = em->recipe->finish
+                       ? em->recipe->finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec)
+                       : default_finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec);
+    if (st != DC_OK) return st;
+    st = dc_model_embedding_init(&c->out[i], em->info->id, c->vec, em->info->dim);
+    if (st != DC_OK) return st;
+    c->out[i].tokens_used = c->seqs[i].tokens_used;
+    c->out[i].truncated = c->seqs[i].truncated;
+    return DC_OK;
+}
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static dc_status em_embed(dc_model *m, const dc_input *inputs, size_t n, dc_model_embedding *out) {
+    dc_encoder_model *em = dc_encoder_model_of(m);
+    uint64_t t0 = now_us();
+    dc_enc_seq *seqs = NULL;
+    dc_status st = dc_encoder_tokenize_all(em, inputs, n, &seqs);
+    if (st != DC_OK) return st;
+    embed_ctx c = {em, inputs, seqs, out, malloc(em->info->dim * sizeof(float))};
+    if (!c.vec) st = dc_fail(DC_ERR_OUT_OF_MEMORY, "output vector");
+    else st = dc_encoder_run(em, seqs, n, embed_one, &c);
+    free(c.vec);
+    for (size_t i = 0; i < n; i++) dc_enc_seq_free(&seqs[i]);
+    free(seqs);
+    if (st != DC_OK) {
+        for (size_t i = 0; i < n; i++) dc_model_embedding_free(&out[i]);
+        return st;
+    }
+    uint64_t dt = now_us() - t0;
+    for (size_t i = 0; i < n; i++) out[i].latency_us = dt;
+    return DC_OK;
+}
+
+static size_t em_memory(const dc_model *m) {
+    const dc_encoder_model *em = (const dc_encoder_model *)m->impl;
+    return dc_bert_memory_bytes(em->bert) + em->head_bytes;
+}
+
+static void em_destroy(dc_model *m) {
+    dc_encoder_model *em = dc_encoder_model_of(m);
+    em_release(em);
+    free(em);
+    free(m);
+}
+
+static const dc_model_vtable em_vt = {em_load, em_unload, em_embed, em_memory, em_destroy};
+
+dc_status dc_encoder_model_create(const dc_encoder_recipe *recipe, const dc_pretrained_options *opt,
+                                  dc_model **out) {
+    if (!out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: NULL output");
+    *out = NULL;
+    if (!opt || !opt->model_dir || !opt->model_dir[0])
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: no model folder");
+    dc_encoder_model *em = calloc(1, sizeof *em);
+    dc_model *m = calloc(1, sizeof *m);
+    if (!em || !m) {
+        free(em);
+        free(m);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "model");
+    }
+    if (strlen(opt->model_dir) >= sizeof em->dir_given) {
+        free(em);
+        free(m);
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "model folder path is too long");
+    }
+    snprintf(em->dir_given, sizeof em->dir_given, "%s", opt->model_dir);
+    em->opt = *opt;
+    em->opt.model_dir = em->dir_given;
+    em->recipe = recipe;
+    em->info = dc_model_info_get(recipe->id);
+    dc_status st = dc_model_init(m, recipe->id, &em_vt, em);
+    if (st != DC_OK) {
+        free(em);
+        free(m);
+        return st;
+    }
+    *out = m;
+    return DC_OK;
+}
+
+/* ---- the shared public entry points of pretrained.h ---- */
+
+dc_status dc_pretrained_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,
+                                        dc_model_embedding *out) {
+    if (!m || !m->loaded || m->vt != &em_vt)
+        return dc_fail(DC_ERR_NOT_INITIALIZED, "embed: not a loaded pretrained model");
+    if (n) memset(out, 0, n * sizeof *out);
+    return em_embed(m, inputs, n, out);
+}
+
+typedef struct hidden_ctx {
+    float *rows;
+    size_t bytes;
+} hidden_ctx;
+
+static dc_status copy_rows(void *p, size_t i, const float *rows) {
+    (void)i;
+    hidden_ctx *c = p;
+    memcpy(c->rows, rows, c->bytes);
+    return DC_OK;
+}
+
+dc_status dc_pretrained_hidden(dc_model *m, const dc_input *in, float **rows, uint32_t *n_tokens,
+                               uint32_t *dim) {
+    *rows = NULL;
+    if (!m || !m->loaded || m->vt != &em_vt)
+        return dc_fail(DC_ERR_NOT_INITIALIZED, "hidden: not a loaded pretrained model");
+    dc_encoder_model *em = dc_encoder_model_of(m);
+    dc_enc_seq *seq = NULL;
+    dc_status st = dc_encoder_tokenize_all(em, in, 1, &seq);
+    if (st != DC_OK) return st;
+    const uint32_t H = dc_bert_config_of(em->bert)->hidden;
+    hidden_ctx c = {malloc(((size_t)seq->len ? seq->len : 1) * H * sizeof(float)),
+                    (size_t)seq->len * H * sizeof(float)};
+    if (!c.rows) st = dc_fail(DC_ERR_OUT_OF_MEMORY, "hidden states");
+    else st = dc_encoder_run(em, seq, 1, copy_rows, &c);
+    if (st == DC_OK) {
+        *rows = c.rows;
+        *n_tokens = seq->len;
+        *dim = H;
+    } else {
+        free(c.rows);
+    }
+    dc_enc_seq_free(seq);
+    free(seq);
+    return st;
+}
+
+void dc_pretrained_options_from_config(dc_model_id id, const dc_model_config *cfg,
+                                       const char *models_dir, char *dirbuf, size_t cap,
+                                       dc_pretrained_options *out) {
+    memset(out, 0, sizeof *out);
+    const dc_model_info *info = dc_model_info_get(id);
+    if (cfg && cfg->path[0]) snprintf(dirbuf, cap, "%s", cfg->path);
+    else snprintf(dirbuf, cap, "%s/%s", models_dir ? models_dir : ".", info ? info->name : "");
+    out->model_dir = dirbuf;
+    out->max_tokens = cfg ? cfg->max_tokens : 0;
+}
+
+bool dc_pretrained_supports(dc_model_id id) {
+    return id == DC_MODEL_SEMANTIC || id == DC_MODEL_SPARSE || id == DC_MODEL_GRAPH ||
+           id == DC_MODEL_ENTITY || id == DC_MODEL_LATE_INTERACTION;
+}
+
+dc_status dc_pretrained_create(dc_model_id id, const dc_pretrained_options *opt, dc_model **out) {
+    switch (id) {
+    case DC_MODEL_SEMANTIC: return dc_e1_create(opt, out);
+    case DC_MODEL_SPARSE: return dc_e6_create(opt, out);
+    case DC_MODEL_GRAPH: return dc_e8_create(opt, out);
+    case DC_MODEL_ENTITY: return dc_e11_create(opt, out);
+    case DC_MODEL_LATE_INTERACTION: return dc_e12_create(opt, out);
+    default: break;
+    }
+    if (out) *out = NULL;
+    return dc_fail(DC_ERR_MODEL_NOT_FOUND, "model id %d is not a pretrained BERT-family model",
+                   (int)id);
+}

@@ -1,0 +1,76 @@
+/* Constructors of the pretrained BERT-family models (E1, E6, E8, E11, E12) and their extra
+ * outputs. Internal header.
+ *
+ * Each constructor returns an unloaded dc_model; dc_model_load reads the Hugging Face folder
+ * (config.json, tokenizer.json, weights, sentence-transformers files). Release with
+ * dc_model_destroy. */
+#ifndef DC_MODELS_PRETRAINED_H
+#define DC_MODELS_PRETRAINED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dodeca/config.h"
+#include "dodeca/model.h"
+
+typedef struct dc_pretrained_options {
+    const char *model_dir; /* a model folder, or a hub cache repo folder (models--org--name) */
+    uint32_t threads;      /* intra-op threads; 0 = OpenMP's default (OMP_NUM_THREADS / cores) */
+    uint32_t max_tokens;   /* 0 = the recipe's limit; otherwise min(this, recipe limit) */
+    uint32_t max_batch_tokens; /* token rows per forward; 0 = 16384 */
+} dc_pretrained_options;
+
+/* Which models this file family implements. */
+bool dc_pretrained_supports(dc_model_id id);
+
+/* Creates E1, E6, E8, E11 or E12. The options (and the directory string) are copied.
+ * DC_ERR_MODEL_NOT_FOUND for other ids. */
+dc_status dc_pretrained_create(dc_model_id id, const dc_pretrained_options *opt, dc_model **out);
+
+/* Per-model constructors (the same as dc_pretrained_create with that id). */
+dc_status dc_e1_create(const dc_pretrained_options *opt, dc_model **out);
+dc_status dc_e6_create(const dc_pretrained_options *opt, dc_model **out);
+dc_status dc_e8_create(const dc_pretrained_options *opt, dc_model **out);
+dc_status dc_e11_create(const dc_pretrained_options *opt, dc_model **out);
+dc_status dc_e12_create(const dc_pretrained_options *opt, dc_model **out);
+
+/* Options from a [models.<name>] section: path (or models_dir/<name>), max_tokens. `dirbuf`
+ * receives the directory the options point to. */
+void dc_pretrained_options_from_config(dc_model_id id, const dc_model_config *cfg,
+                                       const char *models_dir, char *dirbuf, size_t cap,
+                                       dc_pretrained_options *out);
+
+/* Last hidden states of one input as the model runs it (after its prefix / markers):
+ * *rows is malloc'ed n_tokens × dim floats. For parity checks (`--hidden`). */
+dc_status dc_pretrained_hidden(dc_model *m, const dc_input *in, float **rows, uint32_t *n_tokens,
+                               uint32_t *dim);
+
+/* Like dc_model_embed_batch but without the non-empty-content rule, so the empty string can be
+ * embedded as the references do ([CLS] [SEP]). The model must be loaded. */
+dc_status dc_pretrained_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,
+                                        dc_model_embedding *out);
+
+/* ---- E6 SPLADE ---- */
+
+/* The SPLADE weights over the vocabulary (indices ascending, values > 0) for each input;
+ * out[i] is released with dc_sparse_vector_free. */
+dc_status dc_splade_encode(dc_model *m, const dc_input *inputs, size_t n, dc_sparse_vector *out);
+void dc_sparse_vector_free(dc_sparse_vector *v);
+
+/* ---- E12 ColBERT ---- */
+
+typedef enum dc_colbert_mode {
+    DC_COLBERT_AUTO = 0,     /* query for DC_ROLE_QUERY inputs, document otherwise */
+    DC_COLBERT_QUERY = 1,    /* [Q] marker, [MASK] padding to the query length (32) */
+    DC_COLBERT_DOCUMENT = 2, /* [D] marker, punctuation skiplist, doc max length */
+} dc_colbert_mode;
+
+/* Token rows (L2-normalised, 128 wide) of one input; release with dc_token_matrix_free. */
+dc_status dc_colbert_encode(dc_model *m, const dc_input *in, dc_colbert_mode mode,
+                            dc_token_matrix *out);
+void dc_token_matrix_free(dc_token_matrix *t);
+/* MaxSim: Σ over query rows of the max dot product with any document row. */
+double dc_colbert_maxsim(const dc_token_matrix *query, const dc_token_matrix *doc);
+
+#endif
