@@ -156,7 +156,8 @@ typedef struct dc_hdc_result {
 } dc_hdc_result;
 
 /* Encodes UTF-8 text (invalid bytes read as U+FFFD) into its 10240-bit hypervector: the
- * majority of its character n-gram vectors. DC_ERR_EMPTY_INPUT for len 0. */
+ * majority of its character n-gram vectors. DC_ERR_EMPTY_INPUT for len 0;
+ * DC_ERR_INVALID_ARGUMENT unless 1 <= max_chars <= DC_HDC_MAX_MAX_CHARS. */
 dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char *text, size_t len,
                            uint32_t max_chars, bool case_sensitive, dc_hv *hv, dc_hdc_result *res);
 /* The 1024-float projection: y_b = sum over bits 10b..10b+9 of (+-1 bit) * (+-1 sign bit),

@@ -196,7 +196,9 @@ dc_status dc_hdc_encode_hv(const dc_hdc_memory *m, dc_hdc_scratch *s, const char
     if (!m || !s || (!text && len) || !hv)
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "HDC encode: NULL argument");
     if (len == 0) return dc_fail(DC_ERR_EMPTY_INPUT, "HDC encode: empty text");
-    if (max_chars == 0) return dc_fail(DC_ERR_INVALID_ARGUMENT, "HDC encode: max_chars is 0");
+    if (max_chars == 0 || max_chars > DC_HDC_MAX_MAX_CHARS)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "HDC encode: max_chars %u is not 1 .. %u",
+                       (unsigned)max_chars, DC_HDC_MAX_MAX_CHARS);
     size_t room = len < max_chars ? len : max_chars; /* never more code points than bytes */
     dc_status st = reserve_chars(s, room);
     if (st != DC_OK) return st;

@@ -478,6 +478,9 @@ static void test_any_code_point_and_bad_bytes(void **state) {
     assert_ok(dc_hdc_encode(mem, scratch, fffd, strlen(fffd), 4096, false, b, &r));
     assert_memory_equal(a, b, sizeof a);
     assert_status(dc_hdc_encode(mem, scratch, "", 0, 4096, false, a, &r), DC_ERR_EMPTY_INPUT);
+    assert_status(dc_hdc_encode(mem, scratch, "x", 1, 0, false, a, &r), DC_ERR_INVALID_ARGUMENT);
+    assert_status(dc_hdc_encode(mem, scratch, "x", 1, DC_HDC_MAX_MAX_CHARS + 1, false, a, &r),
+                  DC_ERR_INVALID_ARGUMENT);
     /* case-sensitive mode keeps capitals distinct */
     float c[DC_HDC_OUT_DIM];
     assert_ok(dc_hdc_encode(mem, scratch, "Hello", 5, 4096, true, a, &r));
