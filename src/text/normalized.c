@@ -152,6 +152,17 @@ dc_status dc_tx_end(dc_tx *t, dc_piece *dst) {
         free(t->oal);
         t->oal = NULL;
     }
+    dc_ctx *c = t->c;
+    if (c->norm_active) { /* the previous pass's buffers of this piece are garbage now */
+        for (size_t i = c->norm_mark; i < c->nowned;) {
+            if (c->owned[i] == (const void *)t->src->s || c->owned[i] == (const void *)t->src->al) {
+                free(c->owned[i]);
+                c->owned[i] = c->owned[--c->nowned];
+            } else {
+                i++;
+            }
+        }
+    }
     dc_status st = dc_ctx_own(t->c, t->out);
     if (st) {
         free(t->oal);
@@ -185,11 +196,19 @@ dc_status dc_piece_materialize_bytelevel(dc_ctx *c, dc_piece *p) {
 
 /* ---------- split ---------- */
 
-static dc_status push_tmp(dc_ctx *c, const dc_piece *p) {
+dc_status dc_emit_piece(dc_ctx *c, const dc_piece *p) {
     if (p->len == 0) return DC_OK; /* the reference drops empty splits */
+    if (c->sink_model) {
+        if (!c->emit_bytelevel) return dc_tokenize_piece(c, p);
+        dc_piece q = *p;
+        q.bytelevel = p->token < 0;
+        return dc_tokenize_piece(c, &q);
+    }
     dc_status st = DC_GROW(c->tmp, c->cap_tmp, c->ntmp + 1);
     if (st) return st;
-    c->tmp[c->ntmp++] = *p;
+    c->tmp[c->ntmp] = *p;
+    if (c->emit_bytelevel && p->token < 0) c->tmp[c->ntmp].bytelevel = 1;
+    c->ntmp++;
     return DC_OK;
 }
 
@@ -243,7 +262,7 @@ dc_status dc_split_piece(dc_ctx *c, const dc_piece *p, dc_match *m, size_t nm,
     for (size_t i = 0; i < k && !st; i++) {
         if (m[i].is_match) continue; /* removed delimiter */
         dc_piece q = dc_piece_slice(c, p, m[i].start, m[i].end);
-        st = push_tmp(c, &q);
+        st = dc_emit_piece(c, &q);
     }
     return st;
 }

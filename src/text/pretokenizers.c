@@ -8,18 +8,10 @@
 #include "text/tok_internal.h"
 #include "text/unicode.h"
 
-static dc_status push_piece(dc_ctx *c, const dc_piece *p) {
-    if (!p->len) return DC_OK;
-    dc_status st = DC_GROW(c->tmp, c->cap_tmp, c->ntmp + 1);
-    if (st) return st;
-    c->tmp[c->ntmp++] = *p;
-    return DC_OK;
-}
-
 static dc_status push_slice(dc_ctx *c, const dc_piece *p, uint32_t a, uint32_t b) {
     if (b <= a) return DC_OK;
     dc_piece q = dc_piece_slice(c, p, a, b);
-    return push_piece(c, &q);
+    return dc_emit_piece(c, &q);
 }
 
 /* BertPreTokenizer: whitespace removed, then every punctuation char isolated (one pass). */
@@ -138,10 +130,10 @@ static dc_status split_bytelevel(dc_ctx *c, const dc_pretok *pt, const dc_piece 
     dc_status st = DC_OK;
     if (pt->add_prefix_space && !(p.len && p.s[0] == ' ')) st = prepend(c, &p, ' ');
     if (st) return st;
-    size_t first = c->ntmp;
+    c->emit_bytelevel = 1; /* every split is mapped to the byte-level alphabet */
     if (pt->use_regex) st = split_pattern(c, &p, &pt->pat, false, DC_SPLIT_ISOLATED);
-    else st = push_piece(c, &p);
-    for (size_t i = first; i < c->ntmp; i++) c->tmp[i].bytelevel = 1;
+    else st = dc_emit_piece(c, &p);
+    c->emit_bytelevel = 0;
     return st;
 }
 
@@ -170,7 +162,7 @@ static dc_status split_metaspace(dc_ctx *c, const dc_pretok *pt, const dc_piece 
         dc_status st = prepend(c, &p, pt->ch);
         if (st) return st;
     }
-    if (!pt->split) return push_piece(c, &p);
+    if (!pt->split) return dc_emit_piece(c, &p);
     return split_pred(c, &p, pred_char, pt->ch, DC_SPLIT_MERGED_NEXT);
 }
 
@@ -183,7 +175,7 @@ static dc_status split_one(dc_ctx *c, const dc_pretok *pt, dc_piece *p) {
     case DC_PRE_BERT:
         return split_bert(c, p);
     case DC_PRE_BYTELEVEL:
-        if (p->bytelevel) return push_piece(c, p); /* already byte-level */
+        if (p->bytelevel) return dc_emit_piece(c, p); /* already byte-level */
         return split_bytelevel(c, pt, p);
     case DC_PRE_WHITESPACE:
         return split_pattern(c, p, &pt->pat, true, DC_SPLIT_REMOVED);
@@ -206,20 +198,17 @@ static dc_status split_one(dc_ctx *c, const dc_pretok *pt, dc_piece *p) {
     return dc_fail(DC_ERR_INTERNAL, "tokenizer: bad pre-tokenizer kind %d", (int)pt->kind);
 }
 
-dc_status dc_pretokenize(dc_ctx *c, const dc_pretok *pt) {
-    if (pt->kind == DC_PRE_SEQUENCE) {
-        for (size_t i = 0; i < pt->nitems; i++) {
-            dc_status st = dc_pretokenize(c, &pt->items[i]);
-            if (st) return st;
-        }
-        return DC_OK;
-    }
+/* One stage over c->pieces; `last`: the produced pieces go to the model. */
+static dc_status pretokenize_stage(dc_ctx *c, const dc_pretok *pt, bool last) {
     c->ntmp = 0;
-    for (size_t i = 0; i < c->npieces; i++) {
+    c->sink_model = last;
+    dc_status st = DC_OK;
+    for (size_t i = 0; i < c->npieces && !st; i++) {
         dc_piece *p = &c->pieces[i];
-        dc_status st = p->token >= 0 ? push_piece(c, p) : split_one(c, pt, p);
-        if (st) return st;
+        st = p->token >= 0 ? dc_emit_piece(c, p) : split_one(c, pt, p);
     }
+    c->sink_model = false;
+    if (st) return st;
     dc_piece *sw = c->pieces;
     size_t swcap = c->cap_pieces;
     c->pieces = c->tmp;
@@ -230,6 +219,24 @@ dc_status dc_pretokenize(dc_ctx *c, const dc_pretok *pt) {
     c->ntmp = 0;
     return DC_OK;
 }
+
+static dc_status pretokenize_rec(dc_ctx *c, const dc_pretok *pt, bool last) {
+    if (pt->kind != DC_PRE_SEQUENCE) return pretokenize_stage(c, pt, last);
+    for (size_t i = 0; i < pt->nitems; i++) {
+        dc_status st = pretokenize_rec(c, &pt->items[i], last && i + 1 == pt->nitems);
+        if (st) return st;
+    }
+    if (last && !pt->nitems) { /* an empty sequence: the pieces go to the model as they are */
+        for (size_t i = 0; i < c->npieces; i++) {
+            dc_status st = dc_tokenize_piece(c, &c->pieces[i]);
+            if (st) return st;
+        }
+        c->npieces = 0;
+    }
+    return DC_OK;
+}
+
+dc_status dc_pretokenize(dc_ctx *c, const dc_pretok *pt) { return pretokenize_rec(c, pt, true); }
 
 void dc_pretok_free(dc_pretok *p) {
     if (!p) return;

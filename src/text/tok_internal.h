@@ -151,6 +151,14 @@ typedef struct dc_ctx {
     size_t cap_heap;
     uint32_t *cached;
     size_t cap_cached;
+    /* while a normalizer runs on one piece, buffers owned from index norm_mark on are private to
+     * that piece: a pass may free its input once it has written its output */
+    bool norm_active;
+    size_t norm_mark;
+    /* pieces the current pre-tokenizer stage produces: stored in tmp, or, for the last stage,
+     * handed straight to the model (no list of millions of pieces for long inputs) */
+    bool sink_model;
+    uint8_t emit_bytelevel;
 } dc_ctx;
 
 /* Work counter: elementary steps taken by encodes on this thread (tests check linear time). */
@@ -204,6 +212,10 @@ typedef struct dc_match {
 
 dc_status dc_split_piece(dc_ctx *c, const dc_piece *p, dc_match *m, size_t nm,
                          dc_split_behavior b);
+/* Emits one produced piece (dropping empty ones): into c->tmp, or to the model. */
+dc_status dc_emit_piece(dc_ctx *c, const dc_piece *p);
+/* Feeds one final piece to the model (an added-token piece becomes its token). */
+dc_status dc_tokenize_piece(dc_ctx *c, const dc_piece *p);
 /* Finds a pattern's matches in s (reference find_matches: whole string covered). */
 dc_status dc_pattern_find(dc_ctx *c, const dc_pattern *pat, const char *s, uint32_t len,
                           bool invert, dc_match **out, size_t *n);

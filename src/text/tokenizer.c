@@ -916,8 +916,13 @@ static dc_status extract_pass(dc_ctx *c, const dc_trie *trie, bool normalize) {
             if (st) return st;
             continue;
         }
-        if (normalize && c->tok->normalizer && (st = dc_normalize(c, c->tok->normalizer, p)))
-            return st;
+        if (normalize && c->tok->normalizer) {
+            c->norm_active = true;
+            c->norm_mark = c->nowned;
+            st = dc_normalize(c, c->tok->normalizer, p);
+            c->norm_active = false;
+            if (st) return st;
+        }
         if (!p->len) continue;
         if (trie->count) {
             st = extract_added(c, trie, p);
@@ -965,6 +970,10 @@ static dc_status push_added_tok(dc_ctx *c, const dc_piece *p) {
     t->lead_ws = lead;
     t->trail_ws = trail;
     return DC_OK;
+}
+
+dc_status dc_tokenize_piece(dc_ctx *c, const dc_piece *p) {
+    return p->token >= 0 ? push_added_tok(c, p) : dc_tmodel_tokenize(c, &c->tok->model, p);
 }
 
 /* Byte → code-point offsets exactly as the reference's BytesToCharOffsetConverter. */
@@ -1082,13 +1091,12 @@ static dc_status tokens_run(dc_ctx *c) {
     /* 1. added tokens in the raw text, 2. normalizer + added tokens in the normalized text */
     if (t->raw_trie.count && (st = extract_pass(c, &t->raw_trie, false))) return st;
     if ((st = extract_pass(c, &t->norm_trie, true))) return st;
-    /* 3. pre-tokenizer */
-    if (t->pretok && (st = dc_pretokenize(c, t->pretok))) return st;
-    /* 4. model */
-    for (size_t i = 0; i < c->npieces; i++) {
-        const dc_piece *p = &c->pieces[i];
-        st = p->token >= 0 ? push_added_tok(c, p) : dc_tmodel_tokenize(c, &t->model, p);
-        if (st) return st;
+    /* 3. pre-tokenizer, whose last stage feeds 4. the model */
+    if (t->pretok) {
+        if ((st = dc_pretokenize(c, t->pretok))) return st;
+    } else {
+        for (size_t i = 0; i < c->npieces; i++)
+            if ((st = dc_tokenize_piece(c, &c->pieces[i]))) return st;
     }
     /* 5. code-point offsets */
     dc_charmap cm;
