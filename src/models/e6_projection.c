@@ -203,9 +203,10 @@ dc_status dc_sparse_projection_decode(const uint8_t *b, size_t len, const char *
         p->entries[i] = (uint16_t)(b[DC_SPRJ_HEADER + 2 * i] | b[DC_SPRJ_HEADER + 2 * i + 1] << 8);
     p->checksum = entries_hash(p->entries, count);
     if (p->checksum != sum) {
+        uint64_t got = p->checksum;
         dc_sparse_projection_free(p);
         return dc_fail(DC_ERR_SERIALIZATION, "%s: checksum mismatch (file %016llx, data %016llx)",
-                       origin, (unsigned long long)sum, (unsigned long long)p->checksum);
+                       origin, (unsigned long long)sum, (unsigned long long)got);
     }
     /* the entries must be exactly what the seed generates: a silent change is an error */
     uint16_t *expect = malloc(count * sizeof *expect);

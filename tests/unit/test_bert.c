@@ -189,8 +189,12 @@ static void rewrite_config(const char *dir, const char *from, const char *to) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t len;
-    char *s = dc_test_read_file(path, &len);
-    assert_non_null(s);
+    char *raw = dc_test_read_file(path, &len);
+    assert_non_null(raw);
+    char *s = malloc(len + 1); /* the read is not NUL-terminated */
+    memcpy(s, raw, len);
+    s[len] = 0;
+    free(raw);
     char *at = strstr(s, from);
     assert_non_null(at);
     FILE *f = fopen(path, "w");
