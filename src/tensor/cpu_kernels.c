@@ -277,9 +277,14 @@ typedef struct dc_kernel_table {
 DC_KERNEL_VARIANT(generic, )
 #ifdef DC_X86
 DC_KERNEL_VARIANT(avx2, __attribute__((target("avx2,fma"))))
+#if defined(__clang__)
+DC_KERNEL_VARIANT(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))))
+#else
+/* gcc keeps 256-bit vectors for AVX-512 targets unless told otherwise */
 DC_KERNEL_VARIANT(avx512,
                   __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,"
                                         "prefer-vector-width=512"))))
+#endif
 #endif
 
 static const dc_kernel_table *dc_kernels_best;
