@@ -98,9 +98,10 @@ dc_status dc_tmodel_finish(dc_tmodel *m, const char *where) {
             }
         }
         m->byte_ids_ready = true;
-        m->cache_on = true;
+    }
+    if (m->kind == DC_MODEL_BPE || m->kind == DC_MODEL_WORDPIECE) {
         m->cache = calloc(DC_BPE_CACHE_SHARDS, sizeof *m->cache);
-        if (!m->cache) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: cannot allocate the BPE cache", where);
+        if (!m->cache) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: cannot allocate the word cache", where);
         for (int i = 0; i < DC_BPE_CACHE_SHARDS; i++) pthread_mutex_init(&m->cache[i].mu, NULL);
     }
     return DC_OK;
@@ -153,7 +154,10 @@ static dc_status scratch(dc_ctx *c, size_t n) { return DC_GROW(c->scratch, c->ca
 
 /* ---------- WordPiece ---------- */
 
-static dc_status wordpiece(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
+static dc_status wordpiece_run(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
+    c->n_wp_len = 0;
+    if (DC_GROW(c->wp_len, c->cap_wp_len, 1)) return dc_fail(DC_ERR_OUT_OF_MEMORY, "WordPiece: out of memory");
+    c->wp_len[0] = p->len; /* a whole-word [UNK] */
     uint32_t nchars = 0;
     for (uint32_t i = 0; i < p->len; i++) nchars += ((uint8_t)p->s[i] & 0xC0) != 0x80;
     if (nchars > m->max_chars) {
@@ -197,6 +201,8 @@ static dc_status wordpiece(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
         }
         if (!found) {
             c->ntoks = mark; /* the whole word is unknown */
+            c->n_wp_len = 0;
+            c->wp_len[0] = p->len;
             if (m->unk_id < 0)
                 return dc_fail(DC_ERR_TOKENIZATION,
                                "WordPiece: unknown token \"%s\" missing from the vocabulary",
@@ -204,10 +210,13 @@ static dc_status wordpiece(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
             return push_tok(c, m, (uint32_t)m->unk_id, p, 0, p->len);
         }
         if ((st = push_tok(c, m, id, p, start, end))) return st;
+        if ((st = DC_GROW(c->wp_len, c->cap_wp_len, c->n_wp_len + 1))) return st;
+        c->wp_len[c->n_wp_len++] = end - start;
         start = end;
     }
     return DC_OK;
 }
+
 
 /* ---------- WordLevel ---------- */
 
@@ -427,29 +436,48 @@ static bool cache_get(dc_ctx *c, const dc_tmodel *m, const char *key, size_t kle
     return hit;
 }
 
-static void cache_put(const dc_tmodel *m, const char *key, size_t klen, const dc_bpe_sym *s,
-                      size_t nsym, size_t live) {
+/* Stores the word's tokens: `pairs` holds n (id, length) pairs. */
+static void cache_put(const dc_tmodel *m, const char *key, size_t klen, const uint32_t *pairs,
+                      size_t n) {
     uint32_t h;
     dc_bpe_cache_shard *sh = cache_shard(m, key, klen, &h);
     if (pthread_mutex_trylock(&sh->mu)) return;
-    if (sh->map.n >= DC_BPE_CACHE_SHARD_WORDS || sh->nvals + 1 + 2 * live > DC_BPE_CACHE_SHARD_VALS) {
+    if (sh->map.n >= DC_BPE_CACHE_SHARD_WORDS || sh->nvals + 1 + 2 * n > DC_BPE_CACHE_SHARD_VALS) {
         dc_strmap_clear(&sh->map); /* full: start over rather than grow without bound */
         sh->nvals = 0;
     }
-    if (!DC_GROW(sh->vals, sh->cap_vals, sh->nvals + 1 + 2 * live)) {
+    if (1 + 2 * n <= DC_BPE_CACHE_SHARD_VALS && !DC_GROW(sh->vals, sh->cap_vals, sh->nvals + 1 + 2 * n)) {
         size_t off = sh->nvals;
         if (!dc_strmap_put(&sh->map, key, klen, (uint32_t)off)) {
-            uint32_t *v = sh->vals + off;
-            *v++ = (uint32_t)live;
-            for (size_t i = 0; i < nsym; i++) {
-                if (!s[i].len) continue;
-                *v++ = s[i].id;
-                *v++ = s[i].len;
-            }
-            sh->nvals = off + 1 + 2 * live;
+            sh->vals[off] = (uint32_t)n;
+            if (n) memcpy(sh->vals + off + 1, pairs, 2 * n * sizeof *pairs);
+            sh->nvals = off + 1 + 2 * n;
         }
     }
     pthread_mutex_unlock(&sh->mu);
+}
+
+/* The cache key of a piece: a flag byte (byte-level or not), then its bytes. */
+static size_t cache_key(const dc_piece *p, char *key) {
+    key[0] = (char)(p->bytelevel ? 1 : 0);
+    memcpy(key + 1, p->s, p->len);
+    return (size_t)p->len + 1;
+}
+
+/* Replays cached tokens; true on a hit. */
+static bool cache_replay(dc_ctx *c, const dc_tmodel *m, const dc_piece *p, const char *key,
+                         size_t klen, dc_status *st) {
+    size_t n;
+    if (!cache_get(c, m, key, klen, &n)) return false;
+    uint32_t pos = 0;
+    *st = DC_OK;
+    for (size_t i = 0; i < n && !*st; i++) {
+        uint32_t id = c->cached[2 * i], len = c->cached[2 * i + 1];
+        *st = push_tok(c, m, id, p, pos, pos + len);
+        pos += len;
+    }
+    dc_tokenizer_work_add(1);
+    return true;
 }
 
 static dc_status bpe(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
@@ -467,43 +495,60 @@ static dc_status bpe(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
         uint32_t id;
         if (dc_strmap_get(&m->vocab, k, klen, &id)) return push_tok(c, m, id, p, 0, p->len);
     }
-    bool use_cache = m->cache_on && p->len < DC_BPE_CACHE_MAX_WORD;
+    bool use_cache = m->cache && p->len < DC_BPE_CACHE_MAX_WORD;
     char key[DC_BPE_CACHE_MAX_WORD + 1];
-    size_t klen = 0;
-    if (use_cache) {
-        key[0] = (char)(p->bytelevel ? 1 : 0);
-        memcpy(key + 1, p->s, p->len);
-        klen = (size_t)p->len + 1;
-        size_t n;
-        if (cache_get(c, m, key, klen, &n)) {
-            uint32_t pos = 0;
-            for (size_t i = 0; i < n; i++) {
-                uint32_t id = c->cached[2 * i], len = c->cached[2 * i + 1];
-                if ((st = push_tok(c, m, id, p, pos, pos + len))) return st;
-                pos += len;
-            }
-            dc_tokenizer_work_add(1);
-            return DC_OK;
-        }
-    }
+    size_t klen = use_cache ? cache_key(p, key) : 0;
+    if (use_cache && cache_replay(c, m, p, key, klen, &st)) return st;
     dc_bpe_word w = {0};
     if ((st = bpe_initial(c, m, p, &w))) return st;
     if ((st = bpe_merge_all(c, m, w.n))) return st;
     uint32_t pos = 0;
     size_t live = 0;
     for (size_t i = 0; i < w.n; i++) {
-        const dc_bpe_sym *s = &c->syms[i];
-        if (!s->len) continue;
-        live++;
-        if ((st = push_tok(c, m, s->id, p, pos, pos + s->len))) return st;
-        pos += s->len;
+        const dc_bpe_sym *sy = &c->syms[i];
+        if (!sy->len) continue;
+        if ((st = push_tok(c, m, sy->id, p, pos, pos + sy->len))) return st;
+        pos += sy->len;
+        if (use_cache && !DC_GROW(c->cached, c->cap_cached, 2 * live + 2)) {
+            c->cached[2 * live] = sy->id;
+            c->cached[2 * live + 1] = sy->len;
+            live++;
+        } else {
+            use_cache = false;
+        }
     }
-    if (use_cache) cache_put(m, key, klen, c->syms, w.n, live);
+    if (use_cache) cache_put(m, key, klen, c->cached, live);
+    return DC_OK;
+}
+
+/* WordPiece results depend only on the word: cached like BPE words. */
+static dc_status wordpiece(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
+    bool use_cache = m->cache && p->len < DC_BPE_CACHE_MAX_WORD;
+    char key[DC_BPE_CACHE_MAX_WORD + 1];
+    size_t klen = use_cache ? cache_key(p, key) : 0;
+    dc_status st;
+    if (use_cache && cache_replay(c, m, p, key, klen, &st)) return st;
+    size_t mark = c->ntoks;
+    if ((st = wordpiece_run(c, m, p)) || !use_cache) return st;
+    size_t n = c->ntoks - mark;
+    if (n != (c->n_wp_len ? c->n_wp_len : 1)) return DC_OK; /* not a plain word; keep it out */
+    if (DC_GROW(c->cached, c->cap_cached, 2 * n + 2)) return DC_OK;
+    /* the word's tokens are contiguous; their lengths were recorded by wordpiece_run */
+    for (size_t i = 0; i < n; i++) {
+        c->cached[2 * i] = c->toks[mark + i].id;
+        c->cached[2 * i + 1] = c->wp_len[i];
+    }
+    cache_put(m, key, klen, c->cached, n);
     return DC_OK;
 }
 
 dc_status dc_tmodel_tokenize(dc_ctx *c, const dc_tmodel *m, const dc_piece *p) {
     if (!p->len) return DC_OK;
+    if (p->bytelevel && m->kind != DC_MODEL_BPE) { /* only BPE reads byte-level pieces as bytes */
+        dc_piece q = *p;
+        dc_status st = dc_piece_materialize_bytelevel(c, &q);
+        return st ? st : dc_tmodel_tokenize(c, m, &q);
+    }
     switch (m->kind) {
     case DC_MODEL_WORDPIECE:
         return wordpiece(c, m, p);

@@ -26,6 +26,7 @@ void dc_ctx_free(dc_ctx *c) {
     free(c->syms);
     free(c->heap);
     free(c->cached);
+    free(c->wp_len);
     if (c->md) pcre2_match_data_free(c->md);
     memset(c, 0, sizeof *c);
 }

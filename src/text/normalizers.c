@@ -168,11 +168,11 @@ static void sort_run(dc_cpch *v, size_t n) {
 
 /* Full decomposition with canonical ordering; each source char gives its first code point with
  * change 0 and the rest with +1 (as unicode-normalization-alignments does). */
-static dc_status decompose_piece(const dc_piece *p, bool compat, dc_cpvec *out) {
+static dc_status decompose_range(const char *s, uint32_t len, bool compat, dc_cpvec *out) {
     out->n = 0;
     size_t pending = 0; /* start of the current run of non-starters */
-    for (uint32_t i = 0; i < p->len;) {
-        uint32_t n, cp = dc_u8_decode(p->s + i, &n), d[32];
+    for (uint32_t i = 0; i < len;) {
+        uint32_t n, cp = dc_u8_decode(s + i, &n), d[32];
         uint32_t k = dc_uc_decompose(cp, compat, d);
         for (uint32_t j = 0; j < k; j++) {
             uint8_t ccc = dc_uc_ccc(d[j]);
@@ -223,19 +223,44 @@ static void compose_vec(dc_cpvec *a) {
     a->n = w;
 }
 
+/* A char below `limit` (no decomposition) followed by one below U+0300 (a starter that cannot
+ * join it) comes out of NFD/NFC/NFKD/NFKC unchanged: such runs are copied, and only the
+ * segments between them go through decomposition, reordering and composition. */
+static bool quick_at(const dc_piece *p, uint32_t i, uint32_t limit, uint32_t *n) {
+    uint32_t cp = dc_u8_decode(p->s + i, n);
+    if (cp >= limit) return false;
+    if (i + *n >= p->len) return true;
+    uint32_t k;
+    return dc_u8_decode(p->s + i + *n, &k) < 0x300;
+}
+
 static dc_status pass_unicode(dc_ctx *c, dc_piece *p, bool compose, bool compat) {
     if (all_ascii(p)) return DC_OK;
+    uint32_t limit = compat ? 0xA0 : 0xC0;
     dc_cpvec v = {0};
-    dc_status st = decompose_piece(p, compat, &v);
-    if (!st && compose) compose_vec(&v);
-    if (st) {
-        free(v.v);
-        return st;
-    }
     dc_tx t;
     dc_tx_begin(&t, c, p);
-    for (size_t i = 0; i < v.n; i++) dc_tx_emit(&t, v.v[i].cp, v.v[i].change);
+    dc_status st = DC_OK;
+    uint32_t i = 0, run = 0, n;
+    while (i < p->len && !st) {
+        if (quick_at(p, i, limit, &n)) {
+            i += n;
+            continue;
+        }
+        flush_run(&t, &run, i);
+        uint32_t j = i + n;
+        while (j < p->len && !quick_at(p, j, limit, &n)) j += n;
+        st = decompose_range(p->s + i, j - i, compat, &v);
+        if (!st && compose) compose_vec(&v);
+        for (size_t k = 0; k < v.n && !st; k++) dc_tx_emit(&t, v.v[k].cp, v.v[k].change);
+        run = i = j;
+    }
     free(v.v);
+    if (st) {
+        t.err = st; /* dc_tx_end drops the partial output */
+        return dc_tx_end(&t, p);
+    }
+    flush_run(&t, &run, p->len);
     dc_tokenizer_work_add(p->len);
     return dc_tx_end(&t, p);
 }

@@ -151,6 +151,8 @@ typedef struct dc_ctx {
     size_t cap_heap;
     uint32_t *cached;
     size_t cap_cached;
+    uint32_t *wp_len; /* byte lengths of the WordPiece tokens of the current word */
+    size_t cap_wp_len, n_wp_len;
     /* while a normalizer runs on one piece, buffers owned from index norm_mark on are private to
      * that piece: a pass may free its input once it has written its output */
     bool norm_active;
@@ -309,7 +311,6 @@ typedef struct dc_tmodel {
     bool fuse_unk, byte_fallback, ignore_merges;
     int32_t byte_ids[4][256]; /* byte-level initial symbols: [is_last*2 + !is_first][byte] */
     bool byte_ids_ready;
-    bool cache_on;
     dc_bpe_cache_shard *cache;
 } dc_tmodel;
 

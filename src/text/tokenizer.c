@@ -313,7 +313,7 @@ static dc_status parse_template(const cJSON *o, dc_post *p, const char *where) {
     if (!p->items) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: out of memory", where);
     const cJSON *it;
     cJSON_ArrayForEach(it, single) {
-        dc_tpl_item *ti = &p->items[p->nitems];
+        dc_tpl_item *ti = &p->items[p->nitems++]; /* counted now, so a failure frees it */
         const cJSON *sp = jget(it, "SpecialToken"), *sq = jget(it, "Sequence");
         dc_status st;
         if (cJSON_IsObject(sq)) {
@@ -324,7 +324,7 @@ static dc_status parse_template(const cJSON *o, dc_post *p, const char *where) {
             if ((st = ju32(sp, "type_id", 0, &ti->type_id, where))) return st;
             if (!cJSON_IsString(name))
                 return dc_fail(DC_ERR_INVALID_VALUE, "%s.single[%zu]: special token without an id",
-                               where, p->nitems);
+                               where, p->nitems - 1);
             const cJSON *def = jget(specials, name->valuestring);
             const cJSON *ids = jget(def, "ids");
             if (!cJSON_IsArray(ids))
@@ -341,9 +341,8 @@ static dc_status parse_template(const cJSON *o, dc_post *p, const char *where) {
         } else {
             return dc_fail(DC_ERR_INVALID_VALUE,
                            "%s.single[%zu]: expected {\"SpecialToken\": ...} or {\"Sequence\": ...}",
-                           where, p->nitems);
+                           where, p->nitems - 1);
         }
-        p->nitems++;
     }
     return DC_OK;
 }
@@ -976,17 +975,23 @@ dc_status dc_tokenize_piece(dc_ctx *c, const dc_piece *p) {
     return p->token >= 0 ? push_added_tok(c, p) : dc_tmodel_tokenize(c, &c->tok->model, p);
 }
 
-/* Byte → code-point offsets exactly as the reference's BytesToCharOffsetConverter. */
+/* Byte → code-point offsets exactly as the reference's BytesToCharOffsetConverter. Offsets come
+ * nearly in order, so a cursor moves forward through the text; a table of counts per 64-byte
+ * block serves the jumps back. */
 typedef struct dc_charmap {
     const char *s;
     size_t len;
     uint32_t *blk; /* code points before each 64-byte block; NULL for ASCII text */
+    size_t cur;    /* cursor: byte position ... */
+    uint32_t leads; /* ... and the code points that start before it */
 } dc_charmap;
 
 static dc_status charmap_init(dc_charmap *m, const char *s, size_t len) {
     m->s = s;
     m->len = len;
     m->blk = NULL;
+    m->cur = 0;
+    m->leads = 0;
     bool ascii = true;
     for (size_t i = 0; i < len && ascii; i++) ascii = (uint8_t)s[i] < 0x80;
     if (ascii) return DC_OK;
@@ -1003,15 +1008,20 @@ static dc_status charmap_init(dc_charmap *m, const char *s, size_t len) {
 }
 
 /* Index of the char containing byte b (b < len). */
-static uint32_t charmap_at(const dc_charmap *m, size_t b) {
+static uint32_t charmap_at(dc_charmap *m, size_t b) {
     if (!m->blk) return (uint32_t)b;
-    size_t blk = b / 64;
-    uint32_t cnt = m->blk[blk];
-    for (size_t i = blk * 64; i <= b; i++) cnt += ((uint8_t)m->s[i] & 0xC0) != 0x80;
-    return cnt - 1;
+    if (b < m->cur) { /* jump back to the block start */
+        m->cur = b / 64 * 64;
+        m->leads = m->blk[b / 64];
+    }
+    uint32_t leads = m->leads;
+    for (size_t i = m->cur; i <= b; i++) leads += ((uint8_t)m->s[i] & 0xC0) != 0x80;
+    m->cur = b + 1;
+    m->leads = leads;
+    return leads - 1;
 }
 
-static void charmap_convert(const dc_charmap *m, uint32_t bs, uint32_t be, uint32_t *cs,
+static void charmap_convert(dc_charmap *m, uint32_t bs, uint32_t be, uint32_t *cs,
                             uint32_t *ce) {
     if (bs >= m->len) { /* not in the map: the reference leaves the offsets as they are */
         *cs = bs;
