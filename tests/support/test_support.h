@@ -36,7 +36,8 @@ const char *dc_test_data_path(const char *rel);
  * slot; up to 8 live paths). The file is removed at process exit. */
 const char *dc_test_write_temp(const void *bytes, size_t len, const char *suffix);
 
-/* Reads a whole file; returns malloc'ed bytes (caller frees) or NULL. */
+/* Reads a whole file; returns malloc'ed bytes followed by a NUL (so text can be used as a
+ * string) or NULL. The caller frees. */
 void *dc_test_read_file(const char *path, size_t *len);
 
 /* Conformance data folder: $DODECA_CONFORMANCE_DIR, else ../shared/conformance next to the
