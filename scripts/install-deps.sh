@@ -8,6 +8,9 @@ packages=(
   libcjson-dev libxxhash-dev zlib1g-dev   # JSON, hashing, zip (pytorch .bin)
   libutf8proc-dev libpcre2-dev            # Unicode normalisation, pre-tokenizer regexes
   libdnnl-dev                             # oneDNN GEMM for the transformer engine
+  libssl-dev                              # SHA-256 and HMAC (libcrypto)
+  libpng-dev libjpeg62-turbo-dev libturbojpeg0-dev libwebp-dev libgif-dev  # CLIP images
+  libhiredis-dev redis-server             # shared cache tier; redis-server for its tests
   libcmocka-dev                           # unit tests
   clang libclang-rt-14-dev                # libFuzzer targets
   python3                                 # golden-file generators (tests need none of PyPI)
