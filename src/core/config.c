@@ -50,7 +50,7 @@ static const char *const pii_names[] = {"redact", "mask", "hash", "remove"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 dc_status dc_quantization_parse(const char *s, dc_quantization *out) {
-    int v;
+    int v = 0;
     dc_status st = enum_parse(s, quant_names, COUNT(quant_names), "quantization", &v);
     if (!st) *out = (dc_quantization)v;
     return st;
@@ -60,7 +60,7 @@ const char *dc_quantization_name(dc_quantization q) {
 }
 
 dc_status dc_padding_strategy_parse(const char *s, dc_padding_strategy *out) {
-    int v;
+    int v = 0;
     dc_status st = enum_parse(s, padding_names, COUNT(padding_names), "padding strategy", &v);
     if (!st) *out = (dc_padding_strategy)v;
     return st;
@@ -70,7 +70,7 @@ const char *dc_padding_strategy_name(dc_padding_strategy p) {
 }
 
 dc_status dc_eviction_policy_parse(const char *s, dc_eviction_policy *out) {
-    int v;
+    int v = 0;
     dc_status st = enum_parse(s, eviction_names, COUNT(eviction_names), "eviction policy", &v);
     if (!st) *out = (dc_eviction_policy)v;
     return st;
@@ -80,7 +80,7 @@ const char *dc_eviction_policy_name(dc_eviction_policy p) {
 }
 
 dc_status dc_pii_mode_parse(const char *s, dc_pii_mode *out) {
-    int v;
+    int v = 0;
     dc_status st = enum_parse(s, pii_names, COUNT(pii_names), "PII mode", &v);
     if (!st) *out = (dc_pii_mode)v;
     return st;
