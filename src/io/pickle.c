@@ -624,8 +624,8 @@ static dc_status dc_pk_step(dc_pk_vm *vm, bool *stop) {
         return dc_pk_memo_get(vm, idx);
     }
     case OP_GLOBAL: {
-        const char *mod, *name;
-        size_t mod_len, name_len;
+        const char *mod = NULL, *name = NULL;
+        size_t mod_len = 0, name_len = 0;
         if ((st = dc_pk_read_line(vm, &mod, &mod_len))) return st;
         if ((st = dc_pk_read_line(vm, &name, &name_len))) return st;
         return dc_pk_push_global(vm, mod, mod_len, name, name_len);

@@ -98,7 +98,7 @@ dc_status dc_sparse_projection_create(uint64_t seed, uint32_t d_in, uint32_t d_o
     *out = NULL;
     dc_status st = check_dims(d_in, d_out, nnz, "create");
     if (st != DC_OK) return st;
-    dc_sparse_projection *p;
+    dc_sparse_projection *p = NULL;
     if ((st = alloc_proj(seed, d_in, d_out, nnz, &p))) return st;
     generate(seed, d_in, d_out, nnz, p->entries);
     p->checksum = entries_hash(p->entries, (size_t)d_in * nnz);
@@ -197,7 +197,7 @@ dc_status dc_sparse_projection_decode(const uint8_t *b, size_t len, const char *
     if (len != DC_SPRJ_HEADER + 2 * count)
         return dc_fail(DC_ERR_SERIALIZATION, "%s: %zu bytes, the header implies %zu", origin, len,
                        DC_SPRJ_HEADER + 2 * count);
-    dc_sparse_projection *p;
+    dc_sparse_projection *p = NULL;
     if ((st = alloc_proj(seed, d_in, d_out, nnz, &p))) return st;
     for (size_t i = 0; i < count; i++)
         p->entries[i] = (uint16_t)(b[DC_SPRJ_HEADER + 2 * i] | b[DC_SPRJ_HEADER + 2 * i + 1] << 8);

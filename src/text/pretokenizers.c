@@ -93,8 +93,8 @@ static bool pred_char(uint32_t cp, uint32_t arg) { return cp == arg; }
 
 static dc_status split_pred(dc_ctx *c, const dc_piece *p, bool (*pred)(uint32_t, uint32_t),
                             uint32_t arg, dc_split_behavior b) {
-    dc_match *m;
-    size_t nm;
+    dc_match *m = NULL;
+    size_t nm = 0;
     dc_status st = pred_matches(p, pred, arg, &m, &nm);
     if (st) return st;
     st = dc_split_piece(c, p, m, nm, b);

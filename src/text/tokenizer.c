@@ -269,7 +269,7 @@ static dc_status parse_pretok(const cJSON *o, dc_pretok *p, const char *where, i
             else st = dc_fail(DC_ERR_INVALID_VALUE, "%s.prepend_scheme: unknown value \"%s\"", where,
                               ps->valuestring);
         } else if (!st) {
-            bool aps;
+            bool aps = false;
             st = jbool(o, "add_prefix_space", true, &aps, where);
             p->prepend_scheme = aps ? 2 : 0;
         }
