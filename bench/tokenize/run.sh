@@ -20,11 +20,9 @@ trap 'rm -rf "$WORK"' EXIT
 
 [ -d "$TOK" ] || { echo "no conformance tokenizers at $TOK" >&2; exit 1; }
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDC_BUILD_TESTS=OFF \
-      -DDC_WERROR=OFF >/dev/null
-cmake --build "$BUILD" --target dodeca_static >/dev/null
-cc -O2 -I"$ROOT/src" -I"$ROOT/include" "$HERE/bench_tokenize.c" "$BUILD/libdodeca.a" \
-   $(pkg-config --libs libcjson libutf8proc libpcre2-8 libxxhash zlib) -lpthread -lm \
-   -o "$WORK/bench_tokenize"
+      -DDC_BUILD_BENCH=ON >/dev/null
+cmake --build "$BUILD" --target bench_tokenize >/dev/null
+cp "$BUILD/bench/bench_tokenize" "$WORK/bench_tokenize"
 
 CORPUS=$WORK/corpus.jsonl
 DOCS=$(ls "$CONF"/../reference/*.md "$CONF"/../DESIGN.md 2>/dev/null || true)
