@@ -80,10 +80,14 @@ dc_status dc_bert_config_parse(const char *json, size_t len, const char *origin,
         st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"model_type\" is missing", origin);
         goto done;
     }
-    if (strcmp(mt->valuestring, "bert") != 0) {
+    if (!strcmp(mt->valuestring, "bert")) out->kind = DC_BERT_KIND_BERT;
+    else if (!strcmp(mt->valuestring, "roberta")) out->kind = DC_BERT_KIND_ROBERTA;
+    else if (!strcmp(mt->valuestring, "longformer")) out->kind = DC_BERT_KIND_LONGFORMER;
+    else {
         st = dc_fail(DC_ERR_MODEL_LOAD,
-                     "%s: field \"model_type\" is \"%.40s\"; this encoder reads \"bert\"", origin,
-                     mt->valuestring);
+                     "%s: field \"model_type\" is \"%.40s\"; this encoder reads \"bert\", "
+                     "\"roberta\" or \"longformer\"",
+                     origin, mt->valuestring);
         goto done;
     }
     snprintf(out->model_type, sizeof out->model_type, "%s", mt->valuestring);
@@ -96,8 +100,42 @@ dc_status dc_bert_config_parse(const char *json, size_t len, const char *origin,
         (st = cfg_u32(root, origin, "max_position_embeddings", true, 0, 1, 1u << 20,
                       &out->max_position)) ||
         (st = cfg_u32(root, origin, "type_vocab_size", false, 2, 0, 1u << 16, &out->type_vocab)) ||
-        (st = cfg_u32(root, origin, "pad_token_id", false, 0, 0, 1u << 24, &out->pad_token_id)))
+        (st = cfg_u32(root, origin, "pad_token_id", false, out->kind == DC_BERT_KIND_BERT ? 0 : 1,
+                      0, 1u << 24, &out->pad_token_id)))
         goto done;
+    if (out->kind != DC_BERT_KIND_BERT && out->max_position <= out->pad_token_id + 1) {
+        st = dc_fail(DC_ERR_MODEL_LOAD,
+                     "%s: field \"max_position_embeddings\" (%u) leaves no position after "
+                     "pad_token_id + 1 (%u)",
+                     origin, out->max_position, out->pad_token_id + 1);
+        goto done;
+    }
+    if (out->kind == DC_BERT_KIND_LONGFORMER) {
+        const cJSON *aw = cJSON_GetObjectItemCaseSensitive(root, "attention_window");
+        if (out->layers > DC_BERT_MAX_WINDOW_LAYERS) {
+            st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"num_hidden_layers\" (%u) exceeds %u",
+                         origin, out->layers, DC_BERT_MAX_WINDOW_LAYERS);
+            goto done;
+        }
+        if (cJSON_IsArray(aw) && cJSON_GetArraySize(aw) != (int)out->layers) {
+            st = dc_fail(DC_ERR_MODEL_LOAD,
+                         "%s: field \"attention_window\" has %d entries for %u layers", origin,
+                         cJSON_GetArraySize(aw), out->layers);
+            goto done;
+        }
+        for (uint32_t i = 0; i < out->layers; i++) {
+            const cJSON *e = cJSON_IsArray(aw) ? cJSON_GetArrayItem(aw, (int)i) : aw;
+            if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) ||
+                e->valuedouble < 2 || e->valuedouble > 1 << 20 || (int)e->valuedouble % 2) {
+                st = dc_fail(DC_ERR_MODEL_LOAD,
+                             "%s: field \"attention_window\" (layer %u) must be an even integer "
+                             ">= 2",
+                             origin, i);
+                goto done;
+            }
+            out->attention_window[i] = (uint32_t)e->valuedouble;
+        }
+    }
     if (out->hidden % out->heads) {
         st = dc_fail(DC_ERR_MODEL_LOAD,
                      "%s: field \"num_attention_heads\" (%u) does not divide hidden_size (%u)",
@@ -132,6 +170,11 @@ dc_status dc_bert_config_parse(const char *json, size_t len, const char *origin,
 done:
     cJSON_Delete(root);
     return st;
+}
+
+uint32_t dc_bert_max_tokens(const dc_bert_config *cfg) {
+    if (cfg->kind == DC_BERT_KIND_BERT) return cfg->max_position;
+    return cfg->max_position > cfg->pad_token_id + 1 ? cfg->max_position - cfg->pad_token_id - 1 : 0;
 }
 
 dc_status dc_bert_config_read(const char *path, dc_bert_config *out) {
@@ -237,6 +280,7 @@ dc_status dc_bert_tensor_f32_opt(const dc_weights *w, const char *prefix, const 
 
 typedef struct dc_bert_layer {
     dc_linear *qkv, *attn_out, *inter, *out;
+    dc_linear *q_global, *kv_global; /* Longformer: query_global, key_global + value_global */
     float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
 } dc_bert_layer;
 
@@ -261,8 +305,8 @@ void dc_bert_destroy(dc_bert *m) {
     if (m->layer) {
         for (uint32_t i = 0; i < m->cfg.layers; i++) {
             dc_bert_layer *L = &m->layer[i];
-            dc_linear *ls[4] = {L->qkv, L->attn_out, L->inter, L->out};
-            for (int j = 0; j < 4; j++)
+            dc_linear *ls[6] = {L->qkv, L->attn_out, L->inter, L->out, L->q_global, L->kv_global};
+            for (int j = 0; j < 6; j++)
                 if (ls[j]) m->be->ops->linear_destroy(m->be, ls[j]);
             free(L->ln1_g);
             free(L->ln1_b);
@@ -308,17 +352,18 @@ static dc_status load_ln(dc_bert *m, const dc_weights *w, const char *base, floa
     return st;
 }
 
-/* Q, K and V become one [3H, H] product: the three weights stacked, then the three biases. */
-static dc_status make_qkv(dc_bert *m, const dc_weights *w, uint32_t li, dc_linear **out) {
+/* Q, K and V become one [3H, H] product: the three weights stacked, then the three biases
+ * (or any `np` of the attention.self projections, e.g. Longformer's key_global + value_global). */
+static dc_status make_stacked(dc_bert *m, const dc_weights *w, uint32_t li, const char *const *parts,
+                              uint32_t np, dc_linear **out) {
     uint32_t H = m->cfg.hidden;
-    static const char *parts[3] = {"query", "key", "value"};
-    float *W = malloc((size_t)3 * H * H * sizeof *W), *B = malloc((size_t)3 * H * sizeof *B);
+    float *W = malloc((size_t)np * H * H * sizeof *W), *B = malloc((size_t)np * H * sizeof *B);
     dc_status st = DC_OK;
     if (!W || !B) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "qkv of layer %u", li);
         goto done;
     }
-    for (int p = 0; p < 3; p++) {
+    for (uint32_t p = 0; p < np; p++) {
         char name[256];
         float *t = NULL;
         snprintf(name, sizeof name, "encoder.layer.%u.attention.self.%s.weight", li, parts[p]);
@@ -330,7 +375,7 @@ static dc_status make_qkv(dc_bert *m, const dc_weights *w, uint32_t li, dc_linea
         memcpy(B + (size_t)p * H, t, (size_t)H * sizeof *B);
         free(t);
     }
-    st = m->be->ops->linear_create(m->be, W, B, 3 * H, H, DC_WEIGHTS_F32, out);
+    st = m->be->ops->linear_create(m->be, W, B, np * H, H, DC_WEIGHTS_F32, out);
     if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
 done:
     free(W);
@@ -348,19 +393,21 @@ dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_back
     m->be = be;
     const uint32_t H = cfg->hidden, I = cfg->intermediate;
     dc_status st = DC_OK;
-    /* The prefix: plain BertModel checkpoints have none, task models save "bert.". */
+    /* The prefix: plain base-model checkpoints have none, task models save the
+     * base_model_prefix ("bert.", "roberta.", "longformer."). */
     char used[512];
-    if (find_named(w, "", "embeddings.word_embeddings.weight", used, sizeof used))
-        m->prefix[0] = 0;
-    else if (find_named(w, "bert.", "embeddings.word_embeddings.weight", used, sizeof used))
-        snprintf(m->prefix, sizeof m->prefix, "bert.");
-    else {
+    static const char *const prefixes[] = {"", "bert.", "roberta.", "longformer."};
+    size_t pi = 0;
+    while (pi < 4 && !find_named(w, prefixes[pi], "embeddings.word_embeddings.weight", used, sizeof used))
+        pi++;
+    if (pi == 4) {
         st = dc_fail(DC_ERR_NOT_FOUND,
-                     "%s: tensor \"embeddings.word_embeddings.weight\" is missing (also tried "
-                     "\"bert.embeddings.word_embeddings.weight\")",
+                     "%s: tensor \"embeddings.word_embeddings.weight\" is missing (also tried the "
+                     "\"bert.\", \"roberta.\" and \"longformer.\" prefixes)",
                      dc_weights_path(w));
         goto fail;
     }
+    snprintf(m->prefix, sizeof m->prefix, "%s", prefixes[pi]);
     if ((st = dc_bert_tensor_f32(w, m->prefix, "embeddings.word_embeddings.weight", 2,
                                  (uint64_t[]){cfg->vocab_size, H}, &m->word)) ||
         (st = dc_bert_tensor_f32(w, m->prefix, "embeddings.position_embeddings.weight", 2,
@@ -389,7 +436,14 @@ dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_back
     for (uint32_t i = 0; i < cfg->layers; i++) {
         dc_bert_layer *L = &m->layer[i];
         char base[128];
-        if ((st = make_qkv(m, w, i, &L->qkv))) goto fail;
+        static const char *const qkv[3] = {"query", "key", "value"};
+        static const char *const kvg[2] = {"key_global", "value_global"};
+        static const char *const qg[1] = {"query_global"};
+        if ((st = make_stacked(m, w, i, qkv, 3, &L->qkv))) goto fail;
+        if (cfg->kind == DC_BERT_KIND_LONGFORMER &&
+            ((st = make_stacked(m, w, i, qg, 1, &L->q_global)) ||
+             (st = make_stacked(m, w, i, kvg, 2, &L->kv_global))))
+            goto fail;
         snprintf(base, sizeof base, "encoder.layer.%u.attention.output.dense", i);
         if ((st = make_linear(m, w, base, H, H, &L->attn_out))) goto fail;
         snprintf(base, sizeof base, "encoder.layer.%u.attention.output.LayerNorm", i);
@@ -410,7 +464,44 @@ fail:
 
 /* ---- forward ---- */
 
+/* One Longformer self-attention (HF LongformerSelfAttention): every non-global row attends the
+ * keys within attention_window/2 on each side plus the global keys, with the ordinary q/k/v;
+ * each global row attends every unmasked key through query_global / key_global /
+ * value_global. The band kernel keeps the work linear in the sequence length. */
+static dc_status longformer_attention(dc_bert *m, const dc_bert_layer *L, uint32_t li,
+                                      const float *x, const float *qkv, float *ctx, size_t T,
+                                      const dc_seq_batch *sb, const uint32_t *grows,
+                                      uint32_t n_glob, const uint8_t *gmask, float *xg, float *qg,
+                                      float *kvg, float *ctxg) {
+    const dc_bert_config *c = &m->cfg;
+    const uint32_t H = c->hidden, hd = H / c->heads, w = c->attention_window[li] / 2;
+    const float scale = 1.0f / sqrtf((float)hd);
+    dc_backend *be = m->be;
+    const dc_backend_ops *ops = be->ops;
+    dc_attn_opts local = {w, w, n_glob ? gmask : NULL, NULL, 0};
+    dc_status st = ops->attention_ex(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
+                                     3 * (size_t)H, ctx, H, c->heads, hd, scale, sb, &local);
+    if (st != DC_OK || !n_glob) return st;
+    for (uint32_t g = 0; g < n_glob; g++)
+        memcpy(xg + (size_t)g * H, x + (size_t)grows[g] * H, H * sizeof *xg);
+    if ((st = ops->linear_forward(be, L->q_global, xg, n_glob, qg)) ||
+        (st = ops->linear_forward(be, L->kv_global, x, T, kvg)))
+        return st;
+    dc_attn_opts full = {DC_ATTN_UNBOUNDED, DC_ATTN_UNBOUNDED, NULL, grows, n_glob};
+    if ((st = ops->attention_ex(be, qg, H, kvg, kvg + H, 2 * (size_t)H, ctxg, H, c->heads, hd,
+                                scale, sb, &full)))
+        return st;
+    for (uint32_t g = 0; g < n_glob; g++)
+        memcpy(ctx + (size_t)grows[g] * H, ctxg + (size_t)g * H, H * sizeof *ctx);
+    return DC_OK;
+}
+
 dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out) {
+    return dc_bert_forward_global(m, b, NULL, hidden_out);
+}
+
+dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8_t *global_mask,
+                                 float *hidden_out) {
     if (!m || !b || (b->n_seqs && (!b->start || !b->ids)) || !hidden_out)
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: NULL argument");
     const dc_bert_config *c = &m->cfg;
@@ -420,9 +511,9 @@ dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out)
     for (uint32_t s = 0; s < b->n_seqs; s++) {
         if (b->start[s + 1] < b->start[s])
             return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: sequence %u has negative length", s);
-        if (b->start[s + 1] - b->start[s] > c->max_position)
-            return dc_fail(DC_ERR_INPUT_TOO_LONG, "sequence %u has %u tokens; the model has %u positions",
-                           s, b->start[s + 1] - b->start[s], c->max_position);
+        if (b->start[s + 1] - b->start[s] > dc_bert_max_tokens(c))
+            return dc_fail(DC_ERR_INPUT_TOO_LONG, "sequence %u has %u tokens; the model takes %u",
+                           s, b->start[s + 1] - b->start[s], dc_bert_max_tokens(c));
     }
     const size_t T = b->start[b->n_seqs];
     if (T == 0) return DC_OK;
@@ -438,12 +529,38 @@ dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out)
     const dc_backend_ops *ops = be->ops;
     dc_backend_cpu_bind_threads(be);
     dc_status st = DC_OK;
-    uint32_t *pos = malloc(T * sizeof *pos), *types = NULL;
+    uint32_t *pos = malloc(T * sizeof *pos), *types = NULL, *grows = NULL;
     float *x = NULL, *qkv = NULL, *ctx = NULL, *tmp = NULL, *ffn = NULL;
+    float *xg = NULL, *qg = NULL, *kvg = NULL, *ctxg = NULL;
     if (!pos) return dc_fail(DC_ERR_OUT_OF_MEMORY, "positions for %zu tokens", T);
-    /* BERT positions count from 0 in each sequence, whatever the padding. */
-    for (uint32_t s = 0; s < b->n_seqs; s++)
-        for (uint32_t r = b->start[s]; r < b->start[s + 1]; r++) pos[r] = r - b->start[s];
+    if (c->kind == DC_BERT_KIND_BERT) {
+        /* BERT positions count from 0 in each sequence, whatever the padding. */
+        for (uint32_t s = 0; s < b->n_seqs; s++)
+            for (uint32_t r = b->start[s]; r < b->start[s + 1]; r++) pos[r] = r - b->start[s];
+    } else {
+        /* RoBERTa: pad + cumulative count of non-pad tokens; a pad token keeps position pad */
+        for (uint32_t s = 0; s < b->n_seqs; s++) {
+            uint32_t n = 0;
+            for (uint32_t r = b->start[s]; r < b->start[s + 1]; r++)
+                pos[r] = b->ids[r] == c->pad_token_id ? c->pad_token_id : c->pad_token_id + ++n;
+        }
+    }
+    /* Longformer's global rows (ascending batch rows) */
+    uint32_t n_glob = 0;
+    const bool longformer = c->kind == DC_BERT_KIND_LONGFORMER;
+    if (longformer && global_mask) {
+        for (size_t r = 0; r < T; r++) n_glob += global_mask[r] != 0;
+        if (n_glob) {
+            grows = malloc(n_glob * sizeof *grows);
+            if (!grows) {
+                st = dc_fail(DC_ERR_OUT_OF_MEMORY, "global rows");
+                goto done;
+            }
+            n_glob = 0;
+            for (size_t r = 0; r < T; r++)
+                if (global_mask[r]) grows[n_glob++] = (uint32_t)r;
+        }
+    }
     if (m->type && !b->type_ids) {
         types = calloc(T, sizeof *types);
         if (!types) {
@@ -457,6 +574,11 @@ dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out)
         (st = ops->alloc(be, T * H * sizeof(float), (void **)&tmp)) ||
         (st = ops->alloc(be, T * I * sizeof(float), (void **)&ffn)))
         goto done;
+    if (n_glob && ((st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&xg)) ||
+                   (st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&qg)) ||
+                   (st = ops->alloc(be, T * 2 * H * sizeof(float), (void **)&kvg)) ||
+                   (st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&ctxg))))
+        goto done;
     ops->embed_sum(be, T, H, m->word, b->ids, m->pos, pos, m->type,
                    b->type_ids ? b->type_ids : types, x);
     ops->layernorm(be, x, NULL, m->emb_ln_g, m->emb_ln_b, c->eps, T, H, x);
@@ -465,9 +587,14 @@ dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out)
     for (uint32_t li = 0; li < c->layers; li++) {
         const dc_bert_layer *L = &m->layer[li];
         if ((st = ops->linear_forward(be, L->qkv, x, T, qkv))) goto done;
-        if ((st = ops->attention(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
-                                 3 * (size_t)H, ctx, H, c->heads, hd, scale, &sb)))
+        if (!longformer) {
+            if ((st = ops->attention(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
+                                     3 * (size_t)H, ctx, H, c->heads, hd, scale, &sb)))
+                goto done;
+        } else if ((st = longformer_attention(m, L, li, x, qkv, ctx, T, &sb, grows, n_glob,
+                                              global_mask, xg, qg, kvg, ctxg))) {
             goto done;
+        }
         if ((st = ops->linear_forward(be, L->attn_out, ctx, T, tmp))) goto done;
         ops->layernorm(be, tmp, x, L->ln1_g, L->ln1_b, c->eps, T, H, x);
         if ((st = ops->linear_forward(be, L->inter, x, T, ffn))) goto done;
@@ -482,7 +609,12 @@ done:
     if (ctx) ops->release(be, ctx);
     if (tmp) ops->release(be, tmp);
     if (ffn) ops->release(be, ffn);
+    if (xg) ops->release(be, xg);
+    if (qg) ops->release(be, qg);
+    if (kvg) ops->release(be, kvg);
+    if (ctxg) ops->release(be, ctxg);
     free(pos);
     free(types);
+    free(grows);
     return st;
 }

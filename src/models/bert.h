@@ -16,8 +16,20 @@
 #include "io/weights.h"
 #include "tensor/backend.h"
 
+/* The encoder variants this file runs: the same post-LayerNorm block, with RoBERTa's
+ * positions (counted from pad_token_id + 1 over the non-pad tokens) for RoBERTa and
+ * Longformer, and Longformer's sliding-window + global attention. */
+typedef enum dc_bert_kind {
+    DC_BERT_KIND_BERT = 0,
+    DC_BERT_KIND_ROBERTA = 1,
+    DC_BERT_KIND_LONGFORMER = 2,
+} dc_bert_kind;
+
+#define DC_BERT_MAX_WINDOW_LAYERS 128
+
 typedef struct dc_bert_config {
-    char model_type[32];     /* "bert" */
+    char model_type[32];     /* "bert", "roberta" or "longformer" */
+    dc_bert_kind kind;
     uint32_t vocab_size;
     uint32_t hidden;
     uint32_t layers;
@@ -28,7 +40,13 @@ typedef struct dc_bert_config {
     uint32_t pad_token_id;
     float eps;               /* layer_norm_eps */
     dc_activation act;       /* hidden_act */
+    /* Longformer: attention_window per layer (even, > 0); the one-sided window is half. */
+    uint32_t attention_window[DC_BERT_MAX_WINDOW_LAYERS];
 } dc_bert_config;
+
+/* Tokens one sequence may have: max_position for BERT, max_position − pad_token_id − 1 for
+ * RoBERTa and Longformer (their positions start at pad_token_id + 1). */
+uint32_t dc_bert_max_tokens(const dc_bert_config *cfg);
 
 /* Reads and checks config.json (file path). Unknown model_type, a missing or out-of-range
  * field, an unknown hidden_act or a non-absolute position_embedding_type are DC_ERR_MODEL_LOAD
@@ -42,7 +60,8 @@ dc_status dc_bert_config_parse(const char *json, size_t len, const char *origin,
  * path into buf. */
 dc_status dc_bert_weights_path(const char *dir, char *buf, size_t cap);
 
-/* Looks a tensor up under the model's prefix choices ("" / "bert."), with the gamma/beta
+/* Looks a tensor up under the model's prefix choices ("" / "bert." / "roberta." /
+ * "longformer."), with the gamma/beta
  * aliases, checks dtype convertibility and shape, and returns a malloc'ed f32 copy.
  * ndim/shape give the expected shape; DC_ERR_NOT_FOUND or DC_ERR_INVALID_DIMENSION name the
  * tensor. `prefix` is the prefix detected at load ("" when NULL). */
@@ -60,7 +79,7 @@ dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_back
                          dc_bert **out);
 void dc_bert_destroy(dc_bert *m);
 
-/* The prefix the checkpoint uses for encoder tensors ("" or "bert."), for head lookups. */
+/* The prefix the checkpoint uses for encoder tensors ("", "bert.", "roberta.", "longformer."). */
 const char *dc_bert_prefix(const dc_bert *m);
 const dc_bert_config *dc_bert_config_of(const dc_bert *m);
 dc_backend *dc_bert_backend(const dc_bert *m);
@@ -78,8 +97,16 @@ typedef struct dc_bert_batch {
 } dc_bert_batch;
 
 /* Last hidden states, rows × hidden floats (host memory) in `hidden_out`. Ids outside the
- * vocabulary are DC_ERR_INVALID_VALUE; a sequence longer than max_position is
- * DC_ERR_INPUT_TOO_LONG. */
+ * vocabulary are DC_ERR_INVALID_VALUE; a sequence longer than dc_bert_max_tokens is
+ * DC_ERR_INPUT_TOO_LONG. RoBERTa/Longformer positions follow transformers'
+ * create_position_ids_from_input_ids (a pad id inside a sequence gets position pad_token_id
+ * and is not counted). Longformer runs without padding to a multiple of the window: padded
+ * keys are excluded from every softmax in the reference, so they cannot change a real row. */
 dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out);
+/* The same with Longformer's global attention: global_mask has one byte per row, 1 = global
+ * (HF global_attention_mask); NULL = none, as LongformerModel does by default. Ignored by the
+ * other kinds. */
+dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8_t *global_mask,
+                                 float *hidden_out);
 
 #endif

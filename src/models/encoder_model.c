@@ -16,6 +16,7 @@ void dc_enc_seq_free(dc_enc_seq *s) {
     if (!s) return;
     free(s->ids);
     free(s->mask);
+    free(s->global);
     memset(s, 0, sizeof *s);
 }
 
@@ -143,18 +144,20 @@ dc_status dc_encoder_run(dc_encoder_model *em, const dc_enc_seq *seqs, size_t n,
     while (i < n) {
         /* consecutive sequences while they fit the budget (at least one) */
         size_t j = i, rows = 0;
-        bool any_mask = false;
+        bool any_mask = false, any_global = false;
         while (j < n && (j == i || rows + seqs[j].len <= budget)) {
             rows += seqs[j].len;
             any_mask |= seqs[j].mask != NULL;
+            any_global |= seqs[j].global != NULL;
             j++;
         }
         size_t cnt = j - i;
         uint32_t *start = malloc((cnt + 1) * sizeof *start);
         uint32_t *ids = malloc((rows ? rows : 1) * sizeof *ids);
         uint8_t *mask = any_mask ? malloc(rows ? rows : 1) : NULL;
+        uint8_t *global = any_global ? calloc(rows ? rows : 1, 1) : NULL;
         float *hidden = malloc((rows ? rows : 1) * H * sizeof *hidden);
-        if (!start || !ids || (any_mask && !mask) || !hidden) {
+        if (!start || !ids || (any_mask && !mask) || (any_global && !global) || !hidden) {
             st = dc_fail(DC_ERR_OUT_OF_MEMORY, "batch of %zu tokens", rows);
         } else {
             size_t r = 0;
@@ -166,17 +169,19 @@ dc_status dc_encoder_run(dc_encoder_model *em, const dc_enc_seq *seqs, size_t n,
                     if (q->mask) memcpy(mask + r, q->mask, q->len);
                     else memset(mask + r, 1, q->len);
                 }
+                if (global && q->global) memcpy(global + r, q->global, q->len);
                 r += q->len;
             }
             start[cnt] = (uint32_t)r;
             dc_bert_batch b = {(uint32_t)cnt, start, ids, NULL, mask};
-            st = dc_bert_forward(em->bert, &b, hidden);
+            st = dc_bert_forward_global(em->bert, &b, global, hidden);
             for (size_t s = 0; st == DC_OK && s < cnt; s++)
                 st = fn(ctx, i + s, hidden + (size_t)start[s] * H);
         }
         free(start);
         free(ids);
         free(mask);
+        free(global);
         free(hidden);
         if (st != DC_OK) return st;
         i = j;
@@ -236,7 +241,7 @@ static dc_status em_load(dc_model *m) {
     /* sequence limit: the recipe (or max_seq_length), capped by positions and options */
     uint32_t lim = em->recipe->max_tokens;
     if (em->st.max_seq_length) lim = em->st.max_seq_length;
-    if (lim > cfg.max_position) lim = cfg.max_position;
+    if (lim > dc_bert_max_tokens(&cfg)) lim = dc_bert_max_tokens(&cfg);
     if (em->opt.max_tokens && em->opt.max_tokens < lim) lim = em->opt.max_tokens;
     em->max_len = lim;
 
@@ -421,20 +426,23 @@ void dc_pretrained_options_from_config(dc_model_id id, const dc_model_config *cf
 }
 
 bool dc_pretrained_supports(dc_model_id id) {
-    return id == DC_MODEL_SEMANTIC || id == DC_MODEL_SPARSE || id == DC_MODEL_GRAPH ||
+    return id == DC_MODEL_SEMANTIC || id == DC_MODEL_CAUSAL || id == DC_MODEL_SPARSE ||
+           id == DC_MODEL_CODE || id == DC_MODEL_GRAPH ||
            id == DC_MODEL_ENTITY || id == DC_MODEL_LATE_INTERACTION;
 }
 
 dc_status dc_pretrained_create(dc_model_id id, const dc_pretrained_options *opt, dc_model **out) {
     switch (id) {
     case DC_MODEL_SEMANTIC: return dc_e1_create(opt, out);
+    case DC_MODEL_CAUSAL: return dc_e5_create(opt, out);
     case DC_MODEL_SPARSE: return dc_e6_create(opt, out);
+    case DC_MODEL_CODE: return dc_e7_create(opt, out);
     case DC_MODEL_GRAPH: return dc_e8_create(opt, out);
     case DC_MODEL_ENTITY: return dc_e11_create(opt, out);
     case DC_MODEL_LATE_INTERACTION: return dc_e12_create(opt, out);
     default: break;
     }
     if (out) *out = NULL;
-    return dc_fail(DC_ERR_MODEL_NOT_FOUND, "model id %d is not a pretrained BERT-family model",
+    return dc_fail(DC_ERR_MODEL_NOT_FOUND, "model id %d is not a pretrained model",
                    (int)id);
 }

@@ -22,6 +22,7 @@ typedef struct dc_encoder_model dc_encoder_model;
 typedef struct dc_enc_seq {
     uint32_t *ids;
     uint8_t *mask;
+    uint8_t *global;   /* Longformer global attention per row; NULL = none */
     uint32_t len;
     uint32_t tokens_used;
     bool truncated;

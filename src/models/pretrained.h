@@ -1,4 +1,4 @@
-/* Constructors of the pretrained BERT-family models (E1, E6, E8, E11, E12) and their extra
+/* Constructors of the pretrained models (E1, E5, E6, E7, E8, E10, E11, E12) and their extra
  * outputs. Internal header.
  *
  * Each constructor returns an unloaded dc_model; dc_model_load reads the Hugging Face folder
@@ -24,14 +24,17 @@ typedef struct dc_pretrained_options {
 /* Which models this file family implements. */
 bool dc_pretrained_supports(dc_model_id id);
 
-/* Creates E1, E6, E8, E11 or E12. The options (and the directory string) are copied.
+/* Creates E1, E5, E6, E7, E8, E10, E11 or E12. The options (and the directory string) are copied.
  * DC_ERR_MODEL_NOT_FOUND for other ids. */
 dc_status dc_pretrained_create(dc_model_id id, const dc_pretrained_options *opt, dc_model **out);
 
 /* Per-model constructors (the same as dc_pretrained_create with that id). */
 dc_status dc_e1_create(const dc_pretrained_options *opt, dc_model **out);
+dc_status dc_e5_create(const dc_pretrained_options *opt, dc_model **out);
 dc_status dc_e6_create(const dc_pretrained_options *opt, dc_model **out);
+dc_status dc_e7_create(const dc_pretrained_options *opt, dc_model **out);
 dc_status dc_e8_create(const dc_pretrained_options *opt, dc_model **out);
+dc_status dc_e10_create(const dc_pretrained_options *opt, dc_model **out);
 dc_status dc_e11_create(const dc_pretrained_options *opt, dc_model **out);
 dc_status dc_e12_create(const dc_pretrained_options *opt, dc_model **out);
 

@@ -31,6 +31,25 @@ typedef struct dc_seq_batch {
     const uint8_t *key_mask; /* one byte per row, 1 = may be attended to; NULL = every row */
 } dc_seq_batch;
 
+/* Which keys a query may see in dc_backend_ops.attention_ex (on top of the key mask and the
+ * sequence boundary). Query row i of a sequence sees key j when i − left ≤ j ≤ i + right
+ * (UINT32_MAX = unbounded: full attention is {MAX, MAX}, causal is {MAX, 0}, Longformer's
+ * sliding window is {w, w}), or when j is a global token. Global tokens are counted once. */
+typedef struct dc_attn_opts {
+    uint32_t left, right;
+    /* NULL, or one byte per batch row: 1 = a global token. Every query also sees the global
+     * keys of its sequence, and the global query rows are skipped (their output rows are left
+     * as they were: the caller computes them with its global projections). */
+    const uint8_t *global_mask;
+    /* NULL: every batch row is a query and q/out are indexed by batch row. Otherwise n_rows
+     * ascending batch row indices are the queries, and q/out hold one row per entry, in that
+     * order (global_mask then only adds keys). */
+    const uint32_t *rows;
+    uint32_t n_rows;
+} dc_attn_opts;
+
+#define DC_ATTN_UNBOUNDED UINT32_MAX
+
 typedef enum dc_activation {
     DC_ACT_NONE = 0,
     DC_ACT_GELU_ERF,  /* 0.5·x·(1 + erf(x/√2)), HF "gelu" */
@@ -91,6 +110,14 @@ typedef struct dc_backend_ops {
                            uint32_t n_heads, uint32_t head_dim, float scale,
                            const dc_seq_batch *seqs);
 
+    /* The same softmax attention with a band of keys per query, global tokens and an optional
+     * subset of query rows (dc_attn_opts). Memory stays linear in the sequence length: scores
+     * are computed for one query row at a time over its own keys only. */
+    dc_status (*attention_ex)(dc_backend *be, const float *q, size_t ld_q, const float *k,
+                              const float *v, size_t ld_kv, float *out, size_t ld_out,
+                              uint32_t n_heads, uint32_t head_dim, float scale,
+                              const dc_seq_batch *seqs, const dc_attn_opts *opts);
+
     /* Bytes held by a prepared linear (for memory accounting). */
     size_t (*linear_bytes)(const dc_linear *l);
     void (*destroy)(dc_backend *be);
@@ -134,6 +161,17 @@ void dc_kernel_attention_seq(const float *q, size_t ld_q, const float *k, const 
                              size_t ld_kv, float *out, size_t ld_out, uint32_t len,
                              const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
                              float scale, float *work);
+/* Banded attention for one sequence of `len` rows (see dc_attn_opts): the queries are q rows
+ * 0..n_q-1 at sequence positions qpos[i] (NULL: n_q = len and row i is position i); globals
+ * are the n_glob positions glist[] (also flagged in gflag[], which may be NULL when n_glob is
+ * 0); skip_global skips queries whose position is global. `work` holds
+ * 2·(min(len, left + right + 1) + n_glob) floats. */
+void dc_kernel_attention_band(const float *q, size_t ld_q, const float *k, const float *v,
+                              size_t ld_kv, float *out, size_t ld_out, uint32_t len,
+                              const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
+                              float scale, uint32_t left, uint32_t right, const uint32_t *qpos,
+                              uint32_t n_q, const uint32_t *glist, uint32_t n_glob,
+                              const uint8_t *gflag, bool skip_global, float *work);
 /* Vector erf and exp used by the kernels (a few ulp); exposed for their tests. */
 void dc_kernel_erf(const float *x, float *y, size_t n);
 void dc_kernel_exp(const float *x, float *y, size_t n);

@@ -344,6 +344,69 @@ static dc_status cpu_attention(dc_backend *be, const float *q, size_t ld_q, cons
     return DC_OK;
 }
 
+/* Per sequence: its global positions, its slice of the query rows, then the banded kernel. */
+static dc_status cpu_attention_ex(dc_backend *be, const float *q, size_t ld_q, const float *k,
+                                  const float *v, size_t ld_kv, float *out, size_t ld_out,
+                                  uint32_t n_heads, uint32_t head_dim, float scale,
+                                  const dc_seq_batch *seqs, const dc_attn_opts *o) {
+    (void)be;
+    if (!o) return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: NULL options");
+    uint32_t longest = 0, most_glob = 0;
+    for (uint32_t s = 0; s < seqs->n_seqs; s++) {
+        if (seqs->start[s + 1] < seqs->start[s])
+            return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: sequence %u ends before it starts", s);
+        uint32_t len = seqs->start[s + 1] - seqs->start[s], g = 0;
+        if (len > longest) longest = len;
+        if (o->global_mask)
+            for (uint32_t r = seqs->start[s]; r < seqs->start[s + 1]; r++) g += o->global_mask[r] != 0;
+        if (g > most_glob) most_glob = g;
+    }
+    for (uint32_t i = 0; o->rows && i < o->n_rows; i++)
+        if (o->rows[i] >= seqs->start[seqs->n_seqs] || (i && o->rows[i] <= o->rows[i - 1]))
+            return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: query row list is not ascending in range");
+    uint64_t wide = (uint64_t)o->left + o->right + 1;
+    size_t band = wide > longest ? longest : (size_t)wide;
+    size_t nwork = 2 * (band + most_glob) + 1;
+    float *work = malloc(nwork * sizeof *work);
+    uint32_t *glist = malloc(((size_t)most_glob + 1) * sizeof *glist);
+    uint32_t *qpos = malloc(((o->rows ? (size_t)o->n_rows : 0) + 1) * sizeof *qpos);
+    if (!work || !glist || !qpos) {
+        free(work);
+        free(glist);
+        free(qpos);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "attention work for %zu keys", band + most_glob);
+    }
+    uint32_t qi = 0; /* next entry of o->rows */
+    for (uint32_t s = 0; s < seqs->n_seqs; s++) {
+        size_t r0 = seqs->start[s];
+        uint32_t len = seqs->start[s + 1] - seqs->start[s];
+        if (!len) continue;
+        uint32_t ng = 0;
+        const uint8_t *gflag = o->global_mask ? o->global_mask + r0 : NULL;
+        for (uint32_t j = 0; gflag && j < len; j++)
+            if (gflag[j]) glist[ng++] = j;
+        const uint8_t *km = seqs->key_mask ? seqs->key_mask + r0 : NULL;
+        if (!o->rows) {
+            dc_kernel_attention_band(q + r0 * ld_q, ld_q, k + r0 * ld_kv, v + r0 * ld_kv, ld_kv,
+                                     out + r0 * ld_out, ld_out, len, km, n_heads, head_dim, scale,
+                                     o->left, o->right, NULL, len, glist, ng, ng ? gflag : NULL,
+                                     true, work);
+            continue;
+        }
+        uint32_t first = qi, nq = 0;
+        while (qi < o->n_rows && o->rows[qi] < r0 + len) qpos[nq++] = o->rows[qi++] - (uint32_t)r0;
+        if (!nq) continue;
+        dc_kernel_attention_band(q + (size_t)first * ld_q, ld_q, k + r0 * ld_kv, v + r0 * ld_kv,
+                                 ld_kv, out + (size_t)first * ld_out, ld_out, len, km, n_heads,
+                                 head_dim, scale, o->left, o->right, qpos, nq, glist, ng,
+                                 ng ? gflag : NULL, false, work);
+    }
+    free(work);
+    free(glist);
+    free(qpos);
+    return DC_OK;
+}
+
 static void cpu_destroy(dc_backend *be) {
     if (!be) return;
     dc_cpu_backend *cpu = cpu_of(be);
@@ -368,6 +431,7 @@ static const dc_backend_ops cpu_ops = {
     .add = cpu_add,
     .embed_sum = cpu_embed_sum,
     .attention = cpu_attention,
+    .attention_ex = cpu_attention_ex,
     .linear_bytes = cpu_linear_bytes,
     .destroy = cpu_destroy,
 };

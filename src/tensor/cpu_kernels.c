@@ -232,6 +232,60 @@ DC_BODY void attention_body(const float *q, size_t ld_q, const float *k, const f
     }
 }
 
+/* Banded attention (dc_attn_opts): for each query, the scores of its own keys only (the band
+ * around it, then the global keys not already in it), so memory is O(band), never O(len²). */
+DC_BODY void attention_band_body(const float *q, size_t ld_q, const float *k, const float *v,
+                                 size_t ld_kv, float *out, size_t ld_out, uint32_t len,
+                                 const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
+                                 float scale, uint32_t left, uint32_t right, const uint32_t *qpos,
+                                 uint32_t n_q, const uint32_t *glist, uint32_t n_glob,
+                                 const uint8_t *gflag, bool skip_global, float *work) {
+    if (!len) return;
+    uint64_t wide = (uint64_t)left + right + 1;
+    uint32_t band = wide > len ? len : (uint32_t)wide;
+    uint32_t *idx = (uint32_t *)(void *)(work + band + n_glob);
+    for (uint32_t r = 0; r < n_q; r++) {
+        uint32_t i = qpos ? qpos[r] : r;
+        if (skip_global && gflag && gflag[i]) continue;
+        uint32_t lo = left >= i ? 0 : i - left;
+        uint32_t hi = right >= len - 1 - i ? len - 1 : i + right;
+        /* the key list is the same for every head */
+        uint32_t n = 0;
+        for (uint32_t j = lo; j <= hi; j++) {
+            if (key_mask && !key_mask[j]) continue;
+            if (gflag && gflag[j]) continue; /* counted once, below */
+            idx[n++] = j;
+        }
+        for (uint32_t g = 0; g < n_glob; g++) {
+            uint32_t j = glist[g];
+            if (key_mask && !key_mask[j]) continue;
+            idx[n++] = j;
+        }
+        for (uint32_t h = 0; h < n_heads; h++) {
+            size_t off = (size_t)h * head_dim;
+            const float *qi = q + (size_t)r * ld_q + off;
+            float *oi = out + (size_t)r * ld_out + off;
+            for (uint32_t d = 0; d < head_dim; d++) oi[d] = 0.0f;
+            if (!n) continue;
+            float mx = -INFINITY;
+            for (uint32_t t = 0; t < n; t++) {
+                float s = dot_body(qi, k + (size_t)idx[t] * ld_kv + off, head_dim) * scale;
+                work[t] = s;
+                mx = s > mx ? s : mx;
+            }
+            for (uint32_t t = 0; t < n; t++) work[t] -= mx;
+            for (uint32_t t = 0; t < n; t++) work[t] = exp_one(work[t]);
+            float inv = 1.0f / sum_body(work, n);
+            for (uint32_t t = 0; t < n; t++) {
+                float p = work[t];
+                const float *vj = v + (size_t)idx[t] * ld_kv + off;
+                for (uint32_t d = 0; d < head_dim; d++) oi[d] += p * vj[d];
+            }
+            for (uint32_t d = 0; d < head_dim; d++) oi[d] *= inv;
+        }
+    }
+}
+
 /* ---- the three compiled variants ---- */
 
 typedef struct dc_kernel_table {
@@ -246,6 +300,10 @@ typedef struct dc_kernel_table {
                       const uint32_t *, const float *, const uint32_t *, float *);
     void (*attention)(const float *, size_t, const float *, const float *, size_t, float *,
                       size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float, float *);
+    void (*attention_band)(const float *, size_t, const float *, const float *, size_t, float *,
+                           size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float,
+                           uint32_t, uint32_t, const uint32_t *, uint32_t, const uint32_t *,
+                           uint32_t, const uint8_t *, bool, float *);
 } dc_kernel_table;
 
 #define DC_KERNEL_VARIANT(sfx, attr)                                                          \
@@ -270,9 +328,20 @@ typedef struct dc_kernel_table {
         attention_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, n_heads, head_dim,       \
                        scale, work);                                                          \
     }                                                                                         \
+    attr static void attention_band_##sfx(                                                    \
+        const float *q, size_t ld_q, const float *k, const float *v, size_t ld_kv, float *out, \
+        size_t ld_out, uint32_t len, const uint8_t *mask, uint32_t n_heads, uint32_t head_dim, \
+        float scale, uint32_t left, uint32_t right, const uint32_t *qpos, uint32_t n_q,        \
+        const uint32_t *glist, uint32_t n_glob, const uint8_t *gflag, bool skip_global,       \
+        float *work) {                                                                        \
+        attention_band_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, n_heads, head_dim,  \
+                            scale, left, right, qpos, n_q, glist, n_glob, gflag, skip_global, \
+                            work);                                                            \
+    }                                                                                         \
     static const dc_kernel_table table_##sfx = {#sfx,          exp_##sfx,       erf_##sfx,    \
                                                 act_##sfx,     add_##sfx,       layernorm_##sfx, \
-                                                embed_sum_##sfx, attention_##sfx};
+                                                embed_sum_##sfx, attention_##sfx,             \
+                                                attention_band_##sfx};
 
 DC_KERNEL_VARIANT(generic, )
 #ifdef DC_X86
@@ -333,6 +402,16 @@ void dc_kernel_attention_seq(const float *q, size_t ld_q, const float *k, const 
                              float scale, float *work) {
     K()->attention(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, n_heads, head_dim, scale,
                    work);
+}
+
+void dc_kernel_attention_band(const float *q, size_t ld_q, const float *k, const float *v,
+                              size_t ld_kv, float *out, size_t ld_out, uint32_t len,
+                              const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
+                              float scale, uint32_t left, uint32_t right, const uint32_t *qpos,
+                              uint32_t n_q, const uint32_t *glist, uint32_t n_glob,
+                              const uint8_t *gflag, bool skip_global, float *work) {
+    K()->attention_band(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, n_heads, head_dim, scale,
+                        left, right, qpos, n_q, glist, n_glob, gflag, skip_global, work);
 }
 
 bool dc_activation_parse(const char *name, dc_activation *out) {

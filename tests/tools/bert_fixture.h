@@ -1,6 +1,8 @@
-/* Deterministic random-weight BERT checkpoints in the exact Hugging Face folder layout
- * (config.json, model.safetensors, tokenizer.json, vocab.txt, tokenizer_config.json,
- * special_tokens_map.json, and the sentence-transformers files where the kind has them).
+/* Deterministic random-weight BERT, RoBERTa, Longformer and CLIP checkpoints in the exact
+ * Hugging Face folder layout (config.json, model.safetensors, tokenizer.json or vocab.txt —
+ * BERT — or vocab.json + merges.txt — RoBERTa/Longformer/CLIP byte-level BPE —,
+ * tokenizer_config.json, special_tokens_map.json, preprocessor_config.json for CLIP, and the
+ * sentence-transformers files where the kind has them).
  *
  * Self-contained C (no library, no Python): every value comes from SplitMix64 seeded by the
  * spec's seed and the tensor name, so a fixture is byte-identical on every run and host.
@@ -18,6 +20,9 @@ typedef enum dc_fixture_kind {
     DC_FIXTURE_ST,           /* + modules.json Transformer → Pooling(mean), no Normalize */
     DC_FIXTURE_SPLADE,       /* BertForMaskedLM ("bert." prefix, cls.predictions.*, tied decoder) */
     DC_FIXTURE_COLBERT,      /* HF_ColBERT ("bert." prefix, linear.weight [128, H]) */
+    DC_FIXTURE_ROBERTA,      /* RobertaModel (+ pooler), "roberta." prefix when bert_prefix */
+    DC_FIXTURE_LONGFORMER,   /* LongformerForMaskedLM layout: "longformer." prefix + lm_head */
+    DC_FIXTURE_CLIP,         /* CLIPModel: text and vision towers, projections, logit_scale */
 } dc_fixture_kind;
 
 typedef struct dc_fixture_spec {
@@ -30,9 +35,15 @@ typedef struct dc_fixture_spec {
     bool position_ids;        /* add the int64 embeddings.position_ids buffer */
     const char *drop_tensor;  /* omit this tensor (bad-checkpoint tests); NULL = none */
     const char *bad_shape;    /* give this tensor one extra row (bad-checkpoint tests) */
+    uint32_t window;          /* Longformer: attention_window of layer i is window·(i+1) */
+    /* CLIP: the text tower uses hidden/layers/heads/intermediate (77 positions); the vision
+     * tower these (224×224 images, 14×14 patches); both project to projection_dim. */
+    uint32_t vision_hidden, vision_layers, vision_heads, vision_intermediate;
+    uint32_t projection_dim;
 } dc_fixture_spec;
 
-/* The spec each model's parity fixture uses ("e1", "e6", "e8", "e11", "e12", "bert");
+/* The spec each model's parity fixture uses ("e1", "e6", "e8", "e11", "e12", "bert", "e7",
+ * "roberta", "e5", "longformer", "clip");
  * false for an unknown name. */
 bool dc_fixture_named(const char *name, dc_fixture_spec *out);
 
