@@ -26,6 +26,7 @@ typedef struct fake_ctl {
     atomic_int zero_output;     /* embed returns zero vectors (a broken model) */
     atomic_ullong bytes;        /* memory_usage once loaded */
     atomic_int creates, loads, unloads, destroys, embeds, items, max_batch, in_flight, overlap;
+    atomic_int unsorted;        /* batches whose content lengths were not ascending */
 } fake_ctl;
 
 typedef struct fake_factory {
@@ -85,8 +86,17 @@ static inline dc_status fake_embed(dc_model *m, const dc_input *in, size_t n, dc
     int mb = atomic_load(&f->ctl->max_batch);
     while ((int)n > mb && !atomic_compare_exchange_weak(&f->ctl->max_batch, &mb, (int)n)) {
     }
+    for (size_t i = 1; i < n; i++)
+        if (in[i].content_len < in[i - 1].content_len) {
+            atomic_fetch_add(&f->ctl->unsorted, 1);
+            break;
+        }
     fake_sleep_ms(atomic_load(&f->ctl->delay_ms));
     dc_status st = DC_OK;
+    /* content starting with "FAIL" is an input this model cannot embed */
+    for (size_t i = 0; i < n; i++)
+        if (in[i].content && in[i].content_len >= 4 && !memcmp(in[i].content, "FAIL", 4))
+            st = dc_fail(DC_ERR_TOKENIZATION, "fake: item %zu is unembeddable", i);
     if (atomic_load(&f->ctl->fail_embed)) st = dc_fail(DC_ERR_INTERNAL, "fake embed failure");
     uint32_t dim = m->info->dim;
     float *v = malloc(dim * sizeof *v);
