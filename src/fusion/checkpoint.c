@@ -179,6 +179,14 @@ dc_status dc_fusion_weights_save(const dc_fusion_weights *w, const char *path,
 
 /* ---- load ---- */
 
+/* Re-raises the current failure as CHECKPOINT_CORRUPTED with the same detail (copied first:
+ * the detail buffer is where dc_fail writes). */
+static dc_status as_corrupted(void) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", dc_error_detail());
+    return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s", buf);
+}
+
 static dc_status meta_u64(const dc_weights *f, const char *key, uint64_t lo, uint64_t hi,
                           uint64_t *out) {
     const char *v = dc_weights_metadata_get(f, key);
@@ -292,7 +300,7 @@ static dc_status options_from_meta(const dc_weights *f, const dc_fusion_options 
     }
     cJSON_Delete(arr);
     st = dc_fusion_options_validate(o);
-    if (st != DC_OK) return dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s", dc_error_detail());
+    if (st != DC_OK) return as_corrupted();
     return DC_OK;
 }
 
@@ -314,7 +322,7 @@ static dc_status load_open(dc_weights *f, const char *path, const dc_fusion_opti
         const dc_fusion_tensor *t = &w->layout.tensors[i];
         const dc_tensor_view *v = NULL;
         if ((st = dc_weights_get(f, t->name, &v)) != DC_OK) {
-            st = dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s", dc_error_detail());
+            st = as_corrupted();
             goto fail;
         }
         bool ok = v->ndim == t->ndim && v->shape[0] == t->shape[0] &&
@@ -335,7 +343,7 @@ static dc_status load_open(dc_weights *f, const char *path, const dc_fusion_opti
         }
         if ((st = dc_tensor_view_copy_f32(v, w->arena + t->offset, t->numel)) != DC_OK) goto fail;
         if ((st = dc_vec_check_finite(w->arena + t->offset, t->numel, t->name)) != DC_OK) {
-            st = dc_fail(DC_ERR_CHECKPOINT_CORRUPTED, "%s", dc_error_detail());
+            st = as_corrupted();
             goto fail;
         }
     }

@@ -9,7 +9,8 @@
 #include "fusion/internal.h"
 
 struct dc_fusemoe {
-    pthread_mutex_t lock; /* current and history */
+    pthread_mutex_t swap_lock; /* one swap or rollback at a time (prepare runs under it) */
+    pthread_mutex_t lock;      /* current and history; held only to read or replace them */
     dc_fusion_weights *current;
     dc_fusion_weights *history[64];
     uint32_t n_history, max_history;
@@ -51,6 +52,7 @@ dc_status dc_fusemoe_create_ex(const dc_fusion_options *o, dc_fusemoe **out) {
     if (st != DC_OK) return st;
     dc_fusemoe *f = calloc(1, sizeof *f);
     if (!f) return dc_fail(DC_ERR_OUT_OF_MEMORY, "fusemoe");
+    pthread_mutex_init(&f->swap_lock, NULL);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->stats_lock, NULL);
     f->max_history = o->history;
@@ -90,6 +92,7 @@ void dc_fusemoe_destroy(dc_fusemoe *f) {
     dc_fusion_weights_release(f->current);
     for (uint32_t i = 0; i < f->n_history; i++) dc_fusion_weights_release(f->history[i]);
     if (f->own_be) dc_backend_destroy(f->be);
+    pthread_mutex_destroy(&f->swap_lock);
     pthread_mutex_destroy(&f->lock);
     pthread_mutex_destroy(&f->stats_lock);
     free(f);
@@ -107,12 +110,9 @@ dc_fusion_weights *dc_fusemoe_weights(dc_fusemoe *f) {
 
 /* ---- hot swap ---- */
 
-dc_status dc_fusemoe_swap(dc_fusemoe *f, dc_fusion_weights *w) {
-    if (!f || !w) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusemoe swap: NULL argument");
-    /* validate and prepare outside the lock: calls keep running on the old weights meanwhile */
-    dc_fusion_weights *cur = dc_fusemoe_weights(f);
-    uint32_t want_e = cur->opt.num_experts;
-    dc_fusion_weights_release(cur);
+static dc_status swap_locked(dc_fusemoe *f, dc_fusion_weights *w) {
+    /* validate and prepare outside `lock`: calls keep running on the old weights meanwhile */
+    uint32_t want_e = f->current->opt.num_experts; /* current only changes under swap_lock */
     if (w->opt.num_experts != want_e)
         return dc_fail(DC_ERR_FUSION,
                        "fusemoe swap: weights %s have %u experts, the active weights %u",
@@ -142,16 +142,27 @@ dc_status dc_fusemoe_swap(dc_fusemoe *f, dc_fusion_weights *w) {
     return DC_OK;
 }
 
+dc_status dc_fusemoe_swap(dc_fusemoe *f, dc_fusion_weights *w) {
+    if (!f || !w) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusemoe swap: NULL argument");
+    pthread_mutex_lock(&f->swap_lock);
+    dc_status st = swap_locked(f, w);
+    pthread_mutex_unlock(&f->swap_lock);
+    return st;
+}
+
 dc_status dc_fusemoe_rollback(dc_fusemoe *f) {
     if (!f) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusemoe rollback: NULL");
+    pthread_mutex_lock(&f->swap_lock);
     pthread_mutex_lock(&f->lock);
     if (f->n_history == 0) {
         pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&f->swap_lock);
         return dc_fail(DC_ERR_NOT_FOUND, "fusemoe rollback: no previous weights to return to");
     }
     dc_fusion_weights *drop = f->current;
     f->current = f->history[--f->n_history];
     pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->swap_lock);
     dc_fusion_weights_release(drop);
     return DC_OK;
 }
