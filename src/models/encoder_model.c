@@ -370,6 +370,7 @@ dc_status dc_encoder_model_create(const dc_encoder_recipe *recipe, const dc_pret
 
 dc_status dc_pretrained_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,
                                         dc_model_embedding *out) {
+    if (m && m->info && m->info->id == DC_MODEL_MULTIMODAL) return dc_e10_embed_unchecked(m, inputs, n, out);
     if (!m || !m->loaded || m->vt != &em_vt)
         return dc_fail(DC_ERR_NOT_INITIALIZED, "embed: not a loaded pretrained model");
     if (n) memset(out, 0, n * sizeof *out);
@@ -427,7 +428,7 @@ void dc_pretrained_options_from_config(dc_model_id id, const dc_model_config *cf
 
 bool dc_pretrained_supports(dc_model_id id) {
     return id == DC_MODEL_SEMANTIC || id == DC_MODEL_CAUSAL || id == DC_MODEL_SPARSE ||
-           id == DC_MODEL_CODE || id == DC_MODEL_GRAPH ||
+           id == DC_MODEL_CODE || id == DC_MODEL_GRAPH || id == DC_MODEL_MULTIMODAL ||
            id == DC_MODEL_ENTITY || id == DC_MODEL_LATE_INTERACTION;
 }
 
@@ -437,6 +438,7 @@ dc_status dc_pretrained_create(dc_model_id id, const dc_pretrained_options *opt,
     case DC_MODEL_CAUSAL: return dc_e5_create(opt, out);
     case DC_MODEL_SPARSE: return dc_e6_create(opt, out);
     case DC_MODEL_CODE: return dc_e7_create(opt, out);
+    case DC_MODEL_MULTIMODAL: return dc_e10_create(opt, out);
     case DC_MODEL_GRAPH: return dc_e8_create(opt, out);
     case DC_MODEL_ENTITY: return dc_e11_create(opt, out);
     case DC_MODEL_LATE_INTERACTION: return dc_e12_create(opt, out);

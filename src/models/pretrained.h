@@ -50,9 +50,17 @@ dc_status dc_pretrained_hidden(dc_model *m, const dc_input *in, float **rows, ui
                                uint32_t *dim);
 
 /* Like dc_model_embed_batch but without the non-empty-content rule, so the empty string can be
- * embedded as the references do ([CLS] [SEP]). The model must be loaded. */
+ * embedded as the references do ([CLS] [SEP]). The model must be loaded. Works for every model
+ * dc_pretrained_create makes (E10 included). */
 dc_status dc_pretrained_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,
                                         dc_model_embedding *out);
+
+/* ---- E10 CLIP ---- */
+
+/* dc_pretrained_embed_unchecked for E10 (text and image inputs; "" embeds as
+ * <|startoftext|><|endoftext|>). */
+dc_status dc_e10_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,
+                                 dc_model_embedding *out);
 
 /* ---- E6 SPLADE ---- */
 
