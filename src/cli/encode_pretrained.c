@@ -1,7 +1,8 @@
-/* `dodeca encode` for the pretrained BERT-family models: reads {"id", "text", "role"} lines on
- * stdin and writes {"id", "model", "dim", "embedding", "tokens_used", "truncated"} lines, plus
- * "sparse": [[index, weight], ...] for E6 and "tokens": [[...], ...] for E12; --hidden writes
- * {"id", "hidden": [[...], ...]} (the last hidden states) instead, for parity checks. */
+/* `dodeca encode` for the pretrained models: reads {"id", "text", "role"} lines on stdin (or
+ * {"id", "code", "language"} for E5/E7, {"id", "image": "path"} for E10) and writes {"id",
+ * "model", "dim", "embedding", "tokens_used", "truncated"} lines, plus "sparse": [[index,
+ * weight], ...] for E6, "tokens": [[...], ...] for E12 and "language" for code; --hidden
+ * writes {"id", "hidden": [[...], ...]} (the last hidden states) instead, for parity checks. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +12,18 @@
 
 #include "cli/commands.h"
 #include "cli/encode_pretrained.h"
+#include "core/error.h"
 #include "dodeca/dodeca.h"
+#include "io/image.h"
 #include "models/pretrained.h"
 
+#define EP_MAX_IMAGE_BYTES ((size_t)256 << 20)
+
 static void ep_usage(FILE *out) {
-    fputs("usage: dodeca encode --model E1|E6|E8|E11|E12 --model-dir PATH [options] < in.jsonl\n"
-          "  Reads {\"id\": any, \"text\": \"...\", \"role\": \"query\"|\"passage\"} per line.\n"
+    fputs("usage: dodeca encode --model E1|E5|E6|E7|E8|E10|E11|E12 --model-dir PATH [options] < in.jsonl\n"
+          "  Reads {\"id\": any, \"text\": \"...\", \"role\": \"query\"|\"passage\"} per line;\n"
+          "  E5 and E7 also {\"id\", \"code\": \"...\", \"language\": \"python\"}, E10 also\n"
+          "  {\"id\", \"image\": \"path\"} (PNG, JPEG, WebP or GIF).\n"
           "options:\n"
           "  --model-dir PATH    Hugging Face model folder (or hub cache models--org--name)\n"
           "  --mode query|document  E12: ColBERT query or document mode (default: by role)\n"
@@ -53,24 +60,90 @@ static bool parse_u32(const char *s, uint32_t *out) {
     return true;
 }
 
+/* Reads an image file whole (bounded) and detects its format. */
+static dc_status read_image(const char *path, uint8_t **bytes, size_t *len, dc_image_format *fmt) {
+    *bytes = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dc_fail(DC_ERR_IO, "%s: %s", path, strerror(errno));
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    dc_status st = DC_OK;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= EP_MAX_IMAGE_BYTES) {
+                st = dc_fail(DC_ERR_INPUT_TOO_LONG, "%s: larger than %zu bytes", path, EP_MAX_IMAGE_BYTES);
+                break;
+            }
+            cap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                st = dc_fail(DC_ERR_OUT_OF_MEMORY, "%s", path);
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (!got) {
+            if (ferror(f)) st = dc_fail(DC_ERR_IO, "%s: read failed", path);
+            break;
+        }
+    }
+    fclose(f);
+    if (st == DC_OK) st = dc_image_detect(buf, n, fmt);
+    if (st != DC_OK) {
+        free(buf);
+        return dc_fail_context(st, "%s", path);
+    }
+    *bytes = buf;
+    *len = n;
+    return DC_OK;
+}
+
 static int ep_line(dc_model *m, const char *line, size_t len, bool hidden, dc_colbert_mode mode,
                    size_t lineno) {
     cJSON *root = cJSON_ParseWithLength(line, len);
     const cJSON *text = root ? cJSON_GetObjectItemCaseSensitive(root, "text") : NULL;
-    if (!cJSON_IsObject(root) || !cJSON_IsString(text)) {
-        fprintf(stderr, "dodeca encode: line %zu: expected an object with a string \"text\"\n", lineno);
+    const cJSON *code = root ? cJSON_GetObjectItemCaseSensitive(root, "code") : NULL;
+    const cJSON *image = root ? cJSON_GetObjectItemCaseSensitive(root, "image") : NULL;
+    const cJSON *lang = root ? cJSON_GetObjectItemCaseSensitive(root, "language") : NULL;
+    if (!cJSON_IsObject(root) ||
+        (!cJSON_IsString(text) && !cJSON_IsString(code) && !cJSON_IsString(image))) {
+        fprintf(stderr,
+                "dodeca encode: line %zu: expected an object with a string \"text\", \"code\" or "
+                "\"image\"\n",
+                lineno);
         cJSON_Delete(root);
         return DC_EXIT_FAILURE;
     }
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(root, "role");
     dc_text_role r = cJSON_IsString(role) && !strcmp(role->valuestring, "query") ? DC_ROLE_QUERY
                                                                                 : DC_ROLE_PASSAGE;
-    dc_input in = dc_input_text(text->valuestring, strlen(text->valuestring), r);
+    dc_input in;
+    uint8_t *img = NULL;
+    dc_status st = DC_OK;
+    const char *language = cJSON_IsString(lang) ? lang->valuestring : NULL;
+    if (cJSON_IsString(text)) {
+        in = dc_input_text(text->valuestring, strlen(text->valuestring), r);
+    } else if (cJSON_IsString(code)) {
+        in = dc_input_code(code->valuestring, strlen(code->valuestring), language);
+    } else {
+        size_t n = 0;
+        dc_image_format fmt = DC_IMAGE_PNG;
+        st = read_image(image->valuestring, &img, &n, &fmt);
+        in = dc_input_image(img, n, fmt);
+    }
     char *id = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(root, "id"));
     int rc = DC_EXIT_OK;
-    dc_status st;
     const dc_model_info *info = dc_model_info_get(dc_model_id_of(m));
-    if (hidden) {
+    if (st == DC_OK && !dc_model_accepts(info->id, in.type))
+        st = dc_fail(DC_ERR_UNSUPPORTED_MODALITY, "%s does not embed %s input", info->label,
+                     dc_input_type_name(in.type));
+    if (st == DC_OK && hidden && info->id == DC_MODEL_MULTIMODAL)
+        st = dc_fail(DC_ERR_UNSUPPORTED_MODALITY, "--hidden is not available for E10");
+    if (st != DC_OK) {
+        /* reported below */
+    } else if (hidden) {
         float *rows;
         uint32_t n, dim;
         st = dc_pretrained_hidden(m, &in, &rows, &n, &dim);
@@ -84,8 +157,14 @@ static int ep_line(dc_model *m, const char *line, size_t len, bool hidden, dc_co
         dc_model_embedding e;
         st = dc_pretrained_embed_unchecked(m, &in, 1, &e);
         if (st == DC_OK) {
-            printf("{\"id\":%s,\"model\":\"%s\",\"dim\":%u,\"tokens_used\":%u,\"truncated\":%s,\"embedding\":",
+            printf("{\"id\":%s,\"model\":\"%s\",\"dim\":%u,\"tokens_used\":%u,\"truncated\":%s,",
                    id ? id : "null", info->label, e.dim, e.tokens_used, e.truncated ? "true" : "false");
+            if (in.type == DC_INPUT_CODE && language) {
+                char *lj = cJSON_PrintUnformatted(lang);
+                printf("\"language\":%s,", lj ? lj : "null");
+                cJSON_free(lj);
+            }
+            printf("\"embedding\":");
             put_floats(stdout, e.vector, e.dim);
             dc_model_embedding_free(&e);
             if (info->id == DC_MODEL_SPARSE) {
@@ -116,6 +195,7 @@ static int ep_line(dc_model *m, const char *line, size_t len, bool hidden, dc_co
     }
     cJSON_free(id);
     cJSON_Delete(root);
+    free(img);
     return rc;
 }
 
@@ -167,7 +247,7 @@ int dc_cmd_encode_pretrained(int argc, char **argv) {
     }
     dc_model_id id;
     if (!model || dc_model_id_parse(model, &id) != DC_OK || !dc_pretrained_supports(id)) {
-        fprintf(stderr, "dodeca encode: --model must be E1, E6, E8, E11 or E12\n\n");
+        fprintf(stderr, "dodeca encode: --model must be E1, E5, E6, E7, E8, E10, E11 or E12\n\n");
         ep_usage(stderr);
         return DC_EXIT_USAGE;
     }
