@@ -45,16 +45,20 @@ dc_status dc_image_detect(const uint8_t *b, size_t len, dc_image_format *out) {
 }
 
 /* Dimensions first, then the allocation: the bomb check never allocates. */
-static dc_status check_dims(const char *fmt, uint64_t w, uint64_t h) {
+static dc_status check_dims_limit(const char *fmt, uint64_t w, uint64_t h, uint64_t limit) {
     if (w == 0 || h == 0)
         return dc_fail(DC_ERR_INVALID_DIMENSION, "%s image: zero size (%llu x %llu)", fmt,
                        (unsigned long long)w, (unsigned long long)h);
-    if (w > DC_IMAGE_MAX_PIXELS || h > DC_IMAGE_MAX_PIXELS || w * h > DC_IMAGE_MAX_PIXELS)
+    if (w > limit || h > limit || w * h > limit)
         return dc_fail(DC_ERR_INVALID_DIMENSION,
-                       "%s image: %llu x %llu pixels exceeds the limit of %u pixels "
+                       "%s image: %llu x %llu pixels exceeds the limit of %llu pixels "
                        "(decompression bomb guard)",
-                       fmt, (unsigned long long)w, (unsigned long long)h, DC_IMAGE_MAX_PIXELS);
+                       fmt, (unsigned long long)w, (unsigned long long)h, (unsigned long long)limit);
     return DC_OK;
+}
+
+static dc_status check_dims(const char *fmt, uint64_t w, uint64_t h) {
+    return check_dims_limit(fmt, w, h, DC_IMAGE_MAX_PIXELS);
 }
 
 static dc_status alloc_image(const char *fmt, uint32_t w, uint32_t h, dc_image *out) {
@@ -115,7 +119,7 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
 }
 
 /* Decodes into out; `rows` is the row-pointer array, freed by the caller even after longjmp. */
-static dc_status png_decode(const uint8_t *bytes, size_t len, dc_image *out) {
+static dc_status png_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc_image *out) {
     png_src src = {bytes, len, 0, ""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     if (!png) return dc_fail(DC_ERR_OUT_OF_MEMORY, "png decoder");
@@ -136,7 +140,7 @@ static dc_status png_decode(const uint8_t *bytes, size_t len, dc_image *out) {
     if (len >= 24 && !memcmp(bytes + 12, "IHDR", 4)) {
         uint32_t hw = (uint32_t)bytes[16] << 24 | (uint32_t)bytes[17] << 16 | (uint32_t)bytes[18] << 8 | bytes[19];
         uint32_t hh = (uint32_t)bytes[20] << 24 | (uint32_t)bytes[21] << 16 | (uint32_t)bytes[22] << 8 | bytes[23];
-        if ((st = check_dims("png", hw, hh)) != DC_OK) goto done;
+        if ((st = check_dims_limit("png", hw, hh, limit)) != DC_OK) goto done;
     }
     png_set_read_fn(png, &src, png_read_mem);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
@@ -144,7 +148,7 @@ static dc_status png_decode(const uint8_t *bytes, size_t len, dc_image *out) {
     png_uint_32 w = 0, h = 0;
     int depth = 0, ctype = 0, interlace = 0;
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
-    if ((st = check_dims("png", w, h)) != DC_OK) goto done;
+    if ((st = check_dims_limit("png", w, h, limit)) != DC_OK) goto done;
     /* Pillow's I;16 → RGB clips grey values above 255; every other 16-bit mode keeps the high
      * byte */
     const bool gray16 = depth == 16 && ctype == PNG_COLOR_TYPE_GRAY;
@@ -201,7 +205,7 @@ done:
 
 /* ---- JPEG (TurboJPEG) ---- */
 
-static dc_status jpeg_decode(const uint8_t *bytes, size_t len, dc_image *out) {
+static dc_status jpeg_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc_image *out) {
     tjhandle tj = tjInitDecompress();
     if (!tj) return dc_fail(DC_ERR_OUT_OF_MEMORY, "jpeg decoder");
     int w = 0, h = 0, sub = 0, cs = 0;
@@ -214,7 +218,7 @@ static dc_status jpeg_decode(const uint8_t *bytes, size_t len, dc_image *out) {
         st = dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "jpeg image: CMYK/YCCK colour is not supported");
         goto done;
     }
-    if ((st = check_dims("jpeg", (uint64_t)w, (uint64_t)h)) != DC_OK) goto done;
+    if ((st = check_dims_limit("jpeg", (uint64_t)w, (uint64_t)h, limit)) != DC_OK) goto done;
     if ((st = alloc_image("jpeg", (uint32_t)w, (uint32_t)h, out)) != DC_OK) goto done;
     /* flags 0: ISLOW IDCT and fancy upsampling, libjpeg's (and so Pillow's) defaults */
     if (tjDecompress2(tj, bytes, (unsigned long)len, out->rgb, w, 0, h, TJPF_RGB, 0) != 0) {
@@ -232,7 +236,7 @@ done:
 
 /* ---- WebP (libwebp) ---- */
 
-static dc_status webp_decode(const uint8_t *bytes, size_t len, dc_image *out) {
+static dc_status webp_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc_image *out) {
     WebPBitstreamFeatures f;
     VP8StatusCode vs = WebPGetFeatures(bytes, len, &f);
     if (vs != VP8_STATUS_OK)
@@ -241,8 +245,8 @@ static dc_status webp_decode(const uint8_t *bytes, size_t len, dc_image *out) {
                        "webp image: %s", vs == VP8_STATUS_NOT_ENOUGH_DATA ? "truncated header" : "bad header");
     if (f.has_animation)
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "webp image: animated WebP is not supported");
-    dc_status st = check_dims("webp", (uint64_t)(f.width > 0 ? f.width : 0),
-                              (uint64_t)(f.height > 0 ? f.height : 0));
+    dc_status st = check_dims_limit("webp", (uint64_t)(f.width > 0 ? f.width : 0),
+                                    (uint64_t)(f.height > 0 ? f.height : 0), limit);
     if (st != DC_OK) return st;
     if ((st = alloc_image("webp", (uint32_t)f.width, (uint32_t)f.height, out)) != DC_OK) return st;
     const size_t npix = (size_t)f.width * f.height;
@@ -284,7 +288,7 @@ static int gif_read_mem(GifFileType *g, GifByteType *buf, int n) {
     return (int)want;
 }
 
-static dc_status gif_decode(const uint8_t *bytes, size_t len, dc_image *out) {
+static dc_status gif_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc_image *out) {
     gif_src src = {bytes, len, 0};
     int err = 0;
     GifFileType *g = DGifOpen(&src, gif_read_mem, &err);
@@ -292,8 +296,8 @@ static dc_status gif_decode(const uint8_t *bytes, size_t len, dc_image *out) {
     dc_status st = DC_OK;
     uint8_t *idx = NULL;
     int transparent = -1;
-    if ((st = check_dims("gif", (uint64_t)(g->SWidth > 0 ? g->SWidth : 0),
-                         (uint64_t)(g->SHeight > 0 ? g->SHeight : 0))) != DC_OK)
+    if ((st = check_dims_limit("gif", (uint64_t)(g->SWidth > 0 ? g->SWidth : 0),
+                         (uint64_t)(g->SHeight > 0 ? g->SHeight : 0), limit)) != DC_OK)
         goto done;
     const uint32_t W = (uint32_t)g->SWidth, H = (uint32_t)g->SHeight;
     for (;;) {
@@ -380,19 +384,25 @@ done:
     return st;
 }
 
-dc_status dc_image_decode(const uint8_t *bytes, size_t len, dc_image *out) {
+dc_status dc_image_decode_limit(const uint8_t *bytes, size_t len, uint64_t max_pixels,
+                                dc_image *out) {
     if (!out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "image: NULL output");
     memset(out, 0, sizeof *out);
     dc_image_format f;
     dc_status st = dc_image_detect(bytes, len, &f);
     if (st != DC_OK) return st;
+    uint64_t limit = max_pixels && max_pixels < DC_IMAGE_MAX_PIXELS ? max_pixels : DC_IMAGE_MAX_PIXELS;
     switch (f) {
-    case DC_IMAGE_PNG: return png_decode(bytes, len, out);
-    case DC_IMAGE_JPEG: return jpeg_decode(bytes, len, out);
-    case DC_IMAGE_WEBP: return webp_decode(bytes, len, out);
-    case DC_IMAGE_GIF: return gif_decode(bytes, len, out);
+    case DC_IMAGE_PNG: return png_decode(bytes, len, limit, out);
+    case DC_IMAGE_JPEG: return jpeg_decode(bytes, len, limit, out);
+    case DC_IMAGE_WEBP: return webp_decode(bytes, len, limit, out);
+    case DC_IMAGE_GIF: return gif_decode(bytes, len, limit, out);
     }
     return dc_fail(DC_ERR_INTERNAL, "image: format %d", (int)f);
+}
+
+dc_status dc_image_decode(const uint8_t *bytes, size_t len, dc_image *out) {
+    return dc_image_decode_limit(bytes, len, 0, out);
 }
 
 dc_status dc_image_decode_as(const uint8_t *bytes, size_t len, dc_image_format declared,

@@ -42,6 +42,9 @@ const char *dc_image_format_name(dc_image_format f); /* "png", "jpeg", "webp", "
 
 /* Decodes by content. On failure *out is zeroed. */
 dc_status dc_image_decode(const uint8_t *bytes, size_t len, dc_image *out);
+/* Same with a lower pixel limit (0 = DC_IMAGE_MAX_PIXELS; larger values are capped to it). */
+dc_status dc_image_decode_limit(const uint8_t *bytes, size_t len, uint64_t max_pixels,
+                                dc_image *out);
 /* Same, but the content must be `declared` (DC_ERR_INVALID_VALUE naming both otherwise). */
 dc_status dc_image_decode_as(const uint8_t *bytes, size_t len, dc_image_format declared,
                              dc_image *out);
