@@ -30,6 +30,9 @@ extern "C" {
 #define DC_CONFIG_URL_MAX     512  /* redis_url, otlp_endpoint */
 #define DC_CONFIG_MAX_GPUS    16   /* entries of gpu.device_ids */
 #define DC_CONFIG_MAX_BUCKETS 16   /* entries of batch.bucket_sizes */
+#define DC_CONFIG_MAX_PII_PATTERNS 16   /* entries of pii.custom_patterns */
+#define DC_CONFIG_PII_PATTERN_MAX  512  /* bytes, including the NUL, of one custom pattern */
+#define DC_PII_HMAC_KEY_MIN        16   /* bytes of the shortest pii.hmac_key accepted */
 
 /* The orchestrator deadline when pipeline.deadline_ms is 0 (auto): the seed's 150 ms on a GPU,
  * and a budget a CPU can meet for all twelve models. */
@@ -85,13 +88,26 @@ dc_status dc_eviction_policy_parse(const char *s, dc_eviction_policy *out);
 const char *dc_eviction_policy_name(dc_eviction_policy p);
 
 typedef enum dc_pii_mode {
-    DC_PII_REDACT = 0, /* replace a finding with "[REDACTED:category]" */
-    DC_PII_MASK = 1,   /* replace with a category placeholder of the same shape */
-    DC_PII_HASH = 2,   /* replace with a keyed hash, so equal values stay equal */
-    DC_PII_REMOVE = 3, /* delete the finding */
+    DC_PII_PLACEHOLDER = 0, /* replace a finding with its typed placeholder, "<EMAIL>" */
+    DC_PII_REDACT = 1,      /* replace with "[REDACTED]" */
+    DC_PII_MASK = 2,        /* '*' for each letter and digit but the last 4; separators kept */
+    DC_PII_HASH = 3,        /* "<EMAIL_3fa2c1d94b0e>": HMAC-SHA-256 under pii.hmac_key, so
+                             * equal values stay equal across runs and machines */
+    DC_PII_OFF = 4,         /* detect and report only: the text passes through unchanged */
 } dc_pii_mode;
 dc_status dc_pii_mode_parse(const char *s, dc_pii_mode *out);
 const char *dc_pii_mode_name(dc_pii_mode m);
+
+/* How eager the scrubber is: permissive reports only validated or unmistakable findings,
+ * moderate adds findings that context words confirm, strict also reports weak ones (bare
+ * 9-digit numbers, phone-shaped numbers without context, high-entropy tokens anywhere). */
+typedef enum dc_pii_sensitivity {
+    DC_PII_PERMISSIVE = 0,
+    DC_PII_MODERATE = 1,
+    DC_PII_STRICT = 2,
+} dc_pii_sensitivity;
+dc_status dc_pii_sensitivity_parse(const char *s, dc_pii_sensitivity *out);
+const char *dc_pii_sensitivity_name(dc_pii_sensitivity s);
 
 /* ---- Sections. Defaults (dc_config_defaults) are the seed's; see the example file. ---- */
 
@@ -165,8 +181,19 @@ typedef struct dc_gpu_config {
 } dc_gpu_config;
 
 typedef struct dc_pii_config {
-    bool enabled;     /* true: scrub inputs before caching and embedding */
-    dc_pii_mode mode; /* redact */
+    bool enabled;                   /* true: scrub inputs before caching and embedding */
+    dc_pii_mode mode;               /* placeholder */
+    dc_pii_sensitivity sensitivity; /* moderate */
+    /* The HMAC key of mode "hash": the key itself (at least 16 bytes) or a file holding it
+     * (read when the scrubber is created; a trailing newline is not part of the key). One of
+     * them is required by mode "hash"; never both. */
+    char hmac_key[DC_CONFIG_TEXT_MAX];      /* "" */
+    char hmac_key_file[DC_CONFIG_PATH_MAX]; /* "" */
+    /* Extra recognizers, "NAME=REGEX": NAME is the category reported and placed in the
+     * placeholder ([A-Z][A-Z0-9_]*, at most 32 bytes), REGEX a PCRE2 pattern matched against
+     * the sanitized UTF-8 text. */
+    char custom_patterns[DC_CONFIG_MAX_PII_PATTERNS][DC_CONFIG_PII_PATTERN_MAX]; /* [] */
+    uint32_t custom_pattern_count;
 } dc_pii_config;
 
 typedef struct dc_server_config {

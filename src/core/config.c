@@ -46,7 +46,8 @@ static dc_status enum_parse(const char *s, const char *const *names, int n, cons
 static const char *const quant_names[] = {"none", "int8", "fp16", "bf16", "fp8"};
 static const char *const padding_names[] = {"max_length", "dynamic_max", "power_of_two", "bucket"};
 static const char *const eviction_names[] = {"lru", "lfu", "ttl_lru", "arc"};
-static const char *const pii_names[] = {"redact", "mask", "hash", "remove"};
+static const char *const pii_names[] = {"placeholder", "redact", "mask", "hash", "off"};
+static const char *const sensitivity_names[] = {"permissive", "moderate", "strict"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 dc_status dc_quantization_parse(const char *s, dc_quantization *out) {
@@ -87,6 +88,17 @@ dc_status dc_pii_mode_parse(const char *s, dc_pii_mode *out) {
 }
 const char *dc_pii_mode_name(dc_pii_mode m) {
     return (unsigned)m < (unsigned)COUNT(pii_names) ? pii_names[m] : "unknown";
+}
+
+dc_status dc_pii_sensitivity_parse(const char *s, dc_pii_sensitivity *out) {
+    int v;
+    dc_status st =
+        enum_parse(s, sensitivity_names, COUNT(sensitivity_names), "PII sensitivity", &v);
+    if (!st) *out = (dc_pii_sensitivity)v;
+    return st;
+}
+const char *dc_pii_sensitivity_name(dc_pii_sensitivity s) {
+    return (unsigned)s < (unsigned)COUNT(sensitivity_names) ? sensitivity_names[s] : "unknown";
 }
 
 #define DC_MAX_CUDA_ORDINAL 1023
@@ -206,7 +218,8 @@ void dc_config_defaults(dc_config *c) {
     g->green_contexts = false;
 
     c->pii.enabled = true;
-    c->pii.mode = DC_PII_REDACT;
+    c->pii.mode = DC_PII_PLACEHOLDER;
+    c->pii.sensitivity = DC_PII_MODERATE;
 
     dc_server_config *s = &c->server;
     snprintf(s->host, sizeof s->host, "127.0.0.1");
@@ -232,15 +245,25 @@ uint32_t dc_config_deadline_ms(const dc_config *c, bool on_gpu) {
 
 #define MEMBER_SIZE(type, member) sizeof(((type *)0)->member)
 #define CF(sec, name, kind, member)                                                                \
-    { sec, name, kind, offsetof(dc_config, member), MEMBER_SIZE(dc_config, member), 0 }
+    { sec, name, kind, offsetof(dc_config, member), MEMBER_SIZE(dc_config, member), 0, 0 }
 #define CL(sec, name, kind, member, count)                                                         \
     {                                                                                              \
         sec, name, kind, offsetof(dc_config, member),                                              \
             MEMBER_SIZE(dc_config, member) / MEMBER_SIZE(dc_config, member[0]),                    \
-            offsetof(dc_config, count)                                                             \
+            offsetof(dc_config, count), 0                                                          \
+    }
+/* A list of fixed-size strings: char member[N][M]. */
+#define CS(sec, name, member, count)                                                               \
+    {                                                                                              \
+        sec, name, DC_CFG_STRING_LIST, offsetof(dc_config, member),                                \
+            MEMBER_SIZE(dc_config, member) / MEMBER_SIZE(dc_config, member[0]),                    \
+            offsetof(dc_config, count), MEMBER_SIZE(dc_config, member[0])                          \
     }
 #define MF(name, kind, member)                                                                     \
-    { NULL, name, kind, offsetof(dc_model_config, member), MEMBER_SIZE(dc_model_config, member), 0 }
+    {                                                                                              \
+        NULL, name, kind, offsetof(dc_model_config, member), MEMBER_SIZE(dc_model_config, member), \
+            0, 0                                                                                   \
+    }
 
 const char *const dc_cfg_sections[] = {"models", "batch",  "fusion", "cache",   "gpu",
                                        "pii",    "server", "trace",  "pipeline"};
@@ -293,6 +316,10 @@ static const dc_cfg_field general_fields[] = {
 
     CF("pii", "enabled", DC_CFG_BOOL, pii.enabled),
     CF("pii", "mode", DC_CFG_PII, pii.mode),
+    CF("pii", "sensitivity", DC_CFG_PII_SENSITIVITY, pii.sensitivity),
+    CF("pii", "hmac_key", DC_CFG_STRING, pii.hmac_key),
+    CF("pii", "hmac_key_file", DC_CFG_STRING, pii.hmac_key_file),
+    CS("pii", "custom_patterns", pii.custom_patterns, pii.custom_pattern_count),
 
     CF("server", "host", DC_CFG_STRING, server.host),
     CF("server", "port", DC_CFG_U32, server.port),
@@ -498,6 +525,34 @@ static dc_status assign_list(void *p, const dc_cfg_field *f, uint32_t *count,
     return DC_OK;
 }
 
+/* All entries are checked before any is stored, so a bad entry leaves the list as it was. */
+static dc_status assign_strings(void *p, const dc_cfg_field *f, uint32_t *count,
+                                const dc_toml_value *v, const char *where, const char *key) {
+    if (v->type != DC_TOML_ARRAY)
+        return dc_cfg_fail(where, key, "expected an array of strings, got %s", a_type(v->type));
+    if (v->as.array.len > f->size)
+        return dc_cfg_fail(where, key, "has %zu entries (at most %zu)", v->as.array.len, f->size);
+    for (size_t i = 0; i < v->as.array.len; i++) {
+        const dc_toml_value *item = &v->as.array.items[i];
+        if (item->type != DC_TOML_STRING)
+            return dc_cfg_fail(where, key, "entry %zu: expected a string, got %s", i,
+                               a_type(item->type));
+        if (item->as.string.len + 1 > f->item_size)
+            return dc_cfg_fail(where, key, "entry %zu is %zu bytes long (at most %zu)", i,
+                               item->as.string.len, f->item_size - 1);
+        if (memchr(item->as.string.data, '\0', item->as.string.len))
+            return dc_cfg_fail(where, key, "entry %zu contains a NUL character", i);
+    }
+    char *dst = p;
+    for (size_t i = 0; i < v->as.array.len; i++) {
+        const dc_toml_value *item = &v->as.array.items[i];
+        memcpy(dst + i * f->item_size, item->as.string.data, item->as.string.len + 1);
+    }
+    for (size_t i = v->as.array.len; i < f->size; i++) dst[i * f->item_size] = '\0';
+    *count = (uint32_t)v->as.array.len;
+    return DC_OK;
+}
+
 dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_value *v,
                         const char *where) {
     char key[160];
@@ -540,7 +595,8 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
     case DC_CFG_QUANT:
     case DC_CFG_PADDING:
     case DC_CFG_EVICTION:
-    case DC_CFG_PII: {
+    case DC_CFG_PII:
+    case DC_CFG_PII_SENSITIVITY: {
         if (v->type != DC_TOML_STRING)
             return dc_cfg_fail(where, key, "expected a string, got %s", a_type(v->type));
         const char *text = v->as.string.data;
@@ -552,8 +608,10 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
             st = dc_padding_strategy_parse(text, (dc_padding_strategy *)p);
         else if (f->kind == DC_CFG_EVICTION)
             st = dc_eviction_policy_parse(text, (dc_eviction_policy *)p);
-        else
+        else if (f->kind == DC_CFG_PII)
             st = dc_pii_mode_parse(text, (dc_pii_mode *)p);
+        else
+            st = dc_pii_sensitivity_parse(text, (dc_pii_sensitivity *)p);
         if (st) return dc_fail_context(DC_ERR_CONFIG, "%s%s%s", where, *where ? ": " : "", key);
         break;
     }
@@ -563,6 +621,11 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
             (uint32_t *)((s->model >= 0 ? (char *)&c->models.model[s->model] : (char *)c) +
                          f->count_offset);
         if ((st = assign_list(p, f, count, v, where, key))) return st;
+        break;
+    }
+    case DC_CFG_STRING_LIST: {
+        uint32_t *count = (uint32_t *)((char *)c + f->count_offset);
+        if ((st = assign_strings(p, f, count, v, where, key))) return st;
         break;
     }
     }

@@ -22,8 +22,10 @@ typedef enum dc_cfg_kind {
     DC_CFG_PADDING,
     DC_CFG_EVICTION,
     DC_CFG_PII,
-    DC_CFG_U32_LIST,   /* uint32_t array + uint32_t count */
-    DC_CFG_MODEL_LIST, /* dc_model_id array + uint32_t count */
+    DC_CFG_PII_SENSITIVITY,
+    DC_CFG_U32_LIST,    /* uint32_t array + uint32_t count */
+    DC_CFG_MODEL_LIST,  /* dc_model_id array + uint32_t count */
+    DC_CFG_STRING_LIST, /* char[size][item_size] + uint32_t count; too long is an error */
 } dc_cfg_kind;
 
 typedef struct dc_cfg_field {
@@ -33,6 +35,7 @@ typedef struct dc_cfg_field {
     size_t offset;       /* into dc_config, or into dc_model_config for per-model fields */
     size_t size;         /* strings: buffer bytes; lists: capacity in elements */
     size_t count_offset; /* lists: offset of the element count */
+    size_t item_size;    /* string lists: bytes of one entry, including the NUL */
 } dc_cfg_field;
 
 /* One concrete setting: a field, plus the model for per-model fields. `index` is its slot in

@@ -207,6 +207,43 @@ static char *trim(char *s) {
     return s;
 }
 
+/* A string list from text: a TOML array ('["A=x", "B=y"]') when the text starts with '[',
+ * otherwise the whole text is the only entry. Entries are regular expressions, so commas
+ * cannot separate them. */
+static dc_status assign_string_list_text(dc_config *c, const dc_cfg_setting *s, const char *text,
+                                         const char *where, const char *key) {
+    size_t bad;
+    if (!dc_utf8_valid(text, strlen(text), &bad))
+        return dc_cfg_fail(where, key, "value is not valid UTF-8 (byte %zu)", bad);
+    const char *t = text;
+    while (*t == ' ' || *t == '\t') t++;
+    if (*t != '[') {
+        dc_toml_value item = {0};
+        item.type = DC_TOML_STRING;
+        item.as.string.data = (char *)text;
+        item.as.string.len = strlen(text);
+        dc_toml_value v = {0};
+        v.type = DC_TOML_ARRAY;
+        v.as.array.items = &item;
+        v.as.array.len = *text ? 1 : 0; /* "" is the empty list */
+        return dc_cfg_assign(c, s, &v, where);
+    }
+    size_t n = strlen(t);
+    char *buf = malloc(n + 5);
+    if (!buf) return dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory");
+    memcpy(buf, "v = ", 4);
+    memcpy(buf + 4, t, n + 1);
+    dc_toml_table *tree = NULL;
+    dc_status st = dc_toml_parse(buf, n + 4, "<value>", &tree);
+    if (st || tree->len != 1 || tree->entries[0].value.type != DC_TOML_ARRAY)
+        st = dc_cfg_fail(where, key, "expected a TOML array of strings, got \"%.60s\"", text);
+    else
+        st = dc_cfg_assign(c, s, &tree->entries[0].value, where);
+    dc_toml_free(tree);
+    free(buf);
+    return st;
+}
+
 static dc_status assign_text(dc_config *c, const dc_cfg_setting *s, const char *text,
                              const char *where) {
     char key[160];
@@ -214,7 +251,8 @@ static dc_status assign_text(dc_config *c, const dc_cfg_setting *s, const char *
     dc_cfg_kind kind = s->field->kind;
     dc_toml_value v = {0};
     if (kind == DC_CFG_STRING || kind == DC_CFG_DEVICE || kind == DC_CFG_QUANT ||
-        kind == DC_CFG_PADDING || kind == DC_CFG_EVICTION || kind == DC_CFG_PII) {
+        kind == DC_CFG_PADDING || kind == DC_CFG_EVICTION || kind == DC_CFG_PII ||
+        kind == DC_CFG_PII_SENSITIVITY) {
         size_t bad;
         if (!dc_utf8_valid(text, strlen(text), &bad))
             return dc_cfg_fail(where, key, "value is not valid UTF-8 (byte %zu)", bad);
@@ -223,6 +261,7 @@ static dc_status assign_text(dc_config *c, const dc_cfg_setting *s, const char *
         v.as.string.len = strlen(text);
         return dc_cfg_assign(c, s, &v, where);
     }
+    if (kind == DC_CFG_STRING_LIST) return assign_string_list_text(c, s, text, where, key);
     if (kind != DC_CFG_U32_LIST && kind != DC_CFG_MODEL_LIST) {
         if (!scalar_from_text(text, &v)) {
             const char *want = kind == DC_CFG_BOOL  ? "true or false"
@@ -390,6 +429,18 @@ bool dc_config_equal(const dc_config *a, const dc_config *b) {
         case DC_CFG_PII:
             same = *(const dc_pii_mode *)pa == *(const dc_pii_mode *)pb;
             break;
+        case DC_CFG_PII_SENSITIVITY:
+            same = *(const dc_pii_sensitivity *)pa == *(const dc_pii_sensitivity *)pb;
+            break;
+        case DC_CFG_STRING_LIST: {
+            uint32_t na = *(const uint32_t *)((const char *)a + f->count_offset);
+            uint32_t nb = *(const uint32_t *)((const char *)b + f->count_offset);
+            same = na == nb;
+            for (uint32_t k = 0; same && k < na && k < f->size; k++)
+                same = strcmp((const char *)pa + k * f->item_size,
+                              (const char *)pb + k * f->item_size) == 0;
+            break;
+        }
         case DC_CFG_U32_LIST:
         case DC_CFG_MODEL_LIST: {
             uint32_t na = *(const uint32_t *)((const char *)a + f->count_offset);

@@ -7,6 +7,7 @@
 
 #include "core/config_internal.h"
 #include "core/error.h"
+#include "privacy/custom.h"
 
 /* Fails naming the keys; the location prefix is the first of key_a / key_b that was not left
  * at its default (that is the line the user has to change). */
@@ -249,8 +250,36 @@ static dc_status validate_rest(const dc_config *c) {
         return vfail(c, "pipeline.min_models", NULL,
                      "pipeline.min_models (%u) exceeds the %u enabled models", (unsigned)mm,
                      (unsigned)enabled);
-    if ((unsigned)c->pii.mode > DC_PII_REMOVE)
-        return vfail(c, "pii.mode", NULL, "pii.mode has an invalid value %d", (int)c->pii.mode);
+    return DC_OK;
+}
+
+static dc_status validate_pii(const dc_config *c) {
+    const dc_pii_config *p = &c->pii;
+    if ((unsigned)p->mode > DC_PII_OFF)
+        return vfail(c, "pii.mode", NULL, "pii.mode has an invalid value %d", (int)p->mode);
+    if ((unsigned)p->sensitivity > DC_PII_STRICT)
+        return vfail(c, "pii.sensitivity", NULL, "pii.sensitivity has an invalid value %d",
+                     (int)p->sensitivity);
+    /* The key itself is never echoed: only its length. */
+    size_t klen = strlen(p->hmac_key);
+    if (klen && klen < DC_PII_HMAC_KEY_MIN)
+        return vfail(c, "pii.hmac_key", NULL,
+                     "pii.hmac_key is %zu bytes long; a key needs at least %d bytes", klen,
+                     DC_PII_HMAC_KEY_MIN);
+    if (klen && p->hmac_key_file[0])
+        return vfail(c, "pii.hmac_key_file", "pii.hmac_key",
+                     "set pii.hmac_key or pii.hmac_key_file, not both");
+    if (p->enabled && p->mode == DC_PII_HASH && !klen && !p->hmac_key_file[0])
+        return vfail(c, "pii.mode", NULL,
+                     "pii.mode = \"hash\" needs a key: set pii.hmac_key or pii.hmac_key_file");
+    if (p->custom_pattern_count > DC_CONFIG_MAX_PII_PATTERNS)
+        return vfail(c, "pii.custom_patterns", NULL, "pii.custom_patterns has too many entries");
+    for (uint32_t i = 0; i < p->custom_pattern_count; i++) {
+        char why[256];
+        if (!dc_pii_custom_pattern_check(p->custom_patterns[i], why, sizeof why))
+            return vfail(c, "pii.custom_patterns", NULL, "pii.custom_patterns[%u]: %s",
+                         (unsigned)i, why);
+    }
     return DC_OK;
 }
 
@@ -263,5 +292,6 @@ dc_status dc_config_validate(const dc_config *c) {
     if (!st) st = validate_gpu(c);
     if (!st) st = validate_server(c);
     if (!st) st = validate_rest(c);
+    if (!st) st = validate_pii(c);
     return st;
 }

@@ -78,6 +78,19 @@ static void write_value(FILE *out, const dc_config *c, const dc_cfg_setting *s) 
     case DC_CFG_PII:
         write_string(out, dc_pii_mode_name(*(const dc_pii_mode *)p));
         break;
+    case DC_CFG_PII_SENSITIVITY:
+        write_string(out, dc_pii_sensitivity_name(*(const dc_pii_sensitivity *)p));
+        break;
+    case DC_CFG_STRING_LIST: {
+        uint32_t n = *(const uint32_t *)((const char *)c + f->count_offset);
+        fputc('[', out);
+        for (uint32_t i = 0; i < n && i < f->size; i++) {
+            if (i) fputs(", ", out);
+            write_string(out, (const char *)p + i * f->item_size);
+        }
+        fputc(']', out);
+        break;
+    }
     case DC_CFG_U32_LIST:
     case DC_CFG_MODEL_LIST: {
         uint32_t n = *(const uint32_t *)((const char *)c + f->count_offset);

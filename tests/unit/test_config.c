@@ -96,7 +96,11 @@ static void test_defaults_are_the_seed_values(void **state) {
     assert_true(c->gpu.mixed_precision);
     assert_false(c->gpu.green_contexts);
     assert_true(c->pii.enabled);
-    assert_int_equal(c->pii.mode, DC_PII_REDACT);
+    assert_int_equal(c->pii.mode, DC_PII_PLACEHOLDER);
+    assert_int_equal(c->pii.sensitivity, DC_PII_MODERATE);
+    assert_string_equal(c->pii.hmac_key, "");
+    assert_string_equal(c->pii.hmac_key_file, "");
+    assert_int_equal(c->pii.custom_pattern_count, 0);
     assert_string_equal(c->server.host, "127.0.0.1");
     assert_int_equal(c->server.port, 8080);
     assert_int_equal(c->server.threads, 0);
@@ -178,6 +182,9 @@ static void test_load_full_file(void **state) {
                        "memory_fraction = 1.0\n"
                        "[pii]\n"
                        "mode = \"hash\"\n"
+                       "sensitivity = \"Strict\"\n"
+                       "hmac_key = \"0123456789abcdef0123\"\n"
+                       "custom_patterns = [\"EMPLOYEE_ID=EMP-\\\\d{6}\", 'TICKET=T-[0-9]{4,}']\n"
                        "[server]\n"
                        "port = 9000\n"
                        "api_key = \"s3cr\\u00e9t\"\n"
@@ -215,6 +222,11 @@ static void test_load_full_file(void **state) {
     assert_int_equal(c->gpu.device_count, 2);
     assert_int_equal(c->gpu.device_ids[1], 1);
     assert_int_equal(c->pii.mode, DC_PII_HASH);
+    assert_int_equal(c->pii.sensitivity, DC_PII_STRICT);
+    assert_string_equal(c->pii.hmac_key, "0123456789abcdef0123");
+    assert_int_equal(c->pii.custom_pattern_count, 2);
+    assert_string_equal(c->pii.custom_patterns[0], "EMPLOYEE_ID=EMP-\\d{6}");
+    assert_string_equal(c->pii.custom_patterns[1], "TICKET=T-[0-9]{4,}");
     assert_int_equal(c->server.port, 9000);
     assert_string_equal(c->server.api_key, "s3cr\xC3\xA9t");
     assert_true(c->trace.enabled);
@@ -288,7 +300,20 @@ static void test_wrong_types_and_ranges(void **state) {
                "batch.padding_strategy: unknown padding strategy \"longest\"");
     LOAD_FAILS("[cache]\neviction_policy = \"fifo\"\n", 2,
                "cache.eviction_policy: unknown eviction policy \"fifo\"");
-    LOAD_FAILS("[pii]\nmode = \"off\"\n", 2, "pii.mode: unknown PII mode \"off\"");
+    LOAD_FAILS("[pii]\nmode = \"remove\"\n", 2,
+               "pii.mode: unknown PII mode \"remove\" (expected placeholder, redact, mask, hash "
+               "or off)");
+    LOAD_FAILS("[pii]\nsensitivity = \"high\"\n", 2,
+               "pii.sensitivity: unknown PII sensitivity \"high\" (expected permissive, moderate "
+               "or strict)");
+    LOAD_FAILS("[pii]\ncustom_patterns = \"A=b\"\n", 2,
+               "pii.custom_patterns: expected an array of strings, got a string");
+    LOAD_FAILS("[pii]\ncustom_patterns = [\"A=b\", 3]\n", 2,
+               "pii.custom_patterns: entry 1: expected a string, got an integer");
+    LOAD_FAILS("[pii]\ncustom_patterns = [\"A=1\",\"A=2\",\"A=3\",\"A=4\",\"A=5\",\"A=6\","
+               "\"A=7\",\"A=8\",\"A=9\",\"A=10\",\"A=11\",\"A=12\",\"A=13\",\"A=14\","
+               "\"A=15\",\"A=16\",\"A=17\"]\n",
+               2, "pii.custom_patterns: has 17 entries (at most 16)");
     LOAD_FAILS("[models.code]\nquantization = \"int4\"\n", 2,
                "models.code.quantization: unknown quantization \"int4\"");
     LOAD_FAILS("[models.code]\ndevice = \"gpu\"\n", 2,
@@ -409,6 +434,22 @@ static const rule_case rule_cases[] = {
      "models.code.device = \"cuda:3\" is not in gpu.device_ids"},
     {"[models]\npreload = [\"code\"]\n[models.code]\nenabled = false\n", 2,
      "models.preload lists \"code\" but models.code.enabled = false"},
+    /* pii */
+    {"[pii]\nmode = \"hash\"\n", 2,
+     "pii.mode = \"hash\" needs a key: set pii.hmac_key or pii.hmac_key_file"},
+    {"[pii]\nhmac_key = \"short-key\"\n", 2,
+     "pii.hmac_key is 9 bytes long; a key needs at least 16 bytes"},
+    {"[pii]\nhmac_key = \"0123456789abcdef\"\nhmac_key_file = \"/k\"\n", 3,
+     "set pii.hmac_key or pii.hmac_key_file, not both"},
+    {"[pii]\ncustom_patterns = [\"EMP-\\\\d+\"]\n", 2,
+     "pii.custom_patterns[0]: expected NAME=REGEX"},
+    {"[pii]\ncustom_patterns = [\"ok=x\"]\n", 2,
+     "pii.custom_patterns[0]: NAME \"ok\" must match [A-Z][A-Z0-9_]*"},
+    {"[pii]\ncustom_patterns = [\"A=x\", \"ID=(EMP\"]\n", 2,
+     "pii.custom_patterns[1]: ID: regex error at offset 4: missing closing parenthesis"},
+    {"[pii]\ncustom_patterns = [\"ID=\\\\d*\"]\n", 2,
+     "pii.custom_patterns[0]: ID: the regex matches the empty string"},
+    {"[pii]\ncustom_patterns = [\"ID=\"]\n", 2, "pii.custom_patterns[0]: empty REGEX"},
 };
 
 static void test_every_validation_rule(void **state) {
@@ -478,6 +519,59 @@ static void test_validate_in_memory_names_key_without_location(void **state) {
     assert_status(dc_config_validate(c), DC_ERR_CONFIG);
     assert_detail_contains("models.preload");
     assert_status(dc_config_validate(NULL), DC_ERR_INVALID_ARGUMENT);
+    free(c);
+}
+
+/* The [pii] keys: accepted values, and a key that is never echoed back in a message. */
+static void test_pii_settings(void **state) {
+    (void)state;
+    dc_config *c = new_defaults();
+    /* hash without a key is fine while scrubbing is disabled */
+    assert_ok(load_text("[pii]\nenabled = false\nmode = \"hash\"\n", c, NULL));
+    assert_ok(load_text("[pii]\nmode = \"hash\"\nhmac_key_file = \"/run/secrets/pii\"\n", c,
+                        NULL));
+    assert_string_equal(c->pii.hmac_key_file, "/run/secrets/pii");
+    assert_ok(load_text("[pii]\nmode = \"mask\"\nsensitivity = \"permissive\"\n", c, NULL));
+    assert_int_equal(c->pii.mode, DC_PII_MASK);
+    assert_int_equal(c->pii.sensitivity, DC_PII_PERMISSIVE);
+    assert_status(load_text("[pii]\nhmac_key = \"hunter2-sesame\"\n", c, NULL), DC_ERR_CONFIG);
+    assert_detail_contains("14 bytes long");
+    assert_null(strstr(dc_error_detail(), "hunter2"));
+    /* a pattern of exactly the maximum length fits; one more byte does not */
+    size_t max = DC_CONFIG_PII_PATTERN_MAX - 1;
+    char *text = malloc(max + 64);
+    assert_non_null(text);
+    int k = sprintf(text, "[pii]\ncustom_patterns = [\"X=");
+    memset(text + k, 'a', max - 2);
+    sprintf(text + k + max - 2, "\"]\n");
+    assert_ok(load_text(text, c, NULL));
+    assert_int_equal(strlen(c->pii.custom_patterns[0]), max);
+    sprintf(text + k + max - 2, "a\"]\n");
+    assert_status(load_text(text, c, NULL), DC_ERR_CONFIG);
+    assert_detail_contains("pii.custom_patterns: entry 0 is 512 bytes long (at most 511)");
+    free(text);
+
+    /* environment and overrides: a TOML array, or one whole pattern (commas are regex syntax) */
+    dc_config_defaults(c);
+    char *env[] = {"DODECA_PII_CUSTOM_PATTERNS=ID=\\d{2,4}", "DODECA_PII_SENSITIVITY=strict",
+                   "DODECA_PII_MODE=redact", NULL};
+    assert_ok(dc_config_apply_env(c, env));
+    assert_int_equal(c->pii.custom_pattern_count, 1);
+    assert_string_equal(c->pii.custom_patterns[0], "ID=\\d{2,4}");
+    assert_int_equal(c->pii.sensitivity, DC_PII_STRICT);
+    assert_int_equal(c->pii.mode, DC_PII_REDACT);
+    assert_ok(dc_config_set(c, "pii.custom_patterns", "[\"A=x{1,2}\", 'B=y']"));
+    assert_int_equal(c->pii.custom_pattern_count, 2);
+    assert_string_equal(c->pii.custom_patterns[0], "A=x{1,2}");
+    assert_string_equal(c->pii.custom_patterns[1], "B=y");
+    assert_ok(dc_config_validate(c));
+    assert_ok(dc_config_set(c, "pii.custom_patterns", ""));
+    assert_int_equal(c->pii.custom_pattern_count, 0);
+    assert_status(dc_config_set(c, "pii.custom_patterns", "[\"A=x\""), DC_ERR_CONFIG);
+    assert_detail_contains("override: pii.custom_patterns: expected a TOML array of strings");
+    assert_status(dc_config_set(c, "pii.mode", "remove"), DC_ERR_CONFIG);
+    assert_ok(dc_config_set(c, "pii.mode", "OFF"));
+    assert_int_equal(c->pii.mode, DC_PII_OFF);
     free(c);
 }
 
@@ -652,11 +746,20 @@ static void test_enum_parse_and_name_pairs(void **state) {
         assert_ok(dc_eviction_policy_parse(dc_eviction_policy_name((dc_eviction_policy)i), &e));
         assert_int_equal(e, i);
     }
-    for (int i = 0; i <= DC_PII_REMOVE; i++) {
+    for (int i = 0; i <= DC_PII_OFF; i++) {
         dc_pii_mode m;
         assert_ok(dc_pii_mode_parse(dc_pii_mode_name((dc_pii_mode)i), &m));
         assert_int_equal(m, i);
     }
+    for (int i = 0; i <= DC_PII_STRICT; i++) {
+        dc_pii_sensitivity v;
+        assert_ok(dc_pii_sensitivity_parse(dc_pii_sensitivity_name((dc_pii_sensitivity)i), &v));
+        assert_int_equal(v, i);
+    }
+    assert_string_equal(dc_pii_mode_name(DC_PII_PLACEHOLDER), "placeholder");
+    assert_string_equal(dc_pii_mode_name(DC_PII_OFF), "off");
+    assert_string_equal(dc_pii_sensitivity_name(DC_PII_PERMISSIVE), "permissive");
+    assert_string_equal(dc_pii_sensitivity_name((dc_pii_sensitivity)7), "unknown");
     assert_string_equal(dc_padding_strategy_name(DC_PADDING_POWER_OF_TWO), "power_of_two");
     assert_string_equal(dc_eviction_policy_name(DC_EVICTION_TTL_LRU), "ttl_lru");
     assert_string_equal(dc_quantization_name((dc_quantization)42), "unknown");
@@ -778,7 +881,13 @@ static void test_show_round_trip_everything_changed(void **state) {
     c->gpu.device_count = DC_CONFIG_MAX_GPUS;
     for (uint32_t i = 0; i < DC_CONFIG_MAX_GPUS; i++) c->gpu.device_ids[i] = 15 - i;
     c->gpu.memory_fraction = 0.123456789012345678;
-    c->pii.mode = DC_PII_REMOVE;
+    c->pii.mode = DC_PII_OFF;
+    c->pii.sensitivity = DC_PII_PERMISSIVE;
+    snprintf(c->pii.hmac_key_file, sizeof c->pii.hmac_key_file, "/etc/dodeca/pii.key");
+    c->pii.custom_pattern_count = 3;
+    snprintf(c->pii.custom_patterns[0], DC_CONFIG_PII_PATTERN_MAX, "ID=\\bID-\\d+\"'#\t");
+    snprintf(c->pii.custom_patterns[1], DC_CONFIG_PII_PATTERN_MAX, "X=[, ]");
+    snprintf(c->pii.custom_patterns[2], DC_CONFIG_PII_PATTERN_MAX, "Y=\xC3\xA9\\p{L}");
     c->server.port = 0;
     snprintf(c->server.api_key, sizeof c->server.api_key, "#not a comment");
     c->trace.sample_rate = INFINITY;
@@ -817,6 +926,7 @@ int main(void) {
         cmocka_unit_test(test_every_validation_rule),
         cmocka_unit_test(test_validation_boundaries_accepted),
         cmocka_unit_test(test_validate_in_memory_names_key_without_location),
+        cmocka_unit_test(test_pii_settings),
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_env_errors_name_the_variable),
         cmocka_unit_test(test_precedence_file_env_override),
