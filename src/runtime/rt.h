@@ -81,6 +81,14 @@ static inline void dc_rt_max(atomic_uint_fast64_t *a, uint64_t v) {
     }
 }
 
+/* ---- growable text buffer ---- */
+typedef struct dc_rt_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} dc_rt_buf;
+void dc_rt_buf_printf(dc_rt_buf *b, const char *fmt, ...) DC_PRINTF(2, 3);
+
 /* ---- detail capture: the thread-local error detail, copied so another thread can report it */
 #define DC_RT_DETAIL_MAX 384
 void dc_rt_capture_detail(char *buf, size_t cap);
