@@ -455,18 +455,22 @@ static void bpe_word(fx_bpe *v, const char *ascii, bool clip) {
     fx_bytelevel(ascii, bl, sizeof bl);
     uint32_t n = fx_chars(bl, ch, 40);
     if (clip && n) strcat(ch[n - 1], "</w>");
-    char acc[128];
-    snprintf(acc, sizeof acc, "%s", ch[0]);
+    char acc[sizeof v->tok[0]];
+    size_t al = strlen(ch[0]);
+    memcpy(acc, ch[0], al + 1);
     for (uint32_t i = 1; i < n; i++) {
-        char m[160], t[128];
-        snprintf(m, sizeof m, "%s %s", acc, ch[i]);
-        snprintf(t, sizeof t, "%s%s", acc, ch[i]);
+        size_t cl = strlen(ch[i]);
+        if (al + cl + 2 > sizeof v->merge[0] || al + cl + 1 > sizeof v->tok[0]) break;
+        char m[sizeof v->merge[0]];
+        memcpy(m, acc, al);
+        m[al] = ' ';
+        memcpy(m + al + 1, ch[i], cl + 1);
         bool known = false;
         for (uint32_t k = 0; k < v->n_merge; k++) known |= !strcmp(v->merge[k], m);
-        if (!known && v->n_merge < FX_BPE_MAX && strlen(m) < sizeof v->merge[0])
-            snprintf(v->merge[v->n_merge++], sizeof v->merge[0], "%s", m);
-        bpe_add(v, t);
-        snprintf(acc, sizeof acc, "%s", t);
+        if (!known && v->n_merge < FX_BPE_MAX) memcpy(v->merge[v->n_merge++], m, al + cl + 2);
+        memcpy(acc + al, ch[i], cl + 1);
+        al += cl;
+        bpe_add(v, acc);
     }
 }
 
