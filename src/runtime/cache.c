@@ -215,10 +215,11 @@ static dc_status insert(dc_cache *c, dc_hash128 key, dc_cache_blob *blob, double
                         uint32_t hits) {
     uint64_t cost = entry_cost(blob->len);
     if (c->shard_bytes && cost > c->shard_bytes) {
+        size_t len = blob->len;
         dc_cache_blob_release(blob);
         dc_rt_add(&c->rejected, 1);
         return dc_fail(DC_ERR_CACHE, "a %zu-byte value exceeds the cache's per-shard budget of %" PRIu64 " bytes",
-                       blob->len, c->shard_bytes);
+                       len, c->shard_bytes);
     }
     entry *ne = calloc(1, sizeof *ne);
     if (!ne) {

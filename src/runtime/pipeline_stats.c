@@ -86,7 +86,7 @@ dc_status dc_pipeline_stats_get(dc_pipeline *p, dc_pipeline_stats *o) {
         m->swap_count = r->swap_count;
         m->last_load_us = r->last_load_us;
         m->warmup_us = wr.model[i].duration_us;
-        snprintf(m->reason, sizeof m->reason, "%s",
+        snprintf(m->reason, sizeof m->reason, "%.*s", (int)sizeof m->reason - 1,
                  r->state == DC_SLOT_UNAVAILABLE ? r->unavailable_reason : r->last_error_detail);
         if (p->queue[i]) {
             const dc_batch_stats *b = dc_batch_queue_stats(p->queue[i]);
