@@ -906,9 +906,8 @@ dc_status dc_pipeline_swap_model(dc_pipeline *p, dc_model_id id, const dc_model_
     if (!p->queue[id])
         return dc_fail(DC_ERR_MODEL_NOT_FOUND, "swap: %s is not available in this pipeline",
                        dc_model_info_get(id)->label);
-    st = dc_registry_swap(p->reg, id, cfg);
-    if (st == DC_OK) p->cfg.models.model[id] = *cfg;
-    return st;
+    /* the registry keeps the new configuration; p->cfg stays immutable (read without locks) */
+    return dc_registry_swap(p->reg, id, cfg);
 }
 
 /* ---- cache ---- */
