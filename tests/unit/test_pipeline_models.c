@@ -1,0 +1,195 @@
+/* The pipeline with the built-in factory on real model code: the four custom models and the
+ * BERT-family models from random-weight fixtures in a models folder (E1, E8, E11 as plain
+ * folders, E6 and E12 in the huggingface_hub cache layout). Checks that per-model vectors equal
+ * the models run on their own, that the SPLADE weights and ColBERT rows come through, and that
+ * warm-up and eager loading work on real models. */
+#include "../tools/bert_fixture.c"
+#include "models/custom.h"
+#include "models/pretrained.h"
+#include "test_runtime_pipeline.h"
+
+static char root[64];
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void put_fixture(const char *name, const char *folder, bool hub) {
+    dc_fixture_spec spec;
+    assert_true(dc_fixture_named(name, &spec));
+    char p[512];
+    if (hub) {
+        snprintf(p, sizeof p, "%s/%s/snapshots/0123abcd", root, folder);
+        rt_mkdir_p(p);
+        assert_int_equal(dc_fixture_write(p, &spec), 0);
+        snprintf(p, sizeof p, "%s/%s/refs", root, folder);
+        rt_mkdir_p(p);
+        strcat(p, "/main");
+        write_text(p, "0123abcd\n");
+    } else {
+        snprintf(p, sizeof p, "%s/%s", root, folder);
+        assert_int_equal(dc_fixture_write(p, &spec), 0);
+    }
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(root, sizeof root, "/tmp/dc_plm_XXXXXX");
+    if (!mkdtemp(root)) return -1;
+    put_fixture("e1", "semantic", false);
+    put_fixture("e8", "graph", false);
+    put_fixture("e11", "all-MiniLM-L6-v2", false); /* found by its short name */
+    put_fixture("e6", "models--naver--splade-cocondenser-ensembledistil", true);
+    put_fixture("e12", "models--colbert-ir--colbertv2.0", true);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    rt_remove_tree(root);
+    return 0;
+}
+
+static const uint32_t fixture_models =
+    (1u << DC_MODEL_SEMANTIC) | (1u << DC_MODEL_TEMPORAL_RECENT) | (1u << DC_MODEL_TEMPORAL_PERIODIC) |
+    (1u << DC_MODEL_TEMPORAL_POSITIONAL) | (1u << DC_MODEL_SPARSE) | (1u << DC_MODEL_GRAPH) |
+    (1u << DC_MODEL_HDC) | (1u << DC_MODEL_ENTITY) | (1u << DC_MODEL_LATE_INTERACTION);
+
+static void open_builtin(dc_pipeline **p, bool eager, bool warm) {
+    dc_config cfg;
+    dc_config_defaults(&cfg);
+    cfg.fusion.expert_hidden_dim = 64;
+    cfg.models.lazy_loading = !eager;
+    snprintf(cfg.models.models_dir, sizeof cfg.models.models_dir, "%s", root);
+    dc_pipeline_options o;
+    dc_pipeline_options_default(&o);
+    o.warmup = warm;
+    assert_ok(dc_pipeline_open_ex(&cfg, &o, p));
+}
+
+static void test_fixture_models_through_pipeline(void **state) {
+    (void)state;
+    dc_pipeline *p = NULL;
+    open_builtin(&p, false, false);
+    static const char text[] = "Paris is the capital of France, said the passage.";
+    dc_input in = dc_input_text(text, sizeof text - 1, DC_ROLE_PASSAGE);
+    in.has_t_event = true;
+    in.t_event = 1700000000.0;
+    dc_pipeline_result r;
+    assert_ok(dc_pipeline_embed(p, &in, &r));
+    assert_int_equal(r.ok_mask, fixture_models);
+    assert_int_equal(r.fused.present_mask, fixture_models);
+    for (int i = 0; i < DC_NUM_MODELS; i++)
+        if (!((fixture_models >> i) & 1u)) assert_int_equal(r.models[i].status, DC_RUN_SKIPPED);
+
+    /* per-model vectors are what each model gives on its own (with the t_ref the pipeline used) */
+    dc_input same = in;
+    same.has_t_ref = true;
+    same.t_ref = r.t_ref;
+    const dc_model_id pre[3] = {DC_MODEL_SEMANTIC, DC_MODEL_ENTITY, DC_MODEL_GRAPH};
+    const char *dirs[3] = {"semantic", "all-MiniLM-L6-v2", "graph"};
+    for (int k = 0; k < 3; k++) {
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/%s", root, dirs[k]);
+        dc_pretrained_options po = {.model_dir = dir};
+        dc_model *m = NULL;
+        assert_ok(dc_pretrained_create(pre[k], &po, &m));
+        assert_ok(dc_model_load(m));
+        dc_model_embedding e;
+        assert_ok(dc_model_embed(m, &same, &e));
+        assert_int_equal(e.dim, r.models[pre[k]].dim);
+        assert_memory_equal(e.vector, r.models[pre[k]].vector, e.dim * sizeof(float));
+        assert_int_equal(e.tokens_used, r.models[pre[k]].tokens_used);
+        dc_model_embedding_free(&e);
+        dc_model_destroy(m);
+    }
+    dc_model *t = NULL;
+    assert_ok(dc_temporal_recent_create(NULL, &t));
+    assert_ok(dc_model_load(t));
+    dc_model_embedding e2;
+    assert_ok(dc_model_embed(t, &same, &e2));
+    assert_memory_equal(e2.vector, r.models[DC_MODEL_TEMPORAL_RECENT].vector, e2.dim * sizeof(float));
+    dc_model_embedding_free(&e2);
+    dc_model_destroy(t);
+
+    /* SPLADE weights (E6) and ColBERT rows (E12) */
+    assert_true(r.fused.sparse.nnz > 0);
+    for (uint32_t i = 1; i < r.fused.sparse.nnz; i++)
+        assert_true(r.fused.sparse.indices[i] > r.fused.sparse.indices[i - 1]);
+    assert_true(r.fused.colbert.n_tokens > 0);
+    assert_int_equal(r.fused.colbert.dim, DC_DIM_LATE_INTERACTION);
+    /* the pooled E12 vector is the renormalised mean of those rows */
+    double mean[DC_DIM_LATE_INTERACTION] = {0};
+    for (uint32_t t2 = 0; t2 < r.fused.colbert.n_tokens; t2++)
+        for (uint32_t d = 0; d < DC_DIM_LATE_INTERACTION; d++)
+            mean[d] += r.fused.colbert.data[(size_t)t2 * DC_DIM_LATE_INTERACTION + d];
+    float mf[DC_DIM_LATE_INTERACTION];
+    for (int d = 0; d < DC_DIM_LATE_INTERACTION; d++) mf[d] = (float)mean[d];
+    dc_vec_normalize(mf, DC_DIM_LATE_INTERACTION);
+    assert_true(dc_vec_cosine(mf, r.models[DC_MODEL_LATE_INTERACTION].vector, DC_DIM_LATE_INTERACTION) > 0.99999);
+    assert_ok(dc_fused_validate(&r.fused));
+
+    /* the cache hands the same aux data back */
+    dc_pipeline_result h;
+    assert_ok(dc_pipeline_embed(p, &in, &h));
+    assert_true(h.cache_hit);
+    assert_int_equal(h.fused.sparse.nnz, r.fused.sparse.nnz);
+    assert_memory_equal(h.fused.colbert.data, r.fused.colbert.data,
+                        (size_t)r.fused.colbert.n_tokens * DC_DIM_LATE_INTERACTION * sizeof(float));
+    dc_pipeline_result_free(&h);
+    /* no_aux skips them */
+    dc_embed_options o = {.no_aux = true, .no_cache = true};
+    assert_ok(dc_pipeline_embed_ex(p, &in, &o, &h));
+    assert_int_equal(h.fused.sparse.nnz, 0);
+    assert_int_equal(h.fused.colbert.n_tokens, 0);
+    dc_pipeline_result_free(&h);
+    dc_pipeline_result_free(&r);
+    /* a query's token matrix is in ColBERT query mode: [MASK]-padded to 32 rows */
+    dc_input q = dc_input_text("capital of France", 17, DC_ROLE_QUERY);
+    assert_ok(dc_pipeline_embed(p, &q, &h));
+    assert_int_equal(h.fused.colbert.n_tokens, 32);
+    dc_pipeline_result_free(&h);
+
+    dc_pipeline_health hl;
+    assert_ok(dc_pipeline_health_get(p, &hl));
+    assert_int_equal(hl.models_ready, 9);
+    assert_false(hl.healthy); /* 9 of 12: E5, E7 and E10 have no folders here */
+    assert_true(hl.minimum_viable);
+    dc_pipeline_close(p);
+}
+
+static void test_eager_loading_and_warmup(void **state) {
+    (void)state;
+    dc_pipeline *p = NULL;
+    open_builtin(&p, true, true);
+    dc_warmup_report w;
+    dc_pipeline_warmup_report(p, &w);
+    assert_int_equal(w.models_warmed, 9);
+    assert_true(w.fusion_warmed);
+    assert_true(w.model[DC_MODEL_SEMANTIC].samples > 0);
+    dc_pipeline_stats s;
+    assert_ok(dc_pipeline_stats_get(p, &s));
+    assert_true(s.model[DC_MODEL_SEMANTIC].memory_bytes > 0);
+    assert_true(s.memory_bytes > 0);
+    assert_int_equal(s.model[DC_MODEL_CAUSAL].state, DC_MODEL_STATE_UNAVAILABLE);
+    assert_non_null(strstr(s.model[DC_MODEL_CAUSAL].reason, "E5"));
+    static const char code[] = "def add(a, b):\n    return a + b\n";
+    dc_input in = dc_input_code(code, sizeof code - 1, "python");
+    dc_pipeline_result r;
+    assert_ok(dc_pipeline_embed(p, &in, &r));
+    for (int i = 0; i < DC_NUM_MODELS; i++)
+        if (r.models[i].status == DC_RUN_OK) assert_true(dc_model_accepts((dc_model_id)i, DC_INPUT_CODE));
+    dc_pipeline_result_free(&r);
+    dc_pipeline_close(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixture_models_through_pipeline),
+        cmocka_unit_test(test_eager_loading_and_warmup),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
