@@ -25,7 +25,9 @@ typedef struct pattern {
 } pattern;
 
 static const pattern patterns[DC_RX_COUNT] = {
-    [DC_RX_URL_CREDS] = {"://([^\\s/?#@:]{0,128}:[^\\s/?#]{1,256})@(?=[A-Za-z0-9\\[\\x80-\\xff])",
+    /* The password may hold '?', '#' and '@' written raw; the last '@' before the host ends it. */
+    [DC_RX_URL_CREDS] = {"://([^\\s/?#@:\"'`<>]{0,128}:[^\\s/\"'`<>]{1,256})@"
+                         "(?=[A-Za-z0-9\\[\\x80-\\xff])",
                          0},
     [DC_RX_AWS] = {"(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}"
                    "(?![A-Za-z0-9])",

@@ -82,29 +82,39 @@ void dc_pii_add(dc_pii_scan *scan, dc_pii_category cat, size_t start, size_t end
 #define CONTEXT_WINDOW 40
 
 /* True when one of `words` (lower-case; ASCII words must stand alone) occurs in the
- * CONTEXT_WINDOW bytes before pos. */
+ * CONTEXT_WINDOW bytes before pos, after the previous digit: in "SSN: 163-47-2771, staff no.
+ * 639840569" the label belongs to the first number, not the second. */
 static bool context_before(dc_pii_scan *scan, size_t pos, const char *const *words) {
     size_t lo = pos > CONTEXT_WINDOW ? pos - CONTEXT_WINDOW : 0;
-    char buf[CONTEXT_WINDOW];
+    for (size_t i = pos; i > lo; i--) {
+        if (is_digit(U(scan->s, i - 1))) {
+            lo = i;
+            break;
+        }
+    }
+    unsigned char buf[CONTEXT_WINDOW];
     size_t len = pos - lo;
-    for (size_t i = 0; i < len; i++) buf[i] = (char)lower(U(scan->s, lo + i));
+    for (size_t i = 0; i < len; i++) buf[i] = lower(U(scan->s, lo + i));
     scan->steps += len;
-    for (const char *const *w = words; *w; w++) {
-        size_t wl = strlen(*w);
-        bool ascii = !(U(*w, 0) & 0x80);
-        for (size_t i = 0; i + wl <= len; i++) {
-            if (memcmp(buf + i, *w, wl) != 0) continue;
-            if (!ascii) return true;
-            bool left = i == 0 ? lo == 0 || !is_alpha(U(scan->s, lo - 1)) : !is_alpha(U(buf, i - 1));
-            bool right = i + wl == len || !is_alpha(U(buf, i + wl));
-            if (left && right) return true;
+    /* Words are tried only where one can begin: at the start of an ASCII word, or at a
+     * non-ASCII byte (CJK words have no spaces around them). */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = buf[i];
+        bool start = c >= 0x80 || (is_alpha(c) && (i ? !is_alpha(buf[i - 1])
+                                                      : lo == 0 || !is_alpha(U(scan->s, lo - 1))));
+        if (!start) continue;
+        for (const char *const *w = words; *w; w++) {
+            if ((unsigned char)(*w)[0] != c) continue;
+            size_t wl = strlen(*w);
+            if (i + wl > len || memcmp(buf + i, *w, wl) != 0) continue;
+            if (c >= 0x80 || i + wl == len || !is_alpha(buf[i + wl])) return true;
         }
     }
     return false;
 }
 
 static const char *const phone_context[] = {
-    "phone", "tel", "tel.", "telephone", "call", "calling", "mobile", "mob", "cell",
+    "phone", "tel", "tel.", "telephone", "call", "calling", "mobile", "mob", "cell", "contacts",
     "cellphone", "fax", "contact", "reach", "whatsapp", "sms", "text", "ring", "dial",
     "hotline", "telefon", "telefonnummer", "handy", "rufnummer", "telefono", "tel\xc3\xa9" "fono",
     "t\xc3\xa9l\xc3\xa9phone", "t\xc3\xa9l", "portable", "m\xc3\xb3vil", "celular", "cellulare",
@@ -116,9 +126,15 @@ static const char *const phone_negative[] = {"isbn", "order", "invoice", "ref", 
 static const char *const ssn_context[] = {"ssn", "ssn#", "ss#", "social security",
                                           "social-security", "soc sec", "soc. sec.",
                                           "taxpayer", "tax id", NULL};
-static const char *const ip_negative[] = {"version", "ver", "v", "release", "build", "firmware",
-                                          "section", "chapter", "step", "figure", "fig",
-                                          "table", "rule", "article", "clause", "oid", NULL};
+static const char *const ip_negative[] = {"version", "ver", "release", "build", "firmware",
+                                          "upgrade", "upgraded", "update", "updated", "install",
+                                          "installed", "patch", "downgrade", "section",
+                                          "chapter", "step", "figure", "fig", "table", "rule",
+                                          "article", "clause", "oid", NULL};
+static const char *const card_negative[] = {"ean", "upc", "gtin", "sku", "isbn", "imei",
+                                            "barcode", "tracking", "fedex", "ups", "usps",
+                                            "dhl", "serial", "order", "invoice", "account",
+                                            "acct", "iban", "routing", NULL};
 
 /* ---------------------------------------------------------------- email */
 
@@ -178,6 +194,13 @@ static void email_at(dc_pii_scan *scan, size_t at) {
 
 /* ---------------------------------------------------------------- numbers */
 
+/* True when the number at a continues a longer sequence of digit groups ("AT69 2128 0997 ...":
+ * a card or phone cannot start at "0997"). */
+static bool continues_number(const char *s, size_t a) {
+    return a >= 2 && (s[a - 1] == ' ' || s[a - 1] == '-' || s[a - 1] == '.' || s[a - 1] == '/') &&
+           is_digit(U(s, a - 2));
+}
+
 /* Digits of s[a..b) into d (room for 64); returns the count (stops at 64). */
 static size_t digits_of(const char *s, size_t a, size_t b, char *d) {
     size_t k = 0;
@@ -198,6 +221,7 @@ static void card_at(dc_pii_scan *scan, size_t i) {
     const char *s = scan->s;
     size_t a = ov[0], b = ov[1];
     scan->steps += b - a;
+    if (continues_number(s, a)) return;
     /* One separator style throughout, and groups of 4 to 6 digits before the last. */
     char sep = 0;
     size_t group = 0;
@@ -214,6 +238,7 @@ static void card_at(dc_pii_scan *scan, size_t i) {
         if (ncuts < 24) cuts[ncuts++] = k;
         group = 0;
     }
+    if (context_before(scan, a, card_negative)) return; /* barcodes, parcels, orders */
     if (card_ok(s, a, b)) {
         dc_pii_add(scan, DC_PII_CAT_CREDIT_CARD, a, b, 1.0f);
         return;
@@ -232,6 +257,7 @@ static void ssn_at(dc_pii_scan *scan, size_t i) {
     if (!dc_pii_match(scan, scan->sc->rx[DC_RA_SSN], i, scan->n, &ov)) return;
     char d[64];
     size_t a = ov[0], b = ov[1];
+    if (continues_number(scan->s, a)) return;
     if (digits_of(scan->s, a, b, d) != 9 || !dc_pii_ssn_valid(d)) return;
     char sep = scan->s[a + 3];
     float score = sep == '-' ? 0.85f : is_digit((unsigned char)sep) ? 0.3f : 0.6f;
@@ -240,6 +266,7 @@ static void ssn_at(dc_pii_scan *scan, size_t i) {
 }
 
 static float phone_context_adjust(dc_pii_scan *scan, size_t a, float score) {
+    if (continues_number(scan->s, a)) return 0.0f;
     if (context_before(scan, a, phone_context)) return score + 0.35f;
     if (context_before(scan, a, phone_negative)) return score - 0.3f;
     return score;
@@ -527,7 +554,7 @@ static int key_kind(const char *id, size_t n, bool *aws) {
 
 /* A value that stands for a secret rather than being one: variables, templates, calls,
  * masks, documentation words. */
-static bool placeholder_value(const char *v, size_t n) {
+static bool placeholder_value(const char *v, size_t n, bool quoted) {
     static const char *const words[] = {
         "null", "none", "nil", "true", "false", "undefined", "required", "optional", "string",
         "str", "int", "bool", "boolean", "env", "secret", "password", "passwd", "token", "yes",
@@ -546,14 +573,16 @@ static bool placeholder_value(const char *v, size_t n) {
     bool has_dot = false, ident = true, upper_ident = true, has_us = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = U(v, i);
-        if (c == '(' || c == '<' || c == '>' || c == '{' || c == '}') return true;
+        if (c == '(' || c == '<' || c == '>' || c == '{' || c == '}' || c == '[') return true;
         if (c == '.') has_dot = true;
         if (c == '_') has_us = true;
         if (!(is_alpha(c) || c == '_' || c == '.')) ident = false;
         if (!((c >= 'A' && c <= 'Z') || is_digit(c) || c == '_')) upper_ident = false;
     }
-    if (ident && has_dot) return true;      /* os.environ, settings.SECRET_KEY */
-    if (upper_ident && has_us) return true; /* an environment variable's name */
+    /* Unquoted, these name a variable (os.environ, settings.SECRET_KEY, DB_PASSWORD); quoted,
+     * they are literal strings. */
+    if (!quoted && ident && has_dot) return true;
+    if (!quoted && upper_ident && has_us) return true;
     for (size_t i = 0; i + 4 <= ln; i++) {
         if (memcmp(low + i, "xxxx", 4) == 0 || memcmp(low + i, "****", 4) == 0 ||
             memcmp(low + i, "....", 4) == 0 || memcmp(low + i, "your", 4) == 0)
@@ -565,8 +594,9 @@ static bool placeholder_value(const char *v, size_t n) {
 }
 
 /* Scores a value assigned to a password or secret key; 0 when it does not look like one. */
-static float secret_value_score(dc_pii_scan *scan, int kind, const char *v, size_t n) {
-    if (n < 4 || placeholder_value(v, n)) return 0.0f;
+static float secret_value_score(dc_pii_scan *scan, int kind, const char *v, size_t n,
+                                bool quoted) {
+    if (n < 4 || placeholder_value(v, n, quoted)) return 0.0f;
     bool digit = false, up = false, low = false, other = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = U(v, i);
@@ -655,7 +685,7 @@ static void assign_at(dc_pii_scan *scan, size_t p) {
             return;
         }
     }
-    float score = secret_value_score(scan, kind, s + v, e - v);
+    float score = secret_value_score(scan, kind, s + v, e - v, quote != 0);
     if (score > 0.0f) dc_pii_add(scan, DC_PII_CAT_SECRET, v, e, score);
 }
 
@@ -723,7 +753,7 @@ static void on_url_creds(dc_pii_scan *scan, const PCRE2_SIZE *ov) {
     const char *colon = memchr(scan->s + a, ':', b - a);
     if (!colon) return;
     size_t pw = (size_t)(colon - scan->s) + 1;
-    if (pw >= b || placeholder_value(scan->s + pw, b - pw)) return;
+    if (pw >= b || placeholder_value(scan->s + pw, b - pw, true)) return;
     dc_pii_add(scan, DC_PII_CAT_URL_CREDENTIALS, a, b, 0.95f);
 }
 
@@ -817,38 +847,45 @@ static bool is_b64(unsigned char c) {
     return is_alnum(c) || c == '+' || c == '/' || c == '=';
 }
 
+/* The END line that closes a block: "-----END <TYPE> PRIVATE KEY( BLOCK)?-----" (four or five
+ * dashes, SSH2 puts spaces inside). Returns the byte after its dashes, or SIZE_MAX. */
+static size_t pem_end_marker(const char *s, size_t n, size_t at) {
+    size_t q = at + 4, lim = at + 64 < n ? at + 64 : n;
+    while (q < lim && ((s[q] >= 'A' && s[q] <= 'Z') || is_digit((unsigned char)s[q]) || s[q] == ' '))
+        q++;
+    if (q - at < 15 || memcmp(s + q - 11, "PRIVATE KEY", 11) != 0) {
+        if (!(q - at >= 21 && memcmp(s + q - 17, "PRIVATE KEY BLOCK", 17) == 0)) return SIZE_MAX;
+    }
+    if (q >= n || s[q] != '-') return SIZE_MAX;
+    while (q < n && s[q] == '-') q++;
+    return q;
+}
+
 static void on_pem(dc_pii_scan *scan, const PCRE2_SIZE *ov, next_memo *end_memo) {
     const char *s = scan->s;
     size_t a = ov[0], b = ov[1], n = scan->n;
     size_t end = SIZE_MAX, body_end = b;
-    size_t e = memo_find(scan, end_memo, b, "PRIVATE KEY");
-    /* The END line: "-----END ... PRIVATE KEY-----" with nothing but base64 and headers before. */
-    while (e != SIZE_MAX) {
-        size_t line = e;
-        while (line > b && s[line - 1] != '\n') line--;
-        size_t q = line;
-        while (q < e && (s[q] == '-' || s[q] == ' ')) q++;
-        if (e - q >= 4 && memcmp(s + q, "END ", 4) == 0) {
-            size_t t = e + 11;
-            while (t < n && (s[t] == ' ' || s[t] == 'B' || s[t] == 'L' || s[t] == 'O' ||
-                             s[t] == 'C' || s[t] == 'K'))
-                t++;
-            while (t < n && s[t] == '-') t++;
-            body_end = line;
+    /* The first END marker after the BEGIN line; base64 never holds "END ". */
+    size_t e = memo_find(scan, end_memo, b, "END ");
+    while (e != SIZE_MAX && end == SIZE_MAX) {
+        size_t t = e > 0 && s[e - 1] == '-' ? pem_end_marker(s, n, e) : SIZE_MAX;
+        if (t == SIZE_MAX && e > 1 && s[e - 1] == ' ' && s[e - 2] == '-') t = pem_end_marker(s, n, e);
+        if (t != SIZE_MAX) {
+            body_end = e;
             end = t;
-            break;
+        } else {
+            e = memo_find(scan, end_memo, e + 1, "END ");
         }
-        e = memo_find(scan, end_memo, e + 1, "PRIVATE KEY");
     }
-    size_t body = 0;
     if (end == SIZE_MAX) {
         /* Truncated block: take the base64 lines that follow. */
         size_t q = b;
         while (q < n && q - b < 65536 && (is_b64(U(s, q)) || s[q] == '\n' || s[q] == '\r' ||
-                                          s[q] == ' ' || s[q] == ':' || s[q] == ','))
+                                          s[q] == ' ' || s[q] == ':' || s[q] == ',' || s[q] == '\\'))
             q++;
         end = body_end = q;
     }
+    size_t body = 0;
     for (size_t q = b; q < body_end; q++) body += is_b64(U(s, q));
     scan->steps += end - a;
     dc_pii_add(scan, DC_PII_CAT_PRIVATE_KEY, a, end, body >= 64 ? 0.99f : 0.4f);
@@ -926,7 +963,9 @@ static bool date_from_match(const char *s, const PCRE2_SIZE *ov) {
     return false;
 }
 
-#define DOB_GAP 40 /* bytes between a context word and the date */
+/* Bytes between a context word and the date: room for "on", "am", ":", "(MM/DD/YYYY):", and no
+ * digits ("born in 2019 and reached 3.12 on ..." is not a birth date). */
+#define DOB_GAP 24
 
 static void on_dob_context(dc_pii_scan *scan, const PCRE2_SIZE *ov) {
     size_t from = ov[1];
@@ -936,6 +975,8 @@ static void on_dob_context(dc_pii_scan *scan, const PCRE2_SIZE *ov) {
     scan->steps += limit - from;
     size_t a = dv[0], b = dv[1];
     if (a > from + DOB_GAP) return;
+    for (size_t i = from; i < a; i++)
+        if (is_digit(U(scan->s, i)) || scan->s[i] == '\n') return;
     if (!date_from_match(scan->s, dv)) return;
     dc_pii_add(scan, DC_PII_CAT_DATE_OF_BIRTH, a, b, 0.9f);
 }
@@ -943,7 +984,7 @@ static void on_dob_context(dc_pii_scan *scan, const PCRE2_SIZE *ov) {
 static void on_password_is(dc_pii_scan *scan, const PCRE2_SIZE *ov) {
     size_t a = ov[2], b = ov[3];
     while (b > a && (scan->s[b - 1] == '.' || scan->s[b - 1] == ',')) b--;
-    float score = secret_value_score(scan, KEY_PASSWORD, scan->s + a, b - a);
+    float score = secret_value_score(scan, KEY_PASSWORD, scan->s + a, b - a, true);
     if (score > 0.0f) dc_pii_add(scan, DC_PII_CAT_SECRET, a, b, score);
 }
 

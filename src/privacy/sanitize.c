@@ -7,7 +7,6 @@
 #include <utf8proc.h>
 
 #include "core/error.h"
-#include "core/utf8.h"
 #include "text/unicode.h"
 
 /* First code point ("zero") of each run of ten decimal digits (general category Nd) outside
@@ -63,69 +62,139 @@ static bool nfc_stable_alone(uint32_t cp) {
     return p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0; /* no canonical mapping */
 }
 
+/* Decodes and validates one UTF-8 sequence at s[i] (s[i] >= 0x80): the code point, or -1 for
+ * an invalid sequence (RFC 3629: no overlongs, surrogates or values above U+10FFFF). */
+static int32_t decode_checked(const unsigned char *s, size_t len, size_t i, uint32_t *n) {
+    unsigned char b = s[i];
+    uint32_t k, cp, min;
+    if (b >= 0xC2 && b <= 0xDF) {
+        k = 2, cp = b & 0x1F, min = 0x80;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        k = 3, cp = b & 0x0F, min = 0x800;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        k = 4, cp = b & 0x07, min = 0x10000;
+    } else {
+        return -1;
+    }
+    if (i + k > len) return -1;
+    for (uint32_t j = 1; j < k; j++) {
+        if ((s[i + j] & 0xC0) != 0x80) return -1;
+        cp = (cp << 6) | (s[i + j] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
+    *n = k;
+    return (int32_t)cp;
+}
+
+/* The output being built. Until the first change it is only a count: the input itself is the
+ * sanitized text so far (copy = NULL). */
 typedef struct builder {
+    const char *in;
     char *s;
-    uint32_t *ostart, *oend;
     size_t n, cap;
+    dc_pii_piece *p;
+    size_t np, pcap;
+    bool oom;
 } builder;
 
-static bool put(builder *b, const char *bytes, size_t k, size_t o0, size_t o1) {
-    if (b->n + k > b->cap) {
-        size_t cap = b->cap * 2 + k + 16;
-        char *s = realloc(b->s, cap + 1);
-        if (!s) return false;
-        b->s = s;
-        uint32_t *a = realloc(b->ostart, cap * sizeof *a);
-        if (!a) return false;
-        b->ostart = a;
-        uint32_t *e = realloc(b->oend, cap * sizeof *e);
-        if (!e) return false;
-        b->oend = e;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, bytes, k);
-    for (size_t i = 0; i < k; i++) {
-        b->ostart[b->n + i] = (uint32_t)o0;
-        b->oend[b->n + i] = (uint32_t)o1;
-    }
-    b->n += k;
+static bool grow(builder *b, size_t k) {
+    if (b->n + k <= b->cap) return true;
+    size_t cap = b->cap * 2 + k + 64;
+    char *s = realloc(b->s, cap + 1);
+    if (!s) return false;
+    b->s = s;
+    b->cap = cap;
     return true;
+}
+
+static void add_piece(builder *b, size_t orig0, size_t orig1, bool linear) {
+    if (linear && b->np) {
+        const dc_pii_piece *last = &b->p[b->np - 1];
+        if (last->linear && last->orig0 + (b->n - last->out0) == orig0) return; /* continues */
+    }
+    if (b->np == b->pcap) {
+        size_t cap = b->pcap ? b->pcap * 2 : 16;
+        dc_pii_piece *p = realloc(b->p, cap * sizeof *p);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->pcap = cap;
+    }
+    dc_pii_piece *q = &b->p[b->np++];
+    q->out0 = (uint32_t)b->n;
+    q->orig0 = (uint32_t)orig0;
+    q->orig1 = (uint32_t)orig1;
+    q->linear = linear;
+}
+
+/* Switches to copying at input offset i: everything before it was unchanged. */
+static void start_copy(builder *b, size_t i, size_t len) {
+    b->cap = len + 64;
+    b->s = malloc(b->cap + 1);
+    if (!b->s) {
+        b->oom = true;
+        return;
+    }
+    memcpy(b->s, b->in, i);
+    b->n = 0;
+    if (i) add_piece(b, 0, i, true);
+    b->n = i;
+}
+
+/* Appends input bytes [i, i + k) unchanged. */
+static void put_same(builder *b, size_t i, size_t k) {
+    if (!b->s) {
+        b->n += k;
+        return;
+    }
+    if (!grow(b, k)) {
+        b->oom = true;
+        return;
+    }
+    add_piece(b, i, i + k, true);
+    memcpy(b->s + b->n, b->in + i, k);
+    b->n += k;
+}
+
+/* Appends bytes that replace input [o0, o1). */
+static void put_new(builder *b, const char *bytes, size_t k, size_t o0, size_t o1) {
+    if (!k) return; /* a removal: the next piece starts at a later original offset */
+    if (!grow(b, k)) {
+        b->oom = true;
+        return;
+    }
+    add_piece(b, o0, o1, false);
+    memcpy(b->s + b->n, bytes, k);
+    b->n += k;
 }
 
 #define SEG_MAX 30 /* code points composed together; longer runs of marks are cut (stream-safe) */
 
-/* Composes one segment (a starter and the marks that follow it, invisible characters already
- * dropped) and appends it; all its bytes map to the segment's whole original span. */
-static bool put_segment(builder *b, const uint32_t *cps, size_t k, size_t o0, size_t o1) {
+/* NFC of one segment (a starter and the marks after it, invisible characters dropped) into out;
+ * returns its length. */
+static size_t compose_segment(const uint32_t *cps, size_t k, char *out) {
     char utf8[SEG_MAX * 4];
     size_t ul = 0;
     for (size_t i = 0; i < k; i++) ul += dc_u8_encode(cps[i], utf8 + ul);
-    if (k == 1 && nfc_stable_alone(cps[0])) return put(b, utf8, ul, o0, o1);
+    if (k == 1 && nfc_stable_alone(cps[0])) {
+        memcpy(out, utf8, ul);
+        return ul;
+    }
     utf8proc_int32_t buf[SEG_MAX * 8];
     utf8proc_option_t opt = (utf8proc_option_t)(UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     utf8proc_ssize_t m = utf8proc_decompose((const utf8proc_uint8_t *)utf8, (utf8proc_ssize_t)ul,
                                             buf, (utf8proc_ssize_t)(sizeof buf / sizeof buf[0]),
                                             opt);
-    if (m < 0 || (size_t)m > sizeof buf / sizeof buf[0]) return put(b, utf8, ul, o0, o1);
-    m = utf8proc_normalize_utf32(buf, m, opt);
-    if (m < 0) return put(b, utf8, ul, o0, o1);
-    char out[SEG_MAX * 8 * 4];
+    if (m >= 0 && (size_t)m <= sizeof buf / sizeof buf[0]) m = utf8proc_normalize_utf32(buf, m, opt);
+    if (m < 0 || (size_t)m > sizeof buf / sizeof buf[0]) {
+        memcpy(out, utf8, ul);
+        return ul;
+    }
     size_t ol = 0;
     for (utf8proc_ssize_t i = 0; i < m; i++) ol += dc_u8_encode((uint32_t)buf[i], out + ol);
-    return put(b, out, ol, o0, o1);
-}
-
-static bool all_ascii(const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        if (w & 0x8080808080808080ull) return false;
-    }
-    for (; i < len; i++)
-        if (p[i] & 0x80) return false;
-    return true;
+    return ol;
 }
 
 dc_status dc_pii_sanitize(const char *in, size_t len, dc_pii_text *out) {
@@ -134,100 +203,117 @@ dc_status dc_pii_sanitize(const char *in, size_t len, dc_pii_text *out) {
     if (len > DC_PII_TEXT_MAX)
         return dc_fail(DC_ERR_INPUT_TOO_LONG, "PII scrub: text of %zu bytes (at most %zu)", len,
                        DC_PII_TEXT_MAX);
-    if (all_ascii(in, len)) {
-        out->s = len ? in : "";
-        out->n = len;
-        return DC_OK;
-    }
-    size_t bad = 0;
-    if (!dc_utf8_valid(in, len, &bad))
-        return dc_fail(DC_ERR_INVALID_VALUE, "PII scrub: text is not valid UTF-8 at byte %zu",
-                       bad);
-
+    if (!in) in = "";
+    const unsigned char *u = (const unsigned char *)in;
     builder b = {0};
-    b.cap = len + 16;
-    b.s = malloc(b.cap + 1);
-    b.ostart = malloc(b.cap * sizeof *b.ostart);
-    b.oend = malloc(b.cap * sizeof *b.oend);
-    bool ok = b.s && b.ostart && b.oend;
+    b.in = in;
     size_t i = 0;
-    while (ok && i < len) {
-        unsigned char c = (unsigned char)in[i];
-        if (c < 0x80) {
-            /* copy the ASCII run at once */
+    while (i < len && !b.oom) {
+        if (u[i] < 0x80) {
             size_t j = i + 1;
-            while (j < len && !((unsigned char)in[j] & 0x80)) j++;
-            if (b.n + (j - i) > b.cap) {
-                ok = put(&b, in + i, 1, i, i + 1);
-                i++;
-                continue;
-            }
-            memcpy(b.s + b.n, in + i, j - i);
-            for (size_t k = i; k < j; k++) {
-                b.ostart[b.n] = (uint32_t)k;
-                b.oend[b.n++] = (uint32_t)(k + 1);
-            }
+            while (j < len && u[j] < 0x80) j++;
+            put_same(&b, i, j - i);
             i = j;
             continue;
         }
         uint32_t n = 0;
-        uint32_t cp = dc_u8_decode(in + i, &n);
-        if (is_ignorable(cp)) {
-            i += n;
-            continue;
+        int32_t cp0 = decode_checked(u, len, i, &n);
+        if (cp0 < 0) {
+            free(b.s);
+            free(b.p);
+            return dc_fail(DC_ERR_INVALID_VALUE, "PII scrub: text is not valid UTF-8 at byte %zu",
+                           i);
         }
-        uint32_t f = dc_pii_fold_ascii(cp);
-        if (f) {
+        uint32_t cp = (uint32_t)cp0;
+        uint32_t f = is_ignorable(cp) ? 0 : dc_pii_fold_ascii(cp);
+        if (is_ignorable(cp) || f) {
+            if (!b.s) start_copy(&b, i, len);
             char ch = (char)f;
-            ok = put(&b, &ch, 1, i, i + n);
+            put_new(&b, &ch, f ? 1 : 0, i, i + n);
             i += n;
             continue;
         }
         /* A segment: this code point and the marks (and invisibles) that follow it. */
         uint32_t cps[SEG_MAX];
         size_t k = 0, start = i;
+        bool skipped = false;
         cps[k++] = cp;
         i += n;
-        while (i < len && k < SEG_MAX && ((unsigned char)in[i] & 0x80)) {
+        while (i < len && k < SEG_MAX && u[i] >= 0x80) {
             uint32_t m = 0;
-            uint32_t next = dc_u8_decode(in + i, &m);
-            if (is_ignorable(next)) {
-                size_t peek = i + m; /* an invisible inside a segment is skipped, not a break */
-                if (peek < len && ((unsigned char)in[peek] & 0x80)) {
-                    uint32_t m2 = 0;
-                    uint32_t after = dc_u8_decode(in + peek, &m2);
-                    if (continues_segment(after) && !is_ignorable(after)) {
-                        i = peek;
-                        continue;
-                    }
+            int32_t next = decode_checked(u, len, i, &m);
+            if (next < 0) break; /* reported on the next turn of the outer loop */
+            if (is_ignorable((uint32_t)next)) {
+                /* an invisible between a letter and its mark is dropped, not a boundary */
+                size_t peek = i + m;
+                uint32_t m2 = 0;
+                int32_t after = peek < len && u[peek] >= 0x80 ? decode_checked(u, len, peek, &m2) : -1;
+                if (after >= 0 && continues_segment((uint32_t)after) &&
+                    !is_ignorable((uint32_t)after) && !dc_pii_fold_ascii((uint32_t)after)) {
+                    i = peek;
+                    skipped = true;
+                    continue;
                 }
                 break;
             }
-            if (!continues_segment(next) || dc_pii_fold_ascii(next)) break;
-            cps[k++] = next;
+            if (!continues_segment((uint32_t)next) || dc_pii_fold_ascii((uint32_t)next)) break;
+            cps[k++] = (uint32_t)next;
             i += m;
         }
-        ok = put_segment(&b, cps, k, start, i);
+        char composed[SEG_MAX * 8 * 4];
+        size_t cl = compose_segment(cps, k, composed);
+        if (!skipped && cl == i - start && memcmp(composed, in + start, cl) == 0) {
+            put_same(&b, start, cl); /* already NFC: the common case */
+        } else {
+            if (!b.s) start_copy(&b, start, len);
+            put_new(&b, composed, cl, start, i);
+        }
     }
-    if (!ok) {
+    if (b.oom) {
         free(b.s);
-        free(b.ostart);
-        free(b.oend);
+        free(b.p);
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "PII scrub: out of memory sanitizing %zu bytes", len);
+    }
+    if (!b.s) { /* nothing changed */
+        out->s = in;
+        out->n = len;
+        return DC_OK;
     }
     b.s[b.n] = '\0';
     out->s = b.s;
     out->owned = b.s;
     out->n = b.n;
-    out->ostart = b.ostart;
-    out->oend = b.oend;
+    out->pieces = b.p;
+    out->npieces = b.np;
     return DC_OK;
+}
+
+/* The piece holding sanitized byte a. */
+static const dc_pii_piece *piece_at(const dc_pii_text *t, size_t a) {
+    size_t lo = 0, hi = t->npieces;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (t->pieces[mid].out0 <= a) lo = mid;
+        else hi = mid;
+    }
+    return &t->pieces[lo];
+}
+
+size_t dc_pii_text_orig_start(const dc_pii_text *t, size_t a) {
+    if (!t->pieces) return a;
+    const dc_pii_piece *p = piece_at(t, a);
+    return p->linear ? p->orig0 + (a - p->out0) : p->orig0;
+}
+
+size_t dc_pii_text_orig_end(const dc_pii_text *t, size_t b) {
+    if (!t->pieces) return b;
+    const dc_pii_piece *p = piece_at(t, b - 1);
+    return p->linear ? p->orig0 + (b - p->out0) : p->orig1;
 }
 
 void dc_pii_text_free(dc_pii_text *t) {
     if (!t) return;
     free(t->owned);
-    free(t->ostart);
-    free(t->oend);
+    free(t->pieces);
     memset(t, 0, sizeof *t);
 }
