@@ -1,4 +1,4 @@
-/* `dodeca encode --model E2|E3|E4|E9` (E1, E6, E8, E11 and E12 are handed to
+/* `dodeca encode --model E2|E3|E4|E9` (the pretrained models are handed to
  * encode_pretrained.c): embeds JSON lines from stdin with one custom model and
  * writes one JSON line per input to stdout. */
 #include <errno.h>
@@ -33,7 +33,7 @@ static void dc_encode_usage(FILE *out) {
         "  --no-clock is given: then the model's own rule applies (docs/custom-models.md).\n"
         "options:\n"
         "  --model ID          E2, E3, E4 or E9 (or temporal_recent, ..., hdc);\n"
-        "                      E1, E6, E8, E11, E12 need --model-dir (see --model E11 --help)\n"
+        "                      the pretrained models need --model-dir (see --model E11 --help)\n"
         "  --no-clock          never read the clock; a missing t_ref stays missing\n"
         "  --utc-offset MIN    E3: local time is UTC + MIN minutes (default 0)\n"
         "  --seed N            E9: seed of the item memory (default 42)\n"
@@ -244,10 +244,8 @@ int dc_cmd_encode(int argc, char **argv) {
         return dc_encode_usage_error("unknown model \"%s\"", model_name);
     bool temporal = id == DC_MODEL_TEMPORAL_RECENT || id == DC_MODEL_TEMPORAL_PERIODIC ||
                     id == DC_MODEL_TEMPORAL_POSITIONAL;
-    if (!temporal && id != DC_MODEL_HDC)
-        return dc_encode_usage_error("encode does not run %s yet (E1-E4, E6, E8, E9, E11 and "
-                                     "E12 are available)",
-                                     model_name);
+    if (!temporal && id != DC_MODEL_HDC) /* pretrained ids were handed over above */
+        return dc_encode_usage_error("encode cannot run %s", model_name);
 
     dc_model *m = NULL;
     dc_status st = dc_encode_create(id, &topt, &hopt, &m);
