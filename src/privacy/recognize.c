@@ -197,6 +197,7 @@ static void email_at(dc_pii_scan *scan, size_t at) {
 /* True when the number at a continues a longer sequence of digit groups ("AT69 2128 0997 ...":
  * a card or phone cannot start at "0997"). */
 static bool continues_number(const char *s, size_t a) {
+    if (s[a] == '+' || s[a] == '(') return false; /* an explicit start */
     return a >= 2 && (s[a - 1] == ' ' || s[a - 1] == '-' || s[a - 1] == '.' || s[a - 1] == '/') &&
            is_digit(U(s, a - 2));
 }
@@ -1001,6 +1002,8 @@ static void on_entropy(dc_pii_scan *scan, const PCRE2_SIZE *ov) {
     }
     scan->steps += n;
     if (hex || !(digit && up && low)) return; /* hashes, UUIDs, words */
+    /* our own keyed-hash tags, <EMAIL_3fa2c1d94b0e>, are not secrets */
+    if (ov[0] > 0 && scan->s[ov[0] - 1] == '<' && ov[1] < scan->n && scan->s[ov[1]] == '>') return;
     if (dc_pii_entropy(s, n) < 4.0) return;
     dc_pii_add(scan, DC_PII_CAT_SECRET, ov[0], ov[1], 0.35f);
 }
