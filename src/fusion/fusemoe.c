@@ -8,11 +8,22 @@
 #include "core/error.h"
 #include "fusion/internal.h"
 
+/* Weights prepared on this fusemoe's backend: what a forward call holds on to. */
+typedef struct active {
+    atomic_uint refs;
+    dc_fusion_weights *w; /* one reference */
+    dc_backend *be;
+    dc_linear *fc1[DC_NUM_EXPERTS], *fc2[DC_NUM_EXPERTS];
+    /* Expert e's output layer is all zero (as initialised): it contributes exactly 0, so the
+     * forward skips it (bit-identical) and it needs no prepared copy. */
+    bool out_zero[DC_NUM_EXPERTS];
+} active;
+
 struct dc_fusemoe {
     pthread_mutex_t swap_lock; /* one swap or rollback at a time (prepare runs under it) */
     pthread_mutex_t lock;      /* current and history; held only to read or replace them */
-    dc_fusion_weights *current;
-    dc_fusion_weights *history[64];
+    active *current;
+    active *history[64];
     uint32_t n_history, max_history;
     dc_backend *be;
     bool own_be;
@@ -20,6 +31,57 @@ struct dc_fusemoe {
     dc_fusion_stats stats; /* sums; finalised by dc_fusemoe_stats */
     double prob_sum[DC_NUM_EXPERTS], top1_sum, top2_sum;
 };
+
+static void active_release(active *a) {
+    if (!a || atomic_fetch_sub(&a->refs, 1) != 1) return;
+    for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
+        if (a->fc1[e]) a->be->ops->linear_destroy(a->be, a->fc1[e]);
+        if (a->fc2[e]) a->be->ops->linear_destroy(a->be, a->fc2[e]);
+    }
+    dc_fusion_weights_release(a->w);
+    free(a);
+}
+
+/* Prepares `w` (a new reference is taken) on `be`. */
+static dc_status active_create(dc_fusion_weights *w, dc_backend *be, active **out) {
+    active *a = calloc(1, sizeof *a);
+    if (!a) return dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion weights %s", w->info.version);
+    atomic_init(&a->refs, 1);
+    a->w = dc_fusion_weights_retain(w);
+    a->be = be;
+    const dc_fusion_layout *l = &w->layout;
+    dc_status st = DC_OK;
+    for (uint32_t e = 0; e < w->opt.num_experts && st == DC_OK; e++) {
+        bool z = true;
+        const float *p = w->arena + l->fc2_w[e];
+        for (size_t i = 0; z && i < (size_t)DC_FUSION_OUT * w->opt.hidden; i++) z = p[i] == 0.0f;
+        p = w->arena + l->fc2_b[e];
+        for (size_t i = 0; z && i < DC_FUSION_OUT; i++) z = p[i] == 0.0f;
+        a->out_zero[e] = z;
+        if (z) continue;
+        st = be->ops->linear_create(be, w->arena + l->fc1_w[e], w->arena + l->fc1_b[e],
+                                    w->opt.hidden, DC_FUSION_IN, DC_WEIGHTS_F32, &a->fc1[e]);
+        if (st == DC_OK)
+            st = be->ops->linear_create(be, w->arena + l->fc2_w[e], w->arena + l->fc2_b[e],
+                                        DC_FUSION_OUT, w->opt.hidden, DC_WEIGHTS_F32, &a->fc2[e]);
+        if (st != DC_OK) st = dc_fail_context(st, "fusion weights %s, expert %u", w->info.version, e);
+    }
+    if (st != DC_OK) {
+        active_release(a);
+        return st;
+    }
+    w->shared = true;
+    *out = a;
+    return DC_OK;
+}
+
+static active *active_acquire(dc_fusemoe *f) {
+    pthread_mutex_lock(&f->lock);
+    active *a = f->current;
+    atomic_fetch_add(&a->refs, 1);
+    pthread_mutex_unlock(&f->lock);
+    return a;
+}
 
 void dc_fusion_modulation_neutral(dc_fusion_modulation *m) {
     memset(m, 0, sizeof *m);
@@ -45,38 +107,68 @@ void dc_fusion_call_init(dc_fusion_call *c) {
 
 /* ---- lifetime ---- */
 
-dc_status dc_fusemoe_create_ex(const dc_fusion_options *o, dc_fusemoe **out) {
-    if (!out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusemoe: NULL output");
-    *out = NULL;
-    dc_status st = dc_fusion_options_validate(o);
-    if (st != DC_OK) return st;
+static dc_status fusemoe_new(const dc_fusion_options *o, dc_fusemoe **out) {
     dc_fusemoe *f = calloc(1, sizeof *f);
     if (!f) return dc_fail(DC_ERR_OUT_OF_MEMORY, "fusemoe");
     pthread_mutex_init(&f->swap_lock, NULL);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->stats_lock, NULL);
-    f->max_history = o->history;
-    f->be = o->backend;
+    f->max_history = o ? o->history : 4;
+    f->be = o ? o->backend : NULL;
     if (!f->be) {
-        st = dc_backend_cpu_create(NULL, &f->be);
+        dc_status st = dc_backend_cpu_create(NULL, &f->be);
         if (st != DC_OK) {
             dc_fusemoe_destroy(f);
             return st;
         }
         f->own_be = true;
     }
+    *out = f;
+    return DC_OK;
+}
+
+/* Makes w the active weights of a new fusemoe (takes its own reference). */
+static dc_status fusemoe_adopt(dc_fusemoe *f, dc_fusion_weights *w) {
+    active *a = NULL;
+    dc_status st = active_create(w, f->be, &a);
+    if (st != DC_OK) return st;
+    f->current = a;
+    f->stats.num_experts = w->opt.num_experts;
+    f->stats.top_k = w->opt.top_k;
+    return DC_OK;
+}
+
+dc_status dc_fusemoe_create_ex(const dc_fusion_options *o, dc_fusemoe **out) {
+    if (!out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusemoe: NULL output");
+    *out = NULL;
+    dc_status st = dc_fusion_options_validate(o);
+    if (st != DC_OK) return st;
+    dc_fusemoe *f = NULL;
+    if ((st = fusemoe_new(o, &f)) != DC_OK) return st;
     dc_fusion_weights *w = NULL;
     st = dc_fusion_weights_resolve(o, &w);
-    if (st == DC_OK) st = dc_fusion_weights_prepare(w, f->be);
+    if (st == DC_OK) st = fusemoe_adopt(f, w);
+    dc_fusion_weights_release(w);
     if (st != DC_OK) {
-        dc_fusion_weights_release(w);
         dc_fusemoe_destroy(f);
         return st;
     }
-    w->shared = true;
-    f->current = w;
-    f->stats.num_experts = w->opt.num_experts;
-    f->stats.top_k = w->opt.top_k;
+    *out = f;
+    return DC_OK;
+}
+
+dc_status dc_fusemoe_create_from(dc_fusion_weights *w, const dc_fusion_options *o,
+                                 dc_fusemoe **out) {
+    if (!w || !out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusemoe: NULL argument");
+    *out = NULL;
+    if (o && o->history > 64) return dc_fail(DC_ERR_CONFIG, "fusion history (%u) must be <= 64", o->history);
+    dc_fusemoe *f = NULL;
+    dc_status st = fusemoe_new(o, &f);
+    if (st != DC_OK) return st;
+    if ((st = fusemoe_adopt(f, w)) != DC_OK) {
+        dc_fusemoe_destroy(f);
+        return st;
+    }
     *out = f;
     return DC_OK;
 }
@@ -89,8 +181,8 @@ dc_status dc_fusemoe_create(const dc_fusion_config *cfg, dc_fusemoe **out) {
 
 void dc_fusemoe_destroy(dc_fusemoe *f) {
     if (!f) return;
-    dc_fusion_weights_release(f->current);
-    for (uint32_t i = 0; i < f->n_history; i++) dc_fusion_weights_release(f->history[i]);
+    active_release(f->current); /* no call may be in flight: prepared copies go now */
+    for (uint32_t i = 0; i < f->n_history; i++) active_release(f->history[i]);
     if (f->own_be) dc_backend_destroy(f->be);
     pthread_mutex_destroy(&f->swap_lock);
     pthread_mutex_destroy(&f->lock);
@@ -103,30 +195,41 @@ dc_backend *dc_fusemoe_backend(dc_fusemoe *f) { return f ? f->be : NULL; }
 dc_fusion_weights *dc_fusemoe_weights(dc_fusemoe *f) {
     if (!f) return NULL;
     pthread_mutex_lock(&f->lock);
-    dc_fusion_weights *w = dc_fusion_weights_retain(f->current);
+    dc_fusion_weights *w = dc_fusion_weights_retain(f->current->w);
     pthread_mutex_unlock(&f->lock);
     return w;
+}
+
+size_t dc_fusemoe_bytes(dc_fusemoe *f) {
+    if (!f) return 0;
+    active *a = active_acquire(f);
+    size_t b = dc_fusion_weights_bytes(a->w);
+    for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
+        if (a->fc1[e]) b += a->be->ops->linear_bytes(a->fc1[e]);
+        if (a->fc2[e]) b += a->be->ops->linear_bytes(a->fc2[e]);
+    }
+    active_release(a);
+    return b;
 }
 
 /* ---- hot swap ---- */
 
 static dc_status swap_locked(dc_fusemoe *f, dc_fusion_weights *w) {
     /* validate and prepare outside `lock`: calls keep running on the old weights meanwhile */
-    uint32_t want_e = f->current->opt.num_experts; /* current only changes under swap_lock */
+    uint32_t want_e = f->current->w->opt.num_experts; /* current only changes under swap_lock */
     if (w->opt.num_experts != want_e)
         return dc_fail(DC_ERR_FUSION,
                        "fusemoe swap: weights %s have %u experts, the active weights %u",
                        w->info.version, w->opt.num_experts, want_e);
     dc_status st = dc_vec_check_finite(w->arena, w->layout.total, "fusion weights");
     if (st != DC_OK) return dc_fail_context(st, "fusemoe swap to %s", w->info.version);
-    st = dc_fusion_weights_prepare(w, f->be);
+    active *a = NULL;
+    st = active_create(w, f->be, &a);
     if (st != DC_OK) return dc_fail_context(st, "fusemoe swap to %s", w->info.version);
-    w->shared = true;
-    dc_fusion_weights_retain(w);
-    dc_fusion_weights *drop = NULL;
+    active *drop = NULL;
     pthread_mutex_lock(&f->lock);
-    dc_fusion_weights *old = f->current;
-    f->current = w;
+    active *old = f->current;
+    f->current = a;
     if (f->max_history == 0) {
         drop = old;
     } else {
@@ -138,7 +241,7 @@ static dc_status swap_locked(dc_fusemoe *f, dc_fusion_weights *w) {
         f->history[f->n_history++] = old;
     }
     pthread_mutex_unlock(&f->lock);
-    dc_fusion_weights_release(drop); /* freed when the last call using it returns */
+    active_release(drop); /* freed when the last call using it returns */
     return DC_OK;
 }
 
@@ -159,11 +262,11 @@ dc_status dc_fusemoe_rollback(dc_fusemoe *f) {
         pthread_mutex_unlock(&f->swap_lock);
         return dc_fail(DC_ERR_NOT_FOUND, "fusemoe rollback: no previous weights to return to");
     }
-    dc_fusion_weights *drop = f->current;
+    active *drop = f->current;
     f->current = f->history[--f->n_history];
     pthread_mutex_unlock(&f->lock);
     pthread_mutex_unlock(&f->swap_lock);
-    dc_fusion_weights_release(drop);
+    active_release(drop);
     return DC_OK;
 }
 
@@ -273,16 +376,18 @@ static void fwd_free(fwd_buf *b) {
 }
 
 /* Runs expert e on m rows of x into o (m × 1536). */
-static dc_status run_expert(dc_backend *be, const dc_fusion_weights *w, uint32_t e, const float *x,
-                            size_t m, float *a, float *o) {
-    dc_status st = be->ops->linear_forward(be, w->fc1[e], x, m, a);
+static dc_status run_expert(const active *act, uint32_t e, const float *x, size_t m, float *a,
+                            float *o) {
+    dc_backend *be = act->be;
+    dc_status st = be->ops->linear_forward(be, act->fc1[e], x, m, a);
     if (st != DC_OK) return st;
-    be->ops->activation(be, DC_ACT_GELU_ERF, a, m * w->opt.hidden);
-    return be->ops->linear_forward(be, w->fc2[e], a, m, o);
+    be->ops->activation(be, DC_ACT_GELU_ERF, a, m * act->w->opt.hidden);
+    return be->ops->linear_forward(be, act->fc2[e], a, m, o);
 }
 
-static dc_status forward_on(dc_fusemoe *f, dc_fusion_weights *w, const dc_concat_embedding *const *in,
+static dc_status forward_on(dc_fusemoe *f, const active *act, const dc_concat_embedding *const *in,
                             size_t n, const dc_fusion_call *call, dc_fused_embedding *out) {
+    const dc_fusion_weights *w = act->w;
     const dc_fusion_options *o = &w->opt;
     const dc_fusion_modulation *mod = call ? call->modulation : NULL;
     if (dc_fusion_modulation_is_neutral(mod)) mod = NULL;
@@ -318,7 +423,7 @@ static dc_status forward_on(dc_fusemoe *f, dc_fusion_weights *w, const dc_concat
         blend = call->bridge_blend > 1.0f ? 1.0f : call->bridge_blend;
     const bool rowwise = call && call->exec == DC_FUSION_EXEC_ROWWISE;
 
-    const bool *zero = w->out_zero;
+    const bool *zero = act->out_zero;
 
     fwd_buf b = {0};
     dc_status st = DC_OK;
@@ -349,13 +454,13 @@ static dc_status forward_on(dc_fusemoe *f, dc_fusion_weights *w, const dc_concat
     }
 
     /* experts */
-    if (w->be && w->be->ops && !strcmp(w->be->ops->name, "cpu")) dc_backend_cpu_bind_threads(w->be);
+    if (!strcmp(act->be->ops->name, "cpu")) dc_backend_cpu_bind_threads(act->be);
     if (rowwise) {
         for (size_t i = 0; i < n && st == DC_OK; i++)
             for (uint32_t r = 0; r < b.g[i].k && st == DC_OK; r++) {
                 uint32_t e = b.g[i].selected[r];
                 if (zero[e]) continue;
-                st = run_expert(w->be, w, e, b.h + i * DC_FUSION_IN, 1, b.a,
+                st = run_expert(act, e, b.h + i * DC_FUSION_IN, 1, b.a,
                                 b.eo + (i * k + r) * DC_FUSION_OUT);
             }
     } else {
@@ -373,7 +478,7 @@ static dc_status forward_on(dc_fusemoe *f, dc_fusion_weights *w, const dc_concat
                         slot[m++] = i * k + r;
                     }
             if (!m) continue;
-            st = run_expert(w->be, w, e, b.x, m, b.a, o_e);
+            st = run_expert(act, e, b.x, m, b.a, o_e);
             for (size_t j = 0; st == DC_OK && j < m; j++) /* scatter back in input order */
                 memcpy(b.eo + slot[j] * DC_FUSION_OUT, o_e + j * DC_FUSION_OUT,
                        DC_FUSION_OUT * sizeof(float));
@@ -435,13 +540,13 @@ dc_status dc_fusemoe_forward_ex(dc_fusemoe *f, const dc_concat_embedding *const 
         dc_status st = check_input(in[i], i);
         if (st != DC_OK) return st;
     }
-    dc_fusion_weights *w = dc_fusemoe_weights(f); /* one version for the whole batch */
-    dc_status st = forward_on(f, w, in, n, call, out);
+    active *a = active_acquire(f); /* one version for the whole batch */
+    dc_status st = forward_on(f, a, in, n, call, out);
     if (call) {
-        call->serial = w->info.serial;
-        snprintf(call->version, sizeof call->version, "%s", w->info.version);
+        call->serial = a->w->info.serial;
+        snprintf(call->version, sizeof call->version, "%s", a->w->info.version);
     }
-    dc_fusion_weights_release(w);
+    active_release(a);
     return st;
 }
 

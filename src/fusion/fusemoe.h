@@ -14,7 +14,8 @@
  *
  * A dc_fusemoe holds the active weights (a refcounted dc_fusion_weights); forward calls from any
  * number of threads each use exactly one weights version, and the weights can be swapped or
- * rolled back while calls are in flight. */
+ * rolled back while calls are in flight. Weights are plain host data shared freely between
+ * fusemoes; each fusemoe prepares its own copies of the expert layers on its backend. */
 #ifndef DC_FUSION_FUSEMOE_H
 #define DC_FUSION_FUSEMOE_H
 
@@ -135,7 +136,8 @@ const dc_fusion_options *dc_fusion_weights_options(const dc_fusion_weights *w);
 /* Sets metrics and the version string before a save (weights not yet shared only). */
 dc_status dc_fusion_weights_set_version(dc_fusion_weights *w, const char *version,
                                         const dc_fusion_metrics *metrics);
-/* Parameter count and bytes of host + prepared copies. */
+/* Parameter count and host bytes (the fusemoe's prepared copies are counted by
+ * dc_fusemoe_bytes). */
 size_t dc_fusion_weights_param_count(const dc_fusion_weights *w);
 size_t dc_fusion_weights_bytes(const dc_fusion_weights *w);
 
@@ -174,6 +176,10 @@ void dc_fusion_call_init(dc_fusion_call *c);
 /* Deterministic initialisation from cfg->seed, or from a checkpoint through the options. */
 dc_status dc_fusemoe_create(const dc_fusion_config *cfg, dc_fusemoe **out);
 dc_status dc_fusemoe_create_ex(const dc_fusion_options *o, dc_fusemoe **out);
+/* Around weights already built (loaded, trained): takes its own reference; o supplies the
+ * backend and history (may be NULL). */
+dc_status dc_fusemoe_create_from(dc_fusion_weights *w, const dc_fusion_options *o,
+                                 dc_fusemoe **out);
 void dc_fusemoe_destroy(dc_fusemoe *f);
 
 /* Fuses n concatenations. Writes vector (L2), expert_weights (all gate probabilities, sum 1),
@@ -194,6 +200,8 @@ dc_status dc_fusemoe_rollback(dc_fusemoe *f);
 /* A new reference to the active weights (release it). */
 dc_fusion_weights *dc_fusemoe_weights(dc_fusemoe *f);
 dc_backend *dc_fusemoe_backend(dc_fusemoe *f);
+/* Bytes of the active weights: host arena plus the copies prepared on the backend. */
+size_t dc_fusemoe_bytes(dc_fusemoe *f);
 
 /* Routing statistics since creation or the last reset (seed L22 RouterStats). */
 typedef struct dc_fusion_stats {

@@ -41,8 +41,10 @@ void dc_fusion_layout_build(const dc_fusion_options *o, dc_fusion_layout *l);
 struct dc_jl_map {
     uint64_t seed;
     uint32_t nnz;
-    float scale;   /* 1/√nnz */
-    uint16_t *col; /* DC_FUSION_IN · nnz: row | sign << 15 */
+    float scale;       /* 1/√nnz */
+    uint16_t *col;     /* DC_FUSION_IN · nnz: row | sign << 15 (by column: block ranges) */
+    uint32_t *row_ptr; /* DC_FUSION_OUT + 1 offsets into row_col */
+    uint16_t *row_col; /* column | sign << 15, ascending columns within a row (the full apply) */
 };
 
 /* The five CAME-AB modality groups (seed L24) and which models belong to each. */
@@ -57,12 +59,6 @@ struct dc_fusion_weights {
     dc_fusion_version info;
     dc_jl_map *jl;
     float block_scale[DC_NUM_MODELS]; /* √w_m */
-    /* The parts the forward needs, prepared on a backend (NULL until prepared). */
-    dc_backend *be;
-    dc_linear *fc1[DC_NUM_EXPERTS], *fc2[DC_NUM_EXPERTS];
-    /* Expert e's output layer is all zero (as initialised): it contributes exactly 0, so the
-     * forward skips it and stays bit-identical. Computed at prepare. */
-    bool out_zero[DC_NUM_EXPERTS];
     bool shared;            /* handed to a fusemoe: immutable from then on */
 };
 
@@ -70,8 +66,6 @@ struct dc_fusion_weights {
 dc_status dc_fusion_weights_alloc(const dc_fusion_options *o, dc_fusion_weights **out);
 /* Fills the arena from the options' schemes and seed. */
 void dc_fusion_weights_seed(dc_fusion_weights *w);
-/* Builds the prepared linears on `be` (idempotent for the same backend). */
-dc_status dc_fusion_weights_prepare(dc_fusion_weights *w, dc_backend *be);
 /* "sha256:<hex>" over the tensors in canonical order: name, NUL, shape as u64 LE, F32 LE data. */
 dc_status dc_fusion_checksum(const dc_fusion_layout *l, const float *arena, char out[80]);
 /* Version strings: 1..63 of [A-Za-z0-9._+-], not starting with '.' (they become file names). */

@@ -171,7 +171,8 @@ void dc_fusion_layout_build(const dc_fusion_options *o, dc_fusion_layout *l) {
     l->gate_w = add_tensor(l, &at,
                            o->gating == DC_GATING_LAPLACE ? "gate.centres" : "gate.proj.weight",
                            o->num_experts, DC_FUSION_GATE_IN, o->gating == DC_GATING_SOFTMAX);
-    l->gate_b = add_tensor(l, &at, "gate.proj.bias", o->num_experts, 0, false);
+    if (o->gating == DC_GATING_SOFTMAX) /* Laplace scores have no bias */
+        l->gate_b = add_tensor(l, &at, "gate.proj.bias", o->num_experts, 0, false);
     for (uint32_t e = 0; e < o->num_experts; e++) {
         snprintf(name, sizeof name, "experts.%u.fc1.weight", e);
         l->fc1_w[e] = add_tensor(l, &at, name, o->hidden, DC_FUSION_IN, true);
@@ -412,43 +413,6 @@ void dc_fusion_weights_seed(dc_fusion_weights *w) {
     for (size_t i = 0; i < w->layout.n_tensors; i++) (void)seed_tensor(w, &w->layout.tensors[i]);
 }
 
-dc_status dc_fusion_weights_prepare(dc_fusion_weights *w, dc_backend *be) {
-    if (w->be == be) return DC_OK;
-    if (w->be)
-        return dc_fail(DC_ERR_INVALID_ARGUMENT,
-                       "fusion weights %s are prepared on another backend", w->info.version);
-    dc_status st = DC_OK;
-    const dc_fusion_layout *l = &w->layout;
-    for (uint32_t e = 0; e < w->opt.num_experts; e++) {
-        bool z = true;
-        const float *p = w->arena + l->fc2_w[e];
-        for (size_t i = 0; z && i < (size_t)DC_FUSION_OUT * w->opt.hidden; i++) z = p[i] == 0.0f;
-        p = w->arena + l->fc2_b[e];
-        for (size_t i = 0; z && i < DC_FUSION_OUT; i++) z = p[i] == 0.0f;
-        w->out_zero[e] = z;
-    }
-    /* a zero expert is never run, so it needs no prepared copy */
-    for (uint32_t e = 0; e < w->opt.num_experts && st == DC_OK; e++) {
-        if (w->out_zero[e]) continue;
-        st = be->ops->linear_create(be, w->arena + l->fc1_w[e], w->arena + l->fc1_b[e],
-                                    w->opt.hidden, DC_FUSION_IN, DC_WEIGHTS_F32, &w->fc1[e]);
-        if (st == DC_OK)
-            st = be->ops->linear_create(be, w->arena + l->fc2_w[e], w->arena + l->fc2_b[e],
-                                        DC_FUSION_OUT, w->opt.hidden, DC_WEIGHTS_F32, &w->fc2[e]);
-        if (st != DC_OK) st = dc_fail_context(st, "fusion expert %u", e);
-    }
-    if (st != DC_OK) {
-        for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
-            if (w->fc1[e]) be->ops->linear_destroy(be, w->fc1[e]);
-            if (w->fc2[e]) be->ops->linear_destroy(be, w->fc2[e]);
-            w->fc1[e] = w->fc2[e] = NULL;
-        }
-        return st;
-    }
-    w->be = be;
-    return DC_OK;
-}
-
 dc_fusion_weights *dc_fusion_weights_retain(dc_fusion_weights *w) {
     if (w) atomic_fetch_add(&w->refs, 1);
     return w;
@@ -456,10 +420,6 @@ dc_fusion_weights *dc_fusion_weights_retain(dc_fusion_weights *w) {
 
 void dc_fusion_weights_release(dc_fusion_weights *w) {
     if (!w || atomic_fetch_sub(&w->refs, 1) != 1) return;
-    for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
-        if (w->fc1[e]) w->be->ops->linear_destroy(w->be, w->fc1[e]);
-        if (w->fc2[e]) w->be->ops->linear_destroy(w->be, w->fc2[e]);
-    }
     dc_jl_destroy(w->jl);
     free(w->arena);
     free(w);
@@ -515,13 +475,8 @@ size_t dc_fusion_weights_param_count(const dc_fusion_weights *w) {
 
 size_t dc_fusion_weights_bytes(const dc_fusion_weights *w) {
     if (!w) return 0;
-    size_t b = sizeof *w + w->layout.total * sizeof(float) +
-               (size_t)DC_FUSION_IN * w->opt.jl_nnz * sizeof(uint16_t);
-    for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
-        if (w->fc1[e]) b += w->be->ops->linear_bytes(w->fc1[e]);
-        if (w->fc2[e]) b += w->be->ops->linear_bytes(w->fc2[e]);
-    }
-    return b;
+    return sizeof *w + w->layout.total * sizeof(float) +
+           (size_t)DC_FUSION_IN * w->opt.jl_nnz * sizeof(uint16_t);
 }
 
 dc_status dc_fusion_checksum(const dc_fusion_layout *l, const float *arena, char out[80]) {
@@ -578,59 +533,84 @@ void dc_fusion_scale_input(const float *x, uint32_t mask, const float scales[DC_
     }
 }
 
+/* Sixteen independent float lanes summed in double at the end: the compiler can vectorise the
+ * lanes without reassociating anything, so the result is the same on every ISA and does not
+ * depend on the batch a row arrives in. */
+#define LANES 16
+
+static double sum_lanes(const float acc[LANES]) {
+    double s = 0.0;
+    for (int k = 0; k < LANES; k++) s += acc[k];
+    return s;
+}
+
+static double dot_f(const float *a, const float *b, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += a[i + k] * b[i + k];
+    double s = sum_lanes(acc);
+    for (; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static double sqdist_f(const float *a, const float *b, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float d = a[i + k] - b[i + k];
+            acc[k] += d * d;
+        }
+    double s = sum_lanes(acc);
+    for (; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        s += d * d;
+    }
+    return s;
+}
+
 void dc_fusion_layernorm_row(const float *x, const float *g, const float *b, size_t cols,
                              float *y, float *n, float *rstd_out) {
-    double sum = 0.0, sq = 0.0;
-    for (size_t i = 0; i < cols; i++) sum += x[i];
-    double mean = sum / (double)cols;
-    for (size_t i = 0; i < cols; i++) {
-        double d = x[i] - mean;
-        sq += d * d;
-    }
-    double rstd = 1.0 / sqrt(sq / (double)cols + (double)DC_FUSION_LN_EPS);
-    for (size_t i = 0; i < cols; i++) {
-        float v = (float)((x[i] - mean) * rstd);
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= cols; i += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
+    double sum = sum_lanes(acc);
+    for (; i < cols; i++) sum += x[i];
+    const float mean = (float)(sum / (double)cols);
+    float acc2[LANES] = {0};
+    for (i = 0; i + LANES <= cols; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float d = x[i + k] - mean;
+            acc2[k] += d * d;
+        }
+    double sq = sum_lanes(acc2);
+    for (; i < cols; i++) sq += ((double)x[i] - mean) * ((double)x[i] - mean);
+    const float rstd = (float)(1.0 / sqrt(sq / (double)cols + (double)DC_FUSION_LN_EPS));
+    for (i = 0; i < cols; i++) {
+        float v = (x[i] - mean) * rstd;
         if (n) n[i] = v;
         y[i] = v * g[i] + b[i];
     }
-    if (rstd_out) *rstd_out = (float)rstd;
+    if (rstd_out) *rstd_out = rstd;
 }
 
 void dc_fusion_gate_scores(const dc_fusion_weights *w, const float *h, uint32_t mask,
                            double *score) {
     const uint32_t E = w->opt.num_experts;
     const float *W = w->arena + w->layout.gate_w;
-    double acc[DC_NUM_EXPERTS] = {0};
-    if (w->opt.gating == DC_GATING_SOFTMAX) {
-        /* experts in the inner loop: E independent accumulators per input value */
-        for (size_t c = 0; c < DC_FUSION_IN; c++) {
-            double hv = h[c];
-            for (uint32_t e = 0; e < E; e++) acc[e] += (double)W[(size_t)e * DC_FUSION_GATE_IN + c] * hv;
-        }
-        const float *b = w->arena + w->layout.gate_b;
-        for (uint32_t e = 0; e < E; e++) {
-            const float *wm = W + (size_t)e * DC_FUSION_GATE_IN + DC_FUSION_IN;
-            for (int m = 0; m < DC_NUM_MODELS; m++)
-                if (mask & (1u << m)) acc[e] += wm[m];
-            score[e] = acc[e] + b[e];
-        }
-        return;
-    }
-    /* Laplace: −‖[h; mask] − c_e‖, as a direct sum of squares (no cancellation) */
-    for (size_t c = 0; c < DC_FUSION_IN; c++) {
-        double hv = h[c];
-        for (uint32_t e = 0; e < E; e++) {
-            double d = hv - (double)W[(size_t)e * DC_FUSION_GATE_IN + c];
-            acc[e] += d * d;
-        }
-    }
+    float p[DC_FUSION_MASK_DIM];
+    for (int m = 0; m < DC_NUM_MODELS; m++) p[m] = (float)((mask >> m) & 1u);
     for (uint32_t e = 0; e < E; e++) {
-        const float *cm = W + (size_t)e * DC_FUSION_GATE_IN + DC_FUSION_IN;
-        for (int m = 0; m < DC_NUM_MODELS; m++) {
-            double d = ((mask >> m) & 1u) - (double)cm[m];
-            acc[e] += d * d;
+        const float *we = W + (size_t)e * DC_FUSION_GATE_IN;
+        if (w->opt.gating == DC_GATING_SOFTMAX) {
+            score[e] = dot_f(we, h, DC_FUSION_IN) + dot_f(we + DC_FUSION_IN, p, DC_FUSION_MASK_DIM) +
+                       (double)w->arena[w->layout.gate_b + e];
+        } else { /* Laplace: −‖[h; mask] − c_e‖, a direct sum of squares (no cancellation) */
+            score[e] = -sqrt(sqdist_f(h, we, DC_FUSION_IN) +
+                             sqdist_f(p, we + DC_FUSION_IN, DC_FUSION_MASK_DIM));
         }
-        score[e] = -sqrt(acc[e]);
     }
 }
 
