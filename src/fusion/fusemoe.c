@@ -38,6 +38,7 @@ static void active_release(active *a) {
         if (a->fc1[e]) a->be->ops->linear_destroy(a->be, a->fc1[e]);
         if (a->fc2[e]) a->be->ops->linear_destroy(a->be, a->fc2[e]);
     }
+    atomic_fetch_sub(&a->w->users, 1);
     dc_fusion_weights_release(a->w);
     free(a);
 }
@@ -48,6 +49,7 @@ static dc_status active_create(dc_fusion_weights *w, dc_backend *be, active **ou
     if (!a) return dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion weights %s", w->info.version);
     atomic_init(&a->refs, 1);
     a->w = dc_fusion_weights_retain(w);
+    atomic_fetch_add(&w->users, 1);
     a->be = be;
     const dc_fusion_layout *l = &w->layout;
     dc_status st = DC_OK;
@@ -70,7 +72,6 @@ static dc_status active_create(dc_fusion_weights *w, dc_backend *be, active **ou
         active_release(a);
         return st;
     }
-    w->shared = true;
     *out = a;
     return DC_OK;
 }

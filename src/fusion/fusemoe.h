@@ -133,7 +133,8 @@ void dc_fusion_weights_release(dc_fusion_weights *w);
 const dc_fusion_version *dc_fusion_weights_version(const dc_fusion_weights *w);
 /* The options the weights were built with (shapes, gating, hyper-parameters, block weights). */
 const dc_fusion_options *dc_fusion_weights_options(const dc_fusion_weights *w);
-/* Sets metrics and the version string before a save (weights not yet shared only). */
+/* Sets metrics and the version string before a save; refused while a fusemoe uses the weights
+ * (other threads read the record). */
 dc_status dc_fusion_weights_set_version(dc_fusion_weights *w, const char *version,
                                         const dc_fusion_metrics *metrics);
 /* Parameter count and host bytes (the fusemoe's prepared copies are counted by

@@ -59,7 +59,7 @@ struct dc_fusion_weights {
     dc_fusion_version info;
     dc_jl_map *jl;
     float block_scale[DC_NUM_MODELS]; /* √w_m */
-    bool shared;            /* handed to a fusemoe: immutable from then on */
+    atomic_uint users;      /* fusemoes using it: its version record is read-only meanwhile */
 };
 
 /* A weights object with a zeroed arena for `o` (no initialisation, not prepared). */

@@ -331,6 +331,7 @@ dc_status dc_fusion_weights_alloc(const dc_fusion_options *o, dc_fusion_weights 
     dc_fusion_weights *w = calloc(1, sizeof *w);
     if (!w) return dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion weights");
     atomic_init(&w->refs, 1);
+    atomic_init(&w->users, 0);
     w->opt = *o;
     w->opt.checkpoint = NULL;
     w->opt.backend = NULL;
@@ -454,9 +455,10 @@ dc_status dc_fusion_version_check(const char *version) {
 dc_status dc_fusion_weights_set_version(dc_fusion_weights *w, const char *version,
                                         const dc_fusion_metrics *metrics) {
     if (!w) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusion weights are NULL");
-    if (w->shared)
+    if (atomic_load(&w->users))
         return dc_fail(DC_ERR_INVALID_ARGUMENT,
-                       "fusion weights %s are active in a fusemoe and can no longer change",
+                       "fusion weights %s are in use by a fusemoe; their version cannot change "
+                       "meanwhile",
                        w->info.version);
     if (version) {
         dc_status st = dc_fusion_version_check(version);
