@@ -392,6 +392,8 @@ static dc_status copy_rows(void *p, size_t i, const float *rows) {
 dc_status dc_pretrained_hidden(dc_model *m, const dc_input *in, float **rows, uint32_t *n_tokens,
                                uint32_t *dim) {
     *rows = NULL;
+    if (m && m->loaded && m->info && m->info->id == DC_MODEL_MULTIMODAL)
+        return dc_fail(DC_ERR_UNSUPPORTED_MODALITY, "hidden: E10 (CLIP) has two towers; hidden states are not exposed");
     if (!m || !m->loaded || m->vt != &em_vt)
         return dc_fail(DC_ERR_NOT_INITIALIZED, "hidden: not a loaded pretrained model");
     dc_encoder_model *em = dc_encoder_model_of(m);

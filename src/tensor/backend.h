@@ -165,7 +165,7 @@ void dc_kernel_attention_seq(const float *q, size_t ld_q, const float *k, const 
  * 0..n_q-1 at sequence positions qpos[i] (NULL: n_q = len and row i is position i); globals
  * are the n_glob positions glist[] (also flagged in gflag[], which may be NULL when n_glob is
  * 0); skip_global skips queries whose position is global. `work` holds
- * 2·(min(len, left + right + 1) + n_glob) floats. */
+ * 2·(min(len, left + right + 1) + 64 + n_glob) + ⌈len/32⌉·32·n_heads·head_dim floats. */
 void dc_kernel_attention_band(const float *q, size_t ld_q, const float *k, const float *v,
                               size_t ld_kv, float *out, size_t ld_out, uint32_t len,
                               const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,

@@ -366,7 +366,8 @@ static dc_status cpu_attention_ex(dc_backend *be, const float *q, size_t ld_q, c
             return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: query row list is not ascending in range");
     uint64_t wide = (uint64_t)o->left + o->right + 1;
     size_t band = wide > longest ? longest : (size_t)wide;
-    size_t nwork = 2 * (band + most_glob) + 1;
+    /* scores of one query, plus the keys transposed per head (linear in the length) */
+    size_t nwork = 2 * (band + 64 + most_glob) + ((size_t)longest + 31) / 32 * 32 * n_heads * head_dim + 1;
     float *work = malloc(nwork * sizeof *work);
     uint32_t *glist = malloc(((size_t)most_glob + 1) * sizeof *glist);
     uint32_t *qpos = malloc(((o->rows ? (size_t)o->n_rows : 0) + 1) * sizeof *qpos);
