@@ -1,5 +1,8 @@
 /* The built-in patterns, compiled once per scrubber, and the one place that runs them.
  *
+ * Token repeats are possessive ({m,n}+): a token longer than its bound fails at once instead of
+ * backtracking through every shorter length.
+ *
  * Every repetition is bounded and every pattern either starts on a literal or is anchored at a
  * position the C scanner chose, so a match attempt does bounded work and a scan is linear in
  * the text (tests/unit/test_pii_linear.c counts the steps). */
@@ -32,20 +35,20 @@ static const pattern patterns[DC_RX_COUNT] = {
     [DC_RX_AWS] = {"(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}"
                    "(?![A-Za-z0-9])",
                    0},
-    [DC_RX_GITHUB] = {"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|"
+    [DC_RX_GITHUB] = {"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}+|"
                       "github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])",
                       0},
-    [DC_RX_SLACK] = {"(?<![A-Za-z0-9])(?:xox[abposre]-[A-Za-z0-9-]{10,250}|"
-                     "xapp-\\d-[A-Za-z0-9-]{20,250})(?![A-Za-z0-9-])",
+    [DC_RX_SLACK] = {"(?<![A-Za-z0-9])(?:xox[abposre]-[A-Za-z0-9-]{10,250}+|"
+                     "xapp-\\d-[A-Za-z0-9-]{20,250}+)(?![A-Za-z0-9-])",
                      0},
-    [DC_RX_STRIPE] = {"(?<![A-Za-z0-9])(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247}|"
-                      "whsec_[A-Za-z0-9]{24,64})(?![A-Za-z0-9])",
+    [DC_RX_STRIPE] = {"(?<![A-Za-z0-9])(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247}+|"
+                      "whsec_[A-Za-z0-9]{24,64}+)(?![A-Za-z0-9])",
                       0},
-    [DC_RX_SK] = {"(?<![A-Za-z0-9_-])sk-(?:ant-[a-z]{2,8}\\d\\d-[A-Za-z0-9_-]{32,200}|"
-                  "[A-Za-z0-9_-]{20,250})(?![A-Za-z0-9_-])",
+    [DC_RX_SK] = {"(?<![A-Za-z0-9_-])sk-(?:ant-[a-z]{2,8}\\d\\d-[A-Za-z0-9_-]{32,200}+|"
+                  "[A-Za-z0-9_-]{20,250}+)(?![A-Za-z0-9_-])",
                   0},
-    [DC_RX_JWT] = {"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,4096}\\.eyJ[A-Za-z0-9_-]{5,8192}\\."
-                   "[A-Za-z0-9_-]{0,2048}(?![A-Za-z0-9_-])",
+    [DC_RX_JWT] = {"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,4096}+\\.eyJ[A-Za-z0-9_-]{5,8192}+\\."
+                   "[A-Za-z0-9_-]{0,2048}+(?![A-Za-z0-9_-])",
                    0},
     [DC_RX_GCP] = {"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])", 0},
     [DC_RX_PEM] = {"-{4,5} ?BEGIN (?:[A-Z0-9]{1,12} ){0,4}PRIVATE KEY(?: BLOCK)? ?-{4,5}", 0},
@@ -65,7 +68,7 @@ static const pattern patterns[DC_RX_COUNT] = {
                            "(?:\\s{1,3}for\\s{1,3}[^\\s]{1,40})?\\s{1,3}(?:is|was)\\s{0,3}:?\\s{1,3}"
                            "[\"'`]?([^\\s\"'`]{4,200})",
                            0},
-    [DC_RX_ENTROPY] = {"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,256}={0,2}(?![A-Za-z0-9+/=_-])",
+    [DC_RX_ENTROPY] = {"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{24,256}+={0,2}+(?![A-Za-z0-9+/=_-])",
                        0},
     [DC_RX_DATE] = {"(?i)(?<![0-9a-z])(?:(\\d{4})[-/.](\\d{1,2})[-/.](\\d{1,2})|"
                     "(\\d{1,2})[-/.](\\d{1,2})[-/.](\\d{4}|\\d{2})|" MONTH

@@ -892,21 +892,22 @@ static void on_pem(dc_pii_scan *scan, const PCRE2_SIZE *ov, next_memo *end_memo)
     dc_pii_add(scan, DC_PII_CAT_PRIVATE_KEY, a, end, body >= 64 ? 0.99f : 0.4f);
 }
 
-static void on_putty(dc_pii_scan *scan, const PCRE2_SIZE *ov, next_memo *mac_memo) {
+/* A PuTTY key file runs from its header to the "Private-MAC:" line (or, cut short, to the next
+ * blank line); returns where it ends so the search resumes after it. */
+static size_t on_putty(dc_pii_scan *scan, const PCRE2_SIZE *ov, next_memo *mac_memo,
+                       next_memo *blank_memo) {
     size_t a = ov[0], n = scan->n;
     size_t mac = memo_find(scan, mac_memo, ov[1], "Private-MAC:");
     size_t end;
     if (mac != SIZE_MAX && mac - a < 16384) {
         end = mac;
-        while (end < n && scan->s[end] != '\n' && scan->s[end] != '\r') end++;
+        while (end < n && end - mac < 256 && scan->s[end] != '\n' && scan->s[end] != '\r') end++;
     } else {
-        end = ov[1];
-        while (end < n && end - a < 16384 && !(scan->s[end] == '\n' && end + 1 < n &&
-                                               scan->s[end + 1] == '\n'))
-            end++;
+        end = memo_find(scan, blank_memo, ov[1], "\n\n");
+        if (end == SIZE_MAX || end - a > 16384) end = a + 16384 < n ? a + 16384 : n;
     }
-    scan->steps += end - a;
     dc_pii_add(scan, DC_PII_CAT_PRIVATE_KEY, a, end, 0.95f);
+    return end;
 }
 
 static int month_of(const char *w, size_t n) {
@@ -1076,12 +1077,13 @@ void dc_pii_recognize(dc_pii_scan *scan) {
         }
     }
     {
-        next_memo mac_memo = {0, 0, false};
+        next_memo mac_memo = {0, 0, false}, blank_memo = {0, 0, false};
         size_t from = 0;
         PCRE2_SIZE *ov;
         while (dc_pii_match(scan, sc->rx[DC_RX_PUTTY], from, scan->n, &ov)) {
-            on_putty(scan, ov, &mac_memo);
-            from = ov[1];
+            size_t b = ov[1];
+            from = on_putty(scan, ov, &mac_memo, &blank_memo);
+            if (from < b) from = b;
         }
     }
     each_match(scan, DC_RX_DOB_CONTEXT, on_dob_context);

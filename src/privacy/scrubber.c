@@ -153,9 +153,20 @@ void dc_scrubber_destroy(dc_scrubber *sc) {
 
 /* ---------------------------------------------------------------- scanning */
 
+/* Counting mode: one step per pattern item visited plus the distance the match position moved
+ * since the last item, so a repeat that runs over 8000 characters counts 8000, and so does
+ * backtracking over them. */
+typedef struct step_counter {
+    uint64_t *steps;
+    size_t last;
+} step_counter;
+
 static int count_callout(pcre2_callout_block *block, void *data) {
-    (void)block;
-    (*(uint64_t *)data)++;
+    step_counter *c = data;
+    size_t pos = block->current_position;
+    if (block->callout_flags & PCRE2_CALLOUT_STARTMATCH) c->last = block->start_match;
+    *c->steps += 1 + (pos > c->last ? pos - c->last : c->last - pos);
+    c->last = pos;
     return 0;
 }
 
@@ -171,9 +182,10 @@ static dc_status scan_text(const dc_scrubber *sc, const char *text, size_t len, 
     scan->md = pcre2_match_data_create(sc->max_ovector, NULL);
     scan->mctx = sc->mctx;
     pcre2_match_context *own = NULL;
+    step_counter counter = {&scan->steps, 0};
     if (sc->counting) {
         own = pcre2_match_context_copy(sc->mctx);
-        if (own) pcre2_set_callout(own, count_callout, &scan->steps);
+        if (own) pcre2_set_callout(own, count_callout, &counter);
         scan->mctx = own;
     }
     if (!scan->md || (sc->counting && !own)) {
