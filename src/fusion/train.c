@@ -517,6 +517,7 @@ dc_status dc_fusion_trainer_step(dc_fusion_trainer *tr, const float *a, const ui
     const float ic1 = (float)(1.0 / c1), ic2 = (float)(1.0 / c2);
     for (size_t ti = 0; ti < L->n_tensors; ti++) {
         const dc_fusion_tensor *ts = &L->tensors[ti];
+        if (!strncmp(ts->name, "bridge.", 7)) continue; /* the bridge is not trained (yet) */
         float decay = ts->decay ? wd : 0.0f;
         for (size_t i = ts->offset; i < ts->offset + ts->numel; i++) {
             float g = tr->grad[i];

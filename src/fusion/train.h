@@ -7,7 +7,9 @@
  *   L_lb = E·Σ_e F_e·P_e    (F_e share of rows whose first choice is e, P_e mean probability)
  *   L    = L_c + load_balance_coef·L_lb
  * Gradients flow to the gate LayerNorm, the gate (weights or Laplace centres, bias), and every
- * expert layer; the JL map S is fixed. The selection (top-k) is piecewise constant. */
+ * expert layer; the JL map S is fixed, and CAME-AB bridge parameters are carried over untrained
+ * (the training forward does not include the bridge). The selection (top-k) is piecewise
+ * constant. */
 #ifndef DC_FUSION_TRAIN_H
 #define DC_FUSION_TRAIN_H
 
