@@ -21,6 +21,7 @@ typedef struct pending_write {
 typedef struct conn {
     pthread_mutex_t mu;
     redisContext *ctx;
+    uint64_t gen; /* outage generation it was opened in */
 } conn;
 
 struct dc_redis_tier {
@@ -30,6 +31,7 @@ struct dc_redis_tier {
     conn pool[POOL];
     atomic_uint next_conn;
     _Atomic uint64_t down_until_ns; /* no connection attempts before this */
+    _Atomic uint64_t gen;           /* bumped by each failure: older connections are stale */
     /* write-behind */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -39,6 +41,7 @@ struct dc_redis_tier {
     pthread_t writer;
     bool writer_started;
     redisContext *wctx;
+    uint64_t wgen;
     atomic_uint_fast64_t hits, misses, errors, writes, dropped, invalid;
 };
 
@@ -90,6 +93,7 @@ static bool is_down(dc_redis_tier *t) { return dc_rt_now_ns() < atomic_load(&t->
 static void mark_down(dc_redis_tier *t, const char *what, const char *why) {
     uint64_t until = dc_rt_now_ns() + (uint64_t)t->opt.retry_ms * 1000000ull;
     uint64_t prev = atomic_exchange(&t->down_until_ns, until);
+    atomic_fetch_add(&t->gen, 1);
     dc_rt_add(&t->errors, 1);
     if (prev < dc_rt_now_ns()) /* log once per outage window */
         dc_rt_log(t->opt.log, DC_RT_LOG_WARN, "redis %s:%d %s: %s; using the local cache only for %u ms",
@@ -148,7 +152,15 @@ dc_status dc_redis_tier_get(dc_redis_tier *t, dc_hash128 key, uint8_t **bytes, s
         pthread_mutex_lock(&c->mu);
     }
     dc_status st = DC_ERR_NOT_FOUND;
-    if (!c->ctx && !is_down(t)) c->ctx = connect_one(t);
+    if (c->ctx && c->gen != atomic_load(&t->gen)) {
+        /* opened before the last failure: its server may be gone, reconnect */
+        redisFree(c->ctx);
+        c->ctx = NULL;
+    }
+    if (!c->ctx && !is_down(t)) {
+        c->gen = atomic_load(&t->gen);
+        c->ctx = connect_one(t);
+    }
     if (c->ctx) {
         redisReply *r = redisCommand(c->ctx, "GET %s", k);
         if (!r || r->type == REDIS_REPLY_ERROR) {
@@ -211,8 +223,15 @@ static void *writer_main(void *p) {
         t->writing = true;
         pthread_mutex_unlock(&t->mu);
         bool done = false;
+        if (t->wctx && t->wgen != atomic_load(&t->gen)) {
+            redisFree(t->wctx);
+            t->wctx = NULL;
+        }
         if (!is_down(t)) {
-            if (!t->wctx) t->wctx = connect_one(t);
+            if (!t->wctx) {
+                t->wgen = atomic_load(&t->gen);
+                t->wctx = connect_one(t);
+            }
             if (t->wctx) {
                 char ttl[24];
                 snprintf(ttl, sizeof ttl, "%" PRIu64, t->opt.ttl_seconds);
