@@ -1,8 +1,8 @@
 /* Longformer (sliding window per layer + global attention on <s>) on random-weight fixtures
  * against transformers' LongformerModel (tests/data/models5/longformer.json, e5.json):
- * lengths below, at and across the window boundaries (windows 4 and 8: one-sided 2 and 4),
- * computed there on a batch padded to the longest text and to a multiple of the window; no
- * global attention (LongformerModel's default); a 1 802-token input; E5 as a dc_model (mean
+ * lengths below, at (8, 16, 40) and across (9, 17) the window boundaries (windows 4 and 8:
+ * one-sided 2 and 4), computed there on a batch padded to the longest text and to a multiple
+ * of the window; no global attention (LongformerModel's default); a 1 802-token input; E5 as a dc_model (mean
  * over real tokens, L2, truncation); and the banded attention op against a dense reference. */
 #include "models/bert.h"
 #include "models/pretrained.h"
@@ -88,7 +88,7 @@ static void test_longformer_hidden(void **state) {
             parity_add(&p, h + (size_t)(start[i] + r) * H, ref + (size_t)r * H, H);
         free(ref);
     }
-    parity_check(&p, "Longformer hidden states, global <s>, lengths 3..41");
+    parity_check(&p, "Longformer hidden states, global <s>, lengths 3..47 (8, 16, 17, 40 at window boundaries)");
     free(h);
     free(global);
     free(ids);

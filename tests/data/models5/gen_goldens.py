@@ -17,8 +17,8 @@ golden files, committed so CI needs neither torch nor Pillow:
                    images, plus the token ids
   ../images/*      generated test images (PNG, JPEG, WebP, GIF; odd sizes and aspect ratios)
                    and *.pixels.png: the 224x224 uint8 image that transformers'
-                   CLIPImageProcessor (slow, Pillow) normalises, checked to reproduce its
-                   pixel_values exactly
+                   CLIPImageProcessor (its Pillow backend, CLIPImageProcessorPil in 5.x)
+                   normalises, checked to reproduce its pixel_values exactly
 
 Requirements: pip install torch transformers pillow numpy
 """
@@ -61,6 +61,10 @@ LF_TEXTS = [
     "for x in range(y): print(x) " * 2,
     "def hello(x):\n    return x " * 3,
     "the quick brown fox and the dog " * 5,
+    "x" + " x" * 5,                        # exactly 8 tokens: one window
+    "x" + " x" * 13,                       # exactly 16
+    "x" + " x" * 14,                       # 17: one past a boundary
+    "x" + " x" * 37,                       # exactly 40
 ]
 
 CLIP_TEXTS = [
@@ -241,7 +245,10 @@ def make_images():
 
 def pixel_values(path):
     from PIL import Image
-    from transformers import CLIPImageProcessor
+    try:  # transformers 5: the Pillow backend by name (the default one needs torchvision)
+        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+    except ImportError:
+        from transformers import CLIPImageProcessor
     proc = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
                               resample=3, do_center_crop=True, do_convert_rgb=True, do_normalize=True,
                               do_rescale=True, image_mean=[0.48145466, 0.4578275, 0.40821073],
