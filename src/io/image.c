@@ -23,21 +23,30 @@ void dc_image_free(dc_image *img) {
 
 const char *dc_image_format_name(dc_image_format f) {
     switch (f) {
-    case DC_IMAGE_PNG: return "png";
-    case DC_IMAGE_JPEG: return "jpeg";
-    case DC_IMAGE_WEBP: return "webp";
-    case DC_IMAGE_GIF: return "gif";
+    case DC_IMAGE_PNG:
+        return "png";
+    case DC_IMAGE_JPEG:
+        return "jpeg";
+    case DC_IMAGE_WEBP:
+        return "webp";
+    case DC_IMAGE_GIF:
+        return "gif";
     }
     return "unknown";
 }
 
 dc_status dc_image_detect(const uint8_t *b, size_t len, dc_image_format *out) {
     if (!b && len) return dc_fail(DC_ERR_INVALID_ARGUMENT, "image: NULL bytes");
-    if (len >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) *out = DC_IMAGE_PNG;
-    else if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) *out = DC_IMAGE_JPEG;
-    else if (len >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4)) *out = DC_IMAGE_WEBP;
-    else if (len >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) *out = DC_IMAGE_GIF;
-    else if (len == 0) return dc_fail(DC_ERR_EMPTY_INPUT, "image: no bytes");
+    if (len >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8))
+        *out = DC_IMAGE_PNG;
+    else if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
+        *out = DC_IMAGE_JPEG;
+    else if (len >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
+        *out = DC_IMAGE_WEBP;
+    else if (len >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6)))
+        *out = DC_IMAGE_GIF;
+    else if (len == 0)
+        return dc_fail(DC_ERR_EMPTY_INPUT, "image: no bytes");
     else
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
                        "image: %zu bytes are not PNG, JPEG, WebP or GIF (unknown signature)", len);
@@ -53,7 +62,8 @@ static dc_status check_dims_limit(const char *fmt, uint64_t w, uint64_t h, uint6
         return dc_fail(DC_ERR_INVALID_DIMENSION,
                        "%s image: %llu x %llu pixels exceeds the limit of %llu pixels "
                        "(decompression bomb guard)",
-                       fmt, (unsigned long long)w, (unsigned long long)h, (unsigned long long)limit);
+                       fmt, (unsigned long long)w, (unsigned long long)h,
+                       (unsigned long long)limit);
     return DC_OK;
 }
 
@@ -71,7 +81,7 @@ static dc_status alloc_image(const char *fmt, uint32_t w, uint32_t h, dc_image *
 
 /* transformers' convert_to_rgb: an image with alpha is alpha-composited onto opaque white
  * (Pillow's Image.alpha_composite, 7 extra bits, rounded divisions by 255), then RGB. */
-#define DC_AC_BITS 7
+#define DC_AC_BITS   7
 #define DC_DIV255(a) ((((a) >> 8) + (a)) >> 8)
 
 static void over_white(const uint8_t *s, uint8_t *o) {
@@ -121,7 +131,8 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
 /* Decodes into out; `rows` is the row-pointer array, freed by the caller even after longjmp. */
 static dc_status png_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc_image *out) {
     png_src src = {bytes, len, 0, ""};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     if (!png) return dc_fail(DC_ERR_OUT_OF_MEMORY, "png decoder");
     png_infop info = png_create_info_struct(png);
     /* volatile: written after setjmp and read after a longjmp */
@@ -133,13 +144,17 @@ static dc_status png_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "png decoder");
     }
     if (setjmp(png_jmpbuf(png))) {
-        if (st == DC_OK) st = dc_fail(DC_ERR_SERIALIZATION, "png image: %s", src.err[0] ? src.err : "corrupt data");
+        if (st == DC_OK)
+            st = dc_fail(DC_ERR_SERIALIZATION, "png image: %s",
+                         src.err[0] ? src.err : "corrupt data");
         goto done;
     }
     /* the bomb check reads IHDR itself: libpng would first want the chunks after it */
     if (len >= 24 && !memcmp(bytes + 12, "IHDR", 4)) {
-        uint32_t hw = (uint32_t)bytes[16] << 24 | (uint32_t)bytes[17] << 16 | (uint32_t)bytes[18] << 8 | bytes[19];
-        uint32_t hh = (uint32_t)bytes[20] << 24 | (uint32_t)bytes[21] << 16 | (uint32_t)bytes[22] << 8 | bytes[23];
+        uint32_t hw = (uint32_t)bytes[16] << 24 | (uint32_t)bytes[17] << 16 |
+                      (uint32_t)bytes[18] << 8 | bytes[19];
+        uint32_t hh = (uint32_t)bytes[20] << 24 | (uint32_t)bytes[21] << 16 |
+                      (uint32_t)bytes[22] << 8 | bytes[23];
         if ((st = check_dims_limit("png", hw, hh, limit)) != DC_OK) goto done;
     }
     png_set_read_fn(png, &src, png_read_mem);
@@ -240,9 +255,9 @@ static dc_status webp_decode(const uint8_t *bytes, size_t len, uint64_t limit, d
     WebPBitstreamFeatures f;
     VP8StatusCode vs = WebPGetFeatures(bytes, len, &f);
     if (vs != VP8_STATUS_OK)
-        return dc_fail(vs == VP8_STATUS_UNSUPPORTED_FEATURE ? DC_ERR_UNSUPPORTED_FORMAT
-                                                            : DC_ERR_SERIALIZATION,
-                       "webp image: %s", vs == VP8_STATUS_NOT_ENOUGH_DATA ? "truncated header" : "bad header");
+        return dc_fail(
+            vs == VP8_STATUS_UNSUPPORTED_FEATURE ? DC_ERR_UNSUPPORTED_FORMAT : DC_ERR_SERIALIZATION,
+            "webp image: %s", vs == VP8_STATUS_NOT_ENOUGH_DATA ? "truncated header" : "bad header");
     if (f.has_animation)
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "webp image: animated WebP is not supported");
     dc_status st = check_dims_limit("webp", (uint64_t)(f.width > 0 ? f.width : 0),
@@ -297,7 +312,7 @@ static dc_status gif_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc
     uint8_t *idx = NULL;
     int transparent = -1;
     if ((st = check_dims_limit("gif", (uint64_t)(g->SWidth > 0 ? g->SWidth : 0),
-                         (uint64_t)(g->SHeight > 0 ? g->SHeight : 0), limit)) != DC_OK)
+                               (uint64_t)(g->SHeight > 0 ? g->SHeight : 0), limit)) != DC_OK)
         goto done;
     const uint32_t W = (uint32_t)g->SWidth, H = (uint32_t)g->SHeight;
     for (;;) {
@@ -318,7 +333,8 @@ static dc_status gif_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc
                 goto done;
             }
             while (ext) {
-                if (code == GRAPHICS_EXT_FUNC_CODE && ext[0] >= 4 && (ext[1] & 1)) transparent = ext[4];
+                if (code == GRAPHICS_EXT_FUNC_CODE && ext[0] >= 4 && (ext[1] & 1))
+                    transparent = ext[4];
                 if (DGifGetExtensionNext(g, &ext) == GIF_ERROR) {
                     st = dc_fail(DC_ERR_SERIALIZATION, "gif image: %s", GifErrorString(g->Error));
                     goto done;
@@ -338,7 +354,8 @@ static dc_status gif_decode(const uint8_t *bytes, size_t len, uint64_t limit, dc
             goto done;
         }
         if (d->Width <= 0 || d->Height <= 0 || d->Left < 0 || d->Top < 0 ||
-            (uint64_t)d->Left + (uint64_t)d->Width > W || (uint64_t)d->Top + (uint64_t)d->Height > H) {
+            (uint64_t)d->Left + (uint64_t)d->Width > W ||
+            (uint64_t)d->Top + (uint64_t)d->Height > H) {
             st = dc_fail(DC_ERR_SERIALIZATION,
                          "gif image: frame %dx%d at (%d, %d) lies outside the %ux%u screen",
                          d->Width, d->Height, d->Left, d->Top, W, H);
@@ -391,12 +408,17 @@ dc_status dc_image_decode_limit(const uint8_t *bytes, size_t len, uint64_t max_p
     dc_image_format f;
     dc_status st = dc_image_detect(bytes, len, &f);
     if (st != DC_OK) return st;
-    uint64_t limit = max_pixels && max_pixels < DC_IMAGE_MAX_PIXELS ? max_pixels : DC_IMAGE_MAX_PIXELS;
+    uint64_t limit =
+        max_pixels && max_pixels < DC_IMAGE_MAX_PIXELS ? max_pixels : DC_IMAGE_MAX_PIXELS;
     switch (f) {
-    case DC_IMAGE_PNG: return png_decode(bytes, len, limit, out);
-    case DC_IMAGE_JPEG: return jpeg_decode(bytes, len, limit, out);
-    case DC_IMAGE_WEBP: return webp_decode(bytes, len, limit, out);
-    case DC_IMAGE_GIF: return gif_decode(bytes, len, limit, out);
+    case DC_IMAGE_PNG:
+        return png_decode(bytes, len, limit, out);
+    case DC_IMAGE_JPEG:
+        return jpeg_decode(bytes, len, limit, out);
+    case DC_IMAGE_WEBP:
+        return webp_decode(bytes, len, limit, out);
+    case DC_IMAGE_GIF:
+        return gif_decode(bytes, len, limit, out);
     }
     return dc_fail(DC_ERR_INTERNAL, "image: format %d", (int)f);
 }
@@ -543,7 +565,8 @@ dc_status dc_image_resize_bicubic(const dc_image *in, uint32_t width, uint32_t h
         uint8_t *o = out->rgb + (size_t)yy * width * 3;
         for (uint32_t xx = 0; xx < width * 3; xx++) {
             int64_t s = 1 << (DC_PRECISION_BITS - 1);
-            for (uint32_t y = 0; y < n; y++) s += (int64_t)src->rgb[(size_t)(y + ymin) * width * 3 + xx] * k[y];
+            for (uint32_t y = 0; y < n; y++)
+                s += (int64_t)src->rgb[(size_t)(y + ymin) * width * 3 + xx] * k[y];
             o[xx] = clip8(s);
         }
     }
@@ -601,7 +624,8 @@ void dc_image_preprocess_clip(dc_image_preprocess *p) {
 static dc_status pp_bool(const cJSON *root, const char *path, const char *key, bool *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return DC_OK;
-    if (!cJSON_IsBool(v)) return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s\" must be a boolean", path, key);
+    if (!cJSON_IsBool(v))
+        return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s\" must be a boolean", path, key);
     *out = cJSON_IsTrue(v);
     return DC_OK;
 }
@@ -636,9 +660,11 @@ dc_status dc_image_preprocess_read(const char *path, dc_image_preprocess *p) {
         goto done;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "size");
     if (v && !cJSON_IsNull(v)) {
-        const cJSON *se = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "shortest_edge") : v;
+        const cJSON *se =
+            cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "shortest_edge") : v;
         if (!pp_size(se, &p->shortest_edge)) {
-            st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"size\" must be an integer or {\"shortest_edge\": n}", path);
+            st = dc_fail(DC_ERR_MODEL_LOAD,
+                         "%s: field \"size\" must be an integer or {\"shortest_edge\": n}", path);
             goto done;
         }
     }
@@ -649,7 +675,9 @@ dc_status dc_image_preprocess_read(const char *path, dc_image_preprocess *p) {
                             pp_size(cJSON_GetObjectItemCaseSensitive(v, "width"), &p->crop_width)
                       : pp_size(v, &p->crop_height) && pp_size(v, &p->crop_width);
         if (!ok) {
-            st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"crop_size\" must be an integer or {\"height\", \"width\"}", path);
+            st = dc_fail(DC_ERR_MODEL_LOAD,
+                         "%s: field \"crop_size\" must be an integer or {\"height\", \"width\"}",
+                         path);
             goto done;
         }
     }
@@ -678,8 +706,8 @@ dc_status dc_image_preprocess_read(const char *path, dc_image_preprocess *p) {
         for (int c = 0; c < 3; c++) {
             const cJSON *e = cJSON_GetArrayItem(v, c);
             if (!cJSON_IsNumber(e) || (t && !(e->valuedouble > 0)) || !isfinite(e->valuedouble)) {
-                st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s\" must be 3 %snumbers", path, keys[t],
-                             t ? "positive " : "");
+                st = dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s\" must be 3 %snumbers", path,
+                             keys[t], t ? "positive " : "");
                 goto done;
             }
             dst[c] = (float)e->valuedouble;
@@ -722,7 +750,8 @@ void dc_image_preprocess_size(const dc_image_preprocess *p, const dc_image *in, 
 }
 
 dc_status dc_image_to_pixels(const dc_image *in, const dc_image_preprocess *p, float *pixels) {
-    if (!in || !in->rgb || !p || !pixels) return dc_fail(DC_ERR_INVALID_ARGUMENT, "pixels: NULL argument");
+    if (!in || !in->rgb || !p || !pixels)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "pixels: NULL argument");
     uint32_t rw, rh;
     resize_size(p, in->width, in->height, &rw, &rh);
     dc_image resized = {0}, cropped = {0};

@@ -7,8 +7,8 @@
  * index, WebP alpha) is composited onto opaque white with Pillow's alpha_composite, as
  * transformers' convert_to_rgb does; palette and grey images expand to RGB; 16-bit samples
  * keep their high byte, except 16-bit grey without alpha, which is clipped to 255 (Pillow's
- * I;16 conversion); no gamma, ICC or EXIF orientation is applied (the processor applies none). JPEG goes
- * through libjpeg-turbo with libjpeg's defaults (ISLOW IDCT, fancy upsampling), WebP through
+ * I;16 conversion); no gamma, ICC or EXIF orientation is applied (the processor applies none). JPEG
+ * goes through libjpeg-turbo with libjpeg's defaults (ISLOW IDCT, fancy upsampling), WebP through
  * libwebp, PNG through libpng, GIF through giflib.
  *
  * Hostile input: the dimensions are read and checked before any pixel buffer is allocated;
@@ -61,9 +61,9 @@ dc_status dc_image_center_crop(const dc_image *in, uint32_t width, uint32_t heig
 /* CLIPImageProcessor settings (preprocessor_config.json). */
 typedef struct dc_image_preprocess {
     bool do_resize, do_center_crop, do_rescale, do_normalize;
-    uint32_t shortest_edge;      /* resize the short side to this */
+    uint32_t shortest_edge; /* resize the short side to this */
     uint32_t crop_width, crop_height;
-    double rescale_factor;       /* 1/255 */
+    double rescale_factor; /* 1/255 */
     float mean[3], std[3];
 } dc_image_preprocess;
 

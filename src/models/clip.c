@@ -21,8 +21,8 @@ static dc_status u32_field(const cJSON *o, const char *origin, const char *sect,
     }
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
         v->valuedouble > hi)
-        return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s%s\" must be an integer in [%u, %u]", origin,
-                       sect, key, lo, hi);
+        return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%s%s\" must be an integer in [%u, %u]",
+                       origin, sect, key, lo, hi);
     *out = (uint32_t)v->valuedouble;
     return DC_OK;
 }
@@ -38,18 +38,22 @@ static dc_status tower_parse(const cJSON *o, const char *origin, const char *sec
                         &t->intermediate)))
         return st;
     if (t->hidden % t->heads)
-        return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%snum_attention_heads\" (%u) does not divide hidden_size (%u)",
+        return dc_fail(DC_ERR_MODEL_LOAD,
+                       "%s: field \"%snum_attention_heads\" (%u) does not divide hidden_size (%u)",
                        origin, sect, t->heads, t->hidden);
     const cJSON *eps = o ? cJSON_GetObjectItemCaseSensitive(o, "layer_norm_eps") : NULL;
     if (eps && !cJSON_IsNull(eps)) {
         if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || eps->valuedouble > 1)
-            return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%slayer_norm_eps\" must be in (0, 1]", origin, sect);
+            return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%slayer_norm_eps\" must be in (0, 1]",
+                           origin, sect);
         t->eps = (float)eps->valuedouble;
     }
     const cJSON *act = o ? cJSON_GetObjectItemCaseSensitive(o, "hidden_act") : NULL;
     if (act && !cJSON_IsNull(act) &&
-        (!cJSON_IsString(act) || !dc_activation_parse(act->valuestring, &t->act) || t->act == DC_ACT_NONE))
-        return dc_fail(DC_ERR_MODEL_LOAD, "%s: field \"%shidden_act\" is not a supported activation", origin, sect);
+        (!cJSON_IsString(act) || !dc_activation_parse(act->valuestring, &t->act) ||
+         t->act == DC_ACT_NONE))
+        return dc_fail(DC_ERR_MODEL_LOAD,
+                       "%s: field \"%shidden_act\" is not a supported activation", origin, sect);
     return DC_OK;
 }
 
@@ -59,13 +63,19 @@ static const cJSON *section(const cJSON *root, const char *a, const char *b) {
     return cJSON_IsObject(s) ? s : NULL;
 }
 
-dc_status dc_clip_config_parse(const char *json, size_t len, const char *origin, dc_clip_config *out) {
+dc_status dc_clip_config_parse(const char *json, size_t len, const char *origin,
+                               dc_clip_config *out) {
     /* CLIPTextConfig / CLIPVisionConfig defaults */
     *out = (dc_clip_config){
         .text = {512, 12, 8, 2048, 1e-5f, DC_ACT_QUICK_GELU},
         .vision = {768, 12, 12, 3072, 1e-5f, DC_ACT_QUICK_GELU},
-        .vocab_size = 49408, .max_position = 77, .eos_token_id = 49407,
-        .image_size = 224, .patch_size = 32, .num_channels = 3, .projection_dim = 512,
+        .vocab_size = 49408,
+        .max_position = 77,
+        .eos_token_id = 49407,
+        .image_size = 224,
+        .patch_size = 32,
+        .num_channels = 3,
+        .projection_dim = 512,
     };
     cJSON *root = cJSON_ParseWithLength(json, len);
     dc_status st = DC_OK;
@@ -83,17 +93,22 @@ dc_status dc_clip_config_parse(const char *json, size_t len, const char *origin,
     if ((st = u32_field(root, origin, "", "projection_dim", 512, 1, 65536, &out->projection_dim)) ||
         (st = tower_parse(tc, origin, "text_config.", &out->text)) ||
         (st = tower_parse(vc, origin, "vision_config.", &out->vision)) ||
-        (st = u32_field(tc, origin, "text_config.", "vocab_size", 49408, 1, 1u << 24, &out->vocab_size)) ||
+        (st = u32_field(tc, origin, "text_config.", "vocab_size", 49408, 1, 1u << 24,
+                        &out->vocab_size)) ||
         (st = u32_field(tc, origin, "text_config.", "max_position_embeddings", 77, 1, 1u << 16,
                         &out->max_position)) ||
-        (st = u32_field(tc, origin, "text_config.", "eos_token_id", 49407, 0, 1u << 24, &out->eos_token_id)) ||
-        (st = u32_field(vc, origin, "vision_config.", "image_size", 224, 1, 8192, &out->image_size)) ||
-        (st = u32_field(vc, origin, "vision_config.", "patch_size", 32, 1, 8192, &out->patch_size)) ||
+        (st = u32_field(tc, origin, "text_config.", "eos_token_id", 49407, 0, 1u << 24,
+                        &out->eos_token_id)) ||
+        (st = u32_field(vc, origin, "vision_config.", "image_size", 224, 1, 8192,
+                        &out->image_size)) ||
+        (st = u32_field(vc, origin, "vision_config.", "patch_size", 32, 1, 8192,
+                        &out->patch_size)) ||
         (st = u32_field(vc, origin, "vision_config.", "num_channels", 3, 3, 3, &out->num_channels)))
         goto done;
     if (out->image_size % out->patch_size) {
-        st = dc_fail(DC_ERR_MODEL_LOAD, "%s: vision_config.patch_size %u does not divide image_size %u",
-                     origin, out->patch_size, out->image_size);
+        st = dc_fail(DC_ERR_MODEL_LOAD,
+                     "%s: vision_config.patch_size %u does not divide image_size %u", origin,
+                     out->patch_size, out->image_size);
         goto done;
     }
 done:
@@ -145,14 +160,18 @@ struct dc_clip {
     dc_clip_config cfg;
     dc_backend *be;
     clip_tower text, vision;
-    float *tok_emb, *text_pos;                 /* text embeddings */
+    float *tok_emb, *text_pos;                  /* text embeddings */
     float *class_emb, *vis_pos, *pre_g, *pre_b; /* vision embeddings */
-    dc_linear *patch;                          /* [hidden, 3·p·p], no bias */
+    dc_linear *patch;                           /* [hidden, 3·p·p], no bias */
     size_t bytes;
 };
 
-const dc_clip_config *dc_clip_config_of(const dc_clip *m) { return &m->cfg; }
-size_t dc_clip_memory_bytes(const dc_clip *m) { return m ? m->bytes : 0; }
+const dc_clip_config *dc_clip_config_of(const dc_clip *m) {
+    return &m->cfg;
+}
+size_t dc_clip_memory_bytes(const dc_clip *m) {
+    return m ? m->bytes : 0;
+}
 
 static void tower_free(dc_backend *be, clip_tower *t) {
     if (t->layer) {
@@ -198,7 +217,8 @@ static dc_status get(dc_clip *m, const dc_weights *w, const char *name, uint32_t
     return st;
 }
 
-static dc_status ln(dc_clip *m, const dc_weights *w, const char *base, uint32_t H, float **g, float **b) {
+static dc_status ln(dc_clip *m, const dc_weights *w, const char *base, uint32_t H, float **g,
+                    float **b) {
     char n[256];
     snprintf(n, sizeof n, "%s.weight", base);
     dc_status st = get(m, w, n, 1, (uint64_t[]){H}, g);
@@ -211,7 +231,8 @@ static dc_status ln(dc_clip *m, const dc_weights *w, const char *base, uint32_t 
  * has_bias is false). */
 static dc_status linear(dc_clip *m, const dc_weights *w, const char *base, const char *const *parts,
                         uint32_t np, uint32_t n, uint32_t k, bool has_bias, dc_linear **out) {
-    float *W = malloc((size_t)np * n * k * sizeof *W), *B = has_bias ? malloc((size_t)np * n * sizeof *B) : NULL;
+    float *W = malloc((size_t)np * n * k * sizeof *W),
+          *B = has_bias ? malloc((size_t)np * n * sizeof *B) : NULL;
     dc_status st = DC_OK;
     if (!W || (has_bias && !B)) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "%s", base);
@@ -241,7 +262,8 @@ done:
 static dc_status tower_load(dc_clip *m, const dc_weights *w, const char *name, clip_tower *t) {
     const uint32_t H = t->c.hidden, I = t->c.intermediate;
     char extra[160], used[160];
-    snprintf(extra, sizeof extra, "%s.encoder.layers.%u.self_attn.q_proj.weight", name, t->c.layers);
+    snprintf(extra, sizeof extra, "%s.encoder.layers.%u.self_attn.q_proj.weight", name,
+             t->c.layers);
     if (dc_weights_find(w, extra)) {
         snprintf(used, sizeof used, "%s", extra);
         return dc_fail(DC_ERR_MODEL_LOAD, "%s: tensor \"%s\" exists but config.json says %u layers",
@@ -270,7 +292,8 @@ static dc_status tower_load(dc_clip *m, const dc_weights *w, const char *name, c
     return DC_OK;
 }
 
-dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_backend *be, dc_clip **out) {
+dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_backend *be,
+                         dc_clip **out) {
     *out = NULL;
     if (!w || !cfg || !be) return dc_fail(DC_ERR_INVALID_ARGUMENT, "clip create: NULL argument");
     dc_clip *m = calloc(1, sizeof *m);
@@ -283,24 +306,29 @@ dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_back
     const uint32_t p = cfg->patch_size, grid = cfg->image_size / p;
     dc_status st;
     float *pw = NULL;
-    if ((st = get(m, w, "text_model.embeddings.token_embedding.weight", 2, (uint64_t[]){cfg->vocab_size, Ht}, &m->tok_emb)) ||
-        (st = get(m, w, "text_model.embeddings.position_embedding.weight", 2, (uint64_t[]){cfg->max_position, Ht}, &m->text_pos)) ||
+    if ((st = get(m, w, "text_model.embeddings.token_embedding.weight", 2,
+                  (uint64_t[]){cfg->vocab_size, Ht}, &m->tok_emb)) ||
+        (st = get(m, w, "text_model.embeddings.position_embedding.weight", 2,
+                  (uint64_t[]){cfg->max_position, Ht}, &m->text_pos)) ||
         (st = tower_load(m, w, "text_model", &m->text)) ||
         (st = ln(m, w, "text_model.final_layer_norm", Ht, &m->text.final_g, &m->text.final_b)) ||
         (st = linear(m, w, "text_projection", NULL, 1, P, Ht, false, &m->text.proj)) ||
-        (st = get(m, w, "vision_model.embeddings.class_embedding", 1, (uint64_t[]){Hv}, &m->class_emb)) ||
+        (st = get(m, w, "vision_model.embeddings.class_embedding", 1, (uint64_t[]){Hv},
+                  &m->class_emb)) ||
         (st = get(m, w, "vision_model.embeddings.position_embedding.weight", 2,
                   (uint64_t[]){(uint64_t)grid * grid + 1, Hv}, &m->vis_pos)) ||
         (st = ln(m, w, "vision_model.pre_layrnorm", Hv, &m->pre_g, &m->pre_b)) ||
         (st = tower_load(m, w, "vision_model", &m->vision)) ||
-        (st = ln(m, w, "vision_model.post_layernorm", Hv, &m->vision.final_g, &m->vision.final_b)) ||
+        (st =
+             ln(m, w, "vision_model.post_layernorm", Hv, &m->vision.final_g, &m->vision.final_b)) ||
         (st = linear(m, w, "visual_projection", NULL, 1, P, Hv, false, &m->vision.proj)))
         goto fail;
     /* the Conv2d [Hv, 3, p, p] is the matrix [Hv, 3·p·p] of a linear over flattened patches */
     if ((st = dc_bert_tensor_f32(w, "", "vision_model.embeddings.patch_embedding.weight", 4,
                                  (uint64_t[]){Hv, cfg->num_channels, p, p}, &pw)))
         goto fail;
-    st = be->ops->linear_create(be, pw, NULL, Hv, cfg->num_channels * p * p, DC_WEIGHTS_F32, &m->patch);
+    st = be->ops->linear_create(be, pw, NULL, Hv, cfg->num_channels * p * p, DC_WEIGHTS_F32,
+                                &m->patch);
     free(pw);
     if (st) goto fail;
     m->bytes += be->ops->linear_bytes(m->patch);
@@ -314,8 +342,8 @@ fail:
 /* ---- forward ---- */
 
 /* Pre-LN blocks over a packed batch: x += attn(LN1(x)); x += fc2(act(fc1(LN2(x)))). */
-static dc_status tower_run(dc_clip *m, const clip_tower *t, float *x, size_t T, const dc_seq_batch *sb,
-                           const dc_attn_opts *ao) {
+static dc_status tower_run(dc_clip *m, const clip_tower *t, float *x, size_t T,
+                           const dc_seq_batch *sb, const dc_attn_opts *ao) {
     dc_backend *be = m->be;
     const dc_backend_ops *ops = be->ops;
     const uint32_t H = t->c.hidden, I = t->c.intermediate, hd = H / t->c.heads;
@@ -331,8 +359,8 @@ static dc_status tower_run(dc_clip *m, const clip_tower *t, float *x, size_t T, 
         const clip_layer *L = &t->layer[li];
         ops->layernorm(be, x, NULL, L->ln1_g, L->ln1_b, t->c.eps, T, H, h);
         if ((st = ops->linear_forward(be, L->qkv, h, T, qkv))) goto done;
-        if ((st = ops->attention_ex(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H, 3 * (size_t)H,
-                                    ctx, H, t->c.heads, hd, scale, sb, ao)))
+        if ((st = ops->attention_ex(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
+                                    3 * (size_t)H, ctx, H, t->c.heads, hd, scale, sb, ao)))
             goto done;
         if ((st = ops->linear_forward(be, L->out, ctx, T, h))) goto done;
         ops->add(be, x, h, T * H);
@@ -358,9 +386,11 @@ static dc_status pool_project(dc_clip *m, const clip_tower *t, const float *x, c
     float *pooled = NULL, *proj = NULL;
     dc_status st;
     if ((st = be->ops->alloc(be, (size_t)n * H * sizeof(float), (void **)&pooled)) ||
-        (st = be->ops->alloc(be, (size_t)n * m->cfg.projection_dim * sizeof(float), (void **)&proj)))
+        (st =
+             be->ops->alloc(be, (size_t)n * m->cfg.projection_dim * sizeof(float), (void **)&proj)))
         goto done;
-    for (uint32_t s = 0; s < n; s++) memcpy(pooled + (size_t)s * H, x + (size_t)rows[s] * H, H * sizeof(float));
+    for (uint32_t s = 0; s < n; s++)
+        memcpy(pooled + (size_t)s * H, x + (size_t)rows[s] * H, H * sizeof(float));
     be->ops->layernorm(be, pooled, NULL, t->final_g, t->final_b, t->c.eps, n, H, pooled);
     if ((st = be->ops->linear_forward(be, t->proj, pooled, n, proj))) goto done;
     st = be->ops->download(be, out, proj, (size_t)n * m->cfg.projection_dim * sizeof(float));
@@ -372,7 +402,8 @@ done:
 
 dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start, const uint32_t *ids,
                                 float *out) {
-    if (!m || (n && (!start || !ids || !out))) return dc_fail(DC_ERR_INVALID_ARGUMENT, "clip text: NULL argument");
+    if (!m || (n && (!start || !ids || !out)))
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "clip text: NULL argument");
     if (!n) return DC_OK;
     const dc_clip_config *c = &m->cfg;
     const uint32_t H = c->text.hidden;
@@ -381,14 +412,16 @@ dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start, c
         if (start[s + 1] <= start[s])
             return dc_fail(DC_ERR_INVALID_ARGUMENT, "clip text: sequence %u is empty", s);
         if (start[s + 1] - start[s] > c->max_position)
-            return dc_fail(DC_ERR_INPUT_TOO_LONG, "clip text: sequence %u has %u tokens; the model takes %u",
-                           s, start[s + 1] - start[s], c->max_position);
+            return dc_fail(DC_ERR_INPUT_TOO_LONG,
+                           "clip text: sequence %u has %u tokens; the model takes %u", s,
+                           start[s + 1] - start[s], c->max_position);
     }
     const size_t T = start[n];
     for (size_t r = 0; r < T; r++)
         if (ids[r] >= c->vocab_size)
-            return dc_fail(DC_ERR_INVALID_VALUE, "clip text: token %zu: id %u is outside the vocabulary (%u)",
-                           r, ids[r], c->vocab_size);
+            return dc_fail(DC_ERR_INVALID_VALUE,
+                           "clip text: token %zu: id %u is outside the vocabulary (%u)", r, ids[r],
+                           c->vocab_size);
     dc_backend *be = m->be;
     dc_backend_cpu_bind_threads(be);
     uint32_t *pos = malloc(T * sizeof *pos), *rows = malloc(n * sizeof *rows);
@@ -404,7 +437,8 @@ dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start, c
             pos[r] = r - start[s];
             /* transformers: argmax(ids) (first maximum) under the legacy eos id 2, else the
              * first eos (position 0 when there is none) */
-            if (c->eos_token_id == 2 ? ids[r] > ids[best] : (ids[r] == c->eos_token_id && ids[best] != c->eos_token_id))
+            if (c->eos_token_id == 2 ? ids[r] > ids[best]
+                                     : (ids[r] == c->eos_token_id && ids[best] != c->eos_token_id))
                 best = r;
         }
         rows[s] = best;
@@ -423,7 +457,8 @@ done:
 }
 
 dc_status dc_clip_image_features(dc_clip *m, uint32_t n, const float *pixels, float *out) {
-    if (!m || (n && (!pixels || !out))) return dc_fail(DC_ERR_INVALID_ARGUMENT, "clip image: NULL argument");
+    if (!m || (n && (!pixels || !out)))
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "clip image: NULL argument");
     if (!n) return DC_OK;
     const dc_clip_config *c = &m->cfg;
     const uint32_t H = c->vision.hidden, p = c->patch_size, S = c->image_size, grid = S / p;
@@ -452,7 +487,8 @@ dc_status dc_clip_image_features(dc_clip *m, uint32_t n, const float *pixels, fl
                 for (uint32_t ch = 0; ch < c->num_channels; ch++)
                     for (uint32_t ky = 0; ky < p; ky++)
                         memcpy(row + ((size_t)ch * p + ky) * p,
-                               img + ((size_t)ch * S + (size_t)py * p + ky) * S + (size_t)px * p, p * sizeof(float));
+                               img + ((size_t)ch * S + (size_t)py * p + ky) * S + (size_t)px * p,
+                               p * sizeof(float));
             }
     }
     if ((st = be->ops->linear_forward(be, m->patch, patches, (size_t)n * np, emb))) goto done;

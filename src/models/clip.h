@@ -27,8 +27,8 @@ typedef struct dc_clip_tower_config {
 typedef struct dc_clip_config {
     dc_clip_tower_config text, vision;
     uint32_t vocab_size;
-    uint32_t max_position;   /* text positions (77) */
-    uint32_t eos_token_id;   /* 2: the legacy rule, pool at argmax(ids); else the first eos */
+    uint32_t max_position; /* text positions (77) */
+    uint32_t eos_token_id; /* 2: the legacy rule, pool at argmax(ids); else the first eos */
     uint32_t image_size, patch_size, num_channels;
     uint32_t projection_dim;
 } dc_clip_config;
@@ -49,8 +49,8 @@ size_t dc_clip_memory_bytes(const dc_clip *m);
 
 /* Text features of n packed sequences (sequence s is ids[start[s] .. start[s+1]), each at most
  * max_position ids, at least one) into out[n × projection_dim]. */
-dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start,
-                                const uint32_t *ids, float *out);
+dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start, const uint32_t *ids,
+                                float *out);
 /* Image features of n images, each num_channels × image_size × image_size floats
  * (channel-major, already normalised), into out[n × projection_dim]. */
 dc_status dc_clip_image_features(dc_clip *m, uint32_t n, const float *pixels, float *out);

@@ -62,10 +62,12 @@ static dc_status e10_load(dc_model *m) {
     } else {
         dc_image_preprocess_clip(&e->pp);
     }
-    if (!e->pp.do_center_crop || e->pp.crop_width != cfg.image_size || e->pp.crop_height != cfg.image_size)
-        return dc_fail(DC_ERR_MODEL_LOAD,
-                       "%s: preprocessor_config.json must centre-crop to the model's %u x %u images",
-                       e->dir, cfg.image_size, cfg.image_size);
+    if (!e->pp.do_center_crop || e->pp.crop_width != cfg.image_size ||
+        e->pp.crop_height != cfg.image_size)
+        return dc_fail(
+            DC_ERR_MODEL_LOAD,
+            "%s: preprocessor_config.json must centre-crop to the model's %u x %u images", e->dir,
+            cfg.image_size, cfg.image_size);
     e->max_len = cfg.max_position;
     if (e->opt.max_tokens && e->opt.max_tokens < e->max_len) e->max_len = e->opt.max_tokens;
     if (e->max_len < 2) e->max_len = 2;
@@ -73,8 +75,8 @@ static dc_status e10_load(dc_model *m) {
     if ((st = dc_backend_cpu_create(&bo, &e->be))) goto fail;
     if ((st = dc_tokenizer_load(e->dir, &e->tok))) goto fail;
     if (dc_tokenizer_vocab_size(e->tok, true) > cfg.vocab_size) {
-        st = dc_fail(DC_ERR_MODEL_LOAD, "%s: the tokenizer has %zu tokens but vocab_size is %u", e->dir,
-                     dc_tokenizer_vocab_size(e->tok, true), cfg.vocab_size);
+        st = dc_fail(DC_ERR_MODEL_LOAD, "%s: the tokenizer has %zu tokens but vocab_size is %u",
+                     e->dir, dc_tokenizer_vocab_size(e->tok, true), cfg.vocab_size);
         goto fail;
     }
     if ((st = dc_bert_weights_path(e->dir, path, sizeof path))) goto fail;
@@ -205,14 +207,18 @@ done:
 static dc_status e10_embed(dc_model *m, const dc_input *inputs, size_t n, dc_model_embedding *out) {
     e10 *e = m->impl;
     uint64_t t0 = now_us();
-    size_t *texts = malloc((n ? n : 1) * sizeof *texts), *images = malloc((n ? n : 1) * sizeof *images);
+    size_t *texts = malloc((n ? n : 1) * sizeof *texts),
+           *images = malloc((n ? n : 1) * sizeof *images);
     size_t nt = 0, ni = 0;
     dc_status st = DC_OK;
     if (!texts || !images) st = dc_fail(DC_ERR_OUT_OF_MEMORY, "E10 batch");
     for (size_t i = 0; st == DC_OK && i < n; i++) {
-        if (inputs[i].type == DC_INPUT_IMAGE) images[ni++] = i;
-        else if (inputs[i].type == DC_INPUT_TEXT) texts[nt++] = i;
-        else st = dc_fail(DC_ERR_UNSUPPORTED_MODALITY, "input %zu: E10 embeds text and images", i);
+        if (inputs[i].type == DC_INPUT_IMAGE)
+            images[ni++] = i;
+        else if (inputs[i].type == DC_INPUT_TEXT)
+            texts[nt++] = i;
+        else
+            st = dc_fail(DC_ERR_UNSUPPORTED_MODALITY, "input %zu: E10 embeds text and images", i);
     }
     if (st == DC_OK && nt) st = embed_texts(e, inputs, texts, nt, out, m->info);
     if (st == DC_OK && ni) st = embed_images(e, inputs, images, ni, out, m->info);
@@ -245,7 +251,7 @@ dc_status dc_e10_create(const dc_pretrained_options *opt, dc_model **out) {
     *out = NULL;
     if (!opt || !opt->model_dir || !opt->model_dir[0])
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: no model folder");
-    if (strlen(opt->model_dir) >= sizeof ((e10 *)0)->dir_given)
+    if (strlen(opt->model_dir) >= sizeof((e10 *)0)->dir_given)
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "model folder path is too long");
     e10 *e = calloc(1, sizeof *e);
     dc_model *m = calloc(1, sizeof *m);
@@ -267,7 +273,8 @@ dc_status dc_e10_create(const dc_pretrained_options *opt, dc_model **out) {
     return DC_OK;
 }
 
-dc_status dc_e10_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n, dc_model_embedding *out) {
+dc_status dc_e10_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,
+                                 dc_model_embedding *out) {
     if (!m || !m->loaded || m->vt != &e10_vt)
         return dc_fail(DC_ERR_NOT_INITIALIZED, "embed: not a loaded E10 model");
     if (n) memset(out, 0, n * sizeof *out);

@@ -26,7 +26,8 @@ static dc_status e5_load(dc_encoder_model *em, const dc_weights *w) {
 }
 
 static dc_status e5_tokenize(dc_encoder_model *em, const dc_input *in, dc_enc_seq *seq) {
-    dc_status st = dc_encoder_tokenize_text(em, NULL, in->content, in->content_len, em->max_len, seq);
+    dc_status st =
+        dc_encoder_tokenize_text(em, NULL, in->content, in->content_len, em->max_len, seq);
     if (st != DC_OK) return st;
     seq->global = calloc(seq->len ? seq->len : 1, 1);
     if (!seq->global) {

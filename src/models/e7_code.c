@@ -19,8 +19,9 @@ static dc_status e7_load(dc_encoder_model *em, const dc_weights *w) {
     (void)w;
     const dc_bert_config *c = dc_bert_config_of(em->bert);
     if (c->kind != DC_BERT_KIND_ROBERTA)
-        return dc_fail(DC_ERR_MODEL_LOAD, "%s: E7 needs a RoBERTa checkpoint; config.json says \"%s\"",
-                       em->dir, c->model_type);
+        return dc_fail(DC_ERR_MODEL_LOAD,
+                       "%s: E7 needs a RoBERTa checkpoint; config.json says \"%s\"", em->dir,
+                       c->model_type);
     if (c->hidden != em->info->dim)
         return dc_fail(DC_ERR_INVALID_DIMENSION, "%s: hidden_size %u; E7 needs %u", em->dir,
                        c->hidden, em->info->dim);

@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size) memcpy(copy, data, size);
     dc_image img;
     if (dc_image_decode_limit(copy, size, 1u << 20, &img) == DC_OK) {
-        if (!img.rgb || !img.width || !img.height || (uint64_t)img.width * img.height > (1u << 20)) abort();
+        if (!img.rgb || !img.width || !img.height || (uint64_t)img.width * img.height > (1u << 20))
+            abort();
         volatile unsigned sink = 0;
         for (size_t i = 0; i < (size_t)img.width * img.height * 3; i++) sink += img.rgb[i];
         (void)sink;

@@ -8,7 +8,9 @@
 #include "test_encoder_util.h"
 #include "text/tokenizer.h"
 
-static void normalize_ref(float *v, size_t n) { dc_vec_normalize(v, n); }
+static void normalize_ref(float *v, size_t n) {
+    dc_vec_normalize(v, n);
+}
 
 static void test_clip_text_and_images(void **state) {
     (void)state;
@@ -32,7 +34,8 @@ static void test_clip_text_and_images(void **state) {
         assert_ok(dc_tokenizer_encode(tok, t, strlen(t), &eo, &e));
         const cJSON *ref = cJSON_GetArrayItem(cJSON_GetObjectItem(g, "ids"), (int)i);
         assert_int_equal(e.len, cJSON_GetArraySize(ref));
-        for (size_t k = 0; k < e.len; k++) assert_int_equal(e.ids[k], cJSON_GetArrayItem(ref, (int)k)->valueint);
+        for (size_t k = 0; k < e.len; k++)
+            assert_int_equal(e.ids[k], cJSON_GetArrayItem(ref, (int)k)->valueint);
         dc_encoding_free(&e);
     }
     dc_tokenizer_free(tok);
@@ -47,7 +50,8 @@ static void test_clip_text_and_images(void **state) {
     }
     for (size_t i = 0; i < ni; i++) {
         char rel[256];
-        const char *file = cJSON_GetObjectItem(cJSON_GetArrayItem(imgs, (int)i), "file")->valuestring;
+        const char *file =
+            cJSON_GetObjectItem(cJSON_GetArrayItem(imgs, (int)i), "file")->valuestring;
         snprintf(rel, sizeof rel, "images/%s", file);
         size_t len;
         bytes[i] = dc_test_read_file(dc_test_data_path(rel), &len);
@@ -66,8 +70,9 @@ static void test_clip_text_and_images(void **state) {
     bool any_trunc = false;
     for (size_t i = 0; i < n; i++) {
         size_t k;
-        const cJSON *src = i < nt ? cJSON_GetArrayItem(cJSON_GetObjectItem(g, "text_features"), (int)i)
-                                  : cJSON_GetObjectItem(cJSON_GetArrayItem(imgs, (int)(i - nt)), "features");
+        const cJSON *src =
+            i < nt ? cJSON_GetArrayItem(cJSON_GetObjectItem(g, "text_features"), (int)i)
+                   : cJSON_GetObjectItem(cJSON_GetArrayItem(imgs, (int)(i - nt)), "features");
         float *ref = golden_floats(src, &k);
         assert_int_equal(k, DC_DIM_MULTIMODAL);
         normalize_ref(ref, k);
@@ -112,10 +117,12 @@ static void test_clip_load_errors(void **state) {
     const char *bert = "{\"model_type\": \"bert\"}";
     assert_status(dc_clip_config_parse(bert, strlen(bert), "c.json", &c), DC_ERR_MODEL_LOAD);
     assert_detail_contains("clip");
-    const char *bad = "{\"model_type\": \"clip\", \"vision_config\": {\"image_size\": 224, \"patch_size\": 15}}";
+    const char *bad =
+        "{\"model_type\": \"clip\", \"vision_config\": {\"image_size\": 224, \"patch_size\": 15}}";
     assert_status(dc_clip_config_parse(bad, strlen(bad), "c.json", &c), DC_ERR_MODEL_LOAD);
     assert_detail_contains("patch_size");
-    const char *dflt = "{\"model_type\": \"clip\", \"text_config\": {\"hidden_act\": \"quick_gelu\"}}";
+    const char *dflt =
+        "{\"model_type\": \"clip\", \"text_config\": {\"hidden_act\": \"quick_gelu\"}}";
     assert_ok(dc_clip_config_parse(dflt, strlen(dflt), "c.json", &c));
     assert_int_equal(c.text.hidden, 512);
     assert_int_equal(c.vision.hidden, 768);

@@ -22,7 +22,8 @@ static void test_e7_parity(void **state) {
     for (size_t i = 0; i < n; i++) {
         const char *t = golden_text(g, i);
         /* every other one as code: the language is recorded, the vector does not change */
-        in[i] = i % 2 ? dc_input_code(t, strlen(t), "python") : dc_input_text(t, strlen(t), DC_ROLE_PASSAGE);
+        in[i] = i % 2 ? dc_input_code(t, strlen(t), "python")
+                      : dc_input_text(t, strlen(t), DC_ROLE_PASSAGE);
     }
     dc_model_embedding *out = calloc(n, sizeof *out);
     assert_ok(dc_pretrained_embed_unchecked(m, in, n, out));
@@ -31,7 +32,8 @@ static void test_e7_parity(void **state) {
     bool any_trunc = false;
     for (size_t i = 0; i < n; i++) {
         size_t k;
-        float *ref = golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "embeddings"), (int)i), &k);
+        float *ref =
+            golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "embeddings"), (int)i), &k);
         assert_int_equal(k, DC_DIM_CODE);
         assert_int_equal(out[i].dim, DC_DIM_CODE);
         parity_add(&p, out[i].vector, ref, k);

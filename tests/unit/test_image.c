@@ -73,8 +73,9 @@ static void test_images_match_clip_processor(void **state) {
         free(gb);
         free(bytes);
     }
-    print_message("images: %d, max-abs pixel difference after normalisation %.3g (bound 1/255 = %.3g)\n",
-                  count, worst, 1.0 / 255);
+    print_message(
+        "images: %d, max-abs pixel difference after normalisation %.3g (bound 1/255 = %.3g)\n",
+        count, worst, 1.0 / 255);
     assert_true(count >= 10);
     assert_true(worst <= 1.0 / 255);
     free(pix);
@@ -137,7 +138,8 @@ static void expect_fail(const uint8_t *b, size_t n, dc_status want, const char *
     dc_image img;
     dc_status st = dc_image_decode(b, n, &img);
     if (st != want)
-        fail_msg("expected %s, got %s (%s)", dc_status_name(want), dc_status_name(st), dc_error_detail());
+        fail_msg("expected %s, got %s (%s)", dc_status_name(want), dc_status_name(st),
+                 dc_error_detail());
     assert_null(img.rgb);
     if (needle) assert_detail_contains(needle);
 }
@@ -146,14 +148,16 @@ static void test_hostile_images(void **state) {
     (void)state;
     uint8_t b[64];
     /* huge dimensions: refused from the header, nothing allocated */
-    expect_fail(b, png_header(b, 1u << 20, 1u << 20), DC_ERR_INVALID_DIMENSION, "decompression bomb");
+    expect_fail(b, png_header(b, 1u << 20, 1u << 20), DC_ERR_INVALID_DIMENSION,
+                "decompression bomb");
     expect_fail(b, png_header(b, 0x7fffffff, 2), DC_ERR_INVALID_DIMENSION, "pixels");
     expect_fail(b, png_header(b, 100, 100), DC_ERR_SERIALIZATION, "png");
     expect_fail(b, png_header(b, 0, 10), DC_ERR_INVALID_DIMENSION, "zero size");
     expect_fail(NULL, 0, DC_ERR_EMPTY_INPUT, NULL);
-    expect_fail((const uint8_t *)"hello world, not an image", 25, DC_ERR_UNSUPPORTED_FORMAT, "signature");
-    static const char *files[] = {"images/rgb_301x203.png", "images/q90_420_320x241.jpg",
-                                  "images/lossy_250x170.webp", "images/frame_140x300.gif",
+    expect_fail((const uint8_t *)"hello world, not an image", 25, DC_ERR_UNSUPPORTED_FORMAT,
+                "signature");
+    static const char *files[] = {"images/rgb_301x203.png",      "images/q90_420_320x241.jpg",
+                                  "images/lossy_250x170.webp",   "images/frame_140x300.gif",
                                   "images/lossless_181x97.webp", "images/gray16_60x50.png"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         size_t len;
@@ -191,7 +195,8 @@ static void test_hostile_images(void **state) {
     free(png);
     /* JPEG / GIF / WebP headers with bomb dimensions */
     uint8_t gif[32] = "GIF89a";
-    gif[6] = 0xff, gif[7] = 0xff, gif[8] = 0xff, gif[9] = 0xff, gif[10] = 0, gif[11] = 0, gif[12] = 0;
+    gif[6] = 0xff, gif[7] = 0xff, gif[8] = 0xff, gif[9] = 0xff, gif[10] = 0, gif[11] = 0,
+    gif[12] = 0;
     gif[13] = ';';
     expect_fail(gif, 14, DC_ERR_INVALID_DIMENSION, "gif");
     uint8_t *jpg = read_data("images/gray_250x171.jpg", &len);

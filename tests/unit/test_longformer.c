@@ -2,8 +2,9 @@
  * against transformers' LongformerModel (tests/data/models5/longformer.json, e5.json):
  * lengths below, at (8, 16, 40) and across (9, 17) the window boundaries (windows 4 and 8:
  * one-sided 2 and 4), computed there on a batch padded to the longest text and to a multiple
- * of the window; no global attention (LongformerModel's default); a 1 802-token input; E5 as a dc_model (mean
- * over real tokens, L2, truncation); and the banded attention op against a dense reference. */
+ * of the window; no global attention (LongformerModel's default); a 1 802-token input; E5 as a
+ * dc_model (mean over real tokens, L2, truncation); and the banded attention op against a dense
+ * reference. */
 #include "models/bert.h"
 #include "models/pretrained.h"
 #include "test_encoder_util.h"
@@ -66,7 +67,8 @@ static void test_longformer_hidden(void **state) {
         uint32_t *one = encode(&l, golden_text(g, i), &len);
         const cJSON *ref = cJSON_GetArrayItem(cJSON_GetObjectItem(g, "ids"), (int)i);
         assert_int_equal(len, cJSON_GetArraySize(ref));
-        for (uint32_t k = 0; k < len; k++) assert_int_equal(one[k], cJSON_GetArrayItem(ref, (int)k)->valueint);
+        for (uint32_t k = 0; k < len; k++)
+            assert_int_equal(one[k], cJSON_GetArrayItem(ref, (int)k)->valueint);
         ids = realloc(ids, (total + len) * sizeof *ids);
         memcpy(ids + total, one, len * sizeof *ids);
         total += len;
@@ -82,13 +84,16 @@ static void test_longformer_hidden(void **state) {
     parity_init(&p);
     for (size_t i = 0; i < n; i++) {
         size_t k;
-        float *ref = golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "hidden"), (int)i), &k);
+        float *ref =
+            golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "hidden"), (int)i), &k);
         assert_int_equal(k, (size_t)(start[i + 1] - start[i]) * H);
         for (uint32_t r = 0; r < start[i + 1] - start[i]; r++)
             parity_add(&p, h + (size_t)(start[i] + r) * H, ref + (size_t)r * H, H);
         free(ref);
     }
-    parity_check(&p, "Longformer hidden states, global <s>, lengths 3..47 (8, 16, 17, 40 at window boundaries)");
+    parity_check(
+        &p,
+        "Longformer hidden states, global <s>, lengths 3..47 (8, 16, 17, 40 at window boundaries)");
     free(h);
     free(global);
     free(ids);
@@ -162,7 +167,8 @@ static void test_e5_parity(void **state) {
     dc_input *in = calloc(n, sizeof *in);
     for (size_t i = 0; i < n; i++) {
         const char *t = golden_text(g, i);
-        in[i] = i % 3 == 1 ? dc_input_code(t, strlen(t), "python") : dc_input_text(t, strlen(t), DC_ROLE_PASSAGE);
+        in[i] = i % 3 == 1 ? dc_input_code(t, strlen(t), "python")
+                           : dc_input_text(t, strlen(t), DC_ROLE_PASSAGE);
     }
     dc_model_embedding *out = calloc(n, sizeof *out);
     assert_ok(dc_model_embed_batch(m, in, n, out));
@@ -170,13 +176,15 @@ static void test_e5_parity(void **state) {
     parity_init(&p);
     for (size_t i = 0; i < n; i++) {
         size_t k;
-        float *ref = golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "embeddings"), (int)i), &k);
+        float *ref =
+            golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "embeddings"), (int)i), &k);
         assert_int_equal(k, DC_DIM_CAUSAL);
         parity_add(&p, out[i].vector, ref, k);
         assert_true(fabs(dc_vec_l2_norm(out[i].vector, k) - 1.0) < 1e-5);
         /* only the last text passes the fixture's 128 tokens */
         assert_int_equal(out[i].truncated, i == n - 1);
-        if (i == n - 1) assert_int_equal(out[i].tokens_used, cJSON_GetObjectItem(g, "max_tokens")->valueint);
+        if (i == n - 1)
+            assert_int_equal(out[i].tokens_used, cJSON_GetObjectItem(g, "max_tokens")->valueint);
         free(ref);
         dc_model_embedding_free(&out[i]);
     }
@@ -190,9 +198,9 @@ static void test_e5_parity(void **state) {
 
 /* The banded op against a dense double-precision reference: band {w, w} with global rows,
  * causal {MAX, 0}, and a query subset. */
-static void ref_attention(const float *q, const float *k, const float *v, uint32_t len,
-                          uint32_t nh, uint32_t hd, float scale, const uint8_t *allow /* len×len */,
-                          uint32_t i, float *out) {
+static void ref_attention(const float *q, const float *k, const float *v, uint32_t len, uint32_t nh,
+                          uint32_t hd, float scale, const uint8_t *allow /* len×len */, uint32_t i,
+                          float *out) {
     for (uint32_t h = 0; h < nh; h++) {
         double mx = -INFINITY, den = 0, acc[16] = {0};
         double s[64];
@@ -200,7 +208,8 @@ static void ref_attention(const float *q, const float *k, const float *v, uint32
             s[j] = -INFINITY;
             if (!allow[i * len + j]) continue;
             double d = 0;
-            for (uint32_t x = 0; x < hd; x++) d += (double)q[h * hd + x] * k[(size_t)j * nh * hd + h * hd + x];
+            for (uint32_t x = 0; x < hd; x++)
+                d += (double)q[h * hd + x] * k[(size_t)j * nh * hd + h * hd + x];
             s[j] = d * scale;
             if (s[j] > mx) mx = s[j];
         }
@@ -221,7 +230,8 @@ static void test_band_attention_op(void **state) {
     const uint32_t nh = 2, hd = 8, W = nh * hd, lens[3] = {13, 1, 40};
     uint32_t start[4] = {0, 13, 14, 54};
     const uint32_t T = 54;
-    float *q = malloc(T * W * sizeof *q), *k = malloc(T * W * sizeof *k), *v = malloc(T * W * sizeof *v);
+    float *q = malloc(T * W * sizeof *q), *k = malloc(T * W * sizeof *k),
+          *v = malloc(T * W * sizeof *v);
     uint64_t s = 7;
     for (uint32_t i = 0; i < T * W; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -238,7 +248,10 @@ static void test_band_attention_op(void **state) {
     struct {
         uint32_t left, right;
         bool global;
-    } cases[] = {{3, 3, true}, {DC_ATTN_UNBOUNDED, 0, false}, {0, 2, false}, {DC_ATTN_UNBOUNDED, DC_ATTN_UNBOUNDED, false}};
+    } cases[] = {{3, 3, true},
+                 {DC_ATTN_UNBOUNDED, 0, false},
+                 {0, 2, false},
+                 {DC_ATTN_UNBOUNDED, DC_ATTN_UNBOUNDED, false}};
     float *out = malloc(T * W * sizeof *out), want[16];
     uint8_t allow[64 * 64];
     for (size_t c = 0; c < 4; c++) {
@@ -251,7 +264,8 @@ static void test_band_attention_op(void **state) {
                 for (uint32_t j = 0; j < len; j++) {
                     bool band = (cases[c].left == DC_ATTN_UNBOUNDED || j + cases[c].left >= i) &&
                                 (cases[c].right == DC_ATTN_UNBOUNDED || j <= i + cases[c].right);
-                    allow[i * len + j] = key_mask[r0 + j] && (band || (cases[c].global && gmask[r0 + j]));
+                    allow[i * len + j] =
+                        key_mask[r0 + j] && (band || (cases[c].global && gmask[r0 + j]));
                 }
             for (uint32_t i = 0; i < len; i++) {
                 const float *got = out + (size_t)(r0 + i) * W;
@@ -259,8 +273,8 @@ static void test_band_attention_op(void **state) {
                     for (uint32_t x = 0; x < W; x++) assert_true(got[x] == 42.0f); /* left alone */
                     continue;
                 }
-                ref_attention(q + (size_t)(r0 + i) * W, k + (size_t)r0 * W, v + (size_t)r0 * W, len, nh, hd,
-                              scale, allow, i, want);
+                ref_attention(q + (size_t)(r0 + i) * W, k + (size_t)r0 * W, v + (size_t)r0 * W, len,
+                              nh, hd, scale, allow, i, want);
                 for (uint32_t x = 0; x < W; x++) assert_true(fabsf(got[x] - want[x]) < 2e-6f);
             }
         }

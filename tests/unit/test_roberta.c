@@ -40,8 +40,10 @@ static void unload(loaded *l) {
 static void check_hidden(const char *weights_rel, const char *what) {
     char *dir = fx_make("roberta", NULL);
     char wpath[4200];
-    if (weights_rel) snprintf(wpath, sizeof wpath, "%s", dc_test_data_path(weights_rel));
-    else snprintf(wpath, sizeof wpath, "%s/model.safetensors", dir);
+    if (weights_rel)
+        snprintf(wpath, sizeof wpath, "%s", dc_test_data_path(weights_rel));
+    else
+        snprintf(wpath, sizeof wpath, "%s/model.safetensors", dir);
     loaded l;
     assert_ok(load_weights(dir, wpath, &l));
     const dc_bert_config *c = dc_bert_config_of(l.bert);
@@ -80,7 +82,8 @@ static void check_hidden(const char *weights_rel, const char *what) {
     parity_init(&p);
     for (size_t i = 0; i < n; i++) {
         size_t k;
-        float *ref = golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "hidden"), (int)i), &k);
+        float *ref =
+            golden_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "hidden"), (int)i), &k);
         assert_int_equal(k, (size_t)(start[i + 1] - start[i]) * H);
         for (uint32_t r = 0; r < start[i + 1] - start[i]; r++)
             parity_add(&p, h + (size_t)(start[i] + r) * H, ref + (size_t)r * H, H);
@@ -101,7 +104,8 @@ static void test_roberta_safetensors(void **s) {
 }
 static void test_roberta_bin_zip(void **s) {
     (void)s;
-    check_hidden("models5/roberta/pytorch_model.bin", "RoBERTa hidden states (pytorch_model.bin, zip)");
+    check_hidden("models5/roberta/pytorch_model.bin",
+                 "RoBERTa hidden states (pytorch_model.bin, zip)");
 }
 static void test_roberta_bin_legacy(void **s) {
     (void)s;
@@ -128,7 +132,8 @@ static void test_roberta_pad_positions(void **state) {
     assert_ok(dc_bert_forward(l.bert, &bb, b));
     const int map[5] = {0, 1, 3, 4, 5};
     for (int r = 0; r < 5; r++)
-        for (uint32_t d = 0; d < H; d++) assert_true(fabsf(a[(size_t)map[r] * H + d] - b[(size_t)r * H + d]) < 1e-5f);
+        for (uint32_t d = 0; d < H; d++)
+            assert_true(fabsf(a[(size_t)map[r] * H + d] - b[(size_t)r * H + d]) < 1e-5f);
     /* the limit is max_position − 2 tokens */
     uint32_t n = dc_bert_max_tokens(dc_bert_config_of(l.bert)) + 1;
     uint32_t *ids = malloc(n * sizeof *ids), s3[2] = {0, n};
@@ -170,10 +175,8 @@ static void test_roberta_config_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roberta_safetensors),
-        cmocka_unit_test(test_roberta_bin_zip),
-        cmocka_unit_test(test_roberta_bin_legacy),
-        cmocka_unit_test(test_roberta_pad_positions),
+        cmocka_unit_test(test_roberta_safetensors),   cmocka_unit_test(test_roberta_bin_zip),
+        cmocka_unit_test(test_roberta_bin_legacy),    cmocka_unit_test(test_roberta_pad_positions),
         cmocka_unit_test(test_roberta_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
