@@ -1,0 +1,249 @@
+/* bench/pipeline — the whole pipeline: single-input latency (p50/p95/p99), throughput of
+ * embed_batch at 8/16/32/64, per-stage and per-model time, cache-hit latency, and the
+ * pipeline's own overhead as a fraction of model time.
+ *
+ * Two configurations: the custom models alone (always available), then — when a models folder
+ * is given or --fixtures writes one — the custom models plus the BERT-family models found there.
+ * --fixtures DIR writes random-weight checkpoints at the real architecture sizes (E1 BERT-large,
+ * E6 and E12 BERT-base, E8 and E11 MiniLM-L6) with the small test vocabulary, so the encoder
+ * cost is real but SPLADE's 30522-wide MLM head is not (see README).
+ *
+ * Usage: bench_pipeline [--models-dir DIR | --fixtures DIR] [--requests N] [--quick] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../../tests/tools/bert_fixture.c"
+#include "dodeca/dodeca.h"
+#include "dodeca/pipeline.h"
+#include "runtime/rt.h"
+
+static const char *const words[] = {
+    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "search", "engines", "rank",
+    "documents", "by", "relevance", "to", "a", "query", "while", "graphs", "connect", "entities",
+    "through", "typed", "relations", "and", "time", "matters", "for", "recent", "events"};
+
+/* Deterministic text of n words, distinct per seed. */
+static size_t make_text(uint64_t seed, size_t n, char *buf, size_t cap) {
+    size_t len = (size_t)snprintf(buf, cap, "#%llu", (unsigned long long)seed);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n && len + 16 < cap; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len += (size_t)snprintf(buf + len, cap - len, " %s", words[x % (sizeof words / sizeof *words)]);
+    }
+    return len;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t pct(uint64_t *v, size_t n, double q) {
+    if (!n) return 0;
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+static void die(const char *what, dc_status st) {
+    fprintf(stderr, "bench_pipeline: %s: %s (%s)\n", what, dc_status_name(st), dc_error_detail());
+    exit(1);
+}
+
+typedef struct run_cfg {
+    const char *label;
+    const char *models_dir; /* NULL: custom models only */
+    size_t requests;
+    size_t rounds;
+    size_t words;
+} run_cfg;
+
+static void bench_one(const run_cfg *rc, uint64_t *seed) {
+    dc_config cfg;
+    dc_config_defaults(&cfg);
+    cfg.models.lazy_loading = false;
+    cfg.pipeline.deadline_ms = 600000; /* measure the work, not the policy */
+    cfg.pipeline.min_models = 1;
+    cfg.batch.queue_capacity = 4096;
+    if (rc->models_dir) snprintf(cfg.models.models_dir, sizeof cfg.models.models_dir, "%s", rc->models_dir);
+    else snprintf(cfg.models.models_dir, sizeof cfg.models.models_dir, "/nonexistent-dodeca-models");
+    dc_pipeline_options o;
+    dc_pipeline_options_default(&o);
+    dc_pipeline *p = NULL;
+    uint64_t t0 = dc_rt_now_ns();
+    dc_status st = dc_pipeline_open_ex(&cfg, &o, &p);
+    if (st != DC_OK) die("open", st);
+    double open_s = (double)(dc_rt_now_ns() - t0) / 1e9;
+    dc_warmup_report w;
+    dc_pipeline_warmup_report(p, &w);
+    dc_pipeline_health h;
+    dc_pipeline_health_get(p, &h);
+    printf("\n== %s: %u models loaded (mask 0x%03x), open %.2f s (warm-up %.1f ms, fusion %.1f ms)\n",
+           rc->label, h.models_loaded, h.loaded_mask, open_s, (double)w.total_us / 1e3,
+           (double)w.fusion_us / 1e3);
+    for (int i = 0; i < DC_NUM_MODELS; i++)
+        if (w.model[i].warmed)
+            printf("   warm-up %-4s %8.1f ms  (first batch-1 %.2f ms, steady batch-1 %.2f ms)\n",
+                   dc_model_info_get((dc_model_id)i)->label, (double)w.model[i].duration_us / 1e3,
+                   (double)w.model[i].first_us / 1e3, (double)w.model[i].final_us / 1e3);
+
+    char text[1024];
+    dc_embed_options nocache = {.no_cache = true};
+    /* 1. single-input latency, sequential, every input new */
+    size_t n = rc->requests;
+    uint64_t *tot = calloc(n, sizeof *tot), *ovh = calloc(n, sizeof *ovh);
+    double sum_prep = 0, sum_models = 0, sum_fusion = 0, sum_model_crit = 0, sum_fwd[DC_NUM_MODELS] = {0};
+    double sum_ovh = 0, sum_work = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = make_text((*seed)++, rc->words, text, sizeof text);
+        dc_input in = dc_input_text(text, len, DC_ROLE_PASSAGE);
+        dc_pipeline_result r;
+        if ((st = dc_pipeline_embed_ex(p, &in, &nocache, &r)) != DC_OK) die("embed", st);
+        uint64_t crit = 0;
+        for (int m = 0; m < DC_NUM_MODELS; m++) {
+            if (r.models[m].status != DC_RUN_OK) continue;
+            sum_fwd[m] += (double)r.models[m].forward_us;
+            if (r.models[m].forward_us > crit) crit = r.models[m].forward_us;
+        }
+        /* model time = the slowest model (they run in parallel) + the fusion forward */
+        uint64_t work = crit + r.timings.fusion_us;
+        tot[i] = r.timings.total_us;
+        ovh[i] = tot[i] > work ? tot[i] - work : 0;
+        sum_prep += (double)r.timings.prepare_us;
+        sum_models += (double)r.timings.models_us;
+        sum_fusion += (double)r.timings.fusion_us;
+        sum_model_crit += (double)crit;
+        sum_ovh += (double)ovh[i];
+        sum_work += (double)work;
+        dc_pipeline_result_free(&r);
+    }
+    printf("single input (%zu sequential, %zu words, cache off): p50 %.2f ms  p95 %.2f ms  p99 %.2f ms\n", n,
+           rc->words, (double)pct(tot, n, 0.50) / 1e3, (double)pct(tot, n, 0.95) / 1e3,
+           (double)pct(tot, n, 0.99) / 1e3);
+    printf("   stages (mean): prepare %.1f us, models %.2f ms (slowest model forward %.2f ms), fusion %.2f ms\n",
+           sum_prep / (double)n, sum_models / (double)n / 1e3, sum_model_crit / (double)n / 1e3,
+           sum_fusion / (double)n / 1e3);
+    printf("   per-model forward (mean, batch of 1):");
+    for (int m = 0; m < DC_NUM_MODELS; m++)
+        if (sum_fwd[m] > 0) printf(" %s %.2f ms", dc_model_info_get((dc_model_id)m)->label, sum_fwd[m] / (double)n / 1e3);
+    printf("\n   pipeline overhead (total - slowest model - fusion): mean %.1f us, p50 %.1f us = %.2f %% of model time\n",
+           sum_ovh / (double)n, (double)pct(ovh, n, 0.5), 100.0 * sum_ovh / (sum_work > 0 ? sum_work : 1));
+    free(tot);
+    free(ovh);
+
+    /* 2. throughput with embed_batch */
+    static const size_t sizes[4] = {8, 16, 32, 64};
+    for (int s = 0; s < 4; s++) {
+        size_t b = sizes[s];
+        dc_input *ins = calloc(b, sizeof *ins);
+        char(*texts)[1024] = calloc(b, sizeof *texts);
+        dc_pipeline_result *rs = calloc(b, sizeof *rs);
+        uint64_t start = dc_rt_now_ns(), items = 0;
+        for (size_t r = 0; r < rc->rounds; r++) {
+            for (size_t i = 0; i < b; i++) {
+                size_t len = make_text((*seed)++, rc->words, texts[i], sizeof texts[i]);
+                ins[i] = dc_input_text(texts[i], len, DC_ROLE_PASSAGE);
+            }
+            if ((st = dc_pipeline_embed_batch_ex(p, ins, b, &nocache, rs, NULL)) != DC_OK) die("embed_batch", st);
+            for (size_t i = 0; i < b; i++) dc_pipeline_result_free(&rs[i]);
+            items += b;
+        }
+        double sec = (double)(dc_rt_now_ns() - start) / 1e9;
+        printf("throughput batch %2zu: %8.1f inputs/s  (%.2f ms per batch)\n", b, (double)items / sec,
+               sec * 1e3 / (double)rc->rounds);
+        free(ins);
+        free(texts);
+        free(rs);
+    }
+
+    /* 3. cache hits */
+    size_t len = make_text((*seed)++, rc->words, text, sizeof text);
+    dc_input in = dc_input_text(text, len, DC_ROLE_PASSAGE);
+    dc_pipeline_result r;
+    if ((st = dc_pipeline_embed(p, &in, &r)) != DC_OK) die("embed", st);
+    dc_pipeline_result_free(&r);
+    size_t hits = 20000;
+    uint64_t *hl = calloc(hits, sizeof *hl);
+    for (size_t i = 0; i < hits; i++) {
+        uint64_t a = dc_rt_now_ns();
+        if ((st = dc_pipeline_embed(p, &in, &r)) != DC_OK || !r.cache_hit) die("cache hit", st);
+        hl[i] = dc_rt_now_ns() - a;
+        dc_pipeline_result_free(&r);
+    }
+    printf("cache hit (in-process, %zu calls incl. decode and free): p50 %.2f us  p99 %.2f us\n", hits,
+           (double)pct(hl, hits, 0.5) / 1e3, (double)pct(hl, hits, 0.99) / 1e3);
+    free(hl);
+    dc_pipeline_close(p);
+}
+
+static void write_fixtures(const char *dir) {
+    /* kind, hidden, layers, heads, intermediate, max_position, max_seq_length, seed */
+    struct {
+        const char *folder;
+        dc_fixture_spec s;
+    } fx[5] = {
+        {"semantic", {.kind = DC_FIXTURE_ST_NORM, .hidden = 1024, .layers = 24, .heads = 16,
+                      .intermediate = 4096, .max_position = 512, .max_seq_length = 512, .seed = 101}},
+        {"sparse", {.kind = DC_FIXTURE_SPLADE, .hidden = 768, .layers = 12, .heads = 12,
+                    .intermediate = 3072, .max_position = 512, .seed = 106, .bert_prefix = true}},
+        {"graph", {.kind = DC_FIXTURE_ST, .hidden = 384, .layers = 6, .heads = 12,
+                   .intermediate = 1536, .max_position = 512, .max_seq_length = 128, .seed = 108}},
+        {"entity", {.kind = DC_FIXTURE_ST_NORM, .hidden = 384, .layers = 6, .heads = 12,
+                    .intermediate = 1536, .max_position = 512, .max_seq_length = 256, .seed = 111}},
+        {"late_interaction", {.kind = DC_FIXTURE_COLBERT, .hidden = 768, .layers = 12, .heads = 12,
+                              .intermediate = 3072, .max_position = 512, .seed = 112, .bert_prefix = true}},
+    };
+    mkdir(dir, 0755);
+    for (int i = 0; i < 5; i++) {
+        char p[4096], cfgp[4200];
+        snprintf(p, sizeof p, "%s/%s", dir, fx[i].folder);
+        snprintf(cfgp, sizeof cfgp, "%s/config.json", p);
+        struct stat sb;
+        if (stat(cfgp, &sb) == 0) continue; /* already written */
+        uint64_t t0 = dc_rt_now_ns();
+        if (dc_fixture_write(p, &fx[i].s) != 0) {
+            fprintf(stderr, "bench_pipeline: cannot write fixture %s\n", p);
+            exit(1);
+        }
+        printf("wrote %s (%u layers x %u) in %.1f s\n", p, fx[i].s.layers, fx[i].s.hidden,
+               (double)(dc_rt_now_ns() - t0) / 1e9);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *models_dir = getenv("DODECA_BENCH_MODELS_DIR");
+    const char *fixtures = NULL;
+    size_t requests = 0;
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--models-dir") && i + 1 < argc) models_dir = argv[++i];
+        else if (!strcmp(argv[i], "--fixtures") && i + 1 < argc) fixtures = argv[++i];
+        else if (!strcmp(argv[i], "--requests") && i + 1 < argc) requests = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--quick")) quick = true;
+        else {
+            fprintf(stderr, "usage: %s [--models-dir DIR | --fixtures DIR] [--requests N] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (fixtures) {
+        write_fixtures(fixtures);
+        models_dir = fixtures;
+    }
+    const char *omp = getenv("OMP_NUM_THREADS");
+    printf("dodeca %s pipeline benchmark; OMP_NUM_THREADS=%s\n", dc_version(), omp ? omp : "(unset)");
+    uint64_t seed = 1;
+    run_cfg custom = {"custom models (E2, E3, E4, E9)", NULL, requests ? requests : (quick ? 200 : 2000),
+                      quick ? 20 : 200, 24};
+    bench_one(&custom, &seed);
+    if (models_dir) {
+        run_cfg all = {"custom + pretrained models", models_dir, requests ? requests : (quick ? 5 : 30),
+                       quick ? 1 : 3, 24};
+        bench_one(&all, &seed);
+    }
+    return 0;
+}
