@@ -13,7 +13,10 @@ typedef struct active {
     atomic_uint refs;
     dc_fusion_weights *w; /* one reference */
     dc_backend *be;
-    dc_linear *fc1[DC_NUM_EXPERTS], *fc2[DC_NUM_EXPERTS];
+    dc_linear *fc1[DC_NUM_EXPERTS], *fc2[DC_NUM_EXPERTS]; /* f32 on the backend */
+    uint16_t *bf1[DC_NUM_EXPERTS], *bf2[DC_NUM_EXPERTS];  /* bf16 copies */
+    bool bf16;
+    uint32_t small_batch;
     /* Expert e's output layer is all zero (as initialised): it contributes exactly 0, so the
      * forward skips it (bit-identical) and it needs no prepared copy. */
     bool out_zero[DC_NUM_EXPERTS];
@@ -27,6 +30,7 @@ struct dc_fusemoe {
     uint32_t n_history, max_history;
     dc_backend *be;
     bool own_be;
+    dc_fusion_options run; /* the run-time choices (weights format, small_batch) */
     pthread_mutex_t stats_lock;
     dc_fusion_stats stats; /* sums; finalised by dc_fusemoe_stats */
     double prob_sum[DC_NUM_EXPERTS], top1_sum, top2_sum;
@@ -37,20 +41,32 @@ static void active_release(active *a) {
     for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
         if (a->fc1[e]) a->be->ops->linear_destroy(a->be, a->fc1[e]);
         if (a->fc2[e]) a->be->ops->linear_destroy(a->be, a->fc2[e]);
+        free(a->bf1[e]);
+        free(a->bf2[e]);
     }
     atomic_fetch_sub(&a->w->users, 1);
     dc_fusion_weights_release(a->w);
     free(a);
 }
 
-/* Prepares `w` (a new reference is taken) on `be`. */
-static dc_status active_create(dc_fusion_weights *w, dc_backend *be, active **out) {
+static uint16_t *to_bf16(const float *src, size_t n) {
+    uint16_t *d = malloc(n * sizeof *d);
+    if (d)
+        for (size_t i = 0; i < n; i++) d[i] = dc_fusion_f32_to_bf16(src[i]);
+    return d;
+}
+
+/* Prepares `w` (a new reference is taken) on `be` in the format `o` asks for. */
+static dc_status active_create(dc_fusion_weights *w, dc_backend *be, const dc_fusion_options *o,
+                               active **out) {
     active *a = calloc(1, sizeof *a);
     if (!a) return dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion weights %s", w->info.version);
     atomic_init(&a->refs, 1);
     a->w = dc_fusion_weights_retain(w);
     atomic_fetch_add(&w->users, 1);
     a->be = be;
+    a->bf16 = o->weights == DC_FUSION_WEIGHTS_BF16;
+    a->small_batch = o->small_batch;
     const dc_fusion_layout *l = &w->layout;
     dc_status st = DC_OK;
     for (uint32_t e = 0; e < w->opt.num_experts && st == DC_OK; e++) {
@@ -61,6 +77,14 @@ static dc_status active_create(dc_fusion_weights *w, dc_backend *be, active **ou
         for (size_t i = 0; z && i < DC_FUSION_OUT; i++) z = p[i] == 0.0f;
         a->out_zero[e] = z;
         if (z) continue;
+        if (a->bf16) {
+            a->bf1[e] = to_bf16(w->arena + l->fc1_w[e], (size_t)w->opt.hidden * DC_FUSION_IN);
+            a->bf2[e] = to_bf16(w->arena + l->fc2_w[e], (size_t)DC_FUSION_OUT * w->opt.hidden);
+            if (!a->bf1[e] || !a->bf2[e])
+                st = dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion weights %s: bf16 expert %u",
+                             w->info.version, e);
+            continue;
+        }
         st = be->ops->linear_create(be, w->arena + l->fc1_w[e], w->arena + l->fc1_b[e],
                                     w->opt.hidden, DC_FUSION_IN, DC_WEIGHTS_F32, &a->fc1[e]);
         if (st == DC_OK)
@@ -115,6 +139,8 @@ static dc_status fusemoe_new(const dc_fusion_options *o, dc_fusemoe **out) {
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->stats_lock, NULL);
     f->max_history = o ? o->history : 4;
+    if (o) f->run = *o;
+    else dc_fusion_options_default(&f->run);
     f->be = o ? o->backend : NULL;
     if (!f->be) {
         dc_status st = dc_backend_cpu_create(NULL, &f->be);
@@ -131,7 +157,7 @@ static dc_status fusemoe_new(const dc_fusion_options *o, dc_fusemoe **out) {
 /* Makes w the active weights of a new fusemoe (takes its own reference). */
 static dc_status fusemoe_adopt(dc_fusemoe *f, dc_fusion_weights *w) {
     active *a = NULL;
-    dc_status st = active_create(w, f->be, &a);
+    dc_status st = active_create(w, f->be, &f->run, &a);
     if (st != DC_OK) return st;
     f->current = a;
     f->stats.num_experts = w->opt.num_experts;
@@ -208,6 +234,7 @@ size_t dc_fusemoe_bytes(dc_fusemoe *f) {
     for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
         if (a->fc1[e]) b += a->be->ops->linear_bytes(a->fc1[e]);
         if (a->fc2[e]) b += a->be->ops->linear_bytes(a->fc2[e]);
+        if (a->bf1[e]) b += (size_t)a->w->opt.hidden * (DC_FUSION_IN + DC_FUSION_OUT) * 2;
     }
     active_release(a);
     return b;
@@ -225,7 +252,7 @@ static dc_status swap_locked(dc_fusemoe *f, dc_fusion_weights *w) {
     dc_status st = dc_vec_check_finite(w->arena, w->layout.total, "fusion weights");
     if (st != DC_OK) return dc_fail_context(st, "fusemoe swap to %s", w->info.version);
     active *a = NULL;
-    st = active_create(w, f->be, &a);
+    st = active_create(w, f->be, &f->run, &a);
     if (st != DC_OK) return dc_fail_context(st, "fusemoe swap to %s", w->info.version);
     active *drop = NULL;
     pthread_mutex_lock(&f->lock);
@@ -379,10 +406,21 @@ static void fwd_free(fwd_buf *b) {
 /* Runs expert e on m rows of x into o (m × 1536). */
 static dc_status run_expert(const active *act, uint32_t e, const float *x, size_t m, float *a,
                             float *o) {
+    const dc_fusion_weights *w = act->w;
+    const dc_fusion_layout *l = &w->layout;
+    const uint32_t H = w->opt.hidden;
+    if (act->bf16 || m <= act->small_batch) { /* few rows: stream the weights once (gemm.c) */
+        const void *w1 = act->bf16 ? (const void *)act->bf1[e] : (const void *)(w->arena + l->fc1_w[e]);
+        const void *w2 = act->bf16 ? (const void *)act->bf2[e] : (const void *)(w->arena + l->fc2_w[e]);
+        dc_fusion_gemm(x, m, w1, act->bf16, w->arena + l->fc1_b[e], H, DC_FUSION_IN, a);
+        dc_kernel_activation(DC_ACT_GELU_ERF, a, m * H);
+        dc_fusion_gemm(a, m, w2, act->bf16, w->arena + l->fc2_b[e], DC_FUSION_OUT, H, o);
+        return DC_OK;
+    }
     dc_backend *be = act->be;
     dc_status st = be->ops->linear_forward(be, act->fc1[e], x, m, a);
     if (st != DC_OK) return st;
-    be->ops->activation(be, DC_ACT_GELU_ERF, a, m * act->w->opt.hidden);
+    be->ops->activation(be, DC_ACT_GELU_ERF, a, m * H);
     return be->ops->linear_forward(be, act->fc2[e], a, m, o);
 }
 

@@ -52,6 +52,12 @@ typedef enum dc_init_scheme {
     DC_INIT_ORTHOGONAL,      /* rows (or columns) orthonormal, times gain 1 */
 } dc_init_scheme;
 
+/* How the experts' weights are held for the forward (checkpoints are always f32). */
+typedef enum dc_fusion_weight_dtype {
+    DC_FUSION_WEIGHTS_F32 = 0,  /* the reference */
+    DC_FUSION_WEIGHTS_BF16 = 1, /* expert layers rounded to bf16: half the bytes to stream */
+} dc_fusion_weight_dtype;
+
 const char *dc_gating_kind_name(dc_gating_kind k);       /* "softmax", "laplace" */
 dc_status dc_gating_kind_parse(const char *s, dc_gating_kind *out);
 const char *dc_init_scheme_name(dc_init_scheme s);       /* "zeros", "xavier_uniform", ... */
@@ -82,6 +88,9 @@ typedef struct dc_fusion_options {
     bool verify_checksum;          /* true: refuse a checkpoint whose SHA-256 does not match */
     dc_backend *backend;           /* borrowed; NULL = a CPU backend owned by the dc_fusemoe */
     uint32_t history;              /* previous weights kept for rollback: 4 */
+    dc_fusion_weight_dtype weights;/* f32 */
+    uint32_t small_batch;          /* f32: an expert's rows up to this run on the built-in
+                                      small-batch kernel, more on the backend's GEMM: 16 */
 } dc_fusion_options;
 
 /* The documented defaults above. */

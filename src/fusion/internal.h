@@ -89,6 +89,13 @@ void dc_fusion_scale_input(const float *x, uint32_t mask, const float scales[DC_
 dc_status dc_fusion_init_matrix(float *dst, uint32_t rows, uint32_t cols, dc_init_scheme scheme,
                                 uint64_t seed, uint64_t stream);
 
+/* y[m×n] = x[m×k]·Wᵀ + bias (bias may be NULL), W [n×k] f32 or bf16 (gemm.c). A row's result
+ * does not depend on the other rows. */
+void dc_fusion_gemm(const float *x, size_t m, const void *w, bool bf16, const float *bias,
+                    uint32_t n, uint32_t k, float *y);
+void dc_fusion_gemm_force_generic(bool on);
+uint16_t dc_fusion_f32_to_bf16(float f);
+
 /* CAME-AB bridge forward for one row: given z (block-scaled input) and the mask, writes the
  * enhanced vector (unnormalised) into out[1536]. `work` holds dc_fusion_bridge_work_floats(). */
 size_t dc_fusion_bridge_work_floats(void);

@@ -73,6 +73,8 @@ void dc_fusion_options_default(dc_fusion_options *o) {
     o->verify_checksum = true;
     o->backend = NULL;
     o->history = 4;
+    o->weights = DC_FUSION_WEIGHTS_F32;
+    o->small_batch = 16;
 }
 
 void dc_fusion_options_from_config(const dc_fusion_config *cfg, dc_fusion_options *o) {
@@ -140,6 +142,8 @@ dc_status dc_fusion_options_validate(const dc_fusion_options *o) {
     if (o->bridge_blend > 0.0f && !o->bridge)
         return dc_fail(DC_ERR_CONFIG, "fusion came_ab_blend (%g) > 0 needs the CAME-AB bridge "
                        "enabled", (double)o->bridge_blend);
+    if ((unsigned)o->weights > DC_FUSION_WEIGHTS_BF16)
+        return dc_fail(DC_ERR_CONFIG, "fusion weights dtype %d out of range", (int)o->weights);
     if (o->history > 64)
         return dc_fail(DC_ERR_CONFIG, "fusion history (%u) must be <= 64", o->history);
     return DC_OK;

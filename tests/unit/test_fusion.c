@@ -472,6 +472,12 @@ static void test_grouped_equals_rowwise(void **state) {
     small_options(&o, true);
     o.hidden = 48;
     check_grouped_equals_rowwise(&o, 33);
+    o.small_batch = 0; /* every group on the backend's GEMM (oneDNN) */
+    check_grouped_equals_rowwise(&o, 33);
+    o.small_batch = 16;
+    o.weights = DC_FUSION_WEIGHTS_BF16;
+    check_grouped_equals_rowwise(&o, 20);
+    o.weights = DC_FUSION_WEIGHTS_F32;
     o.top_k = 8;
     o.gating = DC_GATING_LAPLACE;
     check_grouped_equals_rowwise(&o, 9);
@@ -609,6 +615,83 @@ static void test_init_schemes(void **state) {
     assert_int_equal(g, DC_GATING_LAPLACE);
 }
 
+static void test_small_batch_kernel(void **state) {
+    (void)state;
+    const uint32_t n = 24, k = 200;
+    const size_t m = 5;
+    float *w = malloc(n * k * sizeof *w), *x = malloc(m * k * sizeof *x), bias[24];
+    uint16_t *wb = malloc(n * k * sizeof *wb);
+    dc_rng r = dc_rng_make(12, 12);
+    for (uint32_t i = 0; i < n * k; i++) {
+        w[i] = (float)dc_rng_normal(&r);
+        wb[i] = dc_fusion_f32_to_bf16(w[i]);
+    }
+    for (size_t i = 0; i < m * k; i++) x[i] = (float)dc_rng_normal(&r);
+    for (uint32_t j = 0; j < n; j++) bias[j] = (float)j;
+    float y[5 * 24], yb[5 * 24], yg[5 * 24], y1[24];
+    dc_fusion_gemm(x, m, w, false, bias, n, k, y);
+    dc_fusion_gemm(x, m, wb, true, bias, n, k, yb);
+    dc_fusion_gemm_force_generic(true);
+    dc_fusion_gemm(x, m, w, false, bias, n, k, yg);
+    dc_fusion_gemm_force_generic(false);
+    double worst = 0.0, worst_bf = 0.0;
+    for (size_t i = 0; i < m; i++) {
+        dc_fusion_gemm(x + i * k, 1, w, false, bias, n, k, y1); /* one row alone: the same bits */
+        assert_memory_equal(y1, y + i * n, n * sizeof(float));
+        for (uint32_t j = 0; j < n; j++) {
+            double ref = bias[j];
+            for (uint32_t c = 0; c < k; c++) ref += (double)x[i * k + c] * w[j * k + c];
+            worst = fmax(worst, fmax(fabs(y[i * n + j] - ref), fabs(yg[i * n + j] - ref)));
+            worst_bf = fmax(worst_bf, fabs(yb[i * n + j] - ref) / sqrt((double)k));
+        }
+    }
+    assert_true(worst < 1e-3);    /* sums of 200 products of N(0,1) values */
+    assert_true(worst_bf < 0.02); /* bf16 keeps 8 bits of mantissa */
+    /* bf16 rounding: to nearest even, NaN stays NaN */
+    assert_int_equal(dc_fusion_f32_to_bf16(1.0f), 0x3f80);
+    assert_int_equal(dc_fusion_f32_to_bf16(1.00390625f), 0x3f80); /* halfway: to even */
+    assert_int_equal(dc_fusion_f32_to_bf16(1.01171875f), 0x3f82); /* halfway: to even (up) */
+    assert_true((dc_fusion_f32_to_bf16(NAN) & 0x7fff) > 0x7f80);
+    free(w);
+    free(x);
+    free(wb);
+}
+
+static void test_bf16_weights_track_f32(void **state) {
+    (void)state;
+    dc_fusion_options o;
+    small_options(&o, true);
+    o.hidden = 64;
+    o.small_batch = 4; /* f32: batches above 4 rows per expert go to the backend's GEMM */
+    dc_fusemoe *f32 = make_fusemoe(&o);
+    o.weights = DC_FUSION_WEIGHTS_BF16;
+    dc_fusemoe *bf = make_fusemoe(&o);
+    const size_t n = 24;
+    dc_rng r = dc_rng_make(13, 13);
+    dc_concat_embedding *cs = calloc(n, sizeof *cs);
+    const dc_concat_embedding **in = calloc(n, sizeof *in);
+    for (size_t i = 0; i < n; i++) {
+        random_concat(&cs[i], DC_ALL_MODELS_MASK, &r);
+        in[i] = &cs[i];
+    }
+    dc_fused_embedding *a = calloc(n, sizeof *a), *b = calloc(n, sizeof *b);
+    assert_ok(dc_fusemoe_forward(f32, in, n, a));
+    assert_ok(dc_fusemoe_forward(bf, in, n, b));
+    double worst = 1.0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmin(worst, dc_vec_cosine(a[i].vector, b[i].vector, DC_DIM_FUSED));
+        assert_memory_equal(a[i].selected_experts, b[i].selected_experts, DC_NUM_EXPERTS);
+    }
+    print_message("bf16 expert weights vs f32: worst cosine %.6f over %zu items\n", worst, n);
+    assert_true(worst > 0.9999);
+    free(cs);
+    free(in);
+    free(a);
+    free(b);
+    dc_fusemoe_destroy(f32);
+    dc_fusemoe_destroy(bf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gate_probabilities_valid),
@@ -623,6 +706,8 @@ int main(void) {
         cmocka_unit_test(test_stats_and_load_balance),
         cmocka_unit_test(test_options_validation),
         cmocka_unit_test(test_init_schemes),
+        cmocka_unit_test(test_small_batch_kernel),
+        cmocka_unit_test(test_bf16_weights_track_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
