@@ -2,9 +2,9 @@
  * against transformers' LongformerModel (tests/data/models5/longformer.json, e5.json):
  * lengths below, at (8, 16, 40) and across (9, 17) the window boundaries (windows 4 and 8:
  * one-sided 2 and 4), computed there on a batch padded to the longest text and to a multiple
- * of the window; no global attention (LongformerModel's default); a 1 802-token input; E5 as a
- * dc_model (mean over real tokens, L2, truncation); and the banded attention op against a dense
- * reference. */
+ * of the window; no global attention (LongformerModel's default); an input truncated to 4096
+ * tokens; E5 as a dc_model (mean over real tokens, L2, truncation); and the banded attention op
+ * against a dense reference. */
 #include "models/bert.h"
 #include "models/pretrained.h"
 #include "test_encoder_util.h"
@@ -117,9 +117,22 @@ static void test_longformer_hidden(void **state) {
     free(h);
     free(one);
 
-    /* a long input: pooled mean, first and last rows */
+    /* a long input, truncated to the 4096 tokens the positions allow: pooled mean, first and
+     * last rows */
     const cJSON *lg = cJSON_GetObjectItem(g, "long");
-    one = encode(&l, cJSON_GetObjectItem(lg, "text")->valuestring, &len);
+    const char *lt = cJSON_GetObjectItem(lg, "text")->valuestring;
+    dc_encode_options eo;
+    dc_tokenizer_default_options(l.tok, &eo);
+    eo.truncation.enabled = true;
+    eo.truncation.max_length = dc_bert_max_tokens(c);
+    dc_encoding le;
+    assert_ok(dc_tokenizer_encode(l.tok, lt, strlen(lt), &eo, &le));
+    assert_true(le.truncated);
+    len = (uint32_t)le.len;
+    one = malloc(len * sizeof *one);
+    memcpy(one, le.ids, len * sizeof *one);
+    dc_encoding_free(&le);
+    assert_int_equal(len, 4096);
     assert_int_equal(len, cJSON_GetObjectItem(lg, "n_tokens")->valueint);
     s1[1] = len;
     b1.ids = one;

@@ -11,7 +11,7 @@ golden files, committed so CI needs neither torch nor Pillow:
   e7.json          CodeBERT recipe on the 768-wide fixture: mean over non-special tokens, L2
   longformer.json  LongformerModel hidden states, global attention on <s>, lengths below, at
                    and across the window boundaries, batch-padded; one text without global
-                   attention; one 1500-token text (pooled)
+                   attention; one text truncated to 4096 tokens (pooled)
   e5.json          E5 recipe on the 768-wide fixture: global <s>, mean over real tokens, L2
   clip.json        CLIP text features (77 tokens, truncation) and image features of the test
                    images, plus the token ids
@@ -172,8 +172,9 @@ def gen_longformer(d):
         hidden.append(floats(h[i, :n]))
     # no global attention (LongformerModel's default), one text
     e1, h1 = run_padded(model, tok, LF_TEXTS[4:5], 4096)
-    # a long input, pooled (its rows would make the file large)
-    long_text = "the quick brown fox and the dog " * 200
+    # a long input, pooled (its rows would make the file large): 4 800 tokens of text,
+    # truncated to the 4096 the positions allow
+    long_text = "the quick brown fox and the dog " * 600
     el, hl = run_padded(model, tok, [long_text], 4096, global_first=True)
     write_json("longformer.json", {
         "fixture": "longformer", "texts": LF_TEXTS, "ids": ids, "dim": model.config.hidden_size,
