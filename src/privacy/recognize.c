@@ -677,6 +677,15 @@ static void assign_at(dc_pii_scan *scan, size_t p) {
     }
     scan->steps += e - v;
     if (e - v > 300 || e == v) return;
+    /* An AWS secret access key: 40 base64 characters assigned to an aws...secret key, or to a
+     * "secret_key" in a block that names AWS just before ("provider \"aws\" { ... }"). */
+    if (!aws && e - v == 40 && kind == KEY_SECRET) {
+        size_t lo = k > 256 ? k - 256 : 0;
+        for (size_t i = lo; i + 3 <= k && !aws; i++)
+            aws = lower(U(s, i)) == 'a' && lower(U(s, i + 1)) == 'w' && lower(U(s, i + 2)) == 's' &&
+                  (i == 0 || !is_alpha(U(s, i - 1))) && (i + 3 == k || !is_alpha(U(s, i + 3)));
+        scan->steps += k - lo;
+    }
     if (aws && e - v == 40) {
         bool b64 = true;
         for (size_t i = v; i < e && b64; i++)
