@@ -389,6 +389,22 @@ dc_status dc_fusion_weights_load(const char *path, const dc_fusion_options *o,
     return DC_OK;
 }
 
+dc_status dc_fusion_weights_load_memory(const void *buf, size_t len, const char *label,
+                                        const dc_fusion_options *o, dc_fusion_weights **out) {
+    if (!buf || !out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusion load: NULL argument");
+    *out = NULL;
+    dc_fusion_options base;
+    if (o) base = *o;
+    else dc_fusion_options_default(&base);
+    const char *name = label ? label : "(memory)";
+    dc_weights *f = NULL;
+    dc_status st = dc_weights_open_memory(buf, len, name, &f);
+    if (st == DC_OK) st = load_open(f, name, &base, out);
+    dc_weights_close(f);
+    if (st != DC_OK) return dc_fail_context(st, "fusion checkpoint %s", name);
+    return DC_OK;
+}
+
 dc_status dc_fusion_weights_resolve(const dc_fusion_options *o, dc_fusion_weights **out) {
     if (!o || !out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "fusion resolve: NULL argument");
     char reason[256] = "";

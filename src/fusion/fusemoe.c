@@ -489,6 +489,12 @@ static dc_status forward_on(dc_fusemoe *f, const active *act, const dc_concat_em
         dc_fusion_layernorm_row(z, ln_g, ln_b, DC_FUSION_IN, h, NULL, NULL);
         double score[DC_NUM_EXPERTS];
         dc_fusion_gate_scores(w, h, in[i]->present_mask, score);
+        for (uint32_t e = 0; e < E; e++)
+            if (!isfinite(score[e])) { /* only weights with absurd magnitudes get here */
+                st = dc_fail(DC_ERR_FUSION, "fusion input %zu: gate score of expert %u is not "
+                             "finite (weights %s)", i, e, w->info.version);
+                goto done;
+            }
         dc_gate_probs(score, E, temp, o->laplace_alpha, bias, k, &b.g[i]);
     }
 
@@ -538,7 +544,8 @@ static dc_status forward_on(dc_fusemoe *f, const active *act, const dc_concat_em
             for (size_t c = 0; c < DC_FUSION_OUT; c++) y[c] += gw * eo[c];
         }
         if (!dc_vec_normalize(y, DC_FUSION_OUT)) {
-            st = dc_fail(DC_ERR_FUSION, "fusion input %zu: the fused vector is zero", i);
+            st = dc_fail(DC_ERR_FUSION, "fusion input %zu: the fused vector is zero or not finite",
+                         i);
             goto done;
         }
         if (blend > 0.0f) {
@@ -548,7 +555,8 @@ static dc_status forward_on(dc_fusemoe *f, const active *act, const dc_concat_em
                 for (size_t c = 0; c < DC_FUSION_OUT; c++)
                     y[c] = (1.0f - blend) * y[c] + blend * enh[c];
             if (!dc_vec_normalize(y, DC_FUSION_OUT)) {
-                st = dc_fail(DC_ERR_FUSION, "fusion input %zu: the bridged vector is zero", i);
+                st = dc_fail(DC_ERR_FUSION,
+                             "fusion input %zu: the bridged vector is zero or not finite", i);
                 goto done;
             }
         }

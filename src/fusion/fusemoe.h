@@ -128,6 +128,9 @@ dc_status dc_fusion_weights_init(const dc_fusion_options *o, dc_fusion_weights *
  * verify_checksum (may be NULL: defaults). Shapes and hyper-parameters come from the file. */
 dc_status dc_fusion_weights_load(const char *path, const dc_fusion_options *o,
                                  dc_fusion_weights **out);
+/* The same from bytes in memory (borrowed for the call); `label` names them in errors. */
+dc_status dc_fusion_weights_load_memory(const void *buf, size_t len, const char *label,
+                                        const dc_fusion_options *o, dc_fusion_weights **out);
 /* Load order (seed L31): o->checkpoint if set, else — or when it fails and !strict — seeded
  * initialisation, with the reason recorded in version.fallback_reason. */
 dc_status dc_fusion_weights_resolve(const dc_fusion_options *o, dc_fusion_weights **out);

@@ -407,6 +407,38 @@ static void test_concurrent_swap_no_torn_reads(void **state) {
     dc_fusemoe_destroy(f);
 }
 
+/* A checkpoint written by tests/data/fusion/gen_fuzz_corpus.py (Python, stdlib only) from the
+ * documented layout and checksum: the format does not depend on our writer. */
+static void test_external_checkpoint(void **state) {
+    (void)state;
+    dc_fusion_weights *w = NULL;
+    assert_ok(dc_fusion_weights_load(dc_test_data_path("fusion/python_h1.safetensors"), NULL, &w));
+    const dc_fusion_version *v = dc_fusion_weights_version(w);
+    assert_string_equal(v->version, "py-1");
+    assert_true(v->metrics.present && v->metrics.epoch == 2 && v->metrics.recall_at_1 == 0.9);
+    const dc_fusion_options *o = dc_fusion_weights_options(w);
+    assert_int_equal(o->num_experts, 1);
+    assert_int_equal(o->hidden, 1);
+    assert_int_equal(o->top_k, 1); /* the run-time default 2 clamped to the file's 1 expert */
+    /* the Python writer's fc1.weight[0][i] = ((13·i) mod 17 − 8)·0.002 */
+    const float *fc1 = w->arena + w->layout.fc1_w[0];
+    for (int i = 0; i < 40; i++) assert_float_equal(fc1[i], ((i * 13) % 17 - 8) * 0.002f, 1e-9f);
+    dc_fusemoe *f = NULL;
+    assert_ok(dc_fusemoe_create_from(w, NULL, &f));
+    dc_concat_embedding *c = calloc(1, sizeof *c);
+    dc_rng r = dc_rng_make(1, 2);
+    random_concat(c, DC_ALL_MODELS_MASK, &r);
+    const dc_concat_embedding *in[1] = {c};
+    dc_fused_embedding out;
+    dc_fused_init(&out);
+    assert_ok(dc_fusemoe_forward(f, in, 1, &out));
+    assert_ok(dc_fused_validate(&out));
+    assert_int_equal(out.num_selected, 1);
+    free(c);
+    dc_fusemoe_destroy(f);
+    dc_fusion_weights_release(w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_save_load_round_trip),
@@ -415,6 +447,7 @@ int main(void) {
         cmocka_unit_test(test_registry_versions),
         cmocka_unit_test(test_swap_and_rollback),
         cmocka_unit_test(test_concurrent_swap_no_torn_reads),
+        cmocka_unit_test(test_external_checkpoint),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
