@@ -350,9 +350,9 @@ static void item_fail(item *it, dc_status st) {
 }
 
 /* Models that run for an input of this type, and why the others do not. */
-static uint32_t eligible(dc_pipeline *p, const dc_input *in, uint32_t requested,
+static uint32_t eligible(dc_pipeline *p, const dc_input *in, uint32_t requested, uint32_t avail,
                          dc_pipeline_result *r) {
-    uint32_t avail = dc_registry_available_mask(p->reg), m = 0;
+    uint32_t m = 0;
     for (int i = 0; i < DC_NUM_MODELS; i++) {
         const dc_model_info *info = dc_model_info_get((dc_model_id)i);
         dc_model_result *mr = &r->models[i];
@@ -374,26 +374,29 @@ static uint32_t eligible(dc_pipeline *p, const dc_input *in, uint32_t requested,
     return m;
 }
 
-static dc_hash128 cache_key(dc_pipeline *p, const item *it, bool aux) {
-    XXH3_state_t *st = XXH3_createState();
-    dc_hash128 k = {0, 0};
-    if (!st) return k;
-    XXH3_128bits_reset(st);
+/* XXH3-128 over the scrubbed input's hash, the models that run, whether extras are wanted,
+ * those models' weight versions and the fusion weights' version. */
+static dc_hash128 cache_key(dc_pipeline *p, const item *it, bool aux,
+                            const dc_hash128 versions[DC_NUM_MODELS]) {
     static const char tag[] = "dodeca-cache-key-1";
-    XXH3_128bits_update(st, tag, sizeof tag);
-    XXH3_128bits_update(st, &it->content, sizeof it->content);
+    uint8_t buf[sizeof tag + 16 + 8 + 16 * DC_NUM_MODELS + 16];
+    size_t n = 0;
+    memcpy(buf, tag, sizeof tag);
+    n += sizeof tag;
+    memcpy(buf + n, &it->content, 16);
+    n += 16;
     uint32_t v[2] = {it->mask, aux};
-    XXH3_128bits_update(st, v, sizeof v);
+    memcpy(buf + n, v, sizeof v);
+    n += sizeof v;
     for (int i = 0; i < DC_NUM_MODELS; i++)
         if ((it->mask >> i) & 1u) {
-            dc_hash128 ver = dc_registry_version(p->reg, (dc_model_id)i);
-            XXH3_128bits_update(st, &ver, sizeof ver);
+            memcpy(buf + n, &versions[i], 16);
+            n += 16;
         }
-    XXH3_128bits_update(st, &p->fusion_version, sizeof p->fusion_version);
-    XXH128_hash_t r = XXH3_128bits_digest(st);
-    XXH3_freeState(st);
-    k.lo = r.low64;
-    k.hi = r.high64;
+    memcpy(buf + n, &p->fusion_version, 16);
+    n += 16;
+    XXH128_hash_t r = XXH3_128bits(buf, n);
+    dc_hash128 k = {r.low64, r.high64};
     return k;
 }
 
@@ -417,12 +420,14 @@ static dc_status prepare(dc_pipeline *p, const dc_input *in, const dc_embed_opti
         dc_scrub_result_free(&sr);
     }
 #endif
-    it->mask = eligible(p, &it->eff, o->model_mask, r);
+    dc_hash128 versions[DC_NUM_MODELS];
+    uint32_t avail = dc_registry_snapshot(p->reg, versions);
+    it->mask = eligible(p, &it->eff, o->model_mask, avail, r);
     if (!it->mask)
         return dc_fail(DC_ERR_UNSUPPORTED_MODALITY, "no available model takes %s input%s",
                        dc_input_type_name(in->type), o->model_mask ? " among the requested models" : "");
     it->content = dc_input_hash(&it->eff);
-    r->cache_key = cache_key(p, it, !o->no_aux);
+    r->cache_key = cache_key(p, it, !o->no_aux, versions);
     r->t_ref_from_input = in->has_t_ref;
     return DC_OK;
 }
@@ -430,7 +435,8 @@ static dc_status prepare(dc_pipeline *p, const dc_input *in, const dc_embed_opti
 static bool cache_lookup(dc_pipeline *p, item *it, dc_pipeline_result *r) {
     const dc_cache_blob *b = NULL;
     if (dc_cache_get(p->cache, r->cache_key, &b) == DC_OK) {
-        dc_status st = dc_record_decode(b->data, b->len, r);
+        /* our own bytes, or a file's that were checked at load */
+        dc_status st = dc_record_decode_trusted(b->data, b->len, r);
         dc_cache_blob_release(b);
         if (st == DC_OK) return true;
         dc_cache_remove(p->cache, r->cache_key); /* never trust a value that does not decode */

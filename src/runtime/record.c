@@ -10,6 +10,27 @@
 #include "runtime/record.h"
 
 static const uint8_t magic[4] = {'D', 'C', 'P', 'R'};
+
+/* Floats are little-endian IEEE-754 in the record; on such hosts a block copy does it. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DC_LE_HOST 1
+#endif
+
+static void put_f32s(uint8_t *dst, const float *v, uint32_t n) {
+#ifdef DC_LE_HOST
+    memcpy(dst, v, (size_t)n * 4);
+#else
+    for (uint32_t k = 0; k < n; k++) dc_put_u32le(dst + 4 * k, dc_f32_bits(v[k]));
+#endif
+}
+
+static void get_f32s(float *v, const uint8_t *src, uint32_t n) {
+#ifdef DC_LE_HOST
+    memcpy(v, src, (size_t)n * 4);
+#else
+    for (uint32_t k = 0; k < n; k++) v[k] = dc_f32_from_bits(dc_get_u32le(src + 4 * k));
+#endif
+}
 #define HEAD 28u
 
 dc_status dc_record_encode(const dc_pipeline_result *r, uint8_t **out, size_t *len) {
@@ -44,7 +65,8 @@ dc_status dc_record_encode(const dc_pipeline_result *r, uint8_t **out, size_t *l
         dc_put_u32le(b + off, m->tokens_used);
         dc_put_u32le(b + off + 4, m->dim);
         off += 8;
-        for (uint32_t k = 0; k < m->dim; k++, off += 4) dc_put_u32le(b + off, dc_f32_bits(m->vector[k]));
+        put_f32s(b + off, m->vector, m->dim);
+        off += (size_t)m->dim * 4;
     }
     dc_put_u64le(b + off, XXH3_64bits(b, off));
     *out = b;
@@ -52,14 +74,15 @@ dc_status dc_record_encode(const dc_pipeline_result *r, uint8_t **out, size_t *l
     return DC_OK;
 }
 
-/* Walks the layout; with r == NULL only checks it. */
-static dc_status parse(const uint8_t *b, size_t len, dc_pipeline_result *r) {
+/* Walks the layout; with r == NULL only checks it. `verify` = check the record checksum
+ * (values from outside the process); the fused part is always checked by its decoder. */
+static dc_status parse(const uint8_t *b, size_t len, dc_pipeline_result *r, bool verify) {
     if (len < HEAD + 8) return dc_fail(DC_ERR_SERIALIZATION, "cache record: %zu bytes is too short", len);
     if (memcmp(b, magic, 4) != 0) return dc_fail(DC_ERR_SERIALIZATION, "cache record: bad magic");
     if (dc_get_u16le(b + 4) != DC_RECORD_VERSION || dc_get_u16le(b + 6) != 0)
         return dc_fail(DC_ERR_SERIALIZATION, "cache record: version %u flags %u not readable",
                        dc_get_u16le(b + 4), dc_get_u16le(b + 6));
-    if (dc_get_u64le(b + len - 8) != XXH3_64bits(b, len - 8))
+    if (verify && dc_get_u64le(b + len - 8) != XXH3_64bits(b, len - 8))
         return dc_fail(DC_ERR_SERIALIZATION, "cache record: checksum mismatch");
     uint64_t tb = dc_get_u64le(b + 8);
     double t_ref;
@@ -67,8 +90,11 @@ static dc_status parse(const uint8_t *b, size_t len, dc_pipeline_result *r) {
     uint32_t ok = dc_get_u32le(b + 16), trunc = dc_get_u32le(b + 20), flen = dc_get_u32le(b + 24);
     if (!isfinite(t_ref) || (ok & ~DC_ALL_MODELS_MASK) || (trunc & ~ok) || flen > len - HEAD - 8)
         return dc_fail(DC_ERR_SERIALIZATION, "cache record: bad header fields");
-    dc_fused_embedding f;
-    dc_status st = dc_fused_decode(b + HEAD, flen, &f);
+    /* decode straight into the result (no 6 KB copy); a check-only call uses a local */
+    dc_fused_embedding local;
+    dc_fused_embedding *fp = r ? &r->fused : &local;
+    if (r) dc_fused_free(fp); /* r may hold nothing else: it is in the init state */
+    dc_status st = dc_fused_decode(b + HEAD, flen, fp);
     if (st != DC_OK) return dc_fail_context(DC_ERR_SERIALIZATION, "cache record");
     size_t off = HEAD + flen, end = len - 8;
     float *vec[DC_NUM_MODELS] = {NULL};
@@ -92,17 +118,16 @@ static dc_status parse(const uint8_t *b, size_t len, dc_pipeline_result *r) {
                 st = dc_fail(DC_ERR_OUT_OF_MEMORY, "cache record vector");
                 break;
             }
-            for (uint32_t k = 0; k < dims[i]; k++) vec[i][k] = dc_f32_from_bits(dc_get_u32le(b + off + 4 * k));
+            get_f32s(vec[i], b + off, dims[i]);
         }
         off += (size_t)dims[i] * 4;
     }
     if (st == DC_OK && off != end) st = dc_fail(DC_ERR_SERIALIZATION, "cache record: trailing bytes");
     if (st != DC_OK || !r) {
-        dc_fused_free(&f);
+        dc_fused_free(fp);
         for (int i = 0; i < DC_NUM_MODELS; i++) free(vec[i]);
         return st;
     }
-    r->fused = f;
     r->t_ref = t_ref;
     r->ok_mask = ok;
     r->truncated_mask = trunc;
@@ -122,9 +147,14 @@ static dc_status parse(const uint8_t *b, size_t len, dc_pipeline_result *r) {
 
 dc_status dc_record_decode(const uint8_t *bytes, size_t len, dc_pipeline_result *r) {
     if (!bytes || !r) return dc_fail(DC_ERR_INVALID_ARGUMENT, "record decode: NULL argument");
-    return parse(bytes, len, r);
+    return parse(bytes, len, r, true);
+}
+
+dc_status dc_record_decode_trusted(const uint8_t *bytes, size_t len, dc_pipeline_result *r) {
+    if (!bytes || !r) return dc_fail(DC_ERR_INVALID_ARGUMENT, "record decode: NULL argument");
+    return parse(bytes, len, r, false);
 }
 
 bool dc_record_check(const uint8_t *bytes, size_t len) {
-    return bytes && parse(bytes, len, NULL) == DC_OK;
+    return bytes && parse(bytes, len, NULL, true) == DC_OK;
 }

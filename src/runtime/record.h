@@ -19,6 +19,9 @@ dc_status dc_record_encode(const dc_pipeline_result *r, uint8_t **out, size_t *l
 /* Fills r (fused, models[].vector/dim/tokens_used/truncated/status, masks, t_ref) from bytes.
  * Models outside ok_mask are left as they are. On failure r holds no allocations. */
 dc_status dc_record_decode(const uint8_t *bytes, size_t len, dc_pipeline_result *r);
+/* The same for bytes this process wrote or already checked (the in-process cache, whose file
+ * entries were checked at load): skips the record checksum. */
+dc_status dc_record_decode_trusted(const uint8_t *bytes, size_t len, dc_pipeline_result *r);
 /* Checksum, lengths and the fused encoding are all sound (for untrusted files and Redis). */
 bool dc_record_check(const uint8_t *bytes, size_t len);
 

@@ -129,6 +129,17 @@ uint32_t dc_registry_loaded_mask(dc_registry *r) {
     return m;
 }
 
+uint32_t dc_registry_snapshot(dc_registry *r, dc_hash128 versions[DC_NUM_MODELS]) {
+    uint32_t m = 0;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < DC_NUM_MODELS; i++) {
+        if (r->s[i].state != DC_SLOT_UNAVAILABLE) m |= 1u << i;
+        versions[i] = r->s[i].version;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return m;
+}
+
 dc_hash128 dc_registry_version(dc_registry *r, dc_model_id id) {
     dc_hash128 v = {0, 0};
     if (!r || (unsigned)id >= DC_NUM_MODELS) return v;

@@ -104,6 +104,9 @@ dc_status dc_registry_load_all(dc_registry *r, uint32_t mask);
 /* Drops the current instance; borrowers keep theirs until they release it. */
 dc_status dc_registry_unload(dc_registry *r, dc_model_id id);
 
+/* The available mask and every model's version, under one lock (the request path's view). */
+uint32_t dc_registry_snapshot(dc_registry *r, dc_hash128 versions[DC_NUM_MODELS]);
+
 /* Current version of a model's weights and options (also when not loaded). */
 dc_hash128 dc_registry_version(dc_registry *r, dc_model_id id);
 
