@@ -145,6 +145,7 @@ struct dc_batch_queue {
     bool busy, stop, dispatcher_done, loading;
     uint64_t loading_since_ns;
     dc_job **drop;             /* dispatcher scratch: cap entries */
+    dc_job **xdrop;            /* executor scratch: cap entries */
     dc_job **mine;             /* executor scratch: max_batch_size entries each */
     dc_input *ins;
     dc_model_embedding *outs;
@@ -302,8 +303,14 @@ static void *dispatcher_main(void *p) {
         uint64_t due = q->ring[q->head]->t_submit_ns + (uint64_t)q->opt.max_wait_ms * 1000000ull;
         bool full = q->count >= q->opt.max_batch_size ||
                     (q->opt.max_tokens_per_batch && q->queued_tokens >= q->opt.max_tokens_per_batch);
+        /* an idle executor takes work itself (one thread hop less); this thread prepares the
+         * next batch while the executor runs, or flushes on size and age */
         bool idle_go = q->opt.dynamic && !q->busy && q->count >= q->opt.min_batch_size;
-        if (!(full || now >= due || idle_go)) {
+        if (idle_go) {
+            pthread_cond_wait(&q->cv, &q->mu);
+            continue;
+        }
+        if (!(full || now >= due)) {
             dc_rt_cond_wait_until(&q->cv, &q->mu, due);
             continue;
         }
@@ -438,19 +445,41 @@ static void run_batch(dc_batch_queue *q, dc_job **jobs, size_t n, dc_input *ins,
     }
 }
 
+static bool can_take(const dc_batch_queue *q) {
+    return q->opt.dynamic && q->count >= q->opt.min_batch_size;
+}
+
 static void *executor_main(void *p) {
     dc_batch_queue *q = p;
     dc_job **mine = q->mine;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (!q->ready_n && !q->dispatcher_done) pthread_cond_wait(&q->cv, &q->mu);
-        if (!q->ready_n) break; /* the dispatcher stopped and nothing is left to run */
+        while (!q->ready_n && !q->dispatcher_done && !(can_take(q) && !q->stop))
+            pthread_cond_wait(&q->cv, &q->mu);
+        size_t ndrop = 0;
+        if (!q->ready_n && can_take(q) && !q->stop) form_batch(q, q->xdrop, &ndrop);
+        if (!q->ready_n) {
+            if (q->dispatcher_done) break; /* stopped and nothing is left to run */
+            if (ndrop) { /* only cancelled jobs were there */
+                pthread_mutex_unlock(&q->mu);
+                for (size_t i = 0; i < ndrop; i++) {
+                    dc_rt_add(&q->st.cancelled_dropped, 1);
+                    job_finish(q, q->xdrop[i]);
+                }
+                pthread_mutex_lock(&q->mu);
+            }
+            continue;
+        }
         size_t n = q->ready_n;
         memcpy(mine, q->ready, n * sizeof *mine);
         q->ready_n = 0;
         q->busy = true;
         pthread_cond_broadcast(&q->cv); /* the dispatcher may form the next batch now */
         pthread_mutex_unlock(&q->mu);
+        for (size_t i = 0; i < ndrop; i++) {
+            dc_rt_add(&q->st.cancelled_dropped, 1);
+            job_finish(q, q->xdrop[i]);
+        }
         run_batch(q, mine, n, q->ins, q->outs);
         pthread_mutex_lock(&q->mu);
         q->busy = false;
@@ -477,14 +506,16 @@ dc_status dc_batch_queue_create(dc_model_id id, const dc_batch_options *opt, dc_
     q->ring = malloc(q->cap * sizeof *q->ring);
     q->ready = malloc(q->opt.max_batch_size * sizeof *q->ready);
     q->drop = malloc(q->cap * sizeof *q->drop);
+    q->xdrop = malloc(q->cap * sizeof *q->xdrop);
     q->mine = malloc(q->opt.max_batch_size * sizeof *q->mine);
     q->ins = malloc(q->opt.max_batch_size * sizeof *q->ins);
     q->outs = malloc(q->opt.max_batch_size * sizeof *q->outs);
-    if (!q->ring || !q->ready || !q->drop || !q->mine || !q->ins || !q->outs ||
+    if (!q->ring || !q->ready || !q->drop || !q->xdrop || !q->mine || !q->ins || !q->outs ||
         pthread_mutex_init(&q->mu, NULL) != 0) {
         free(q->ring);
         free(q->ready);
         free(q->drop);
+        free(q->xdrop);
         free(q->mine);
         free(q->ins);
         free(q->outs);
@@ -496,6 +527,7 @@ dc_status dc_batch_queue_create(dc_model_id id, const dc_batch_options *opt, dc_
         free(q->ring);
         free(q->ready);
         free(q->drop);
+        free(q->xdrop);
         free(q->mine);
         free(q->ins);
         free(q->outs);
@@ -535,6 +567,7 @@ void dc_batch_queue_destroy(dc_batch_queue *q) {
     free(q->ring);
     free(q->ready);
     free(q->drop);
+    free(q->xdrop);
     free(q->mine);
     free(q->ins);
     free(q->outs);

@@ -881,7 +881,10 @@ dc_status dc_pipeline_embed_batch_ex(dc_pipeline *p, const dc_input *in, size_t 
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "embed_batch: NULL pipeline, inputs or results");
     if (!n) return DC_OK;
     dc_status st = enter(p);
-    if (st != DC_OK) return st;
+    if (st != DC_OK) {
+        for (size_t i = 0; item_status && i < n; i++) item_status[i] = st;
+        return st;
+    }
     st = run_call(p, in, n, opt ? opt : &no_options, out, item_status);
     leave(p);
     return st;
