@@ -481,7 +481,7 @@ enum { KEY_NONE, KEY_PASSWORD, KEY_SECRET };
 
 static bool in_list(const char *w, size_t n, const char *const *list) {
     for (const char *const *e = list; *e; e++)
-        if (strlen(*e) == n && memcmp(*e, w, n) == 0) return true;
+        if ((*e)[0] == w[0] && strlen(*e) == n && memcmp(*e, w, n) == 0) return true;
     return false;
 }
 
@@ -567,7 +567,7 @@ static bool placeholder_value(const char *v, size_t n, bool quoted) {
     if (c0 == '$' || c0 == '%' || c0 == '{' || c0 == '<' || c0 == '[' || c0 == '(' ||
         c0 == '#' || c0 == '\\')
         return true;
-    char low[64];
+    char low[64] = {0};
     size_t ln = n < sizeof low ? n : sizeof low;
     for (size_t i = 0; i < ln; i++) low[i] = (char)lower(U(v, i));
     if (n <= sizeof low && in_list(low, n, words)) return true;
@@ -710,8 +710,9 @@ static void scan_triggers(dc_pii_scan *scan) {
     const char *s = scan->s;
     size_t n = scan->n, ipv6_resume = 0;
     for (size_t i = 0; i < n && !scan->err; i++) {
+        while (i < n && !trigger[U(s, i)]) i++; /* the tight loop: most bytes trigger nothing */
+        if (i == n) break;
         unsigned char c = U(s, i);
-        if (!trigger[c]) continue;
         switch (c) {
         case '@':
             email_at(scan, i);

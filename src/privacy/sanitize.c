@@ -7,7 +7,7 @@
 #include <utf8proc.h>
 
 #include "core/error.h"
-#include "text/unicode.h"
+#include "text/unicode.h" /* dc_u8_encode */
 
 /* First code point ("zero") of each run of ten decimal digits (general category Nd) outside
  * ASCII, Unicode 15. */
@@ -21,7 +21,8 @@ static const uint32_t digit_zeros[] = {
     0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
 };
 
-uint32_t dc_pii_fold_ascii(uint32_t cp) {
+/* The fold of cp given its properties (0: none). */
+static uint32_t fold_with(uint32_t cp, const utf8proc_property_t *p) {
     if (cp < 0x80) return 0;
     if (cp >= 0xFF01 && cp <= 0xFF5E) return cp - 0xFEE0; /* full-width ASCII */
     switch (cp) {
@@ -38,7 +39,6 @@ uint32_t dc_pii_fold_ascii(uint32_t cp) {
         break;
     }
     if (cp >= 0x2000 && cp <= 0x200A) return ' ';
-    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
     if (p->category == UTF8PROC_CATEGORY_ND) {
         for (size_t i = 0; i < sizeof digit_zeros / sizeof digit_zeros[0]; i++)
             if (cp >= digit_zeros[i] && cp < digit_zeros[i] + 10) return '0' + (cp - digit_zeros[i]);
@@ -46,20 +46,30 @@ uint32_t dc_pii_fold_ascii(uint32_t cp) {
     return 0;
 }
 
-static bool is_ignorable(uint32_t cp) {
-    return cp >= 0x80 && utf8proc_get_property((utf8proc_int32_t)cp)->ignorable;
+uint32_t dc_pii_fold_ascii(uint32_t cp) {
+    return cp < 0x80 ? 0 : fold_with(cp, utf8proc_get_property((utf8proc_int32_t)cp));
 }
 
-/* True when cp may continue a normalization segment begun earlier: it can reorder or compose
- * with what precedes it. */
-static bool continues_segment(uint32_t cp) {
-    return cp >= 0x300 && (dc_uc_ccc(cp) != 0 || dc_uc_may_compose_second(cp));
-}
+/* What sanitation needs to know about a non-ASCII code point, from one property lookup. */
+typedef struct cpinfo {
+    uint32_t fold;  /* the ASCII it folds to, or 0 */
+    bool ignorable; /* Default_Ignorable_Code_Point: removed */
+    bool cont;      /* may reorder or compose with what precedes it (continues a segment) */
+    bool stable;    /* alone, already NFC (no canonical decomposition) */
+} cpinfo;
 
-/* True when cp alone is already NFC and cannot change. */
-static bool nfc_stable_alone(uint32_t cp) {
+static cpinfo classify(uint32_t cp) {
     const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
-    return p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0; /* no canonical mapping */
+    cpinfo r;
+    r.ignorable = p->ignorable;
+    r.fold = r.ignorable ? 0 : fold_with(cp, p);
+    /* as dc_uc_may_compose_second: combining marks, Hangul V/T jamo */
+    r.cont = cp >= 0x300 && (p->combining_class != 0 || (cp >= 0x1161 && cp <= 0x11C2) ||
+                             p->category == UTF8PROC_CATEGORY_MN ||
+                             p->category == UTF8PROC_CATEGORY_MC ||
+                             p->category == UTF8PROC_CATEGORY_ME);
+    r.stable = p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0;
+    return r;
 }
 
 /* Decodes and validates one UTF-8 sequence at s[i] (s[i] >= 0x80): the code point, or -1 for
@@ -174,11 +184,11 @@ static void put_new(builder *b, const char *bytes, size_t k, size_t o0, size_t o
 
 /* NFC of one segment (a starter and the marks after it, invisible characters dropped) into out;
  * returns its length. */
-static size_t compose_segment(const uint32_t *cps, size_t k, char *out) {
+static size_t compose_segment(const uint32_t *cps, size_t k, bool stable_alone, char *out) {
     char utf8[SEG_MAX * 4];
     size_t ul = 0;
     for (size_t i = 0; i < k; i++) ul += dc_u8_encode(cps[i], utf8 + ul);
-    if (k == 1 && nfc_stable_alone(cps[0])) {
+    if (k == 1 && stable_alone) {
         memcpy(out, utf8, ul);
         return ul;
     }
@@ -225,43 +235,46 @@ dc_status dc_pii_sanitize(const char *in, size_t len, dc_pii_text *out) {
                            i);
         }
         uint32_t cp = (uint32_t)cp0;
-        uint32_t f = is_ignorable(cp) ? 0 : dc_pii_fold_ascii(cp);
-        if (is_ignorable(cp) || f) {
+        cpinfo info = classify(cp);
+        if (info.ignorable || info.fold) {
             if (!b.s) start_copy(&b, i, len);
-            char ch = (char)f;
-            put_new(&b, &ch, f ? 1 : 0, i, i + n);
+            char ch = (char)info.fold;
+            put_new(&b, &ch, info.fold ? 1 : 0, i, i + n);
             i += n;
             continue;
         }
         /* A segment: this code point and the marks (and invisibles) that follow it. */
         uint32_t cps[SEG_MAX];
         size_t k = 0, start = i;
-        bool skipped = false;
+        bool skipped = false, stable = info.stable;
         cps[k++] = cp;
         i += n;
         while (i < len && k < SEG_MAX && u[i] >= 0x80) {
             uint32_t m = 0;
             int32_t next = decode_checked(u, len, i, &m);
             if (next < 0) break; /* reported on the next turn of the outer loop */
-            if (is_ignorable((uint32_t)next)) {
+            cpinfo ni = classify((uint32_t)next);
+            if (ni.ignorable) {
                 /* an invisible between a letter and its mark is dropped, not a boundary */
                 size_t peek = i + m;
                 uint32_t m2 = 0;
                 int32_t after = peek < len && u[peek] >= 0x80 ? decode_checked(u, len, peek, &m2) : -1;
-                if (after >= 0 && continues_segment((uint32_t)after) &&
-                    !is_ignorable((uint32_t)after) && !dc_pii_fold_ascii((uint32_t)after)) {
-                    i = peek;
-                    skipped = true;
-                    continue;
+                if (after >= 0) {
+                    cpinfo ai = classify((uint32_t)after);
+                    if (ai.cont && !ai.ignorable && !ai.fold) {
+                        i = peek;
+                        skipped = true;
+                        continue;
+                    }
                 }
                 break;
             }
-            if (!continues_segment((uint32_t)next) || dc_pii_fold_ascii((uint32_t)next)) break;
+            if (!ni.cont || ni.fold) break;
             cps[k++] = (uint32_t)next;
             i += m;
         }
         char composed[SEG_MAX * 8 * 4];
-        size_t cl = compose_segment(cps, k, composed);
+        size_t cl = compose_segment(cps, k, stable, composed);
         if (!skipped && cl == i - start && memcmp(composed, in + start, cl) == 0) {
             put_same(&b, start, cl); /* already NFC: the common case */
         } else {
