@@ -11,5 +11,11 @@ echo "== one thread"
 OMP_NUM_THREADS=1 "$build/bench/bench_fusion" "${1:-1}" "${2:-1024}"
 echo "== $(nproc) threads (oneDNN's OpenMP pool; the small-batch kernel is single-threaded)"
 OMP_NUM_THREADS=$(nproc) "$build/bench/bench_fusion" "${1:-1}" "${2:-1024}"
+if python3 -c 'import torch' 2>/dev/null; then
+  echo "== peer: PyTorch, the same forward, one thread"
+  OMP_NUM_THREADS=1 python3 "$root/bench/fusion/bench_torch.py" --seconds "${1:-1}" --hidden "${2:-1024}"
+else
+  echo "== peer: PyTorch not installed (pip install torch) — skipped"
+fi
 echo "== training on the synthetic task (default 8 experts, top-2)"
 OMP_NUM_THREADS=1 "$build/bench/bench_fusion_train"
