@@ -7,6 +7,8 @@
 #include "dodeca/types.h"
 #include "dodeca/config.h"
 #include "dodeca/model.h"
+#include "dodeca/pipeline.h"
+#include "dodeca/privacy.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -19,8 +19,6 @@
 #include "fusion/registry.h"
 #include "fusion/train.h"
 
-/* Declared here until cli/commands.h lists it (a repeated compatible declaration is harmless). */
-int dc_cmd_fusion(int argc, char **argv);
 
 static int fail_st(dc_status st, const char *what) {
     fprintf(stderr, "dodeca fusion %s: %s: %s\n", what, dc_status_name(st), dc_error_detail());

@@ -18,7 +18,6 @@
 #include "dodeca/privacy.h"
 #include "text/jsonl.h"
 
-int dc_cmd_scrub(int argc, char **argv);
 
 extern char **environ; /* POSIX; not declared by <unistd.h> without _GNU_SOURCE */
 

@@ -11,5 +11,7 @@ int dc_cmd_config(int argc, char **argv);  /* config check FILE | config show [F
 int dc_cmd_inspect(int argc, char **argv); /* inspect PATH */
 int dc_cmd_tokenize(int argc, char **argv); /* tokenize --tokenizer PATH ... (JSONL on stdin) */
 int dc_cmd_encode(int argc, char **argv);   /* encode --model ID (JSONL on stdin) */
+int dc_cmd_fusion(int argc, char **argv);   /* fusion train|info ... */
+int dc_cmd_scrub(int argc, char **argv);    /* scrub: PII and secrets out of text or JSONL */
 
 #endif

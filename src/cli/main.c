@@ -16,7 +16,9 @@ static const command dc_commands[] = {
     {"config", dc_cmd_config, "check a configuration file or show the effective configuration"},
     {"inspect", dc_cmd_inspect, "list the tensors of a safetensors or pytorch_model.bin file"},
     {"tokenize", dc_cmd_tokenize, "tokenize JSON lines with a tokenizer.json or model folder"},
-    {"encode", dc_cmd_encode, "embed JSON lines with one model (E2, E3, E4, E9 today)"},
+    {"encode", dc_cmd_encode, "embed JSON lines with one model"},
+    {"scrub", dc_cmd_scrub, "remove PII and secrets from text or JSON lines"},
+    {"fusion", dc_cmd_fusion, "train or inspect the FuseMoE fusion weights"},
 };
 
 static void usage(FILE *out) {
