@@ -374,6 +374,14 @@ static void test_otlp_export(void **state) {
     assert_ok(dc_pipeline_embed(e.p, &in, &r));
     dc_pipeline_result_free(&r);
     assert_ok(dc_pipeline_trace_flush(e.p));
+    /* the listener records the body after it answered: wait for it */
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&s.mu);
+        int posts = s.posts;
+        pthread_mutex_unlock(&s.mu);
+        if (posts) break;
+        fake_sleep_ms(10);
+    }
     pthread_mutex_lock(&s.mu);
     assert_true(s.posts >= 1);
     cJSON *root = cJSON_Parse(s.body);
