@@ -105,11 +105,13 @@ void dc_pipeline_options_default(dc_pipeline_options *o);
 /* Validates the configuration, discovers the models (custom models always; pretrained ones
  * when their folder exists under models.models_dir or models.<name>.path, plain or
  * huggingface_hub cache layout), creates the fusion, the cache (loading cache.disk_path when
- * persist_to_disk), the Redis tier (cache.redis_url) and the queues, loads models.preload — or
- * every available model when lazy_loading is false — and warms up. A model that is enabled but
- * has no folder is left out (health says so); E1 missing is allowed and leaves the pipeline
- * degraded. Errors: DC_ERR_CONFIG, DC_ERR_FUSION, a preload's load error,
- * DC_ERR_MEMORY_BUDGET_EXCEEDED. */
+ * persist_to_disk; a corrupted file is discarded with a warning), the Redis tier
+ * (cache.redis_url) and the queues, loads models.preload — or every available model when
+ * lazy_loading is false — and warms up. A model that is enabled but has no folder is left out,
+ * and a model that fails to load at open is logged and left failed (health and stats say so,
+ * requests report it per model); E1 missing is allowed and leaves the pipeline degraded.
+ * Errors: DC_ERR_CONFIG (also a bad cache.redis_url or trace.otlp_endpoint), DC_ERR_FUSION,
+ * DC_ERR_OUT_OF_MEMORY. */
 dc_status dc_pipeline_open(const dc_config *cfg, dc_pipeline **out);
 dc_status dc_pipeline_open_ex(const dc_config *cfg, const dc_pipeline_options *opt,
                               dc_pipeline **out);

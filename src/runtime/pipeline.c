@@ -721,8 +721,9 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
         item *it = &items[i];
         dc_pipeline_result *r = &out[i];
         if (it->st != DC_OK || it->hit) continue;
-        for (int m = 0; m < DC_NUM_MODELS; m++)
-            if ((it->mask >> m) & 1u) model_outcome(&p->mc[m], r->models[m].status);
+        /* a caller that gave up says nothing about the models' health */
+        for (int m = 0; m < DC_NUM_MODELS && !cancelled; m++)
+            model_outcome(&p->mc[m], (it->mask >> m) & 1u ? r->models[m].status : DC_RUN_SKIPPED);
         if (cancelled) {
             dc_fail(DC_ERR_TIMEOUT, "cancelled by the caller");
             item_fail(it, DC_ERR_TIMEOUT);
