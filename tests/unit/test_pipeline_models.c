@@ -1,6 +1,7 @@
 /* The pipeline with the built-in factory on real model code: the four custom models and the
- * BERT-family models from random-weight fixtures in a models folder (E1, E8, E11 as plain
- * folders, E6 and E12 in the huggingface_hub cache layout). Checks that per-model vectors equal
+ * eight pretrained models from random-weight fixtures in a models folder (E1, E5, E7, E8, E11 as
+ * plain folders found by name, short name or repo name; E6, E10 and E12 in the huggingface_hub
+ * cache layout). Checks that per-model vectors equal
  * the models run on their own, that the SPLADE weights and ColBERT rows come through, and that
  * warm-up and eager loading work on real models. */
 #include "../tools/bert_fixture.c"
@@ -50,6 +51,9 @@ static int setup(void **state) {
     put_fixture("e11", "all-MiniLM-L6-v2", false); /* found by its short name */
     put_fixture("e6", "models--naver--splade-cocondenser-ensembledistil", true);
     put_fixture("e12", "models--colbert-ir--colbertv2.0", true);
+    put_fixture("e5", "causal", false);
+    put_fixture("e7", "codebert-base", false);
+    put_fixture("clip", "models--openai--clip-vit-large-patch14", true);
     return 0;
 }
 
@@ -59,10 +63,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static const uint32_t fixture_models =
-    (1u << DC_MODEL_SEMANTIC) | (1u << DC_MODEL_TEMPORAL_RECENT) | (1u << DC_MODEL_TEMPORAL_PERIODIC) |
-    (1u << DC_MODEL_TEMPORAL_POSITIONAL) | (1u << DC_MODEL_SPARSE) | (1u << DC_MODEL_GRAPH) |
-    (1u << DC_MODEL_HDC) | (1u << DC_MODEL_ENTITY) | (1u << DC_MODEL_LATE_INTERACTION);
+static const uint32_t fixture_models = DC_ALL_MODELS_MASK; /* all twelve */
 
 static void open_builtin(dc_pipeline **p, bool eager, bool warm) {
     dc_config cfg;
@@ -159,10 +160,22 @@ static void test_fixture_models_through_pipeline(void **state) {
     assert_int_equal(h.fused.colbert.n_tokens, 32);
     dc_pipeline_result_free(&h);
 
+    /* an image goes to E10 alone */
+    size_t ilen = 0;
+    uint8_t *png = dc_test_read_file(dc_test_data_path("images/gray_224x224.png"), &ilen);
+    assert_non_null(png);
+    dc_input img = dc_input_image(png, ilen, DC_IMAGE_PNG);
+    assert_ok(dc_pipeline_embed(p, &img, &h));
+    assert_int_equal(h.ok_mask, 1u << DC_MODEL_MULTIMODAL);
+    assert_int_equal(h.models[DC_MODEL_MULTIMODAL].dim, DC_DIM_MULTIMODAL);
+    assert_true(fabs(rt_norm(h.fused.vector, DC_DIM_FUSED) - 1.0) < 1e-4);
+    dc_pipeline_result_free(&h);
+    free(png);
+
     dc_pipeline_health hl;
     assert_ok(dc_pipeline_health_get(p, &hl));
-    assert_int_equal(hl.models_ready, 9);
-    assert_false(hl.healthy); /* 9 of 12: E5, E7 and E10 have no folders here */
+    assert_int_equal(hl.models_ready, 12);
+    assert_true(hl.healthy);
     assert_true(hl.minimum_viable);
     dc_pipeline_close(p);
 }
@@ -173,15 +186,14 @@ static void test_eager_loading_and_warmup(void **state) {
     open_builtin(&p, true, true);
     dc_warmup_report w;
     dc_pipeline_warmup_report(p, &w);
-    assert_int_equal(w.models_warmed, 9);
+    assert_int_equal(w.models_warmed, 12);
     assert_true(w.fusion_warmed);
     assert_true(w.model[DC_MODEL_SEMANTIC].samples > 0);
     dc_pipeline_stats s;
     assert_ok(dc_pipeline_stats_get(p, &s));
     assert_true(s.model[DC_MODEL_SEMANTIC].memory_bytes > 0);
     assert_true(s.memory_bytes > 0);
-    assert_int_equal(s.model[DC_MODEL_CAUSAL].state, DC_MODEL_STATE_UNAVAILABLE);
-    assert_non_null(strstr(s.model[DC_MODEL_CAUSAL].reason, "E5"));
+    for (int i = 0; i < DC_NUM_MODELS; i++) assert_int_equal(s.model[i].state, DC_MODEL_STATE_LOADED);
     static const char code[] = "def add(a, b):\n    return a + b\n";
     dc_input in = dc_input_code(code, sizeof code - 1, "python");
     dc_pipeline_result r;
