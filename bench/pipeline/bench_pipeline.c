@@ -5,8 +5,9 @@
  * Two configurations: the custom models alone (always available), then — when a models folder
  * is given or --fixtures writes one — the custom models plus the BERT-family models found there.
  * --fixtures DIR writes random-weight checkpoints at the real architecture sizes (E1 BERT-large,
- * E6 and E12 BERT-base, E8 and E11 MiniLM-L6) with the small test vocabulary, so the encoder
- * cost is real but SPLADE's 30522-wide MLM head is not (see README).
+ * E5 Longformer-base, E6 and E12 BERT-base, E7 RoBERTa-base, E8 and E11 MiniLM-L6, E10 CLIP
+ * ViT-L/14) with the small test vocabulary, so the encoder cost is real but SPLADE's
+ * 30522-wide MLM head is not (see README).
  *
  * Usage: bench_pipeline [--models-dir DIR | --fixtures DIR] [--requests N] [--quick] */
 #include <math.h>
@@ -186,7 +187,7 @@ static void write_fixtures(const char *dir) {
     struct {
         const char *folder;
         dc_fixture_spec s;
-    } fx[5] = {
+    } fx[8] = {
         {"semantic", {.kind = DC_FIXTURE_ST_NORM, .hidden = 1024, .layers = 24, .heads = 16,
                       .intermediate = 4096, .max_position = 512, .max_seq_length = 512, .seed = 101}},
         {"sparse", {.kind = DC_FIXTURE_SPLADE, .hidden = 768, .layers = 12, .heads = 12,
@@ -197,9 +198,20 @@ static void write_fixtures(const char *dir) {
                     .intermediate = 1536, .max_position = 512, .max_seq_length = 256, .seed = 111}},
         {"late_interaction", {.kind = DC_FIXTURE_COLBERT, .hidden = 768, .layers = 12, .heads = 12,
                               .intermediate = 3072, .max_position = 512, .seed = 112, .bert_prefix = true}},
+        /* Longformer-base, 4098 positions; the fixture's windows grow 42·(layer+1) = 42…504
+         * (the real model uses 512 in every layer) */
+        {"causal", {.kind = DC_FIXTURE_LONGFORMER, .hidden = 768, .layers = 12, .heads = 12,
+                    .intermediate = 3072, .max_position = 4098, .seed = 105, .window = 42}},
+        {"code", {.kind = DC_FIXTURE_ROBERTA, .hidden = 768, .layers = 12, .heads = 12,
+                  .intermediate = 3072, .max_position = 514, .seed = 107, .bert_prefix = true}},
+        /* CLIP ViT-L/14: text 12 × 768, vision 24 × 1024, projections to 768 */
+        {"multimodal", {.kind = DC_FIXTURE_CLIP, .hidden = 768, .layers = 12, .heads = 12,
+                        .intermediate = 3072, .max_position = 77, .seed = 110, .vision_hidden = 1024,
+                        .vision_layers = 24, .vision_heads = 16, .vision_intermediate = 4096,
+                        .projection_dim = 768}},
     };
     mkdir(dir, 0755);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 8; i++) {
         char p[4096], cfgp[4200];
         snprintf(p, sizeof p, "%s/%s", dir, fx[i].folder);
         snprintf(cfgp, sizeof cfgp, "%s/config.json", p);
