@@ -62,9 +62,16 @@ typedef enum dc_activation {
 bool dc_activation_parse(const char *name, dc_activation *out);
 const char *dc_activation_name(dc_activation a);
 
+/* How a backend stores and multiplies a linear layer's weights (docs/precision.md). */
 typedef enum dc_weight_format {
-    DC_WEIGHTS_F32 = 0, /* the reference path */
+    DC_WEIGHTS_F32 = 0,  /* the reference path */
+    DC_WEIGHTS_BF16 = 1, /* weights rounded to bf16 (half the bytes); f32 or bf16 arithmetic */
+    DC_WEIGHTS_INT8 = 2, /* s8 weights per output channel, u8 activations per row, int32 sums */
 } dc_weight_format;
+
+/* "fp32", "bf16", "int8"; and back (false when unknown). */
+const char *dc_weight_format_name(dc_weight_format f);
+bool dc_weight_format_parse(const char *name, dc_weight_format *out);
 
 typedef struct dc_backend_ops {
     const char *name; /* "cpu", "cuda" */
@@ -76,7 +83,9 @@ typedef struct dc_backend_ops {
     dc_status (*download)(dc_backend *be, void *dst, const void *src, size_t bytes);
 
     /* Prepares W [out_features, in_features] (nn.Linear layout, host f32, row-major) and the
-     * optional bias [out_features]; the inputs are copied, the caller keeps ownership. */
+     * optional bias [out_features]; the inputs are copied, the caller keeps ownership. `fmt`
+     * chooses how the weights are stored (the bias stays f32); DC_ERR_UNSUPPORTED_FORMAT when
+     * the backend has no such format. */
     dc_status (*linear_create)(dc_backend *be, const float *weight, const float *bias,
                                uint32_t out_features, uint32_t in_features, dc_weight_format fmt,
                                dc_linear **out);
@@ -142,8 +151,9 @@ void dc_backend_destroy(dc_backend *be);
  * encoder calls it at the start of every forward. */
 void dc_backend_cpu_bind_threads(dc_backend *be);
 
-/* What the CPU offers the hand-written kernels ("avx512", "avx2", "generic") and, after a first
- * linear was prepared, the oneDNN implementation of its matrix product ("gemm:jit", ...). */
+/* What the CPU offers the hand-written kernels ("avx512", "avx2", "generic") and, for a prepared
+ * linear, the oneDNN implementation of its matrix product ("gemm:jit", ...; for bf16 and int8
+ * layers prefixed by the scheme, e.g. "bf16 as f32 in blocks of 336: gemm:jit"). */
 const char *dc_cpu_kernel_isa(void);
 const char *dc_cpu_linear_impl(const dc_linear *l);
 

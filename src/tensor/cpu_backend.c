@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "tensor/backend.h"
+#include "tensor/cpu_linear_quant.h"
 
 #if DNNL_VERSION_MAJOR != 2
 #error "cpu_backend.c uses the oneDNN 2.x C API (dnnl_matmul_desc_init)"
@@ -36,7 +37,8 @@ struct dc_linear {
     float *bias; /* NULL when the layer has none */
     dnnl_primitive_desc_t pd_rt; /* run-time-M primitive; NULL on the fixed-M path */
     dnnl_primitive_t prim_rt;
-    char impl[64];
+    dc_cpu_qlinear *q; /* bf16 / int8 layers: everything lives there */
+    char impl[128];
 };
 
 static dc_cpu_backend *cpu_of(dc_backend *be) { return (dc_cpu_backend *)be->impl; }
@@ -124,6 +126,7 @@ static void linear_free(dc_linear *l) {
     if (!l) return;
     if (l->prim_rt) dnnl_primitive_destroy(l->prim_rt);
     if (l->pd_rt) dnnl_primitive_desc_destroy(l->pd_rt);
+    dc_cpu_qlinear_destroy(l->q);
     free(l->wdata);
     free(l->bias);
     free(l);
@@ -139,7 +142,7 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     dnnl_memory_t src_mem = NULL, dst_mem = NULL;
     dnnl_stream_t stream = NULL;
     *out = NULL;
-    if (fmt != DC_WEIGHTS_F32)
+    if (fmt != DC_WEIGHTS_F32 && fmt != DC_WEIGHTS_BF16 && fmt != DC_WEIGHTS_INT8)
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "linear: weight format %d is not supported",
                        (int)fmt);
     if (!weight || n_out == 0 || k_in == 0)
@@ -148,6 +151,11 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     if (!l) return dc_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u", n_out, k_in);
     l->n = n_out;
     l->k = k_in;
+    if (fmt != DC_WEIGHTS_F32) {
+        st = dc_cpu_qlinear_create(cpu->engine, weight, bias, n_out, k_in, fmt, &l->q);
+        if (st == DC_OK) snprintf(l->impl, sizeof l->impl, "%s", dc_cpu_qlinear_impl(l->q));
+        goto done;
+    }
 
     /* Prefer one run-time-M primitive; fall back to fixed-M primitives. */
     dnnl_status_t s = make_pd(cpu->engine, DNNL_RUNTIME_DIM_VAL, n_out, k_in, NULL, bias != NULL,
@@ -226,6 +234,10 @@ static dc_status cpu_linear_forward(dc_backend *be, const dc_linear *l, const fl
     dc_cpu_backend *cpu = cpu_of(be);
     dc_status st = DC_OK;
     if (rows == 0) return DC_OK;
+    if (l->q) {
+        st = dc_cpu_qlinear_forward(cpu->engine, l->q, x, rows, y);
+        return st ? dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows) : DC_OK;
+    }
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL, msp = NULL;
@@ -286,6 +298,7 @@ done:
 }
 
 static size_t cpu_linear_bytes(const dc_linear *l) {
+    if (l && l->q) return sizeof *l + dc_cpu_qlinear_bytes(l->q);
     return l ? sizeof *l + l->wbytes + (l->bias ? (size_t)l->n * sizeof(float) : 0) : 0;
 }
 

@@ -1,0 +1,408 @@
+/* bf16 and int8 linear layers of the CPU backend (cpu_linear_quant.h). */
+#include "tensor/cpu_linear_quant.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "tensor/quant.h"
+
+/* One matrix product y[m, n] (row stride ldd) = x[m, k]·B[k, n] (+ bias) with fixed types and
+ * weights layout. Like the f32 path: one run-time-M primitive when oneDNN has a real kernel
+ * for it, otherwise a fixed-M primitive per call (oneDNN's primitive cache keeps that cheap). */
+typedef struct qmm {
+    dnnl_data_type_t sdt, wdt, ddt;
+    uint32_t n, k;
+    dnnl_dim_t ldd;
+    bool bias;
+    dnnl_memory_desc_t wmd;
+    dnnl_primitive_desc_t pd_rt; /* NULL on the fixed-M path */
+    dnnl_primitive_t prim_rt;
+    char impl[48];
+} qmm;
+
+struct dc_cpu_qlinear {
+    dc_weight_format fmt;
+    uint32_t n, k;
+    qmm mm, tail;   /* bf16 blocks: mm is one block of nb channels, tail the last n % nb */
+    uint32_t nb;    /* bf16 blocks; 0 elsewhere */
+    void *wdata;    /* packed s8 / bf16 weights (mm.wmd), or plain bf16 [n, k] for blocks */
+    size_t wbytes;
+    float *wscale;  /* int8: per output channel */
+    int32_t *colsum;
+    dc_int8_ranges r;
+    float *bias;
+    char impl[96];
+};
+
+static const char *dnnl_text(dnnl_status_t s) {
+    switch (s) {
+    case dnnl_success: return "success";
+    case dnnl_out_of_memory: return "out of memory";
+    case dnnl_invalid_arguments: return "invalid arguments";
+    case dnnl_unimplemented: return "unimplemented";
+    case dnnl_iterator_ends: return "iterator ends";
+    case dnnl_runtime_error: return "runtime error";
+    case dnnl_not_required: return "not required";
+    }
+    return "unknown";
+}
+
+#define QTRY(call, what)                                                                      \
+    do {                                                                                      \
+        dnnl_status_t dc__s = (call);                                                         \
+        if (dc__s != dnnl_success) {                                                          \
+            st = dc_fail(dc__s == dnnl_out_of_memory ? DC_ERR_OUT_OF_MEMORY : DC_ERR_INTERNAL, \
+                         "oneDNN %s: %s", (what), dnnl_text(dc__s));                          \
+            goto done;                                                                        \
+        }                                                                                     \
+    } while (0)
+
+/* wmd NULL: let oneDNN choose the weights layout. */
+static dnnl_status_t qmm_pd(dnnl_engine_t eng, const qmm *q, dnnl_dim_t m,
+                            const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t *pd) {
+    dnnl_memory_desc_t a, b, c, bmd;
+    dnnl_dims_t ad = {m, q->k}, bd = {q->k, q->n}, cd = {m, q->n}, cs = {q->ldd, 1},
+                biasd = {1, q->n};
+    dnnl_status_t s;
+    if ((s = dnnl_memory_desc_init_by_tag(&a, 2, ad, q->sdt, dnnl_ab))) return s;
+    if (wmd) b = *wmd;
+    else if ((s = dnnl_memory_desc_init_by_tag(&b, 2, bd, q->wdt, dnnl_format_tag_any)))
+        return s;
+    if ((s = dnnl_memory_desc_init_by_strides(&c, 2, cd, q->ddt, cs))) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&bmd, 2, biasd, dnnl_f32, dnnl_ab))) return s;
+    dnnl_matmul_desc_t md;
+    if ((s = dnnl_matmul_desc_init(&md, &a, &b, q->bias ? &bmd : NULL, &c))) return s;
+    dnnl_primitive_attr_t attr;
+    if ((s = dnnl_primitive_attr_create(&attr))) return s;
+    /* user scratchpad: one primitive may run from several threads at once */
+    s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+static void qmm_impl(const_dnnl_primitive_desc_t pd, char *buf, size_t cap) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        impl = "unknown";
+    snprintf(buf, cap, "%s", impl);
+}
+
+static void qmm_free(qmm *q) {
+    if (q->prim_rt) dnnl_primitive_destroy(q->prim_rt);
+    if (q->pd_rt) dnnl_primitive_desc_destroy(q->pd_rt);
+    q->prim_rt = NULL;
+    q->pd_rt = NULL;
+}
+
+/* Chooses the primitive and the weights layout (q->wmd): `plain` keeps B as nn.Linear's [n, k]
+ * rows (tag ba of the k×n matrix, row stride ldw); otherwise oneDNN picks. Refuses oneDNN's
+ * reference kernels (DC_ERR_UNSUPPORTED_FORMAT) unless allow_ref. */
+static dc_status qmm_prepare(dnnl_engine_t eng, qmm *q, bool plain, dnnl_dim_t ldw,
+                             bool allow_ref) {
+    dc_status st = DC_OK;
+    dnnl_primitive_desc_t pd_fixed = NULL;
+    dnnl_memory_desc_t plain_md;
+    dnnl_dims_t bd = {q->k, q->n}, bs = {1, ldw};
+    QTRY(dnnl_memory_desc_init_by_strides(&plain_md, 2, bd, q->wdt, bs), "weights descriptor");
+    if (qmm_pd(eng, q, DNNL_RUNTIME_DIM_VAL, plain ? &plain_md : NULL, &q->pd_rt) == dnnl_success) {
+        qmm_impl(q->pd_rt, q->impl, sizeof q->impl);
+        if (strstr(q->impl, "ref")) qmm_free(q);
+    } else {
+        q->pd_rt = NULL;
+    }
+    if (q->pd_rt) {
+        QTRY(dnnl_primitive_create(&q->prim_rt, q->pd_rt), "matmul primitive");
+        q->wmd = *dnnl_primitive_desc_query_md(q->pd_rt, dnnl_query_weights_md, 0);
+    } else {
+        dnnl_status_t s = qmm_pd(eng, q, 128, plain ? &plain_md : NULL, &pd_fixed);
+        if (s == dnnl_success) qmm_impl(pd_fixed, q->impl, sizeof q->impl);
+        if (s == dnnl_unimplemented || (s == dnnl_success && !allow_ref && strstr(q->impl, "ref"))) {
+            st = dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "no oneDNN matmul for these types on this CPU");
+            goto done;
+        }
+        QTRY(s, "matmul descriptor");
+        q->wmd = *dnnl_primitive_desc_query_md(pd_fixed, dnnl_query_weights_md, 0);
+    }
+done:
+    if (pd_fixed) dnnl_primitive_desc_destroy(pd_fixed);
+    if (st != DC_OK) qmm_free(q);
+    return st;
+}
+
+/* y = x·B (+ bias) on `rows` rows; y has row stride q->ldd elements of q->ddt. */
+static dc_status qmm_run(dnnl_engine_t eng, const qmm *q, const void *x, size_t rows,
+                         const void *w, const float *bias, void *y) {
+    dc_status st = DC_OK;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL, msp = NULL;
+    dnnl_stream_t stream = NULL;
+    void *scratch = NULL;
+    const_dnnl_primitive_desc_t use_pd = q->pd_rt;
+    dnnl_primitive_t use_prim = q->prim_rt;
+    if (!use_pd) {
+        QTRY(qmm_pd(eng, q, (dnnl_dim_t)rows, &q->wmd, &pd), "matmul descriptor");
+        QTRY(dnnl_primitive_create(&prim, pd), "matmul primitive");
+        use_pd = pd;
+        use_prim = prim;
+    }
+    dnnl_memory_desc_t amd, cmd, bmd;
+    dnnl_dims_t ad = {(dnnl_dim_t)rows, q->k}, cd = {(dnnl_dim_t)rows, q->n}, cs = {q->ldd, 1},
+                bd = {1, q->n};
+    QTRY(dnnl_memory_desc_init_by_tag(&amd, 2, ad, q->sdt, dnnl_ab), "src descriptor");
+    QTRY(dnnl_memory_desc_init_by_strides(&cmd, 2, cd, q->ddt, cs), "dst descriptor");
+    QTRY(dnnl_memory_create(&ma, &amd, eng, (void *)x), "src memory");
+    QTRY(dnnl_memory_create(&mc, &cmd, eng, y), "dst memory");
+    QTRY(dnnl_memory_create(&mw, &q->wmd, eng, (void *)w), "weights memory");
+    dnnl_exec_arg_t args[5];
+    int nargs = 0;
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, ma};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mw};
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mc};
+    if (q->bias) {
+        QTRY(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias descriptor");
+        QTRY(dnnl_memory_create(&mb, &bmd, eng, (void *)bias), "bias memory");
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+    }
+    const dnnl_memory_desc_t *spmd =
+        dnnl_primitive_desc_query_md(use_pd, dnnl_query_scratchpad_md, 0);
+    size_t spbytes = spmd ? dnnl_memory_desc_get_size(spmd) : 0;
+    if (spbytes) {
+        if (posix_memalign(&scratch, 64, spbytes) != 0) {
+            scratch = NULL;
+            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "matmul scratchpad of %zu bytes", spbytes);
+            goto done;
+        }
+        QTRY(dnnl_memory_create(&msp, spmd, eng, scratch), "scratchpad memory");
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, msp};
+    }
+    QTRY(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
+    QTRY(dnnl_primitive_execute(use_prim, stream, nargs, args), "matmul");
+    QTRY(dnnl_stream_wait(stream), "matmul");
+done:
+    if (stream) dnnl_stream_destroy(stream);
+    if (msp) dnnl_memory_destroy(msp);
+    free(scratch);
+    if (ma) dnnl_memory_destroy(ma);
+    if (mw) dnnl_memory_destroy(mw);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* Reorders plain [n, k] weights of type q->wdt into q->wmd (freshly allocated *out). */
+static dc_status pack_weights(dnnl_engine_t eng, const qmm *q, const void *plain, void **out,
+                              size_t *bytes) {
+    dc_status st = DC_OK;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t src_mem = NULL, dst_mem = NULL;
+    dnnl_stream_t stream = NULL;
+    *bytes = dnnl_memory_desc_get_size(&q->wmd);
+    if (posix_memalign(out, 64, *bytes ? *bytes : 64) != 0) {
+        *out = NULL;
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu packed weight bytes", *bytes);
+    }
+    dnnl_memory_desc_t user;
+    dnnl_dims_t wd = {q->k, q->n};
+    QTRY(dnnl_memory_desc_init_by_tag(&user, 2, wd, q->wdt, dnnl_ba), "weights descriptor");
+    QTRY(dnnl_memory_create(&src_mem, &user, eng, (void *)plain), "weights memory");
+    QTRY(dnnl_memory_create(&dst_mem, &q->wmd, eng, *out), "packed memory");
+    QTRY(dnnl_reorder_primitive_desc_create(&rpd, &user, eng, &q->wmd, eng, NULL),
+         "weights reorder descriptor");
+    QTRY(dnnl_primitive_create(&reorder, rpd), "weights reorder");
+    QTRY(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src_mem}, {DNNL_ARG_TO, dst_mem}};
+    QTRY(dnnl_primitive_execute(reorder, stream, 2, args), "weights reorder");
+    QTRY(dnnl_stream_wait(stream), "weights reorder");
+done:
+    if (stream) dnnl_stream_destroy(stream);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (src_mem) dnnl_memory_destroy(src_mem);
+    if (dst_mem) dnnl_memory_destroy(dst_mem);
+    if (st != DC_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+void dc_cpu_qlinear_destroy(dc_cpu_qlinear *q) {
+    if (!q) return;
+    qmm_free(&q->mm);
+    qmm_free(&q->tail);
+    free(q->wdata);
+    free(q->wscale);
+    free(q->colsum);
+    free(q->bias);
+    free(q);
+}
+
+static dc_status create_int8(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *weight) {
+    dc_status st = DC_OK;
+    int8_t *plain = malloc((size_t)q->n * q->k);
+    q->wscale = malloc((size_t)q->n * sizeof *q->wscale);
+    q->colsum = malloc((size_t)q->n * sizeof *q->colsum);
+    if (!plain || !q->wscale || !q->colsum) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 weights");
+        goto done;
+    }
+    q->r = dc_quant_int8_ranges_cpu();
+    if ((st = dc_quant_int8_weights(weight, q->n, q->k, q->r.w_max, plain, q->wscale, q->colsum)))
+        goto done;
+    /* the bias joins in f32 after dequantisation, not inside oneDNN */
+    q->mm = (qmm){.sdt = dnnl_u8, .wdt = dnnl_s8, .ddt = dnnl_s32, .n = q->n, .k = q->k,
+                  .ldd = q->n, .bias = false};
+    if ((st = qmm_prepare(eng, &q->mm, false, q->k, false))) goto done;
+    if ((st = pack_weights(eng, &q->mm, plain, &q->wdata, &q->wbytes))) goto done;
+    snprintf(q->impl, sizeof q->impl, "int8 u8s8s32 (%d/%d): %s", (int)q->r.act_max,
+             (int)q->r.w_max, q->mm.impl);
+done:
+    free(plain);
+    return st;
+}
+
+/* Output channels per block of the widened-bf16 path: about 1 MiB of f32 weights, so the
+ * block is still in cache when the matrix product reads it. */
+static uint32_t bf16_block(uint32_t n, uint32_t k) {
+    uint32_t nb = (uint32_t)((1u << 18) / k) / 16 * 16;
+    if (nb < 16) nb = 16;
+    return nb > n ? n : nb;
+}
+
+static dc_status create_bf16(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *weight,
+                             bool has_bias) {
+    dc_status st = DC_OK;
+    size_t nk = (size_t)q->n * q->k;
+    uint16_t *w16 = malloc(nk * sizeof *w16 + 2);
+    if (!w16) return dc_fail(DC_ERR_OUT_OF_MEMORY, "bf16 weights");
+    dc_quant_bf16_pack(weight, nk, w16);
+    /* native: bf16 × bf16 → f32 where oneDNN has a real kernel for it */
+    q->mm = (qmm){.sdt = dnnl_bf16, .wdt = dnnl_bf16, .ddt = dnnl_f32, .n = q->n, .k = q->k,
+                  .ldd = q->n, .bias = has_bias};
+    dc_status native = qmm_prepare(eng, &q->mm, false, q->k, false);
+    if (native == DC_OK) {
+        st = pack_weights(eng, &q->mm, w16, &q->wdata, &q->wbytes);
+        free(w16);
+        if (st == DC_OK) snprintf(q->impl, sizeof q->impl, "bf16 native: %s", q->mm.impl);
+        return st;
+    }
+    dc_error_clear();
+    /* widened blocks: f32 products over plain [nb, k] slices of the bf16 rows */
+    q->wdata = w16;
+    q->wbytes = nk * sizeof *w16;
+    q->nb = bf16_block(q->n, q->k);
+    q->mm = (qmm){.sdt = dnnl_f32, .wdt = dnnl_f32, .ddt = dnnl_f32, .n = q->nb, .k = q->k,
+                  .ldd = q->n, .bias = has_bias};
+    if ((st = qmm_prepare(eng, &q->mm, true, q->k, true))) return st;
+    if (q->n % q->nb) {
+        q->tail = q->mm;
+        q->tail.pd_rt = NULL;
+        q->tail.prim_rt = NULL;
+        q->tail.n = q->n % q->nb;
+        if ((st = qmm_prepare(eng, &q->tail, true, q->k, true))) return st;
+    }
+    snprintf(q->impl, sizeof q->impl, "bf16 as f32 in blocks of %u: %s", q->nb, q->mm.impl);
+    return DC_OK;
+}
+
+dc_status dc_cpu_qlinear_create(dnnl_engine_t eng, const float *weight, const float *bias,
+                                uint32_t n, uint32_t k, dc_weight_format fmt,
+                                dc_cpu_qlinear **out) {
+    *out = NULL;
+    if (fmt != DC_WEIGHTS_BF16 && fmt != DC_WEIGHTS_INT8)
+        return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "linear: weight format %d is not supported",
+                       (int)fmt);
+    if (!weight || n == 0 || k == 0)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "linear: empty weight %ux%u", n, k);
+    dc_cpu_qlinear *q = calloc(1, sizeof *q);
+    if (!q) return dc_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u", n, k);
+    q->fmt = fmt;
+    q->n = n;
+    q->k = k;
+    dc_status st = DC_OK;
+    if (bias) {
+        q->bias = malloc((size_t)n * sizeof *q->bias);
+        if (!q->bias) {
+            dc_cpu_qlinear_destroy(q);
+            return dc_fail(DC_ERR_OUT_OF_MEMORY, "linear bias %u", n);
+        }
+        memcpy(q->bias, bias, (size_t)n * sizeof *q->bias);
+    }
+    st = fmt == DC_WEIGHTS_INT8 ? create_int8(eng, q, weight)
+                                : create_bf16(eng, q, weight, bias != NULL);
+    if (st != DC_OK) {
+        dc_cpu_qlinear_destroy(q);
+        return st;
+    }
+    *out = q;
+    return DC_OK;
+}
+
+static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
+                              size_t rows, float *y) {
+    void *qx = NULL;
+    float *sx = malloc(rows * sizeof *sx);
+    int32_t *zx = malloc(rows * sizeof *zx);
+    dc_status st = DC_OK;
+    if (posix_memalign(&qx, 64, rows * q->k) != 0) qx = NULL;
+    if (!qx || !sx || !zx) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 activations of %zu rows", rows);
+        goto done;
+    }
+    dc_quant_int8_rows(x, rows, q->k, q->r.act_max, qx, sx, zx);
+    /* int32 sums land in y's own bytes and are dequantised in place */
+    if ((st = qmm_run(eng, &q->mm, qx, rows, q->wdata, NULL, y))) goto done;
+    dc_quant_int8_dequant(y, rows, q->n, q->n, sx, zx, q->wscale, q->colsum, q->bias);
+done:
+    free(qx);
+    free(sx);
+    free(zx);
+    return st;
+}
+
+static dc_status forward_bf16(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
+                              size_t rows, float *y) {
+    dc_status st = DC_OK;
+    void *buf = NULL;
+    size_t elems = q->nb ? (size_t)q->nb * q->k : rows * q->k;
+    if (posix_memalign(&buf, 64, elems * (q->nb ? sizeof(float) : sizeof(uint16_t)) + 64) != 0)
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "bf16 work of %zu values", elems);
+    if (!q->nb) { /* native: the activations in bf16 too */
+        dc_quant_bf16_pack(x, elems, buf);
+        st = qmm_run(eng, &q->mm, buf, rows, q->wdata, q->bias, y);
+    } else {
+        const uint16_t *w16 = q->wdata;
+        for (uint32_t c0 = 0; c0 < q->n && st == DC_OK; c0 += q->nb) {
+            const qmm *mm = q->n - c0 >= q->nb ? &q->mm : &q->tail;
+            dc_quant_bf16_unpack(w16 + (size_t)c0 * q->k, (size_t)mm->n * q->k, buf);
+            st = qmm_run(eng, mm, x, rows, buf, q->bias ? q->bias + c0 : NULL, y + c0);
+        }
+    }
+    free(buf);
+    return st;
+}
+
+dc_status dc_cpu_qlinear_forward(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
+                                 size_t rows, float *y) {
+    if (rows == 0) return DC_OK;
+    return q->fmt == DC_WEIGHTS_INT8 ? forward_int8(eng, q, x, rows, y)
+                                     : forward_bf16(eng, q, x, rows, y);
+}
+
+size_t dc_cpu_qlinear_bytes(const dc_cpu_qlinear *q) {
+    if (!q) return 0;
+    size_t b = sizeof *q + q->wbytes;
+    if (q->bias) b += (size_t)q->n * sizeof(float);
+    if (q->wscale) b += (size_t)q->n * (sizeof(float) + sizeof(int32_t));
+    return b;
+}
+
+const char *dc_cpu_qlinear_impl(const dc_cpu_qlinear *q) { return q ? q->impl : ""; }

@@ -1,0 +1,193 @@
+/* bf16 and int8 weight formats: conversions, quantisers and plain-C references (quant.h). */
+#include "tensor/quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "core/error.h"
+#include "tensor/backend.h"
+
+uint16_t dc_quant_bf16_from_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+float dc_quant_bf16_to_f32(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void dc_quant_bf16_pack(const float *src, size_t n, uint16_t *dst) {
+    for (size_t i = 0; i < n; i++) dst[i] = dc_quant_bf16_from_f32(src[i]);
+}
+
+/* A plain shift per value: the compiler vectorises it, and the bf16 CPU path runs it at every
+ * forward. */
+void dc_quant_bf16_unpack(const uint16_t *src, size_t n, float *dst) {
+    uint32_t *d = (uint32_t *)(void *)dst;
+    for (size_t i = 0; i < n; i++) d[i] = (uint32_t)src[i] << 16;
+}
+
+dc_int8_ranges dc_quant_int8_ranges_cpu(void) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    bool vnni = (isa & (unsigned)dnnl_cpu_isa_avx512_core_vnni) ==
+                    (unsigned)dnnl_cpu_isa_avx512_core_vnni ||
+                (isa & (unsigned)dnnl_cpu_isa_avx2_vnni) == (unsigned)dnnl_cpu_isa_avx2_vnni;
+    dc_int8_ranges r = {255, vnni ? 127 : 63};
+    return r;
+}
+
+/* Rounds to nearest (ties to even) and clamps, in float first so no conversion overflows. */
+static int32_t quant_round(float v, float lo, float hi) {
+    v = nearbyintf(v);
+    if (!(v >= lo)) v = lo;
+    if (v > hi) v = hi;
+    return (int32_t)v;
+}
+
+dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t w_max, int8_t *q,
+                                float *scale, int32_t *colsum) {
+    if (w_max < 1 || w_max > 127)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "int8 weights: range %d is not in 1..127", w_max);
+    for (uint32_t r = 0; r < n; r++) {
+        const float *row = w + (size_t)r * k;
+        float amax = 0.0f;
+        for (uint32_t i = 0; i < k; i++) {
+            if (!isfinite(row[i]))
+                return dc_fail(DC_ERR_INVALID_VALUE,
+                               "int8 weights: output row %u holds a non-finite value at column %u",
+                               r, i);
+            float a = fabsf(row[i]);
+            if (a > amax) amax = a;
+        }
+        float s = amax > 0.0f ? amax / (float)w_max : 1.0f;
+        float inv = 1.0f / s;
+        int32_t sum = 0;
+        for (uint32_t i = 0; i < k; i++) {
+            int32_t v = quant_round(row[i] * inv, (float)-w_max, (float)w_max);
+            q[(size_t)r * k + i] = (int8_t)v;
+            sum += v;
+        }
+        scale[r] = s;
+        colsum[r] = sum;
+    }
+    return DC_OK;
+}
+
+void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max, uint8_t *q,
+                        float *scale, int32_t *zero) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * k;
+        uint8_t *qr = q + r * k;
+        float lo = 0.0f, hi = 0.0f;
+        bool finite = true;
+        for (uint32_t i = 0; i < k; i++) {
+            float v = row[i];
+            finite &= isfinite(v) != 0;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        if (!finite || !isfinite(hi - lo)) {
+            memset(qr, 0, k);
+            scale[r] = NAN;
+            zero[r] = 0;
+            continue;
+        }
+        float s = hi > lo ? (hi - lo) / (float)act_max : 1.0f;
+        float inv = 1.0f / s;
+        int32_t z = quant_round(-lo * inv, 0.0f, (float)act_max);
+        float zf = (float)z;
+        for (uint32_t i = 0; i < k; i++)
+            qr[i] = (uint8_t)quant_round(row[i] * inv + zf, 0.0f, (float)act_max);
+        scale[r] = s;
+        zero[r] = z;
+    }
+}
+
+void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const float *sx,
+                           const int32_t *zx, const float *sw, const int32_t *colsum,
+                           const float *bias) {
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * ld;
+        const float s = sx[r];
+        const int64_t z = zx[r];
+        for (uint32_t c = 0; c < n; c++) {
+            int32_t acc;
+            memcpy(&acc, &yr[c], sizeof acc); /* the product wrote int32 into these bytes */
+            float v = s * sw[c] * (float)((int64_t)acc - z * colsum[c]);
+            yr[c] = bias ? v + bias[c] : v;
+        }
+    }
+}
+
+dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
+                                   const int8_t *qw, const float *sw, const int32_t *colsum,
+                                   const float *bias, int32_t act_max, float *y) {
+    uint8_t *qx = malloc(rows * k + 1);
+    float *sx = malloc((rows + 1) * sizeof *sx);
+    int32_t *zx = malloc((rows + 1) * sizeof *zx);
+    if (!qx || !sx || !zx) {
+        free(qx);
+        free(sx);
+        free(zx);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 reference of %zu rows", rows);
+    }
+    dc_quant_int8_rows(x, rows, k, act_max, qx, sx, zx);
+    for (size_t r = 0; r < rows; r++)
+        for (uint32_t c = 0; c < n; c++) {
+            int64_t acc = 0;
+            for (uint32_t i = 0; i < k; i++)
+                acc += (int64_t)qx[r * k + i] * qw[(size_t)c * k + i];
+            float v = sx[r] * sw[c] * (float)(acc - (int64_t)zx[r] * colsum[c]);
+            y[r * n + c] = bias ? v + bias[c] : v;
+        }
+    free(qx);
+    free(sx);
+    free(zx);
+    return DC_OK;
+}
+
+void dc_quant_linear_bf16_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
+                              const uint16_t *w16, const float *bias, bool round_x, float *y) {
+    for (size_t r = 0; r < rows; r++)
+        for (uint32_t c = 0; c < n; c++) {
+            double acc = 0.0;
+            for (uint32_t i = 0; i < k; i++) {
+                float a = x[r * k + i];
+                if (round_x) a = dc_quant_bf16_to_f32(dc_quant_bf16_from_f32(a));
+                acc += (double)a * dc_quant_bf16_to_f32(w16[(size_t)c * k + i]);
+            }
+            y[r * n + c] = (float)acc + (bias ? bias[c] : 0.0f);
+        }
+}
+
+const char *dc_weight_format_name(dc_weight_format f) {
+    switch (f) {
+    case DC_WEIGHTS_F32: return "fp32";
+    case DC_WEIGHTS_BF16: return "bf16";
+    case DC_WEIGHTS_INT8: return "int8";
+    }
+    return "unknown";
+}
+
+bool dc_weight_format_parse(const char *name, dc_weight_format *out) {
+    static const struct {
+        const char *name;
+        dc_weight_format f;
+    } names[] = {{"fp32", DC_WEIGHTS_F32}, {"f32", DC_WEIGHTS_F32}, {"none", DC_WEIGHTS_F32},
+                 {"bf16", DC_WEIGHTS_BF16}, {"int8", DC_WEIGHTS_INT8}};
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i].name)) {
+            *out = names[i].f;
+            return true;
+        }
+    return false;
+}

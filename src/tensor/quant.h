@@ -1,0 +1,61 @@
+/* Reduced-precision weights of the linear layers (bf16, int8): the conversions and quantisers
+ * every backend shares, and plain-C reference products the tests check the backends against.
+ * Internal header.
+ *
+ * bf16: weights rounded to nearest even (NaN stays NaN), half the bytes of f32.
+ * int8: weights per output channel, symmetric: W[n,:] ≈ sw[n]·qw[n,:], qw in [−w_max, w_max];
+ * activations per row, asymmetric u8 quantised at every forward: x[m,:] ≈ sx[m]·(qx[m,:] − zx[m]),
+ * qx in [0, act_max]; products accumulate in int32 and are dequantised in f32:
+ *   y[m,n] = sx[m]·sw[n]·(Σ_k qx[m,k]·qw[n,k] − zx[m]·Σ_k qw[n,k]) + b[n]. */
+#ifndef DC_TENSOR_QUANT_H
+#define DC_TENSOR_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dodeca/status.h"
+
+uint16_t dc_quant_bf16_from_f32(float f);
+float dc_quant_bf16_to_f32(uint16_t b);
+void dc_quant_bf16_pack(const float *src, size_t n, uint16_t *dst);
+void dc_quant_bf16_unpack(const uint16_t *src, size_t n, float *dst);
+
+/* The integer ranges of an int8 product. */
+typedef struct dc_int8_ranges {
+    int32_t act_max; /* activations are u8 in [0, act_max] */
+    int32_t w_max;   /* weights are s8 in [−w_max, w_max] */
+} dc_int8_ranges;
+
+/* The ranges the CPU's int8 matrix product computes exactly. With VNNI (vpdpbusd) that is the
+ * full 255 / 127. Without it oneDNN multiplies u8·s8 pairs into a saturating int16
+ * (vpmaddubsw), so a pair must stay within 32767: the weights keep 7 bits (255 / 63). */
+dc_int8_ranges dc_quant_int8_ranges_cpu(void);
+
+/* Quantises W [n, k] (nn.Linear layout) per output channel: q [n, k], scale [n] and
+ * colsum[n] = Σ_k q[n,k]. A non-finite weight is DC_ERR_INVALID_VALUE naming its row. */
+dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t w_max, int8_t *q,
+                                float *scale, int32_t *colsum);
+
+/* Quantises each of `rows` rows of x [rows, k] to u8 with its own scale and zero point (the
+ * range always holds 0). A row holding a non-finite value gets scale NaN, so its outputs are
+ * NaN as in f32. */
+void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max, uint8_t *q,
+                        float *scale, int32_t *zero);
+
+/* Dequantises in place: y holds the int32 sums acc[rows, n] (row stride ld elements) and
+ * receives sx[m]·sw[n]·(acc − zx[m]·colsum[n]) + bias[n] (bias may be NULL). */
+void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const float *sx,
+                           const int32_t *zx, const float *sw, const int32_t *colsum,
+                           const float *bias);
+
+/* Plain-C references of whole layers: y[rows, n] = x·Wᵀ + b with the int8 scheme above (w
+ * already quantised by dc_quant_int8_weights), or with bf16 weights w16 [n, k] (round_x: the
+ * activations are rounded to bf16 too, as a native bf16 product does). */
+dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
+                                   const int8_t *qw, const float *sw, const int32_t *colsum,
+                                   const float *bias, int32_t act_max, float *y);
+void dc_quant_linear_bf16_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
+                              const uint16_t *w16, const float *bias, bool round_x, float *y);
+
+#endif
