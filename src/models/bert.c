@@ -333,7 +333,7 @@ static dc_status make_linear(dc_bert *m, const dc_weights *w, const char *base, 
         snprintf(name, sizeof name, "%s.bias", base);
         st = dc_bert_tensor_f32(w, m->prefix, name, 1, (uint64_t[]){n}, &b);
     }
-    if (st == DC_OK) st = m->be->ops->linear_create(m->be, wt, b, n, k, DC_WEIGHTS_F32, out);
+    if (st == DC_OK) st = m->be->ops->linear_create(m->be, wt, b, n, k, m->cfg.weights, out);
     if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
     free(wt);
     free(b);
@@ -375,7 +375,7 @@ static dc_status make_stacked(dc_bert *m, const dc_weights *w, uint32_t li, cons
         memcpy(B + (size_t)p * H, t, (size_t)H * sizeof *B);
         free(t);
     }
-    st = m->be->ops->linear_create(m->be, W, B, np * H, H, DC_WEIGHTS_F32, out);
+    st = m->be->ops->linear_create(m->be, W, B, np * H, H, m->cfg.weights, out);
     if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
 done:
     free(W);

@@ -42,6 +42,9 @@ typedef struct dc_bert_config {
     dc_activation act;       /* hidden_act */
     /* Longformer: attention_window per layer (even, > 0); the one-sided window is half. */
     uint32_t attention_window[DC_BERT_MAX_WINDOW_LAYERS];
+    /* Not from config.json: the format of the encoder layers' linear weights (Q/K/V, attention
+     * output, intermediate, output); set by the caller, F32 after parsing. */
+    dc_weight_format weights;
 } dc_bert_config;
 
 /* Tokens one sequence may have: max_position for BERT, max_position − pad_token_id − 1 for

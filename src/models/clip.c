@@ -229,8 +229,8 @@ static dc_status ln(dc_clip *m, const dc_weights *w, const char *base, uint32_t 
 
 /* The stacked product of `np` projections base.<part>.weight/.bias (bias optional when
  * has_bias is false). */
-static dc_status linear(dc_clip *m, const dc_weights *w, const char *base, const char *const *parts,
-                        uint32_t np, uint32_t n, uint32_t k, bool has_bias, dc_linear **out) {
+static dc_status linear(dc_clip *m, const dc_weights *w, dc_weight_format fmt, const char *base,
+                        const char *const *parts, uint32_t np, uint32_t n, uint32_t k, bool has_bias, dc_linear **out) {
     float *W = malloc((size_t)np * n * k * sizeof *W),
           *B = has_bias ? malloc((size_t)np * n * sizeof *B) : NULL;
     dc_status st = DC_OK;
@@ -251,7 +251,7 @@ static dc_status linear(dc_clip *m, const dc_weights *w, const char *base, const
         memcpy(B + (size_t)p * n, t, (size_t)n * sizeof *B);
         free(t);
     }
-    st = m->be->ops->linear_create(m->be, W, B, np * n, k, DC_WEIGHTS_F32, out);
+    st = m->be->ops->linear_create(m->be, W, B, np * n, k, fmt, out);
     if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
 done:
     free(W);
@@ -277,13 +277,13 @@ static dc_status tower_load(dc_clip *m, const dc_weights *w, const char *name, c
         clip_layer *L = &t->layer[i];
         char b[160];
         snprintf(b, sizeof b, "%s.encoder.layers.%u.self_attn", name, i);
-        if ((st = linear(m, w, b, qkv, 3, H, H, true, &L->qkv))) return st;
+        if ((st = linear(m, w, m->cfg.weights, b, qkv, 3, H, H, true, &L->qkv))) return st;
         snprintf(b, sizeof b, "%s.encoder.layers.%u.self_attn.out_proj", name, i);
-        if ((st = linear(m, w, b, NULL, 1, H, H, true, &L->out))) return st;
+        if ((st = linear(m, w, m->cfg.weights, b, NULL, 1, H, H, true, &L->out))) return st;
         snprintf(b, sizeof b, "%s.encoder.layers.%u.mlp.fc1", name, i);
-        if ((st = linear(m, w, b, NULL, 1, I, H, true, &L->fc1))) return st;
+        if ((st = linear(m, w, m->cfg.weights, b, NULL, 1, I, H, true, &L->fc1))) return st;
         snprintf(b, sizeof b, "%s.encoder.layers.%u.mlp.fc2", name, i);
-        if ((st = linear(m, w, b, NULL, 1, H, I, true, &L->fc2))) return st;
+        if ((st = linear(m, w, m->cfg.weights, b, NULL, 1, H, I, true, &L->fc2))) return st;
         snprintf(b, sizeof b, "%s.encoder.layers.%u.layer_norm1", name, i);
         if ((st = ln(m, w, b, H, &L->ln1_g, &L->ln1_b))) return st;
         snprintf(b, sizeof b, "%s.encoder.layers.%u.layer_norm2", name, i);
@@ -312,7 +312,8 @@ dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_back
                   (uint64_t[]){cfg->max_position, Ht}, &m->text_pos)) ||
         (st = tower_load(m, w, "text_model", &m->text)) ||
         (st = ln(m, w, "text_model.final_layer_norm", Ht, &m->text.final_g, &m->text.final_b)) ||
-        (st = linear(m, w, "text_projection", NULL, 1, P, Ht, false, &m->text.proj)) ||
+        (st = linear(m, w, DC_WEIGHTS_F32, "text_projection", NULL, 1, P, Ht, false,
+                     &m->text.proj)) ||
         (st = get(m, w, "vision_model.embeddings.class_embedding", 1, (uint64_t[]){Hv},
                   &m->class_emb)) ||
         (st = get(m, w, "vision_model.embeddings.position_embedding.weight", 2,
@@ -321,7 +322,8 @@ dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_back
         (st = tower_load(m, w, "vision_model", &m->vision)) ||
         (st =
              ln(m, w, "vision_model.post_layernorm", Hv, &m->vision.final_g, &m->vision.final_b)) ||
-        (st = linear(m, w, "visual_projection", NULL, 1, P, Hv, false, &m->vision.proj)))
+        (st = linear(m, w, DC_WEIGHTS_F32, "visual_projection", NULL, 1, P, Hv, false,
+                     &m->vision.proj)))
         goto fail;
     /* the Conv2d [Hv, 3, p, p] is the matrix [Hv, 3·p·p] of a linear over flattened patches */
     if ((st = dc_bert_tensor_f32(w, "", "vision_model.embeddings.patch_embedding.weight", 4,

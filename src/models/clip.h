@@ -31,6 +31,9 @@ typedef struct dc_clip_config {
     uint32_t eos_token_id; /* 2: the legacy rule, pool at argmax(ids); else the first eos */
     uint32_t image_size, patch_size, num_channels;
     uint32_t projection_dim;
+    /* Not from config.json: the format of the tower layers' linear weights (the projections
+     * and the patch embedding stay f32); set by the caller, F32 after parsing. */
+    dc_weight_format weights;
 } dc_clip_config;
 
 dc_status dc_clip_config_read(const char *path, dc_clip_config *out);

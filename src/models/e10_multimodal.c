@@ -81,6 +81,7 @@ static dc_status e10_load(dc_model *m) {
     }
     if ((st = dc_bert_weights_path(e->dir, path, sizeof path))) goto fail;
     if ((st = dc_weights_open(path, &w))) goto fail;
+    cfg.weights = e->opt.weights;
     if ((st = dc_clip_create(w, &cfg, e->be, &e->clip))) goto fail;
     dc_weights_close(w);
     return DC_OK;

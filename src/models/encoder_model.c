@@ -255,6 +255,7 @@ static dc_status em_load(dc_model *m) {
     }
     if ((st = dc_bert_weights_path(em->dir, path, sizeof path))) goto fail;
     if ((st = dc_weights_open(path, &w))) goto fail;
+    cfg.weights = em->opt.weights;
     if ((st = dc_bert_create(w, &cfg, em->be, &em->bert))) goto fail;
     if (em->recipe->load_head && (st = em->recipe->load_head(em, w))) goto fail;
     dc_weights_close(w);
@@ -351,6 +352,13 @@ dc_status dc_encoder_model_create(const dc_encoder_recipe *recipe, const dc_pret
         free(m);
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "model folder path is too long");
     }
+    if (opt->weights != DC_WEIGHTS_F32 && opt->weights != DC_WEIGHTS_BF16 &&
+        opt->weights != DC_WEIGHTS_INT8) {
+        free(em);
+        free(m);
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: unknown weight format %d",
+                       (int)opt->weights);
+    }
     snprintf(em->dir_given, sizeof em->dir_given, "%s", opt->model_dir);
     em->opt = *opt;
     em->opt.model_dir = em->dir_given;
@@ -426,6 +434,23 @@ void dc_pretrained_options_from_config(dc_model_id id, const dc_model_config *cf
     else snprintf(dirbuf, cap, "%s/%s", models_dir ? models_dir : ".", info ? info->name : "");
     out->model_dir = dirbuf;
     out->max_tokens = cfg ? cfg->max_tokens : 0;
+    out->weights = DC_WEIGHTS_F32;
+    if (cfg && dc_pretrained_weight_format(cfg->quantization, &out->weights) != DC_OK) {
+        out->weights = DC_WEIGHTS_F32;
+        dc_error_clear();
+    }
+}
+
+dc_status dc_pretrained_weight_format(dc_quantization q, dc_weight_format *out) {
+    switch (q) {
+    case DC_QUANTIZATION_NONE: *out = DC_WEIGHTS_F32; return DC_OK;
+    case DC_QUANTIZATION_BF16: *out = DC_WEIGHTS_BF16; return DC_OK;
+    case DC_QUANTIZATION_INT8: *out = DC_WEIGHTS_INT8; return DC_OK;
+    default: break;
+    }
+    return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                   "quantization \"%s\": the CPU backend runs none (fp32), bf16 and int8",
+                   dc_quantization_name(q));
 }
 
 bool dc_pretrained_supports(dc_model_id id) {

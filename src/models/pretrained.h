@@ -13,12 +13,16 @@
 
 #include "dodeca/config.h"
 #include "dodeca/model.h"
+#include "tensor/backend.h"
 
 typedef struct dc_pretrained_options {
     const char *model_dir; /* a model folder, or a hub cache repo folder (models--org--name) */
     uint32_t threads;      /* intra-op threads; 0 = OpenMP's default (OMP_NUM_THREADS / cores) */
     uint32_t max_tokens;   /* 0 = the recipe's limit; otherwise min(this, recipe limit) */
     uint32_t max_batch_tokens; /* token rows per forward; 0 = 16384 */
+    /* How the encoder's linear layers hold their weights (embeddings, LayerNorm and the heads
+     * stay f32; docs/precision.md). 0 = DC_WEIGHTS_F32. */
+    dc_weight_format weights;
 } dc_pretrained_options;
 
 /* Which models this file family implements. */
@@ -38,7 +42,12 @@ dc_status dc_e10_create(const dc_pretrained_options *opt, dc_model **out);
 dc_status dc_e11_create(const dc_pretrained_options *opt, dc_model **out);
 dc_status dc_e12_create(const dc_pretrained_options *opt, dc_model **out);
 
-/* Options from a [models.<name>] section: path (or models_dir/<name>), max_tokens. `dirbuf`
+/* The weight format a `quantization` config value asks for: none → F32, bf16, int8;
+ * DC_ERR_UNSUPPORTED_FORMAT naming the value for the others (fp16, fp8: no CPU path). */
+dc_status dc_pretrained_weight_format(dc_quantization q, dc_weight_format *out);
+
+/* Options from a [models.<name>] section: path (or models_dir/<name>), max_tokens,
+ * quantization (an unsupported one leaves F32: the factory refuses it first). `dirbuf`
  * receives the directory the options point to. */
 void dc_pretrained_options_from_config(dc_model_id id, const dc_model_config *cfg,
                                        const char *models_dir, char *dirbuf, size_t cap,

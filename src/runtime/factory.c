@@ -127,10 +127,17 @@ static dc_status fx_create(void *ctx, dc_model_id id, const dc_model_config *cfg
     if (cfg && cfg->device.kind == DC_DEVICE_CUDA)
         return dc_fail(DC_ERR_GPU, "models.%s.device = cuda:%u, but this build has no CUDA backend",
                        info->name, cfg->device.index);
-    if (cfg && cfg->quantization != DC_QUANTIZATION_NONE)
-        return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
-                       "models.%s.quantization = %s: only fp32 (none) weights run in this build",
-                       info->name, dc_quantization_name(cfg->quantization));
+    dc_weight_format wf = DC_WEIGHTS_F32;
+    if (cfg && cfg->quantization != DC_QUANTIZATION_NONE) {
+        if (!dc_builtin_is_pretrained(id))
+            return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                           "models.%s.quantization = %s: %s has no weights to quantise",
+                           info->name, dc_quantization_name(cfg->quantization), info->label);
+        if (dc_pretrained_weight_format(cfg->quantization, &wf) != DC_OK)
+            return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                           "models.%s.quantization = %s: the CPU backend runs none, bf16 and int8",
+                           info->name, dc_quantization_name(cfg->quantization));
+    }
     switch (id) {
     case DC_MODEL_TEMPORAL_RECENT: return dc_temporal_recent_create(NULL, out);
     case DC_MODEL_TEMPORAL_PERIODIC: return dc_temporal_periodic_create(NULL, out);
@@ -158,7 +165,8 @@ static dc_status fx_create(void *ctx, dc_model_id id, const dc_model_config *cfg
     dc_pretrained_options o = {.model_dir = dir,
                                .threads = f->threads,
                                .max_tokens = cfg ? cfg->max_tokens : 0,
-                               .max_batch_tokens = f->max_batch_tokens};
+                               .max_batch_tokens = f->max_batch_tokens,
+                               .weights = wf};
     return dc_pretrained_create(id, &o, out);
 }
 
