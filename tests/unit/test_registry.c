@@ -292,9 +292,9 @@ static void test_builtin_factory_discovery(void **state) {
     dc_model_config mc = cfg.models.model[DC_MODEL_ENTITY];
     snprintf(mc.path, sizeof mc.path, "%s/hub/models--sentence-transformers--paraphrase-MiniLM-L6-v2", root);
     assert_false(dc_hash128_equal(v_entity, dc_registry_config_version(DC_MODEL_ENTITY, &mc, root)));
-    /* quantized weights are refused clearly, not silently run in fp32 */
+    /* a weight format the CPU backend lacks is refused clearly, not silently run in fp32 */
     mc = cfg.models.model[DC_MODEL_ENTITY];
-    mc.quantization = DC_QUANTIZATION_INT8;
+    mc.quantization = DC_QUANTIZATION_FP8;
     assert_status(dc_registry_swap(r, DC_MODEL_ENTITY, &mc), DC_ERR_UNSUPPORTED_FORMAT);
     assert_true(dc_registry_is_loaded(r, DC_MODEL_ENTITY));
 
