@@ -28,7 +28,8 @@ static void ep_usage(FILE *out) {
           "  --model-dir PATH    Hugging Face model folder (or hub cache models--org--name)\n"
           "  --mode query|document  E12: ColBERT query or document mode (default: by role)\n"
           "  --hidden            write the last hidden states instead of the embedding\n"
-          "  --dtype fp32        weight precision (only fp32 is available)\n"
+          "  --dtype fp32|bf16|int8  weights of the encoder's linear layers (default fp32;\n"
+          "                      embeddings, LayerNorm and heads stay fp32; docs/precision.md)\n"
           "  --threads N         intra-op threads (default: OMP_NUM_THREADS or every core)\n"
           "  --max-tokens N      lower the model's token limit\n",
           out);
@@ -231,8 +232,8 @@ int dc_cmd_encode_pretrained(int argc, char **argv) {
                 return DC_EXIT_USAGE;
             }
         } else if (!strcmp(a, "--dtype")) {
-            if (strcmp(v, "fp32") != 0) {
-                fprintf(stderr, "dodeca encode: --dtype %s is not available yet (fp32 only)\n", v);
+            if (!dc_weight_format_parse(v, &o.weights) || !strcmp(v, "none")) {
+                fprintf(stderr, "dodeca encode: --dtype must be fp32, bf16 or int8\n");
                 return DC_EXIT_USAGE;
             }
         } else if (!strcmp(a, "--threads")) {
