@@ -13,5 +13,6 @@ int dc_cmd_tokenize(int argc, char **argv); /* tokenize --tokenizer PATH ... (JS
 int dc_cmd_encode(int argc, char **argv);   /* encode --model ID (JSONL on stdin) */
 int dc_cmd_fusion(int argc, char **argv);   /* fusion train|info ... */
 int dc_cmd_scrub(int argc, char **argv);    /* scrub: PII and secrets out of text or JSONL */
+int dc_cmd_serve(int argc, char **argv);    /* serve: the HTTP API */
 
 #endif

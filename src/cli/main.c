@@ -19,6 +19,7 @@ static const command dc_commands[] = {
     {"encode", dc_cmd_encode, "embed JSON lines with one model"},
     {"scrub", dc_cmd_scrub, "remove PII and secrets from text or JSON lines"},
     {"fusion", dc_cmd_fusion, "train or inspect the FuseMoE fusion weights"},
+    {"serve", dc_cmd_serve, "serve the HTTP API (OpenAI-compatible /v1/embeddings and more)"},
 };
 
 static void usage(FILE *out) {
