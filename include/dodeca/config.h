@@ -129,6 +129,10 @@ typedef struct dc_models_config {
     dc_model_id preload[DC_NUM_MODELS];   /* loaded at start-up, in this order */
     uint32_t preload_count;               /* 0 */
     bool auto_download;                   /* false */
+    /* `dodeca pull` (docs/models.md): "" = HF_ENDPOINT / HF_TOKEN / the huggingface_hub cache */
+    char hub_endpoint[DC_CONFIG_URL_MAX];  /* "" = HF_ENDPOINT, else https://huggingface.co */
+    char hub_token[DC_CONFIG_TEXT_MAX];    /* "" = HF_TOKEN, else the `hf auth login` token */
+    char hub_cache_dir[DC_CONFIG_PATH_MAX]; /* "" = HF_HUB_CACHE, HF_HOME/hub, ~/.cache/... */
     uint32_t max_concurrent_loads;        /* 2 */
     dc_model_config model[DC_NUM_MODELS]; /* indexed by dc_model_id */
 } dc_models_config;

@@ -13,6 +13,7 @@ int dc_cmd_tokenize(int argc, char **argv); /* tokenize --tokenizer PATH ... (JS
 int dc_cmd_encode(int argc, char **argv);   /* encode --model ID (JSONL on stdin) */
 int dc_cmd_fusion(int argc, char **argv);   /* fusion train|info ... */
 int dc_cmd_scrub(int argc, char **argv);    /* scrub: PII and secrets out of text or JSONL */
+int dc_cmd_pull(int argc, char **argv);     /* pull: model files from the Hugging Face hub */
 int dc_cmd_serve(int argc, char **argv);    /* serve: the HTTP API */
 
 #endif

@@ -19,6 +19,7 @@ static const command dc_commands[] = {
     {"encode", dc_cmd_encode, "embed JSON lines with one model"},
     {"scrub", dc_cmd_scrub, "remove PII and secrets from text or JSON lines"},
     {"fusion", dc_cmd_fusion, "train or inspect the FuseMoE fusion weights"},
+    {"pull", dc_cmd_pull, "download model files from the Hugging Face hub, or check the cache"},
     {"serve", dc_cmd_serve, "serve the HTTP API (OpenAI-compatible /v1/embeddings and more)"},
 };
 

@@ -275,6 +275,9 @@ static const dc_cfg_field general_fields[] = {
     CF("models", "lazy_loading", DC_CFG_BOOL, models.lazy_loading),
     CL("models", "preload", DC_CFG_MODEL_LIST, models.preload, models.preload_count),
     CF("models", "auto_download", DC_CFG_BOOL, models.auto_download),
+    CF("models", "hub_endpoint", DC_CFG_STRING, models.hub_endpoint),
+    CF("models", "hub_token", DC_CFG_STRING, models.hub_token),
+    CF("models", "hub_cache_dir", DC_CFG_STRING, models.hub_cache_dir),
     CF("models", "max_concurrent_loads", DC_CFG_U32, models.max_concurrent_loads),
 
     CF("batch", "max_batch_size", DC_CFG_U32, batch.max_batch_size),

@@ -1,0 +1,374 @@
+/* `dodeca pull`: downloads the pretrained models' files from the Hugging Face hub into the
+ * huggingface_hub cache, or checks what the cache holds (--check, --offline). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "dodeca/dodeca.h"
+#include "io/hub.h"
+#include "io/manifest.h"
+
+static void usage(FILE *out) {
+    fputs("usage: dodeca pull [MODEL...|--all] [options]\n"
+          "  MODEL: E1, semantic, e5-large-v2 or intfloat/e5-large-v2 (default: all pretrained)\n"
+          "options:\n"
+          "  --cache-dir DIR     hub cache (default: HF_HUB_CACHE, HF_HOME/hub or\n"
+          "                      ~/.cache/huggingface/hub)\n"
+          "  --revision R        branch, tag or commit instead of the manifest's pin\n"
+          "  --offline           no network: report what the cache holds (also HF_HUB_OFFLINE=1)\n"
+          "  --check             verify the cache: ready, missing or corrupt (size, sha256);\n"
+          "                      exit 0 only when every model asked for is ready\n"
+          "  --list              print the manifest (repos, revisions, files) and exit\n"
+          "  --quiet             no progress, only errors and the summary\n"
+          "  --config FILE       read models.hub_endpoint, hub_token, hub_cache_dir from FILE\n"
+          "  --endpoint URL      hub address (default: HF_ENDPOINT or https://huggingface.co)\n"
+          "  --retries N         attempts after the first on network errors and 5xx (default 5)\n"
+          "  --retry-delay-ms MS first backoff, doubled each retry (default 1000)\n"
+          "  --timeout S         connect timeout and stall limit in seconds (default 30/60)\n"
+          "  HF_TOKEN authenticates (gated or private repos).\n",
+          out);
+}
+
+/* ---- progress ---- */
+
+typedef struct progress {
+    bool tty, quiet;
+    struct timespec start, last;
+    uint64_t start_bytes;
+    bool active;
+    const char *file;
+} progress;
+
+static double secs_since(const struct timespec *a) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - a->tv_sec) + (double)(now.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void human(uint64_t b, char *out, size_t cap) {
+    const char *u[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1000.0 && i < 4) v /= 1000.0, i++;
+    snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+static void on_progress(void *user, const char *repo, const char *file, uint64_t done,
+                        uint64_t total) {
+    (void)repo;
+    progress *p = user;
+    if (p->quiet || !p->tty) return;
+    if (!p->active || p->file != file) {
+        p->active = true;
+        p->file = file;
+        clock_gettime(CLOCK_MONOTONIC, &p->start);
+        p->last.tv_sec = 0;
+        p->start_bytes = done;
+    }
+    if (p->last.tv_sec && secs_since(&p->last) < 0.1 && done < total) return;
+    clock_gettime(CLOCK_MONOTONIC, &p->last);
+    double el = secs_since(&p->start);
+    double rate = el > 0.05 ? (double)(done - p->start_bytes) / el : 0.0;
+    char d[32], t[32], r[32], eta[32] = "--:--";
+    human(done, d, sizeof d);
+    human(total, t, sizeof t);
+    human((uint64_t)rate, r, sizeof r);
+    if (rate > 0 && total > done) {
+        unsigned long s = (unsigned long)((double)(total - done) / rate);
+        snprintf(eta, sizeof eta, "%02lu:%02lu", s / 60, s % 60);
+    }
+    int width = 24, fill = total ? (int)((double)done / (double)total * width) : 0;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r  %-28.28s [%s] %9s / %-9s %9s/s ETA %s ", file, bar, d, t, r, eta);
+    fflush(stderr);
+}
+
+static void progress_end(progress *p) {
+    if (p->active && p->tty && !p->quiet) fprintf(stderr, "\r\033[K");
+    p->active = false;
+    p->file = NULL;
+}
+
+/* ---- one model ---- */
+
+typedef struct pull_args {
+    const char *revision; /* NULL: the manifest's */
+    bool check, quiet, tty;
+} pull_args;
+
+/* --check and --offline: what the cache holds. Returns true when ready. */
+static bool report_local(const dc_hub_options *o, const dc_model_manifest *mf, const char *rev,
+                         bool verify) {
+    const dc_model_info *info = dc_model_info_get(mf->id);
+    char missing[1024] = "", corrupt[2048] = "";
+    bool weights_found = false, any_weights = false;
+    uint64_t bytes = 0;
+    size_t nfiles = 0;
+    for (size_t i = 0; i < mf->nfiles; i++) {
+        const dc_manifest_file *f = &mf->files[i];
+        if (f->need == DC_MANIFEST_WEIGHTS) {
+            any_weights = true;
+            if (weights_found) continue;
+        }
+        dc_hub_local loc;
+        if (dc_hub_lookup(o->cache_dir, mf->repo, rev, f->name, verify, f->size, &loc) != DC_OK) {
+            snprintf(corrupt + strlen(corrupt), sizeof corrupt - strlen(corrupt), "%s%s (%s)",
+                     corrupt[0] ? "; " : "", f->name, dc_error_detail());
+            continue;
+        }
+        if (loc.state == DC_HUB_READY) {
+            nfiles++;
+            bytes += loc.size;
+            if (f->need == DC_MANIFEST_WEIGHTS) weights_found = true;
+        } else if (loc.state == DC_HUB_CORRUPT) {
+            if (f->need == DC_MANIFEST_WEIGHTS) weights_found = true;
+            snprintf(corrupt + strlen(corrupt), sizeof corrupt - strlen(corrupt), "%s%s",
+                     corrupt[0] ? "; " : "", loc.why);
+        } else if (f->need == DC_MANIFEST_REQUIRED) {
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s",
+                     missing[0] ? ", " : "", f->name);
+        }
+    }
+    if (any_weights && !weights_found)
+        snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%sweights",
+                 missing[0] ? ", " : "");
+    char size[32];
+    human(bytes, size, sizeof size);
+    if (corrupt[0]) {
+        printf("%-4s %-18s %s@%s  corrupt: %s\n", info->label, info->name, mf->repo, rev, corrupt);
+        return false;
+    }
+    if (missing[0]) {
+        printf("%-4s %-18s %s@%s  missing: %s\n", info->label, info->name, mf->repo, rev, missing);
+        return false;
+    }
+    printf("%-4s %-18s %s@%s  ready (%zu files, %s%s)\n", info->label, info->name, mf->repo, rev,
+           nfiles, size, verify ? ", verified" : "");
+    return true;
+}
+
+static bool pull_model(const dc_hub_options *o, const dc_model_manifest *mf, const char *rev,
+                       progress *pg) {
+    const dc_model_info *info = dc_model_info_get(mf->id);
+    bool weights_done = false, any_weights = false;
+    char tried[256] = "", commit[DC_HUB_COMMIT_MAX] = "";
+    uint64_t fetched = 0, total = 0;
+    size_t nfiles = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t i = 0; i < mf->nfiles; i++) {
+        const dc_manifest_file *f = &mf->files[i];
+        if (f->need == DC_MANIFEST_WEIGHTS) {
+            any_weights = true;
+            if (weights_done) continue;
+        }
+        dc_hub_result r;
+        dc_error_clear();
+        dc_status st = dc_hub_fetch(o, mf->repo, rev, f->name, &r);
+        progress_end(pg);
+        if (st == DC_ERR_NOT_FOUND && r.absent && f->need != DC_MANIFEST_REQUIRED) {
+            if (f->need == DC_MANIFEST_WEIGHTS)
+                snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s",
+                         tried[0] ? ", " : "", f->name);
+            continue;
+        }
+        if (st) {
+            fprintf(stderr, "dodeca pull: %s (%s): %s\n", info->label, mf->repo, dc_error_detail());
+            return false;
+        }
+        if (f->size && r.size != f->size) {
+            fprintf(stderr, "dodeca pull: %s: %s is %llu bytes, the manifest says %llu\n",
+                    info->label, f->name, (unsigned long long)r.size,
+                    (unsigned long long)f->size);
+            return false;
+        }
+        if (f->need == DC_MANIFEST_WEIGHTS) weights_done = true;
+        snprintf(commit, sizeof commit, "%s", r.commit);
+        nfiles++;
+        total += r.size;
+        fetched += r.bytes_fetched;
+        if (r.downloaded && !pg->quiet && !pg->tty) {
+            char s[32];
+            human(r.size, s, sizeof s);
+            fprintf(stderr, "  %s %s (%s)\n", mf->repo, f->name, s);
+        }
+    }
+    if (any_weights && !weights_done) {
+        fprintf(stderr, "dodeca pull: %s (%s): no weights file at %s (tried %s)\n", info->label,
+                mf->repo, rev, tried);
+        return false;
+    }
+    char ts[32], fs[32];
+    human(total, ts, sizeof ts);
+    human(fetched, fs, sizeof fs);
+    printf("%-4s %-18s %s@%s  ready (%zu files, %s; %s downloaded in %.1f s; commit %.12s)\n",
+           info->label, info->name, mf->repo, rev, nfiles, ts, fs, secs_since(&t0), commit);
+    return true;
+}
+
+/* ---- arguments ---- */
+
+static bool parse_u32(const char *s, uint32_t *out) {
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!s[0] || *end || v > 0xFFFFFFFFul) return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool model_arg(const char *a, dc_model_id *id) {
+    for (int i = 0; i < DC_NUM_MODELS; i++) {
+        const dc_model_info *m = dc_model_info_get((dc_model_id)i);
+        if (m->repo && !strcmp(a, m->repo)) {
+            *id = (dc_model_id)i;
+            return true;
+        }
+    }
+    return dc_model_id_parse(a, id) == DC_OK;
+}
+
+static void print_list(void) {
+    for (int i = 0; i < DC_NUM_MODELS; i++) {
+        const dc_model_manifest *mf = dc_manifest_get((dc_model_id)i);
+        const dc_model_info *info = dc_model_info_get((dc_model_id)i);
+        if (!mf) {
+            printf("%-4s %-18s computed, nothing to download\n", info->label, info->name);
+            continue;
+        }
+        char sz[32];
+        human(mf->approx_bytes, sz, sizeof sz);
+        printf("%-4s %-18s %s@%s  ~%s  license: %s\n", info->label, info->name, mf->repo,
+               mf->revision, sz, mf->license);
+        printf("     revision: %s\n     files:", mf->revision_note);
+        for (size_t k = 0; k < mf->nfiles; k++)
+            printf(" %s%s", mf->files[k].name,
+                   mf->files[k].need == DC_MANIFEST_OPTIONAL  ? "?"
+                   : mf->files[k].need == DC_MANIFEST_WEIGHTS ? "*"
+                                                              : "");
+        printf("\n");
+    }
+    printf("(? optional, * weights: the first one the repo has)\n");
+}
+
+int dc_cmd_pull(int argc, char **argv) {
+    dc_hub_options o;
+    dc_hub_options_init(&o);
+    pull_args pa = {0};
+    bool want[DC_NUM_MODELS] = {false}, any = false, all = false, list = false;
+    const char *config = NULL, *cache = NULL, *endpoint = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes = !strcmp(a, "--cache-dir") || !strcmp(a, "--revision") ||
+                     !strcmp(a, "--config") || !strcmp(a, "--endpoint") ||
+                     !strcmp(a, "--retries") || !strcmp(a, "--retry-delay-ms") ||
+                     !strcmp(a, "--timeout");
+        if (takes && !v) {
+            fprintf(stderr, "dodeca pull: %s needs a value\n", a);
+            return DC_EXIT_USAGE;
+        }
+        uint32_t n = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return DC_EXIT_OK;
+        } else if (!strcmp(a, "--all")) {
+            all = true;
+        } else if (!strcmp(a, "--offline")) {
+            o.offline = true;
+        } else if (!strcmp(a, "--check")) {
+            pa.check = true;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            pa.quiet = true;
+        } else if (!strcmp(a, "--list")) {
+            list = true;
+        } else if (!strcmp(a, "--cache-dir")) {
+            cache = argv[++i];
+        } else if (!strcmp(a, "--revision")) {
+            pa.revision = argv[++i];
+        } else if (!strcmp(a, "--config")) {
+            config = argv[++i];
+        } else if (!strcmp(a, "--endpoint")) {
+            endpoint = argv[++i];
+        } else if (!strcmp(a, "--retries") || !strcmp(a, "--retry-delay-ms") ||
+                   !strcmp(a, "--timeout")) {
+            if (!parse_u32(v, &n) || (!strcmp(a, "--timeout") && n == 0)) {
+                fprintf(stderr, "dodeca pull: %s \"%s\" is not a valid number\n", a, v);
+                return DC_EXIT_USAGE;
+            }
+            if (!strcmp(a, "--retries")) o.retries = n;
+            else if (!strcmp(a, "--retry-delay-ms")) o.retry_delay_ms = n;
+            else o.connect_timeout_s = o.stall_timeout_s = n;
+            i++;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "dodeca pull: unknown option %s\n", a);
+            usage(stderr);
+            return DC_EXIT_USAGE;
+        } else {
+            dc_model_id id;
+            if (!model_arg(a, &id)) {
+                fprintf(stderr, "dodeca pull: unknown model \"%s\" (see dodeca models)\n", a);
+                return DC_EXIT_USAGE;
+            }
+            want[id] = any = true;
+        }
+    }
+    if (list) {
+        print_list();
+        return DC_EXIT_OK;
+    }
+    if (all && any) {
+        fprintf(stderr, "dodeca pull: give model names or --all, not both\n");
+        return DC_EXIT_USAGE;
+    }
+    if (config) {
+        dc_config cfg;
+        if (dc_config_load_file(config, &cfg) != DC_OK) {
+            fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
+            return DC_EXIT_FAILURE;
+        }
+        snprintf(o.endpoint, sizeof o.endpoint, "%s", cfg.models.hub_endpoint);
+        snprintf(o.token, sizeof o.token, "%s", cfg.models.hub_token);
+        snprintf(o.cache_dir, sizeof o.cache_dir, "%s", cfg.models.hub_cache_dir);
+    }
+    if (cache) snprintf(o.cache_dir, sizeof o.cache_dir, "%s", cache);
+    if (endpoint) snprintf(o.endpoint, sizeof o.endpoint, "%s", endpoint);
+    if (dc_hub_options_resolve(&o) != DC_OK) {
+        fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
+        return DC_EXIT_FAILURE;
+    }
+    progress pg = {.tty = isatty(STDERR_FILENO) != 0, .quiet = pa.quiet};
+    o.progress = on_progress;
+    o.progress_user = &pg;
+
+    int ok = 0, bad = 0;
+    for (int i = 0; i < DC_NUM_MODELS; i++) {
+        const dc_model_manifest *mf = dc_manifest_get((dc_model_id)i);
+        if (any && !want[i]) continue;
+        if (!mf) {
+            if (any) printf("%-4s %-18s computed, nothing to download\n",
+                            dc_model_info_get((dc_model_id)i)->label,
+                            dc_model_info_get((dc_model_id)i)->name);
+            continue;
+        }
+        const char *rev = pa.revision ? pa.revision : mf->revision;
+        bool good = pa.check     ? report_local(&o, mf, rev, true)
+                    : o.offline ? report_local(&o, mf, rev, false)
+                                : pull_model(&o, mf, rev, &pg);
+        good ? ok++ : bad++;
+    }
+    if (!pa.quiet && !pa.check && ok > 0)
+        fprintf(stderr, "cache: %s (set models.models_dir to this folder to use it)\n",
+                o.cache_dir);
+    if (bad) {
+        fprintf(stderr, "dodeca pull: %d of %d models %s\n", bad, ok + bad,
+                pa.check || o.offline ? "not ready" : "failed");
+        return DC_EXIT_FAILURE;
+    }
+    return DC_EXIT_OK;
+}
