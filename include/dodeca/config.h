@@ -120,6 +120,8 @@ struct dc_model_config {
     bool use_flash_attention;      /* true */
     uint32_t max_tokens;           /* 0 = the model's own limit; otherwise at most that limit */
     char path[DC_CONFIG_PATH_MAX]; /* "" = found under models.models_dir; else this folder */
+    double fusion_weight;          /* 1.0: the block's weight in the fusion's shared map S
+                                    * (relative to the other models; >= 0) */
 };
 typedef struct dc_model_config dc_model_config;
 
@@ -154,13 +156,26 @@ typedef struct dc_fusion_config {
     uint32_t num_experts;       /* 8 (at most DC_NUM_EXPERTS in this build) */
     uint32_t top_k;             /* 2 */
     uint32_t output_dim;        /* 1536 (must equal DC_DIM_FUSED in this build) */
-    uint32_t expert_hidden_dim; /* 4096 */
+    uint32_t expert_hidden_dim; /* 1024 */
     double load_balance_coef;   /* 0.01 */
     double capacity_factor;     /* 1.25 */
     double temperature;         /* 1.0 */
     double noise_std;           /* 0.0 (inference) */
     double laplace_alpha;       /* 0.01 */
     uint64_t seed;              /* 42: seeds the projection and expert initialisation */
+    char gating[16];            /* "softmax" | "laplace" */
+    uint32_t jl_nnz;            /* 8: non-zeros per column of the shared map S */
+    char gate_init[24];         /* "xavier_uniform" (see docs/fusion.md for the schemes) */
+    char expert_init[24];       /* "kaiming_uniform" */
+    char output_init[24];       /* "zeros": untrained experts add nothing (DESIGN §7) */
+    char checkpoint[DC_CONFIG_PATH_MAX]; /* "" = seeded initialisation */
+    bool checkpoint_strict;     /* false: a missing or bad checkpoint falls back to the seed */
+    bool verify_checksum;       /* true: refuse a checkpoint whose SHA-256 does not match */
+    bool came_ab;               /* false: the CAME-AB bridge */
+    double came_ab_blend;       /* 0.0: blend w of the bridge output, in [0, 1] */
+    char weights[8];            /* "f32" | "bf16": how the expert layers are held */
+    uint32_t small_batch;       /* 16: expert rows up to this use the small-batch kernel */
+    uint32_t history;           /* 4: previous weight versions kept for rollback */
 } dc_fusion_config;
 
 typedef struct dc_cache_config {
@@ -224,7 +239,7 @@ typedef struct dc_pipeline_config {
 
 /* Where each setting came from, so validation errors can point at a line or a variable.
  * Maintained by the loaders; callers never need to touch it. */
-#define DC_CONFIG_MAX_SETTINGS 192
+#define DC_CONFIG_MAX_SETTINGS 256
 typedef struct dc_config_provenance {
     char file[DC_CONFIG_PATH_MAX];         /* the last file applied, for messages */
     uint32_t line[DC_CONFIG_MAX_SETTINGS]; /* 0 default, N line in `file`, or one of below */

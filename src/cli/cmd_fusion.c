@@ -83,6 +83,7 @@ typedef struct args {
     const char *checkpoint, *out, *pairs, *from, *eval, *version, *config;
     bool quiet;
     const char *positional;
+    char config_checkpoint[DC_CONFIG_PATH_MAX]; /* fusion.checkpoint of --config (opt borrows it) */
 } args;
 
 /* Parses every flag any subcommand takes; returns 0, or -1 after printing the problem. */
@@ -105,7 +106,12 @@ static int parse_args(int argc, char **argv, args *a) {
                 fprintf(stderr, "dodeca fusion: %s: %s\n", dc_status_name(st), dc_error_detail());
                 return -1;
             }
-            dc_fusion_options_from_config(&cfg.fusion, &a->opt);
+            dc_fusion_options_from_config(&cfg, &a->opt);
+            if (a->opt.checkpoint) {
+                snprintf(a->config_checkpoint, sizeof a->config_checkpoint, "%s",
+                         a->opt.checkpoint);
+                a->opt.checkpoint = a->config_checkpoint;
+            }
         }
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -173,6 +173,7 @@ void dc_config_defaults(dc_config *c) {
         mc->max_batch_size = 32;
         mc->use_flash_attention = true;
         mc->max_tokens = 0;
+        mc->fusion_weight = 1.0;
     }
 
     dc_batch_config *b = &c->batch;
@@ -192,13 +193,26 @@ void dc_config_defaults(dc_config *c) {
     f->num_experts = DC_NUM_EXPERTS;
     f->top_k = DC_DEFAULT_TOP_K;
     f->output_dim = DC_DIM_FUSED;
-    f->expert_hidden_dim = 4096;
+    f->expert_hidden_dim = 1024;
     f->load_balance_coef = 0.01;
     f->capacity_factor = 1.25;
     f->temperature = 1.0;
     f->noise_std = 0.0;
     f->laplace_alpha = 0.01;
     f->seed = 42;
+    strcpy(f->gating, "softmax");
+    f->jl_nnz = 8;
+    strcpy(f->gate_init, "xavier_uniform");
+    strcpy(f->expert_init, "kaiming_uniform");
+    strcpy(f->output_init, "zeros");
+    f->checkpoint[0] = '\0';
+    f->checkpoint_strict = false;
+    f->verify_checksum = true;
+    f->came_ab = false;
+    f->came_ab_blend = 0.0;
+    strcpy(f->weights, "f32");
+    f->small_batch = 16;
+    f->history = 4;
 
     dc_cache_config *k = &c->cache;
     k->enabled = true;
@@ -300,6 +314,19 @@ static const dc_cfg_field general_fields[] = {
     CF("fusion", "noise_std", DC_CFG_F64, fusion.noise_std),
     CF("fusion", "laplace_alpha", DC_CFG_F64, fusion.laplace_alpha),
     CF("fusion", "seed", DC_CFG_U64, fusion.seed),
+    CF("fusion", "gating", DC_CFG_STRING, fusion.gating),
+    CF("fusion", "jl_nnz", DC_CFG_U32, fusion.jl_nnz),
+    CF("fusion", "gate_init", DC_CFG_STRING, fusion.gate_init),
+    CF("fusion", "expert_init", DC_CFG_STRING, fusion.expert_init),
+    CF("fusion", "output_init", DC_CFG_STRING, fusion.output_init),
+    CF("fusion", "checkpoint", DC_CFG_STRING, fusion.checkpoint),
+    CF("fusion", "checkpoint_strict", DC_CFG_BOOL, fusion.checkpoint_strict),
+    CF("fusion", "verify_checksum", DC_CFG_BOOL, fusion.verify_checksum),
+    CF("fusion", "came_ab", DC_CFG_BOOL, fusion.came_ab),
+    CF("fusion", "came_ab_blend", DC_CFG_F64, fusion.came_ab_blend),
+    CF("fusion", "weights", DC_CFG_STRING, fusion.weights),
+    CF("fusion", "small_batch", DC_CFG_U32, fusion.small_batch),
+    CF("fusion", "history", DC_CFG_U32, fusion.history),
 
     CF("cache", "enabled", DC_CFG_BOOL, cache.enabled),
     CF("cache", "max_entries", DC_CFG_U64, cache.max_entries),
@@ -349,6 +376,7 @@ static const dc_cfg_field model_fields[] = {
     MF("use_flash_attention", DC_CFG_BOOL, use_flash_attention),
     MF("max_tokens", DC_CFG_U32, max_tokens),
     MF("path", DC_CFG_STRING, path),
+    MF("fusion_weight", DC_CFG_F64, fusion_weight),
 };
 
 #define N_GENERAL      (sizeof general_fields / sizeof general_fields[0])

@@ -137,6 +137,18 @@ static dc_status validate_batch(const dc_config *c) {
     return DC_OK;
 }
 
+/* A string setting that must be one of `names` (NULL-terminated). */
+static dc_status vname(const dc_config *c, const char *key, const char *value,
+                       const char *const *names) {
+    char list[160] = "";
+    for (const char *const *n = names; *n; n++) {
+        if (!strcmp(value, *n)) return DC_OK;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s\"%s\"", used ? ", " : "", *n);
+    }
+    return vfail(c, key, NULL, "%s = \"%s\" is not one of %s", key, value, list);
+}
+
 static dc_status validate_fusion(const dc_config *c) {
     const dc_fusion_config *f = &c->fusion;
     if (f->num_experts == 0 || f->num_experts > DC_NUM_EXPERTS)
@@ -169,6 +181,49 @@ static dc_status validate_fusion(const dc_config *c) {
     if (!finite_at_least(f->load_balance_coef, 0.0))
         return vfail(c, "fusion.load_balance_coef", NULL,
                      "fusion.load_balance_coef (%g) must be >= 0", f->load_balance_coef);
+    static const char *const gatings[] = {"softmax", "laplace", NULL};
+    static const char *const inits[] = {"zeros",           "xavier_uniform", "xavier_normal",
+                                        "kaiming_uniform", "kaiming_normal", "orthogonal",
+                                        NULL};
+    static const char *const dtypes[] = {"f32", "bf16", NULL};
+    dc_status st = DC_OK;
+    if ((st = vname(c, "fusion.gating", f->gating, gatings)) ||
+        (st = vname(c, "fusion.gate_init", f->gate_init, inits)) ||
+        (st = vname(c, "fusion.expert_init", f->expert_init, inits)) ||
+        (st = vname(c, "fusion.output_init", f->output_init, inits)) ||
+        (st = vname(c, "fusion.weights", f->weights, dtypes)))
+        return st;
+    if (f->jl_nnz == 0 || f->jl_nnz > 64 || DC_DIM_FUSED % f->jl_nnz != 0)
+        return vfail(c, "fusion.jl_nnz", NULL,
+                     "fusion.jl_nnz (%u) must divide %d and be between 1 and 64",
+                     (unsigned)f->jl_nnz, DC_DIM_FUSED);
+    if (!finite_at_least(f->came_ab_blend, 0.0) || f->came_ab_blend > 1.0)
+        return vfail(c, "fusion.came_ab_blend", NULL,
+                     "fusion.came_ab_blend (%g) must be between 0 and 1", f->came_ab_blend);
+    if (f->came_ab_blend > 0.0 && !f->came_ab)
+        return vfail(c, "fusion.came_ab_blend", "fusion.came_ab",
+                     "fusion.came_ab_blend (%g) > 0 needs fusion.came_ab = true",
+                     f->came_ab_blend);
+    if (f->history > 64)
+        return vfail(c, "fusion.history", NULL, "fusion.history (%u) must be at most 64",
+                     (unsigned)f->history);
+    if (f->checkpoint_strict && !f->checkpoint[0])
+        return vfail(c, "fusion.checkpoint_strict", "fusion.checkpoint",
+                     "fusion.checkpoint_strict = true needs fusion.checkpoint");
+    double weight_sum = 0.0;
+    for (int i = 0; i < DC_NUM_MODELS; i++) {
+        double w = c->models.model[i].fusion_weight;
+        if (!finite_at_least(w, 0.0)) {
+            char key[96];
+            snprintf(key, sizeof key, "models.%s.fusion_weight",
+                     dc_model_info_get((dc_model_id)i)->name);
+            return vfail(c, key, NULL, "%s (%g) must be finite and >= 0", key, w);
+        }
+        weight_sum += w;
+    }
+    if (!(weight_sum > 0.0))
+        return vfail(c, NULL, NULL, "every models.<name>.fusion_weight is 0: at least one "
+                                    "model must count in the fusion");
     return DC_OK;
 }
 

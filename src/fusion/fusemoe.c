@@ -200,7 +200,7 @@ dc_status dc_fusemoe_create_from(dc_fusion_weights *w, const dc_fusion_options *
     return DC_OK;
 }
 
-dc_status dc_fusemoe_create(const dc_fusion_config *cfg, dc_fusemoe **out) {
+dc_status dc_fusemoe_create(const dc_config *cfg, dc_fusemoe **out) {
     dc_fusion_options o;
     dc_fusion_options_from_config(cfg, &o);
     return dc_fusemoe_create_ex(&o, out);

@@ -95,8 +95,10 @@ typedef struct dc_fusion_options {
 
 /* The documented defaults above. */
 void dc_fusion_options_default(dc_fusion_options *o);
-/* Defaults overridden by every field that dc_fusion_config has. */
-void dc_fusion_options_from_config(const dc_fusion_config *cfg, dc_fusion_options *o);
+/* Defaults overridden by every [fusion] setting and the models' fusion_weight. The names in
+ * the config were validated by dc_config_validate; an unknown one keeps the default. `o`
+ * borrows cfg->fusion.checkpoint, so `cfg` must outlive the use of `o`. */
+void dc_fusion_options_from_config(const dc_config *cfg, dc_fusion_options *o);
 /* Ranges and consistency; DC_ERR_CONFIG naming the field. */
 dc_status dc_fusion_options_validate(const dc_fusion_options *o);
 
@@ -187,7 +189,7 @@ typedef struct dc_fusion_call {
 void dc_fusion_call_init(dc_fusion_call *c);
 
 /* Deterministic initialisation from cfg->seed, or from a checkpoint through the options. */
-dc_status dc_fusemoe_create(const dc_fusion_config *cfg, dc_fusemoe **out);
+dc_status dc_fusemoe_create(const dc_config *cfg, dc_fusemoe **out);
 dc_status dc_fusemoe_create_ex(const dc_fusion_options *o, dc_fusemoe **out);
 /* Around weights already built (loaded, trained): takes its own reference; o supplies the
  * backend and history (may be NULL). */

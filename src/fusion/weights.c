@@ -77,9 +77,10 @@ void dc_fusion_options_default(dc_fusion_options *o) {
     o->small_batch = 16;
 }
 
-void dc_fusion_options_from_config(const dc_fusion_config *cfg, dc_fusion_options *o) {
+void dc_fusion_options_from_config(const dc_config *config, dc_fusion_options *o) {
     dc_fusion_options_default(o);
-    if (!cfg) return;
+    if (!config) return;
+    const dc_fusion_config *cfg = &config->fusion;
     o->num_experts = cfg->num_experts;
     o->top_k = cfg->top_k;
     o->hidden = cfg->expert_hidden_dim;
@@ -89,6 +90,26 @@ void dc_fusion_options_from_config(const dc_fusion_config *cfg, dc_fusion_option
     o->noise_std = cfg->noise_std;
     o->laplace_alpha = cfg->laplace_alpha;
     o->seed = cfg->seed;
+    (void)dc_gating_kind_parse(cfg->gating, &o->gating);
+    o->jl_nnz = cfg->jl_nnz;
+    (void)dc_init_scheme_parse(cfg->gate_init, &o->gate_init);
+    (void)dc_init_scheme_parse(cfg->expert_init, &o->expert_init);
+    (void)dc_init_scheme_parse(cfg->output_init, &o->output_init);
+    o->checkpoint = cfg->checkpoint[0] ? cfg->checkpoint : NULL;
+    o->checkpoint_strict = cfg->checkpoint_strict;
+    o->verify_checksum = cfg->verify_checksum;
+    o->bridge = cfg->came_ab;
+    o->bridge_blend = (float)cfg->came_ab_blend;
+    o->weights = strcmp(cfg->weights, "bf16") == 0 ? DC_FUSION_WEIGHTS_BF16
+                                                    : DC_FUSION_WEIGHTS_F32;
+    o->small_batch = cfg->small_batch;
+    o->history = cfg->history;
+    /* block weights are relative: normalise them to sum 1 (validated: some are > 0) */
+    double sum = 0.0;
+    for (int m = 0; m < DC_NUM_MODELS; m++) sum += config->models.model[m].fusion_weight;
+    if (sum > 0.0)
+        for (int m = 0; m < DC_NUM_MODELS; m++)
+            o->block_weights[m] = (float)(config->models.model[m].fusion_weight / sum);
 }
 
 dc_status dc_fusion_options_validate(const dc_fusion_options *o) {

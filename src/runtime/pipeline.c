@@ -236,7 +236,7 @@ dc_status dc_pipeline_open_ex(const dc_config *cfg, const dc_pipeline_options *o
                   "E1 (semantic) is not available: the pipeline runs degraded without it");
 
     /* fusion */
-    if ((st = dc_fusemoe_create(&cfg->fusion, &p->fusion)) != DC_OK) {
+    if ((st = dc_fusemoe_create(cfg, &p->fusion)) != DC_OK) {
         st = dc_fail_context(DC_ERR_FUSION, "creating the fusion");
         goto fail;
     }

@@ -73,7 +73,22 @@ static void test_defaults_are_the_seed_values(void **state) {
     assert_int_equal(c->fusion.num_experts, 8);
     assert_int_equal(c->fusion.top_k, 2);
     assert_int_equal(c->fusion.output_dim, 1536);
-    assert_int_equal(c->fusion.expert_hidden_dim, 4096);
+    assert_int_equal(c->fusion.expert_hidden_dim, 1024);
+    assert_string_equal(c->fusion.gating, "softmax");
+    assert_int_equal(c->fusion.jl_nnz, 8);
+    assert_string_equal(c->fusion.gate_init, "xavier_uniform");
+    assert_string_equal(c->fusion.expert_init, "kaiming_uniform");
+    assert_string_equal(c->fusion.output_init, "zeros");
+    assert_string_equal(c->fusion.checkpoint, "");
+    assert_false(c->fusion.checkpoint_strict);
+    assert_true(c->fusion.verify_checksum);
+    assert_false(c->fusion.came_ab);
+    assert_true(c->fusion.came_ab_blend == 0.0);
+    assert_string_equal(c->fusion.weights, "f32");
+    assert_int_equal(c->fusion.small_batch, 16);
+    assert_int_equal(c->fusion.history, 4);
+    for (int i = 0; i < DC_NUM_MODELS; i++)
+        assert_true(c->models.model[i].fusion_weight == 1.0);
     assert_true(c->fusion.load_balance_coef == 0.01);
     assert_true(c->fusion.capacity_factor == 1.25);
     assert_true(c->fusion.temperature == 1.0);
@@ -383,6 +398,19 @@ static const rule_case rule_cases[] = {
     {"[fusion]\nlaplace_alpha = -0.01\n", 2, "fusion.laplace_alpha (-0.01) must be >= 0"},
     {"[fusion]\nnoise_std = -1e-9\n", 2, "fusion.noise_std (-1e-09) must be >= 0"},
     {"[fusion]\nload_balance_coef = -0.5\n", 2, "fusion.load_balance_coef (-0.5) must be >= 0"},
+    {"[fusion]\ngating = \"dense\"\n", 2,
+     "fusion.gating = \"dense\" is not one of \"softmax\", \"laplace\""},
+    {"[fusion]\nexpert_init = \"he\"\n", 2, "fusion.expert_init = \"he\" is not one of \"zeros\""},
+    {"[fusion]\nweights = \"fp8\"\n", 2, "fusion.weights = \"fp8\" is not one of \"f32\", \"bf16\""},
+    {"[fusion]\njl_nnz = 7\n", 2, "fusion.jl_nnz (7) must divide 1536"},
+    {"[fusion]\ncame_ab_blend = 1.5\n", 2, "fusion.came_ab_blend (1.5) must be between 0 and 1"},
+    {"[fusion]\n\ncame_ab_blend = 0.5\n", 3,
+     "fusion.came_ab_blend (0.5) > 0 needs fusion.came_ab = true"},
+    {"[fusion]\nhistory = 65\n", 2, "fusion.history (65) must be at most 64"},
+    {"[fusion]\ncheckpoint_strict = true\n", 2,
+     "fusion.checkpoint_strict = true needs fusion.checkpoint"},
+    {"[models.hdc]\nfusion_weight = -1\n", 2,
+     "models.hdc.fusion_weight (-1) must be finite and >= 0"},
     /* cache (F15) */
     {"[cache]\nmax_entries = 0\n", 2,
      "cache.max_entries (0) must be > 0 when the cache is enabled"},
@@ -480,6 +508,10 @@ static void test_validation_boundaries_accepted(void **state) {
         "[batch]\nmin_batch_size = 1\nmax_wait_ms = 0\n",  /* no wait needed for min 1 */
         "[fusion]\nnum_experts = 1\ntop_k = 1\n",
         "[fusion]\ntop_k = 8\ncapacity_factor = 1.0\nlaplace_alpha = 0.0\n",
+        "[fusion]\ngating = \"laplace\"\nweights = \"bf16\"\njl_nnz = 1\nhistory = 0\n",
+        "[fusion]\ncame_ab = true\ncame_ab_blend = 1.0\noutput_init = \"orthogonal\"\n",
+        "[fusion]\ncheckpoint = \"w.safetensors\"\ncheckpoint_strict = true\n",
+        "[models.hdc]\nfusion_weight = 0.0\n",
         "[cache]\nenabled = false\nmax_entries = 0\nmax_bytes = 0\n",
         "[cache]\npersist_to_disk = true\ndisk_path = \"/var/cache/dodeca\"\n",
         "[cache]\neviction_policy = \"ttl_lru\"\nttl_seconds = 1\nredis_url = \"unix:///r.sock\"\n",

@@ -557,10 +557,25 @@ static void test_options_validation(void **state) {
     assert_status(dc_fusemoe_create_ex(&o, &f), DC_ERR_CONFIG);
     assert_null(f);
     /* from the config struct */
-    dc_fusion_config cfg = {.num_experts = 4, .top_k = 1, .output_dim = 1536,
-                            .expert_hidden_dim = 16, .load_balance_coef = 0.01,
-                            .capacity_factor = 1.0, .temperature = 0.5, .noise_std = 0.0,
-                            .laplace_alpha = 0.0, .seed = 7};
+    dc_config cfg;
+    dc_config_defaults(&cfg);
+    cfg.fusion.num_experts = 4;
+    cfg.fusion.top_k = 1;
+    cfg.fusion.expert_hidden_dim = 16;
+    cfg.fusion.capacity_factor = 1.0;
+    cfg.fusion.temperature = 0.5;
+    cfg.fusion.laplace_alpha = 0.0;
+    cfg.fusion.seed = 7;
+    strcpy(cfg.fusion.gating, "laplace");
+    strcpy(cfg.fusion.expert_init, "orthogonal");
+    cfg.fusion.jl_nnz = 4;
+    cfg.fusion.history = 2;
+    strcpy(cfg.fusion.weights, "bf16");
+    cfg.models.model[DC_MODEL_SEMANTIC].fusion_weight = 3.0; /* E1 counts 3x, E9 not at all */
+    cfg.models.model[DC_MODEL_HDC].fusion_weight = 0.0;
+    /* a checkpoint that does not exist falls back to the seed, and says why */
+    strcpy(cfg.fusion.checkpoint, "/nonexistent/fusion.safetensors");
+    assert_ok(dc_config_validate(&cfg));
     assert_ok(dc_fusemoe_create(&cfg, &f));
     dc_fusion_weights *w = dc_fusemoe_weights(f);
     const dc_fusion_options *wo = dc_fusion_weights_options(w);
@@ -568,6 +583,24 @@ static void test_options_validation(void **state) {
     assert_int_equal(wo->hidden, 16);
     assert_int_equal(wo->seed, 7);
     assert_true(wo->temperature == 0.5);
+    assert_int_equal(wo->gating, DC_GATING_LAPLACE);
+    assert_int_equal(wo->expert_init, DC_INIT_ORTHOGONAL);
+    assert_int_equal(wo->jl_nnz, 4);
+    assert_float_equal(wo->block_weights[DC_MODEL_SEMANTIC], 3.0 / 13.0, 1e-6);
+    assert_float_equal(wo->block_weights[DC_MODEL_HDC], 0.0, 0.0);
+    assert_float_equal(wo->block_weights[DC_MODEL_ENTITY], 1.0 / 13.0, 1e-6);
+    assert_non_null(strstr(dc_fusion_weights_version(w)->fallback_reason, "nonexistent"));
+    /* strict: the same missing checkpoint is an error */
+    dc_fusion_weights_release(w);
+    dc_fusemoe_destroy(f);
+    f = NULL;
+    cfg.fusion.checkpoint_strict = true;
+    assert_int_not_equal(dc_fusemoe_create(&cfg, &f), DC_OK);
+    assert_null(f);
+    cfg.fusion.checkpoint_strict = false;
+    cfg.fusion.checkpoint[0] = '\0';
+    assert_ok(dc_fusemoe_create(&cfg, &f));
+    w = dc_fusemoe_weights(f);
     dc_fusion_weights_release(w);
     dc_fusemoe_destroy(f);
 }
