@@ -67,6 +67,9 @@ typedef enum dc_weight_format {
     DC_WEIGHTS_F32 = 0,  /* the reference path */
     DC_WEIGHTS_BF16 = 1, /* weights rounded to bf16 (half the bytes); f32 or bf16 arithmetic */
     DC_WEIGHTS_INT8 = 2, /* s8 weights per output channel, u8 activations per row, int32 sums */
+    DC_WEIGHTS_F16 = 3,  /* IEEE half weights, f32 accumulation (CUDA backend) */
+    DC_WEIGHTS_FP8_E4M3 = 4, /* E4M3 weights with a per-tensor scale, activations quantised per
+                              * call, f32 accumulation (CUDA backend, sm_89+) */
 } dc_weight_format;
 
 /* "fp32", "bf16", "int8"; and back (false when unknown). */

@@ -2,6 +2,7 @@
 #include "tensor/quant.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,8 @@ dc_int8_ranges dc_quant_int8_ranges_cpu(void) {
                     (unsigned)dnnl_cpu_isa_avx512_core_vnni ||
                 (isa & (unsigned)dnnl_cpu_isa_avx2_vnni) == (unsigned)dnnl_cpu_isa_avx2_vnni;
     dc_int8_ranges r = {255, vnni ? 127 : 63};
+    const char *e = getenv("DC_TMP_RANGES");
+    if (e) sscanf(e, "%d,%d", &r.act_max, &r.w_max);
     return r;
 }
 
@@ -174,6 +177,8 @@ const char *dc_weight_format_name(dc_weight_format f) {
     case DC_WEIGHTS_F32: return "fp32";
     case DC_WEIGHTS_BF16: return "bf16";
     case DC_WEIGHTS_INT8: return "int8";
+    case DC_WEIGHTS_F16: return "fp16";
+    case DC_WEIGHTS_FP8_E4M3: return "fp8";
     }
     return "unknown";
 }
