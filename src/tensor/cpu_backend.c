@@ -18,6 +18,8 @@
 
 #include "core/error.h"
 #include "tensor/backend.h"
+#include "tensor/cpu_kernels.h"
+#include "tensor/cpu_parallel.h"
 #include "tensor/cpu_linear_quant.h"
 
 #if DNNL_VERSION_MAJOR != 2
@@ -304,67 +306,138 @@ static size_t cpu_linear_bytes(const dc_linear *l) {
 
 const char *dc_cpu_linear_impl(const dc_linear *l) { return l ? l->impl : ""; }
 
-/* ---- the rest ---- */
+/* ---- the rest: cpu_kernels.c, spread over the OpenMP team oneDNN uses (cpu_parallel.h) ---- */
+
+/* Smallest piece handed to a thread, in floats: below it the hand-off costs more than it saves. */
+#define DC_PAR_FLOATS 16384
+
+static size_t rows_grain(size_t cols) {
+    size_t g = cols ? DC_PAR_FLOATS / cols : 1;
+    return g ? g : 1;
+}
+
+typedef struct rows_job {
+    const float *x, *residual, *gamma, *beta;
+    float *y;
+    float eps;
+    size_t cols;
+    dc_activation act;
+    const float *t0, *t1, *t2;
+    const uint32_t *i0, *i1, *i2;
+} rows_job;
+
+static void ln_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    size_t o = lo * j->cols;
+    dc_kernel_layernorm(j->x + o, j->residual ? j->residual + o : NULL, j->gamma, j->beta, j->eps,
+                        hi - lo, j->cols, j->y + o);
+}
 
 static void cpu_layernorm(dc_backend *be, const float *x, const float *residual,
                           const float *gamma, const float *beta, float eps, size_t rows,
                           size_t cols, float *y) {
     (void)be;
-    dc_kernel_layernorm(x, residual, gamma, beta, eps, rows, cols, y);
+    rows_job j = {.x = x, .residual = residual, .gamma = gamma, .beta = beta, .y = y, .eps = eps,
+                  .cols = cols};
+    dc_cpu_parallel_for(rows, rows_grain(cols), 0, ln_piece, &j);
+}
+
+static void act_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    dc_kernel_activation(j->act, j->y + lo, hi - lo);
 }
 
 static void cpu_activation(dc_backend *be, dc_activation act, float *x, size_t n) {
     (void)be;
-    dc_kernel_activation(act, x, n);
+    if (act == DC_ACT_NONE) return;
+    rows_job j = {.y = x, .act = act};
+    dc_cpu_parallel_for(n, DC_PAR_FLOATS, 0, act_piece, &j);
+}
+
+static void add_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    dc_kernel_add(j->y + lo, j->x + lo, hi - lo);
 }
 
 static void cpu_add(dc_backend *be, float *y, const float *x, size_t n) {
     (void)be;
-    dc_kernel_add(y, x, n);
+    rows_job j = {.x = x, .y = y};
+    dc_cpu_parallel_for(n, 2 * DC_PAR_FLOATS, 0, add_piece, &j);
+}
+
+static void embed_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    dc_kernel_embed_sum(hi - lo, j->cols, j->t0, j->t0 ? j->i0 + lo : NULL, j->t1,
+                        j->t1 ? j->i1 + lo : NULL, j->t2, j->t2 ? j->i2 + lo : NULL,
+                        j->y + lo * j->cols);
 }
 
 static void cpu_embed_sum(dc_backend *be, size_t rows, size_t cols, const float *t0,
                           const uint32_t *i0, const float *t1, const uint32_t *i1,
                           const float *t2, const uint32_t *i2, float *out) {
     (void)be;
-    dc_kernel_embed_sum(rows, cols, t0, i0, t1, i1, t2, i2, out);
+    rows_job j = {.y = out, .cols = cols, .t0 = t0, .t1 = t1, .t2 = t2, .i0 = i0, .i1 = i1, .i2 = i2};
+    dc_cpu_parallel_for(rows, rows_grain(cols), 0, embed_piece, &j);
 }
 
-static dc_status cpu_attention(dc_backend *be, const float *q, size_t ld_q, const float *k,
-                               const float *v, size_t ld_kv, float *out, size_t ld_out,
-                               uint32_t n_heads, uint32_t head_dim, float scale,
-                               const dc_seq_batch *seqs) {
-    (void)be;
-    uint32_t longest = 0;
-    for (uint32_t s = 0; s < seqs->n_seqs; s++) {
-        if (seqs->start[s + 1] < seqs->start[s])
-            return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: sequence %u ends before it starts", s);
-        uint32_t len = seqs->start[s + 1] - seqs->start[s];
-        if (len > longest) longest = len;
-    }
-    float *work = malloc((longest ? longest : 1) * sizeof *work);
-    if (!work) return dc_fail(DC_ERR_OUT_OF_MEMORY, "attention scores for %u keys", longest);
-    for (uint32_t s = 0; s < seqs->n_seqs; s++) {
-        size_t r0 = seqs->start[s];
-        uint32_t len = seqs->start[s + 1] - seqs->start[s];
+/* Attention: every (sequence, head) pair is one work item for the banded kernel (full
+ * attention is the unbounded band); each thread has its own scores and transposed keys. */
+typedef struct attn_job {
+    const float *q, *k, *v;
+    float *out;
+    size_t ld_q, ld_kv, ld_out;
+    uint32_t n_heads, head_dim;
+    float scale;
+    const dc_seq_batch *seqs;
+    const dc_attn_opts *o;
+    const uint32_t *qpos, *qfirst; /* o->rows as sequence positions; each sequence's first entry */
+    const uint32_t *glist, *gfirst; /* global positions of every sequence; its first entry */
+    float *work;
+    size_t per_thread, kt_off;
+} attn_job;
+
+static void attn_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    const attn_job *j = ctx;
+    const dc_attn_opts *o = j->o;
+    float *sc = j->work + tid * j->per_thread, *kt = sc + j->kt_off;
+    for (size_t it = lo; it < hi; it++) {
+        uint32_t s = (uint32_t)(it / j->n_heads), h = (uint32_t)(it % j->n_heads);
+        size_t r0 = j->seqs->start[s];
+        uint32_t len = j->seqs->start[s + 1] - j->seqs->start[s];
         if (!len) continue;
-        dc_kernel_attention_seq(q + r0 * ld_q, ld_q, k + r0 * ld_kv, v + r0 * ld_kv,
-                                ld_kv, out + r0 * ld_out, ld_out, len,
-                                seqs->key_mask ? seqs->key_mask + r0 : NULL, n_heads, head_dim,
-                                scale, work);
+        uint32_t ng = j->gfirst[s + 1] - j->gfirst[s];
+        const uint32_t *gl = j->glist + j->gfirst[s];
+        const uint8_t *gflag = ng ? o->global_mask + r0 : NULL;
+        const uint8_t *km = j->seqs->key_mask ? j->seqs->key_mask + r0 : NULL;
+        const float *kk = j->k + r0 * j->ld_kv, *vv = j->v + r0 * j->ld_kv;
+        if (!o->rows) {
+            dc_kernel_attention_head(j->q + r0 * j->ld_q, j->ld_q, kk, vv, j->ld_kv,
+                                     j->out + r0 * j->ld_out, j->ld_out, len, km, h, j->head_dim,
+                                     j->scale, o->left, o->right, NULL, len, gl, ng, gflag, true,
+                                     kt, sc);
+            continue;
+        }
+        uint32_t first = j->qfirst[s], nq = j->qfirst[s + 1] - first;
+        if (!nq) continue;
+        dc_kernel_attention_head(j->q + (size_t)first * j->ld_q, j->ld_q, kk, vv, j->ld_kv,
+                                 j->out + (size_t)first * j->ld_out, j->ld_out, len, km, h,
+                                 j->head_dim, j->scale, o->left, o->right, j->qpos + first, nq,
+                                 gl, ng, gflag, false, kt, sc);
     }
-    free(work);
-    return DC_OK;
 }
 
-/* Per sequence: its global positions, its slice of the query rows, then the banded kernel. */
+/* Per sequence: its global positions and its slice of the query rows; then the items. */
 static dc_status cpu_attention_ex(dc_backend *be, const float *q, size_t ld_q, const float *k,
                                   const float *v, size_t ld_kv, float *out, size_t ld_out,
                                   uint32_t n_heads, uint32_t head_dim, float scale,
                                   const dc_seq_batch *seqs, const dc_attn_opts *o) {
     (void)be;
     if (!o) return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: NULL options");
-    uint32_t longest = 0, most_glob = 0;
+    uint32_t longest = 0, most_glob = 0, n_glob = 0;
     for (uint32_t s = 0; s < seqs->n_seqs; s++) {
         if (seqs->start[s + 1] < seqs->start[s])
             return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: sequence %u ends before it starts", s);
@@ -373,52 +446,62 @@ static dc_status cpu_attention_ex(dc_backend *be, const float *q, size_t ld_q, c
         if (o->global_mask)
             for (uint32_t r = seqs->start[s]; r < seqs->start[s + 1]; r++) g += o->global_mask[r] != 0;
         if (g > most_glob) most_glob = g;
+        n_glob += g;
     }
     for (uint32_t i = 0; o->rows && i < o->n_rows; i++)
         if (o->rows[i] >= seqs->start[seqs->n_seqs] || (i && o->rows[i] <= o->rows[i - 1]))
             return dc_fail(DC_ERR_INVALID_ARGUMENT, "attention: query row list is not ascending in range");
     uint64_t wide = (uint64_t)o->left + o->right + 1;
     size_t band = wide > longest ? longest : (size_t)wide;
-    /* scores of one query, plus the keys transposed per head (linear in the length) */
-    size_t nwork = 2 * (band + 64 + most_glob) + ((size_t)longest + 31) / 32 * 32 * n_heads * head_dim + 1;
-    float *work = malloc(nwork * sizeof *work);
-    uint32_t *glist = malloc(((size_t)most_glob + 1) * sizeof *glist);
+    unsigned threads = dc_cpu_parallel_threads();
+    size_t kt_off = (dc_kernel_attention_scores_floats(band, most_glob) + 15) / 16 * 16;
+    size_t per_thread = kt_off + (dc_kernel_attention_keys_floats(longest, head_dim) + 15) / 16 * 16;
+    float *work = NULL;
+    uint32_t *glist = malloc(((size_t)n_glob + 1) * sizeof *glist);
+    uint32_t *gfirst = malloc(((size_t)seqs->n_seqs + 1) * sizeof *gfirst);
+    uint32_t *qfirst = malloc(((size_t)seqs->n_seqs + 1) * sizeof *qfirst);
     uint32_t *qpos = malloc(((o->rows ? (size_t)o->n_rows : 0) + 1) * sizeof *qpos);
-    if (!work || !glist || !qpos) {
+    if (posix_memalign((void **)&work, 64, threads * per_thread * sizeof *work) != 0) work = NULL;
+    if (!work || !glist || !gfirst || !qfirst || !qpos) {
         free(work);
         free(glist);
+        free(gfirst);
+        free(qfirst);
         free(qpos);
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "attention work for %zu keys", band + most_glob);
     }
-    uint32_t qi = 0; /* next entry of o->rows */
+    uint32_t ng = 0, qi = 0;
     for (uint32_t s = 0; s < seqs->n_seqs; s++) {
-        size_t r0 = seqs->start[s];
-        uint32_t len = seqs->start[s + 1] - seqs->start[s];
-        if (!len) continue;
-        uint32_t ng = 0;
-        const uint8_t *gflag = o->global_mask ? o->global_mask + r0 : NULL;
-        for (uint32_t j = 0; gflag && j < len; j++)
-            if (gflag[j]) glist[ng++] = j;
-        const uint8_t *km = seqs->key_mask ? seqs->key_mask + r0 : NULL;
-        if (!o->rows) {
-            dc_kernel_attention_band(q + r0 * ld_q, ld_q, k + r0 * ld_kv, v + r0 * ld_kv, ld_kv,
-                                     out + r0 * ld_out, ld_out, len, km, n_heads, head_dim, scale,
-                                     o->left, o->right, NULL, len, glist, ng, ng ? gflag : NULL,
-                                     true, work);
-            continue;
+        uint32_t r0 = seqs->start[s], len = seqs->start[s + 1] - r0;
+        gfirst[s] = ng;
+        for (uint32_t r = 0; o->global_mask && r < len; r++)
+            if (o->global_mask[r0 + r]) glist[ng++] = r;
+        qfirst[s] = qi;
+        while (o->rows && qi < o->n_rows && o->rows[qi] < r0 + len) {
+            qpos[qi] = o->rows[qi] - r0;
+            qi++;
         }
-        uint32_t first = qi, nq = 0;
-        while (qi < o->n_rows && o->rows[qi] < r0 + len) qpos[nq++] = o->rows[qi++] - (uint32_t)r0;
-        if (!nq) continue;
-        dc_kernel_attention_band(q + (size_t)first * ld_q, ld_q, k + r0 * ld_kv, v + r0 * ld_kv,
-                                 ld_kv, out + (size_t)first * ld_out, ld_out, len, km, n_heads,
-                                 head_dim, scale, o->left, o->right, qpos, nq, glist, ng,
-                                 ng ? gflag : NULL, false, work);
     }
+    gfirst[seqs->n_seqs] = ng;
+    qfirst[seqs->n_seqs] = qi;
+    attn_job j = {q, k, v, out, ld_q, ld_kv, ld_out, n_heads, head_dim, scale, seqs, o,
+                  qpos, qfirst, glist, gfirst, work, per_thread, kt_off};
+    dc_cpu_parallel_for((size_t)seqs->n_seqs * n_heads, 1, threads, attn_piece, &j);
     free(work);
     free(glist);
+    free(gfirst);
+    free(qfirst);
     free(qpos);
     return DC_OK;
+}
+
+static dc_status cpu_attention(dc_backend *be, const float *q, size_t ld_q, const float *k,
+                               const float *v, size_t ld_kv, float *out, size_t ld_out,
+                               uint32_t n_heads, uint32_t head_dim, float scale,
+                               const dc_seq_batch *seqs) {
+    const dc_attn_opts full = {DC_ATTN_UNBOUNDED, DC_ATTN_UNBOUNDED, NULL, NULL, 0};
+    return cpu_attention_ex(be, q, ld_q, k, v, ld_kv, out, ld_out, n_heads, head_dim, scale, seqs,
+                            &full);
 }
 
 static void cpu_destroy(dc_backend *be) {

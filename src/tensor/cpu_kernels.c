@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "tensor/backend.h"
+#include "tensor/cpu_kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DC_X86 1
@@ -240,143 +241,137 @@ typedef float dc_v8 __attribute__((vector_size(32)));
 #define V8_LOAD(v, p) memcpy(&(v), (p), sizeof(dc_v8))
 #define V8_STORE(p, v) memcpy((p), &(v), sizeof(dc_v8))
 
-/* Banded attention (dc_attn_opts). Keys are first repacked per head into blocks of 32 rows,
- * transposed (kt[h][block][d][32]), so the scores of a query over the blocks its band touches
- * are sums over d of q[d]·(32 keys): unit stride, four vector accumulators, no horizontal
- * reductions; then the probabilities weight the value rows (eight vector accumulators when
- * head_dim is 64). Heads are the outer loop so one head's band stays in cache. Memory is
- * O(len·H + band): never a len × len matrix. */
+/* Banded attention (dc_attn_opts), one head. The head's keys are first repacked into blocks
+ * of 32 rows, transposed (kt[block][d][32]), so the scores of a query over the blocks its band
+ * touches are sums over d of q[d]·(32 keys): unit stride, four vector accumulators, no
+ * horizontal reductions; then the probabilities weight the value rows (eight vector
+ * accumulators when head_dim is 64). One head's band stays in cache, and heads (of every
+ * sequence) are independent work items for the backend's threads. Memory is O(len + band):
+ * never a len × len matrix. `kt` holds ⌈len/32⌉·32·head_dim floats, `sc` 2·(band + 64 + n_glob). */
 #define DC_KB 32
-DC_BODY void attention_band_body(const float *q, size_t ld_q, const float *k, const float *v,
+DC_BODY void attention_head_body(const float *q, size_t ld_q, const float *k, const float *v,
                                  size_t ld_kv, float *out, size_t ld_out, uint32_t len,
-                                 const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
+                                 const uint8_t *key_mask, uint32_t h, uint32_t head_dim,
                                  float scale, uint32_t left, uint32_t right, const uint32_t *qpos,
                                  uint32_t n_q, const uint32_t *glist, uint32_t n_glob,
-                                 const uint8_t *gflag, bool skip_global, float *work) {
+                                 const uint8_t *gflag, bool skip_global, float *kt, float *sc) {
     if (!len) return;
-    uint64_t wide = (uint64_t)left + right + 1;
-    uint32_t band = wide > len ? len : (uint32_t)wide;
     const uint32_t nblk = (len + DC_KB - 1) / DC_KB;
-    float *sc = work; /* band + 2·DC_KB block-rounded scores, then the globals' */
-    float *kt = work + 2 * ((size_t)band + 2 * DC_KB + n_glob);
-    for (uint32_t h = 0; h < n_heads; h++)
-        for (uint32_t jb = 0; jb < nblk; jb++) {
-            float *blk = kt + ((size_t)h * nblk + jb) * head_dim * DC_KB;
-            for (uint32_t u = 0; u < DC_KB; u++) {
-                uint32_t j = jb * DC_KB + u;
-                const float *kj = k + (size_t)j * ld_kv + (size_t)h * head_dim;
-                for (uint32_t d = 0; d < head_dim; d++) blk[(size_t)d * DC_KB + u] = j < len ? kj[d] : 0.0f;
-            }
+    const size_t off = (size_t)h * head_dim;
+    for (uint32_t jb = 0; jb < nblk; jb++) {
+        float *blk = kt + (size_t)jb * head_dim * DC_KB;
+        for (uint32_t u = 0; u < DC_KB; u++) {
+            uint32_t j = jb * DC_KB + u;
+            const float *kj = k + (size_t)j * ld_kv + off;
+            for (uint32_t d = 0; d < head_dim; d++) blk[(size_t)d * DC_KB + u] = j < len ? kj[d] : 0.0f;
         }
+    }
     float acc[256];
-    for (uint32_t h = 0; h < n_heads; h++) {
-        const size_t off = (size_t)h * head_dim;
-        for (uint32_t r = 0; r < n_q; r++) {
-            uint32_t i = qpos ? qpos[r] : r;
-            if (skip_global && gflag && gflag[i]) continue;
-            const uint32_t lo = left >= i ? 0 : i - left;
-            const uint32_t hi = right >= len - 1 - i ? len - 1 : i + right;
-            const uint32_t b0i = lo / DC_KB, b1i = hi / DC_KB, base = b0i * DC_KB;
-            const uint32_t nb = (b1i - b0i + 1) * DC_KB; /* scores sc[t] for keys base + t */
-            const float *qi = q + (size_t)r * ld_q + off;
-            float *oi = out + (size_t)r * ld_out + off;
-            for (uint32_t jb = b0i; jb <= b1i; jb++) {
-                const float *kr = kt + ((size_t)h * nblk + jb) * head_dim * DC_KB;
-                dc_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-                for (uint32_t d = 0; d < head_dim; d++, kr += DC_KB) {
-                    const float qd = qi[d];
-                    dc_v8 k0, k1, k2, k3;
-                    V8_LOAD(k0, kr);
-                    V8_LOAD(k1, kr + 8);
-                    V8_LOAD(k2, kr + 16);
-                    V8_LOAD(k3, kr + 24);
-                    s0 += qd * k0;
-                    s1 += qd * k1;
-                    s2 += qd * k2;
-                    s3 += qd * k3;
-                }
-                float *dst = sc + (size_t)(jb - b0i) * DC_KB;
-                V8_STORE(dst, s0);
-                V8_STORE(dst + 8, s1);
-                V8_STORE(dst + 16, s2);
-                V8_STORE(dst + 24, s3);
+    for (uint32_t r = 0; r < n_q; r++) {
+        uint32_t i = qpos ? qpos[r] : r;
+        if (skip_global && gflag && gflag[i]) continue;
+        const uint32_t lo = left >= i ? 0 : i - left;
+        const uint32_t hi = right >= len - 1 - i ? len - 1 : i + right;
+        const uint32_t b0i = lo / DC_KB, b1i = hi / DC_KB, base = b0i * DC_KB;
+        const uint32_t nb = (b1i - b0i + 1) * DC_KB; /* scores sc[t] for keys base + t */
+        const float *qi = q + (size_t)r * ld_q + off;
+        float *oi = out + (size_t)r * ld_out + off;
+        for (uint32_t jb = b0i; jb <= b1i; jb++) {
+            const float *kr = kt + (size_t)jb * head_dim * DC_KB;
+            dc_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+            for (uint32_t d = 0; d < head_dim; d++, kr += DC_KB) {
+                const float qd = qi[d];
+                dc_v8 k0, k1, k2, k3;
+                V8_LOAD(k0, kr);
+                V8_LOAD(k1, kr + 8);
+                V8_LOAD(k2, kr + 16);
+                V8_LOAD(k3, kr + 24);
+                s0 += qd * k0;
+                s1 += qd * k1;
+                s2 += qd * k2;
+                s3 += qd * k3;
             }
-            float mx = -INFINITY;
-            uint32_t live = 0;
-            for (uint32_t t = 0; t < nb; t++) {
-                uint32_t j = base + t;
-                /* outside the band, masked, or global (counted once, below) */
-                if (j < lo || j > hi || (key_mask && !key_mask[j]) || (gflag && gflag[j])) {
-                    sc[t] = -INFINITY;
-                    continue;
-                }
-                sc[t] *= scale;
-                mx = sc[t] > mx ? sc[t] : mx;
-                live++;
-            }
-            for (uint32_t g = 0; g < n_glob; g++) {
-                uint32_t j = glist[g];
-                if (key_mask && !key_mask[j]) {
-                    sc[nb + g] = -INFINITY;
-                    continue;
-                }
-                float sg = dot_body(qi, k + (size_t)j * ld_kv + off, head_dim) * scale;
-                sc[nb + g] = sg;
-                mx = sg > mx ? sg : mx;
-                live++;
-            }
-            if (!live) {
-                for (uint32_t d = 0; d < head_dim; d++) oi[d] = 0.0f;
+            float *dst = sc + (size_t)(jb - b0i) * DC_KB;
+            V8_STORE(dst, s0);
+            V8_STORE(dst + 8, s1);
+            V8_STORE(dst + 16, s2);
+            V8_STORE(dst + 24, s3);
+        }
+        float mx = -INFINITY;
+        uint32_t live = 0;
+        for (uint32_t t = 0; t < nb; t++) {
+            uint32_t j = base + t;
+            /* outside the band, masked, or global (counted once, below) */
+            if (j < lo || j > hi || (key_mask && !key_mask[j]) || (gflag && gflag[j])) {
+                sc[t] = -INFINITY;
                 continue;
             }
-            const uint32_t n = nb + n_glob;
+            sc[t] *= scale;
+            mx = sc[t] > mx ? sc[t] : mx;
+            live++;
+        }
+        for (uint32_t g = 0; g < n_glob; g++) {
+            uint32_t j = glist[g];
+            if (key_mask && !key_mask[j]) {
+                sc[nb + g] = -INFINITY;
+                continue;
+            }
+            float sg = dot_body(qi, k + (size_t)j * ld_kv + off, head_dim) * scale;
+            sc[nb + g] = sg;
+            mx = sg > mx ? sg : mx;
+            live++;
+        }
+        if (!live) {
+            for (uint32_t d = 0; d < head_dim; d++) oi[d] = 0.0f;
+            continue;
+        }
+        const uint32_t n = nb + n_glob;
+        for (uint32_t t = 0; t < n; t++) {
+            float e = exp_one(sc[t] - mx);
+            sc[t] = sc[t] == -INFINITY ? 0.0f : e; /* exactly 0 for the excluded keys */
+        }
+        const float inv = 1.0f / sum_body(sc, n);
+        if (head_dim == 64) { /* the common width: the accumulator lives in registers */
+            dc_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
             for (uint32_t t = 0; t < n; t++) {
-                float e = exp_one(sc[t] - mx);
-                sc[t] = sc[t] == -INFINITY ? 0.0f : e; /* exactly 0 for the excluded keys */
+                float p = sc[t];
+                if (p == 0.0f) continue;
+                uint32_t j = t < nb ? base + t : glist[t - nb];
+                const float *vj = v + (size_t)j * ld_kv + off;
+                dc_v8 x0, x1, x2, x3, x4, x5, x6, x7;
+                V8_LOAD(x0, vj);
+                V8_LOAD(x1, vj + 8);
+                V8_LOAD(x2, vj + 16);
+                V8_LOAD(x3, vj + 24);
+                V8_LOAD(x4, vj + 32);
+                V8_LOAD(x5, vj + 40);
+                V8_LOAD(x6, vj + 48);
+                V8_LOAD(x7, vj + 56);
+                a0 += p * x0, a1 += p * x1, a2 += p * x2, a3 += p * x3;
+                a4 += p * x4, a5 += p * x5, a6 += p * x6, a7 += p * x7;
             }
-            const float inv = 1.0f / sum_body(sc, n);
-            if (head_dim == 64) { /* the common width: the accumulator lives in registers */
-                dc_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
-                for (uint32_t t = 0; t < n; t++) {
-                    float p = sc[t];
-                    if (p == 0.0f) continue;
-                    uint32_t j = t < nb ? base + t : glist[t - nb];
-                    const float *vj = v + (size_t)j * ld_kv + off;
-                    dc_v8 x0, x1, x2, x3, x4, x5, x6, x7;
-                    V8_LOAD(x0, vj);
-                    V8_LOAD(x1, vj + 8);
-                    V8_LOAD(x2, vj + 16);
-                    V8_LOAD(x3, vj + 24);
-                    V8_LOAD(x4, vj + 32);
-                    V8_LOAD(x5, vj + 40);
-                    V8_LOAD(x6, vj + 48);
-                    V8_LOAD(x7, vj + 56);
-                    a0 += p * x0, a1 += p * x1, a2 += p * x2, a3 += p * x3;
-                    a4 += p * x4, a5 += p * x5, a6 += p * x6, a7 += p * x7;
-                }
-                a0 *= inv, a1 *= inv, a2 *= inv, a3 *= inv, a4 *= inv, a5 *= inv, a6 *= inv, a7 *= inv;
-                V8_STORE(oi, a0);
-                V8_STORE(oi + 8, a1);
-                V8_STORE(oi + 16, a2);
-                V8_STORE(oi + 24, a3);
-                V8_STORE(oi + 32, a4);
-                V8_STORE(oi + 40, a5);
-                V8_STORE(oi + 48, a6);
-                V8_STORE(oi + 56, a7);
-                continue;
+            a0 *= inv, a1 *= inv, a2 *= inv, a3 *= inv, a4 *= inv, a5 *= inv, a6 *= inv, a7 *= inv;
+            V8_STORE(oi, a0);
+            V8_STORE(oi + 8, a1);
+            V8_STORE(oi + 16, a2);
+            V8_STORE(oi + 24, a3);
+            V8_STORE(oi + 32, a4);
+            V8_STORE(oi + 40, a5);
+            V8_STORE(oi + 48, a6);
+            V8_STORE(oi + 56, a7);
+            continue;
+        }
+        for (uint32_t d0 = 0; d0 < head_dim; d0 += 256) {
+            uint32_t dn = head_dim - d0 < 256 ? head_dim - d0 : 256;
+            for (uint32_t d = 0; d < dn; d++) acc[d] = 0.0f;
+            for (uint32_t t = 0; t < n; t++) {
+                float p = sc[t];
+                if (p == 0.0f) continue;
+                uint32_t j = t < nb ? base + t : glist[t - nb];
+                const float *vj = v + (size_t)j * ld_kv + off + d0;
+                for (uint32_t d = 0; d < dn; d++) acc[d] += p * vj[d];
             }
-            for (uint32_t d0 = 0; d0 < head_dim; d0 += 256) {
-                uint32_t dn = head_dim - d0 < 256 ? head_dim - d0 : 256;
-                for (uint32_t d = 0; d < dn; d++) acc[d] = 0.0f;
-                for (uint32_t t = 0; t < n; t++) {
-                    float p = sc[t];
-                    if (p == 0.0f) continue;
-                    uint32_t j = t < nb ? base + t : glist[t - nb];
-                    const float *vj = v + (size_t)j * ld_kv + off + d0;
-                    for (uint32_t d = 0; d < dn; d++) acc[d] += p * vj[d];
-                }
-                for (uint32_t d = 0; d < dn; d++) oi[d0 + d] = acc[d] * inv;
-            }
+            for (uint32_t d = 0; d < dn; d++) oi[d0 + d] = acc[d] * inv;
         }
     }
 }
@@ -395,10 +390,10 @@ typedef struct dc_kernel_table {
                       const uint32_t *, const float *, const uint32_t *, float *);
     void (*attention)(const float *, size_t, const float *, const float *, size_t, float *,
                       size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float, float *);
-    void (*attention_band)(const float *, size_t, const float *, const float *, size_t, float *,
+    void (*attention_head)(const float *, size_t, const float *, const float *, size_t, float *,
                            size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float,
                            uint32_t, uint32_t, const uint32_t *, uint32_t, const uint32_t *,
-                           uint32_t, const uint8_t *, bool, float *);
+                           uint32_t, const uint8_t *, bool, float *, float *);
 } dc_kernel_table;
 
 #define DC_KERNEL_VARIANT(sfx, attr)                                                          \
@@ -423,20 +418,19 @@ typedef struct dc_kernel_table {
         attention_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, n_heads, head_dim,       \
                        scale, work);                                                          \
     }                                                                                         \
-    attr static void attention_band_##sfx(                                                    \
+    attr static void attention_head_##sfx(                                                    \
         const float *q, size_t ld_q, const float *k, const float *v, size_t ld_kv, float *out, \
-        size_t ld_out, uint32_t len, const uint8_t *mask, uint32_t n_heads, uint32_t head_dim, \
+        size_t ld_out, uint32_t len, const uint8_t *mask, uint32_t h, uint32_t head_dim,       \
         float scale, uint32_t left, uint32_t right, const uint32_t *qpos, uint32_t n_q,        \
         const uint32_t *glist, uint32_t n_glob, const uint8_t *gflag, bool skip_global,       \
-        float *work) {                                                                        \
-        attention_band_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, n_heads, head_dim,  \
-                            scale, left, right, qpos, n_q, glist, n_glob, gflag, skip_global, \
-                            work);                                                            \
+        float *kt, float *sc) {                                                               \
+        attention_head_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, h, head_dim, scale, \
+                            left, right, qpos, n_q, glist, n_glob, gflag, skip_global, kt, sc); \
     }                                                                                         \
     static const dc_kernel_table table_##sfx = {#sfx,          exp_##sfx,       erf_##sfx,    \
                                                 act_##sfx,     add_##sfx,       layernorm_##sfx, \
                                                 embed_sum_##sfx, attention_##sfx,             \
-                                                attention_band_##sfx};
+                                                attention_head_##sfx};
 
 DC_KERNEL_VARIANT(generic, )
 #ifdef DC_X86
@@ -505,8 +499,30 @@ void dc_kernel_attention_band(const float *q, size_t ld_q, const float *k, const
                               float scale, uint32_t left, uint32_t right, const uint32_t *qpos,
                               uint32_t n_q, const uint32_t *glist, uint32_t n_glob,
                               const uint8_t *gflag, bool skip_global, float *work) {
-    K()->attention_band(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, n_heads, head_dim, scale,
-                        left, right, qpos, n_q, glist, n_glob, gflag, skip_global, work);
+    uint64_t wide = (uint64_t)left + right + 1;
+    size_t band = wide > len ? len : (size_t)wide;
+    float *kt = work + dc_kernel_attention_scores_floats(band, n_glob);
+    for (uint32_t h = 0; h < n_heads; h++)
+        K()->attention_head(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, h, head_dim, scale,
+                            left, right, qpos, n_q, glist, n_glob, gflag, skip_global, kt, work);
+}
+
+size_t dc_kernel_attention_scores_floats(size_t band, uint32_t n_glob) {
+    return 2 * (band + 2 * DC_KB + n_glob);
+}
+
+size_t dc_kernel_attention_keys_floats(uint32_t len, uint32_t head_dim) {
+    return ((size_t)len + DC_KB - 1) / DC_KB * DC_KB * head_dim;
+}
+
+void dc_kernel_attention_head(const float *q, size_t ld_q, const float *k, const float *v,
+                              size_t ld_kv, float *out, size_t ld_out, uint32_t len,
+                              const uint8_t *key_mask, uint32_t h, uint32_t head_dim, float scale,
+                              uint32_t left, uint32_t right, const uint32_t *qpos, uint32_t n_q,
+                              const uint32_t *glist, uint32_t n_glob, const uint8_t *gflag,
+                              bool skip_global, float *kt, float *sc) {
+    K()->attention_head(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, h, head_dim, scale,
+                        left, right, qpos, n_q, glist, n_glob, gflag, skip_global, kt, sc);
 }
 
 bool dc_activation_parse(const char *name, dc_activation *out) {
