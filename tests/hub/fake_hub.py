@@ -13,7 +13,8 @@ id, or the contents of ROOT/<org>/<name>.commit) with the headers the real hub s
 
 The revision may be "main", the commit or a prefix of it (>= 7 hex digits).
 
-Faults come from FAULTS (JSON, re-read on every request; "once" faults fire once per server):
+Faults come from FAULTS (JSON, re-read on every request; counters and "once" faults restart
+whenever its content changes):
   {"token": "secret"}                   401 unless "Authorization: Bearer secret"
   {"status": {"config.json": 404}}      answer this status for the file (resolve requests)
   {"fail_first": {"config.json": 2}}    500 for the first N resolve requests of the file
@@ -39,11 +40,24 @@ COUNTS = {}
 CHUNK = 65536
 
 
+LAST = [None]
+
+
 def faults():
+    """The current faults; counters and once-faults start afresh when the file changes."""
     try:
         with open(FAULTS) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            text = f.read()
+    except OSError:
+        text = "{}"
+    with LOCK:
+        if text != LAST[0]:
+            LAST[0] = text
+            COUNTS.clear()
+            FIRED.clear()
+    try:
+        return json.loads(text)
+    except ValueError:
         return {}
 
 
@@ -152,7 +166,7 @@ class Hub(BaseHTTPRequestHandler):
                 "ETag": '"%s"' % sha,
                 "Location": "http://127.0.0.1:%d/lfs/%s" % (self.server.server_port, sha),
             })
-            self.server.lfs[sha] = (path, name)
+            self.server.lfs[sha] = (path, name, commit)
             return self.reply(302, hdr, b"", head, entry)
         blob = b"blob %d\0" % len(data)
         hdr["ETag"] = '"%s"' % hashlib.sha1(blob + data).hexdigest()
@@ -162,12 +176,15 @@ class Hub(BaseHTTPRequestHandler):
     def serve_lfs(self, sha, head, entry, f):
         if sha not in self.server.lfs:
             return self.reply(404, {}, b"", head, entry)
-        path, name = self.server.lfs[sha]
+        path, name, commit = self.server.lfs[sha]
         data = content(path, name in f.get("corrupt", []))
         start = 0
         rng = self.headers.get("Range")
         status = 200
-        hdr = {"Accept-Ranges": "bytes", "ETag": '"%s"' % sha}
+        # the real CDN is another host, so clients stop at the hub's 302; huggingface_hub follows
+        # a redirect to the same host, so this one repeats the hub's metadata
+        hdr = {"Accept-Ranges": "bytes", "ETag": '"%s"' % sha, "X-Repo-Commit": commit,
+               "X-Linked-Etag": '"%s"' % sha, "X-Linked-Size": str(len(data))}
         if rng:
             m = re.match(r"^bytes=(\d+)-$", rng)
             start = int(m.group(1)) if m else 0
@@ -207,7 +224,8 @@ def main():
                 continue
             data = open(p, "rb").read()
             if is_lfs(n, len(data)):
-                srv.lfs[hashlib.sha256(data).hexdigest()] = (p, "/".join(rel[2:]))
+                repo = "/".join(rel[:2])
+                srv.lfs[hashlib.sha256(data).hexdigest()] = (p, "/".join(rel[2:]), repo_commit(repo))
     tmp = PORTFILE + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_port))
