@@ -45,13 +45,22 @@ struct dc_redis_tier {
     atomic_uint_fast64_t hits, misses, errors, writes, dropped, invalid;
 };
 
+/* The URL for error messages, with the password (if any) replaced by "***". */
+static const char *url_for_message(const char *url, char *buf, size_t size) {
+    const char *at = strrchr(url, '@');
+    if (!at || strncmp(url, "redis://", 8) != 0) return url;
+    snprintf(buf, size, "redis://***%s", at);
+    return buf;
+}
+
 dc_status dc_redis_url_parse(const char *url, char *host, int *port, char *password, int *db) {
     host[0] = password[0] = 0;
+    char shown[600];
     *port = 6379;
     *db = 0;
     if (!url || strncmp(url, "redis://", 8) != 0)
         return dc_fail(DC_ERR_CONFIG, "cache.redis_url %s: expected redis://[:password@]host[:port][/db]",
-                       url ? url : "(null)");
+                       url ? url_for_message(url, shown, sizeof shown) : "(null)");
     const char *s = url + 8, *at = strrchr(s, '@');
     if (at) {
         const char *colon = memchr(s, ':', (size_t)(at - s));
@@ -65,19 +74,22 @@ dc_status dc_redis_url_parse(const char *url, char *host, int *port, char *passw
     const char *end = s + strcspn(s, "/");
     const char *colon = memchr(s, ':', (size_t)(end - s));
     size_t hl = colon ? (size_t)(colon - s) : (size_t)(end - s);
-    if (!hl || hl >= 256) return dc_fail(DC_ERR_CONFIG, "cache.redis_url %s: bad host", url);
+    if (!hl || hl >= 256) return dc_fail(DC_ERR_CONFIG, "cache.redis_url %s: bad host",
+                                   url_for_message(url, shown, sizeof shown));
     memcpy(host, s, hl);
     host[hl] = 0;
     if (colon) {
         char *e = NULL;
         long v = strtol(colon + 1, &e, 10);
-        if (e != end || v <= 0 || v > 65535) return dc_fail(DC_ERR_CONFIG, "cache.redis_url %s: bad port", url);
+        if (e != end || v <= 0 || v > 65535) return dc_fail(DC_ERR_CONFIG, "cache.redis_url %s: bad port",
+                                   url_for_message(url, shown, sizeof shown));
         *port = (int)v;
     }
     if (*end == '/' && end[1]) {
         char *e = NULL;
         long v = strtol(end + 1, &e, 10);
-        if (*e || v < 0 || v > 1000000) return dc_fail(DC_ERR_CONFIG, "cache.redis_url %s: bad database", url);
+        if (*e || v < 0 || v > 1000000) return dc_fail(DC_ERR_CONFIG, "cache.redis_url %s: bad database",
+                                   url_for_message(url, shown, sizeof shown));
         *db = (int)v;
     }
     return DC_OK;
