@@ -288,17 +288,24 @@ static dc_status copy_file(const char *src, const char *dst) {
     return DC_OK;
 }
 
+/* Every name that becomes a path must stay inside the repo folder. */
+static dc_status check_names(const char *repo, const char *revision, const char *commit,
+                             const char *file, const char *etag) {
+    if (strlen(commit) < 7 || !dc_hub_is_hex(commit, strlen(commit)) || !etag_ok(etag) ||
+        !dc_hub_file_name_ok(file) || (revision && revision[0] && !revision_ok(revision)))
+        return dc_fail(DC_ERR_INVALID_ARGUMENT,
+                       "%s: refusing to store %s (revision \"%s\", commit \"%s\", etag \"%s\")",
+                       repo, file, revision ? revision : "", commit, etag);
+    return DC_OK;
+}
+
 dc_status dc_hub_link(const char *cache_dir, const char *repo, const char *revision,
                       const char *commit, const char *file, const char *etag, bool copy) {
     char folder[512], repo_dir[DC_HUB_PATH_MAX], snap[DC_HUB_PATH_MAX], blob[DC_HUB_PATH_MAX];
     char target[DC_HUB_PATH_MAX], tmp[DC_HUB_PATH_MAX + 32];
     dc_status st;
     if ((st = dc_hub_repo_folder(repo, folder, sizeof folder))) return st;
-    if (!dc_hub_is_hex(commit, strlen(commit)) || strlen(commit) < 7 || !etag_ok(etag) ||
-        !dc_hub_file_name_ok(file) || (revision && revision[0] && !revision_ok(revision)))
-        return dc_fail(DC_ERR_INVALID_ARGUMENT,
-                       "%s: refusing to store %s (commit \"%s\", etag \"%s\")", repo, file, commit,
-                       etag);
+    if ((st = check_names(repo, revision, commit, file, etag))) return st;
     if ((st = path_join(repo_dir, sizeof repo_dir, cache_dir, folder, NULL, NULL)) ||
         (st = path_join(snap, sizeof snap, repo_dir, "snapshots", commit, file)) ||
         (st = path_join(blob, sizeof blob, repo_dir, "blobs", etag, NULL)) ||
@@ -327,7 +334,7 @@ dc_status dc_hub_store(const char *cache_dir, const char *repo, const char *revi
     char folder[512], blob[DC_HUB_PATH_MAX];
     dc_status st;
     if ((st = dc_hub_repo_folder(repo, folder, sizeof folder))) return st;
-    if (!etag_ok(etag)) return dc_fail(DC_ERR_INVALID_ARGUMENT, "%s: etag \"%s\" is not a file name", repo, etag);
+    if ((st = check_names(repo, revision, commit, file, etag))) return st;
     if ((st = path_join(blob, sizeof blob, cache_dir, folder, "blobs", etag))) return st;
     if ((st = mkdirs_for(blob))) return st;
     if (rename(src, blob) != 0) return dc_fail(DC_ERR_IO, "rename %s to %s: %s", src, blob, strerror(errno));
