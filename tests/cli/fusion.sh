@@ -6,7 +6,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 set +e
 "$dodeca" fusion --help >/dev/null 2>&1; rc=$?
 set -e
-[ $rc -eq 0 ] || { echo "skip: dodeca fusion is not wired into this build"; exit 77; }
+[ $rc -eq 0 ] || fail "dodeca fusion --help exited $rc"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
