@@ -1,0 +1,100 @@
+/* The interface between the host library and libdodeca_cuda.so (DESIGN §9).
+ *
+ * The CPU library never links the CUDA runtime: it dlopens libdodeca_cuda.so and calls the one
+ * exported symbol, dc_cuda_entry, which returns the table below. Everything the shared object
+ * needs from the host (error details) is passed in dc_cuda_host, so the two link nothing from
+ * each other. A table with another abi number is refused by the loader. Plain C, no CUDA types:
+ * this header is included by code compiled without the toolkit. */
+#ifndef DC_GPU_CUDA_API_H
+#define DC_GPU_CUDA_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DC_CUDA_ABI 1
+#define DC_CUDA_ENTRY_SYMBOL "dc_cuda_entry"
+#define DC_CUDA_LIBRARY_NAME "libdodeca_cuda.so"
+
+typedef struct dc_cuda_host {
+    uint32_t abi;
+    /* records the thread's error detail and returns s (the host's dc_fail) */
+    dc_status (*fail)(dc_status s, const char *fmt, ...);
+} dc_cuda_host;
+
+typedef struct dc_cuda_options {
+    int device;             /* ordinal */
+    size_t pool_limit;      /* bytes the pool may hold; 0 = 90% of the device's memory */
+    bool allow_tf32;        /* f32 linears on TF32 tensor cores (10-bit mantissa products) */
+} dc_cuda_options;
+
+typedef struct dc_cuda_device_info {
+    char name[128];
+    size_t total_bytes, free_bytes;
+    int cc_major, cc_minor;
+    int sm_count;
+    int driver_version, runtime_version; /* 13000 = 13.0 */
+} dc_cuda_device_info;
+
+typedef struct dc_cuda_pool_stats {
+    uint64_t hits, misses;  /* allocations served from the cache / by cudaMalloc */
+    uint64_t failures;      /* allocations refused (DC_ERR_OUT_OF_MEMORY) */
+    size_t in_use, cached;  /* bytes handed out / held free in the buckets */
+    size_t peak, limit;     /* most bytes in use + cached at once; the cap */
+} dc_cuda_pool_stats;
+
+/* Grouped GEMM for the fusion experts: problem p is Y_p[m_p, n_p] = X_p[m_p, k_p]·W_p[n_p, k_p]ᵀ
+ * (row-major, device memory, all of one dtype). m_p = 0 is allowed (nothing to do). */
+typedef enum dc_gemm_dtype { DC_GEMM_F32 = 0, DC_GEMM_BF16 = 1, DC_GEMM_F16 = 2 } dc_gemm_dtype;
+typedef struct dc_gemm_problem {
+    uint32_t m, n, k;
+    const void *x, *w;
+    void *y;
+} dc_gemm_problem;
+
+/* How SMs were partitioned (dc_cuda_api.green_split). */
+typedef struct dc_cuda_partition {
+    uint32_t n;              /* partitions made (≥ 1) */
+    bool green;              /* false: the single-context fallback (one ordinary stream) */
+    uint32_t sm_count[16];   /* SMs per partition (0 when unknown) */
+    char reason[128];        /* why the fallback was taken ("" when green) */
+} dc_cuda_partition;
+
+typedef struct dc_cuda_api {
+    uint32_t abi;
+    const char *build; /* toolkit version and arches the library was compiled for */
+    /* Driver and devices. DC_OK with *n_devices ≥ 1, or DC_ERR_GPU with the reason ("no CUDA
+     * driver", "no device", ...) in reason. */
+    dc_status (*probe)(const dc_cuda_host *host, int *n_devices, char *reason, size_t cap);
+    dc_status (*device_info)(int device, dc_cuda_device_info *out);
+    dc_status (*backend_create)(const dc_cuda_host *host, const dc_cuda_options *opt,
+                                dc_backend **out);
+    /* The calls below take a backend made by backend_create. */
+    void (*pool_stats)(dc_backend *be, dc_cuda_pool_stats *out);
+    void (*pool_trim)(dc_backend *be); /* returns cached blocks to the driver */
+    /* force_fallback: loop cublasGemmEx even when the grouped call exists (tests). */
+    dc_status (*grouped_gemm)(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
+                              uint32_t n, bool force_fallback);
+    /* Reads bytes [offset, offset+bytes) of a file into device memory: cuFile (GPUDirect
+     * Storage, libcufile.so.0 loaded at run time) or, when that is absent or refuses,
+     * pread into pinned memory and a copy. *used_gds says which. */
+    dc_status (*file_read)(dc_backend *be, const char *path, uint64_t offset, size_t bytes,
+                           void *dst, bool force_posix, bool *used_gds);
+    /* Splits the device's SMs into up to `want` green contexts of at least min_sms each, or
+     * falls back to one partition. Partitions live until the backend is destroyed. */
+    dc_status (*green_split)(dc_backend *be, uint32_t want, uint32_t min_sms,
+                             dc_cuda_partition *out);
+} dc_cuda_api;
+
+typedef const dc_cuda_api *(*dc_cuda_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

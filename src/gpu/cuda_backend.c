@@ -1,0 +1,374 @@
+/* The CUDA backend: the dc_backend table over the kernels in kernels.cu / attention.cu, cuBLAS
+ * for the linears (gemm.c) and the pool (pool.c); plus the library's one exported symbol.
+ *
+ * Pointer arguments: the models pass some host arrays where the interface asks for backend
+ * memory (embedding tables, LayerNorm parameters, token indices, sequence offsets). Each op
+ * checks with cudaPointerGetAttributes and uploads a host array into a pool block first (an
+ * embedding sum over host tables is computed on the host and its result uploaded). Correct, but
+ * a model that uploads its parameters once avoids those copies. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/cu_internal.h"
+#include "gpu/kernels.h"
+
+#ifndef DC_CUDA_BUILD_INFO
+#define DC_CUDA_BUILD_INFO "unknown"
+#endif
+
+static dc_status fail_stderr(dc_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dodeca cuda: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return s;
+}
+
+dc_status (*dc_cu_fail_fn)(dc_status s, const char *fmt, ...) = fail_stderr;
+
+static void set_host(const dc_cuda_host *host) {
+    if (host && host->fail) dc_cu_fail_fn = host->fail;
+}
+
+dc_status dc_cu_status(cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return DC_OK;
+    return dc_cu_fail(e == cudaErrorMemoryAllocation ? DC_ERR_OUT_OF_MEMORY : DC_ERR_GPU,
+                      "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+dc_status dc_cublas_status(cublasStatus_t s, const char *what) {
+    if (s == CUBLAS_STATUS_SUCCESS) return DC_OK;
+    return dc_cu_fail(s == CUBLAS_STATUS_ALLOC_FAILED ? DC_ERR_OUT_OF_MEMORY : DC_ERR_GPU,
+                      "%s: cuBLAS status %d", what, (int)s);
+}
+
+dc_status dc_cu_enter(dc_cu_backend *cb) {
+    return dc_cu_status(cudaSetDevice(cb->device), "cudaSetDevice");
+}
+
+void dc_cu_note(dc_cu_backend *cb, cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&cb->sticky, &expected, (int)e))
+        snprintf(cb->sticky_what, sizeof cb->sticky_what, "%s", what);
+}
+
+dc_status dc_cu_take_sticky(dc_cu_backend *cb) {
+    int e = atomic_exchange(&cb->sticky, 0);
+    if (!e) return DC_OK;
+    return dc_cu_status((cudaError_t)e, cb->sticky_what);
+}
+
+bool dc_cu_is_device(const void *ptr) {
+    struct cudaPointerAttributes at;
+    memset(&at, 0, sizeof at);
+    if (cudaPointerGetAttributes(&at, ptr) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return at.type == cudaMemoryTypeDevice || at.type == cudaMemoryTypeManaged;
+}
+
+dc_status dc_cu_stage(dc_cu_backend *cb, const void *ptr, size_t bytes, const void **dev,
+                      void **tmp) {
+    *tmp = NULL;
+    *dev = ptr;
+    if (!ptr || dc_cu_is_device(ptr)) return DC_OK;
+    void *d = NULL;
+    dc_status st = dc_pool_alloc(&cb->pool, bytes, &d);
+    if (st) return st;
+    /* from pageable memory the copy is staged before the call returns: the caller may free */
+    cudaError_t e = cudaMemcpyAsync(d, ptr, bytes, cudaMemcpyHostToDevice, cb->stream);
+    if (e != cudaSuccess) {
+        dc_pool_release(&cb->pool, d);
+        return dc_cu_status(e, "staging a host array");
+    }
+    *dev = d;
+    *tmp = d;
+    return DC_OK;
+}
+
+/* ---- buffers ---- */
+
+static dc_status cu_alloc(dc_backend *be, size_t bytes, void **out) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    dc_status st = dc_cu_enter(cb);
+    return st ? st : dc_pool_alloc(&cb->pool, bytes, out);
+}
+
+static void cu_release(dc_backend *be, void *ptr) { dc_pool_release(&dc_cu_of(be)->pool, ptr); }
+
+static dc_status cu_copy(dc_backend *be, void *dst, const void *src, size_t bytes,
+                         const char *what) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    dc_status st = dc_cu_enter(cb);
+    if (st) return st;
+    if ((st = dc_cu_take_sticky(cb))) return st;
+    if (!bytes) return DC_OK;
+    st = dc_cu_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cb->stream), what);
+    if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), what);
+    return st;
+}
+
+static dc_status cu_upload(dc_backend *be, void *dst, const void *src, size_t bytes) {
+    return cu_copy(be, dst, src, bytes, "upload");
+}
+
+static dc_status cu_download(dc_backend *be, void *dst, const void *src, size_t bytes) {
+    return cu_copy(be, dst, src, bytes, "download");
+}
+
+/* ---- element-wise ops (void in the interface: failures are remembered) ---- */
+
+static void cu_layernorm(dc_backend *be, const float *x, const float *residual,
+                         const float *gamma, const float *beta, float eps, size_t rows,
+                         size_t cols, float *y) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb)) {
+        dc_cu_note(cb, cudaErrorInvalidDevice, "layernorm");
+        return;
+    }
+    const void *g = NULL, *b = NULL;
+    void *tg = NULL, *tb = NULL;
+    if (dc_cu_stage(cb, gamma, cols * sizeof(float), &g, &tg) ||
+        dc_cu_stage(cb, beta, cols * sizeof(float), &b, &tb)) {
+        dc_cu_note(cb, cudaErrorMemoryAllocation, "layernorm parameters");
+    } else {
+        dc_cu_note(cb, (cudaError_t)dc_cuk_layernorm(cb->stream, x, residual, g, b, eps, rows,
+                                                     cols, y),
+                   "layernorm");
+    }
+    dc_pool_release(&cb->pool, tg);
+    dc_pool_release(&cb->pool, tb);
+}
+
+static void cu_activation(dc_backend *be, dc_activation act, float *x, size_t n) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb)) {
+        dc_cu_note(cb, cudaErrorInvalidDevice, "activation");
+        return;
+    }
+    dc_cu_note(cb, (cudaError_t)dc_cuk_activation(cb->stream, (int)act, x, n), "activation");
+}
+
+static void cu_add(dc_backend *be, float *y, const float *x, size_t n) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb)) {
+        dc_cu_note(cb, cudaErrorInvalidDevice, "add");
+        return;
+    }
+    dc_cu_note(cb, (cudaError_t)dc_cuk_add(cb->stream, y, x, n), "add");
+}
+
+static void host_embed_sum(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
+                           const float *t1, const uint32_t *i1, const float *t2,
+                           const uint32_t *i2, float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        float *o = out + r * cols;
+        for (size_t c = 0; c < cols; c++) o[c] = 0.0f;
+        const float *rows3[3] = {t0 ? t0 + (size_t)i0[r] * cols : NULL,
+                                 t1 ? t1 + (size_t)i1[r] * cols : NULL,
+                                 t2 ? t2 + (size_t)i2[r] * cols : NULL};
+        for (int t = 0; t < 3; t++)
+            if (rows3[t])
+                for (size_t c = 0; c < cols; c++) o[c] += rows3[t][c];
+    }
+}
+
+static void cu_embed_sum(dc_backend *be, size_t rows, size_t cols, const float *t0,
+                         const uint32_t *i0, const float *t1, const uint32_t *i1,
+                         const float *t2, const uint32_t *i2, float *out) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb)) {
+        dc_cu_note(cb, cudaErrorInvalidDevice, "embed_sum");
+        return;
+    }
+    if (!rows || !cols) return;
+    bool host_tables = (t0 && !dc_cu_is_device(t0)) || (t1 && !dc_cu_is_device(t1)) ||
+                       (t2 && !dc_cu_is_device(t2));
+    if (host_tables) {
+        /* the tables live on the host: gather there, upload the rows */
+        float *h = malloc(rows * cols * sizeof *h);
+        if (!h) {
+        dc_cu_note(cb, cudaErrorMemoryAllocation, "embed_sum host rows");
+        return;
+    }
+        host_embed_sum(rows, cols, t0, i0, t1, i1, t2, i2, h);
+        dc_cu_note(cb, cudaMemcpyAsync(out, h, rows * cols * sizeof *h, cudaMemcpyHostToDevice,
+                                       cb->stream),
+                   "embed_sum upload");
+        free(h); /* pageable source: the copy has been staged */
+        return;
+    }
+    const void *d[3] = {NULL, NULL, NULL};
+    void *tmp[3] = {NULL, NULL, NULL};
+    const uint32_t *idx[3] = {i0, i1, i2};
+    const float *tab[3] = {t0, t1, t2};
+    bool ok = true;
+    for (int t = 0; t < 3 && ok; t++)
+        if (tab[t]) ok = dc_cu_stage(cb, idx[t], rows * sizeof(uint32_t), &d[t], &tmp[t]) == DC_OK;
+    if (!ok) dc_cu_note(cb, cudaErrorMemoryAllocation, "embed_sum indices");
+    else
+        dc_cu_note(cb, (cudaError_t)dc_cuk_embed_sum(cb->stream, rows, cols, t0, d[0], t1, d[1],
+                                                     t2, d[2], out),
+                   "embed_sum");
+    for (int t = 0; t < 3; t++) dc_pool_release(&cb->pool, tmp[t]);
+}
+
+static void cu_destroy(dc_backend *be) {
+    if (!be) return;
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (cb) {
+        if (cudaSetDevice(cb->device) == cudaSuccess && cb->stream)
+            cudaStreamSynchronize(cb->stream);
+        dc_cu_green_destroy(cb);
+        dc_cu_gemm_destroy(cb);
+        dc_pool_destroy(&cb->pool);
+        if (cb->stream) cudaStreamDestroy(cb->stream);
+        pthread_mutex_destroy(&cb->blas_mu);
+        free(cb);
+    }
+    free(be);
+}
+
+static const dc_backend_ops cuda_ops = {
+    .name = "cuda",
+    .alloc = cu_alloc,
+    .release = cu_release,
+    .upload = cu_upload,
+    .download = cu_download,
+    .linear_create = dc_cu_linear_create,
+    .linear_destroy = dc_cu_linear_destroy,
+    .linear_forward = dc_cu_linear_forward,
+    .layernorm = cu_layernorm,
+    .activation = cu_activation,
+    .add = cu_add,
+    .embed_sum = cu_embed_sum,
+    .attention = dc_cu_attention,
+    .attention_ex = dc_cu_attention_ex,
+    .linear_bytes = dc_cu_linear_bytes,
+    .destroy = cu_destroy,
+};
+
+/* ---- driver, devices, creation ---- */
+
+static dc_status cu_probe(const dc_cuda_host *host, int *n_devices, char *reason, size_t cap) {
+    set_host(host);
+    *n_devices = 0;
+    if (cap) reason[0] = '\0';
+    int drv = 0;
+    cudaError_t e = cudaDriverGetVersion(&drv);
+    if (e != cudaSuccess || drv == 0) {
+        (void)cudaGetLastError();
+        snprintf(reason, cap, "no CUDA driver");
+        return dc_cu_fail(DC_ERR_GPU, "cuda: no CUDA driver (libcuda.so.1 not loadable)");
+    }
+    int n = 0;
+    e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        (void)cudaGetLastError();
+        if (e == cudaErrorInsufficientDriver)
+            snprintf(reason, cap, "CUDA driver %d.%d is older than the runtime", drv / 1000,
+                     drv % 1000 / 10);
+        else
+            snprintf(reason, cap, "no device (%s)",
+                     e == cudaSuccess ? "0 devices" : cudaGetErrorName(e));
+        return dc_cu_fail(DC_ERR_GPU, "cuda: %s", reason);
+    }
+    *n_devices = n;
+    return DC_OK;
+}
+
+static dc_status cu_device_info(int device, dc_cuda_device_info *out) {
+    memset(out, 0, sizeof *out);
+    struct cudaDeviceProp p;
+    dc_status st = dc_cu_status(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+    if (st) return st;
+    snprintf(out->name, sizeof out->name, "%.127s", p.name);
+    out->cc_major = p.major;
+    out->cc_minor = p.minor;
+    out->sm_count = p.multiProcessorCount;
+    out->total_bytes = p.totalGlobalMem;
+    cudaDriverGetVersion(&out->driver_version);
+    cudaRuntimeGetVersion(&out->runtime_version);
+    int cur = 0;
+    if (cudaGetDevice(&cur) == cudaSuccess && cudaSetDevice(device) == cudaSuccess) {
+        size_t fr = 0, tot = 0;
+        if (cudaMemGetInfo(&fr, &tot) == cudaSuccess) out->free_bytes = fr;
+        cudaSetDevice(cur);
+    }
+    (void)cudaGetLastError();
+    return DC_OK;
+}
+
+static dc_status cu_backend_create(const dc_cuda_host *host, const dc_cuda_options *opt,
+                                   dc_backend **out) {
+    set_host(host);
+    *out = NULL;
+    int n = 0;
+    char why[160];
+    dc_status st = cu_probe(host, &n, why, sizeof why);
+    if (st) return st;
+    int dev = opt ? opt->device : 0;
+    if (dev < 0 || dev >= n)
+        return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "cuda: device %d of %d", dev, n);
+    dc_backend *be = calloc(1, sizeof *be);
+    dc_cu_backend *cb = calloc(1, sizeof *cb);
+    if (!be || !cb) {
+        free(be);
+        free(cb);
+        return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "cuda backend");
+    }
+    be->ops = &cuda_ops;
+    be->impl = cb;
+    cb->device = dev;
+    cb->allow_tf32 = opt && opt->allow_tf32;
+    atomic_init(&cb->sticky, 0);
+    pthread_mutex_init(&cb->blas_mu, NULL);
+    dc_cuda_device_info info;
+    if ((st = cu_device_info(dev, &info))) goto fail;
+    cb->cc_major = info.cc_major;
+    cb->cc_minor = info.cc_minor;
+    size_t limit = opt && opt->pool_limit ? opt->pool_limit : info.total_bytes / 10 * 9;
+    if ((st = dc_pool_init(&cb->pool, limit))) goto fail;
+    if ((st = dc_cu_enter(cb))) goto fail;
+    if ((st = dc_cu_status(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
+                           "cudaStreamCreate")))
+        goto fail;
+    if ((st = dc_cu_gemm_init(cb))) goto fail;
+    *out = be;
+    return DC_OK;
+fail:
+    cu_destroy(be);
+    return st;
+}
+
+static void cu_pool_stats(dc_backend *be, dc_cuda_pool_stats *out) {
+    dc_pool_stats(&dc_cu_of(be)->pool, out);
+}
+
+static void cu_pool_trim(dc_backend *be) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb) == DC_OK) dc_pool_trim(&cb->pool);
+}
+
+static const dc_cuda_api cuda_api = {
+    .abi = DC_CUDA_ABI,
+    .build = DC_CUDA_BUILD_INFO,
+    .probe = cu_probe,
+    .device_info = cu_device_info,
+    .backend_create = cu_backend_create,
+    .pool_stats = cu_pool_stats,
+    .pool_trim = cu_pool_trim,
+    .grouped_gemm = dc_cu_grouped_gemm,
+    .file_read = dc_cu_file_read,
+    .green_split = dc_cu_green_split,
+};
+
+/* The one exported symbol (the library is built with hidden visibility). */
+__attribute__((visibility("default"))) const dc_cuda_api *dc_cuda_entry(void);
+const dc_cuda_api *dc_cuda_entry(void) { return &cuda_api; }

@@ -1,0 +1,367 @@
+/* Linear layers and grouped GEMM on cuBLAS / cuBLASLt.
+ *
+ * Row-major y[rows, n] = x[rows, k]·Wᵀ is, read column-major, yᵀ (n×rows) = W·xᵀ with W stored
+ * k×n (ld k, op T) and xᵀ stored k×rows (ld k, op N): the "TN" layout, which FP8 on Hopper
+ * requires anyway. f32 weights run through cublasGemmEx (TF32 tensor cores when the backend
+ * allows it); bf16/f16 weights with the activations converted per call and f32 outputs; FP8
+ * E4M3 through cuBLASLt with per-tensor scales (weights at load, activations per call, both
+ * computed on the device: no synchronisation). Weights are cudaMalloc'ed outside the pool (they
+ * live as long as the model; a power-of-two class would waste up to half). */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/cu_internal.h"
+#include "gpu/kernels.h"
+
+struct dc_linear {
+    uint32_t n, k;
+    dc_weight_format fmt;
+    void *w;        /* [n, k] row-major: f32, bf16, f16 or E4M3 */
+    float *bias;    /* [n] f32, or NULL */
+    float *w_scale; /* FP8: the weights' dequantisation scale (device scalar) */
+    size_t bytes;
+};
+
+#define LT_WORKSPACE (32u << 20)
+
+dc_status dc_cu_gemm_init(dc_cu_backend *cb) {
+    dc_status st = dc_cublas_status(cublasCreate(&cb->blas), "cublasCreate");
+    if (st) return st;
+    if ((st = dc_cublas_status(cublasSetStream(cb->blas, cb->stream), "cublasSetStream")))
+        return st;
+    if ((st = dc_cublas_status(cublasLtCreate(&cb->lt), "cublasLtCreate"))) return st;
+    /* the Lt workspace is only needed for FP8; small cards may skip it */
+    if (cudaMalloc(&cb->lt_workspace, LT_WORKSPACE) == cudaSuccess) {
+        cb->lt_workspace_bytes = LT_WORKSPACE;
+    } else {
+        (void)cudaGetLastError();
+        cb->lt_workspace = NULL;
+    }
+    return DC_OK;
+}
+
+void dc_cu_gemm_destroy(dc_cu_backend *cb) {
+    if (cb->lt_workspace) cudaFree(cb->lt_workspace);
+    if (cb->lt) cublasLtDestroy(cb->lt);
+    if (cb->blas) cublasDestroy(cb->blas);
+    cb->lt_workspace = NULL;
+    cb->lt = NULL;
+    cb->blas = NULL;
+}
+
+static void linear_free(dc_linear *l) {
+    if (!l) return;
+    if (l->w) cudaFree(l->w);
+    if (l->bias) cudaFree(l->bias);
+    if (l->w_scale) cudaFree(l->w_scale);
+    free(l);
+}
+
+static size_t elem_bytes(dc_weight_format f) {
+    switch (f) {
+    case DC_WEIGHTS_F32: return 4;
+    case DC_WEIGHTS_BF16:
+    case DC_WEIGHTS_F16: return 2;
+    case DC_WEIGHTS_FP8_E4M3: return 1;
+    case DC_WEIGHTS_INT8: return 0;
+    }
+    return 0;
+}
+
+dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *bias,
+                              uint32_t n_out, uint32_t k_in, dc_weight_format fmt,
+                              dc_linear **out) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    *out = NULL;
+    if (!weight || !n_out || !k_in)
+        return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "linear: empty weight %ux%u", n_out, k_in);
+    if (n_out > INT_MAX || k_in > INT_MAX)
+        return dc_cu_fail(DC_ERR_INVALID_DIMENSION, "linear: %ux%u exceeds cuBLAS's int", n_out, k_in);
+    size_t eb = elem_bytes(fmt);
+    if (!eb)
+        return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                          "linear: the cuda backend has no %s weights (fp32, bf16, fp16, fp8)",
+                          fmt == DC_WEIGHTS_INT8 ? "int8" : "such");
+    if (fmt == DC_WEIGHTS_FP8_E4M3) {
+        if (cb->cc_major * 10 + cb->cc_minor < 89)
+            return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                              "linear: fp8 needs compute capability 8.9 or later (device is %d.%d)",
+                              cb->cc_major, cb->cc_minor);
+        if (k_in % 16 || n_out % 16)
+            return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                              "linear: fp8 needs dimensions that are multiples of 16 (%ux%u)",
+                              n_out, k_in);
+        if (!cb->lt_workspace)
+            return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "linear: no cuBLASLt workspace for fp8");
+    }
+    dc_status st = dc_cu_enter(cb);
+    if (st || (st = dc_cu_take_sticky(cb))) return st;
+    dc_linear *l = calloc(1, sizeof *l);
+    if (!l) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u", n_out, k_in);
+    l->n = n_out;
+    l->k = k_in;
+    l->fmt = fmt;
+    const size_t count = (size_t)n_out * k_in;
+    float *tmp = NULL;
+    float *amax = NULL;
+    if ((st = dc_cu_status(cudaMalloc(&l->w, count * eb), "linear weights"))) goto fail;
+    l->bytes = count * eb;
+    if (fmt == DC_WEIGHTS_F32) {
+        st = dc_cu_status(cudaMemcpy(l->w, weight, count * 4, cudaMemcpyHostToDevice),
+                          "linear weights upload");
+    } else {
+        /* upload f32 once, convert on the device */
+        if ((st = dc_pool_alloc(&cb->pool, count * 4, (void **)&tmp))) goto fail;
+        st = dc_cu_status(cudaMemcpyAsync(tmp, weight, count * 4, cudaMemcpyHostToDevice,
+                                          cb->stream),
+                          "linear weights upload");
+        if (!st && fmt != DC_WEIGHTS_FP8_E4M3)
+            st = dc_cu_status((cudaError_t)dc_cuk_to_half(cb->stream, tmp, l->w, count,
+                                                          fmt == DC_WEIGHTS_BF16),
+                              "linear weights conversion");
+        if (!st && fmt == DC_WEIGHTS_FP8_E4M3) {
+            st = dc_cu_status(cudaMalloc((void **)&l->w_scale, sizeof(float)), "fp8 scale");
+            if (!st) st = dc_pool_alloc(&cb->pool, sizeof(float), (void **)&amax);
+            if (!st) st = dc_cu_status((cudaError_t)dc_cuk_amax(cb->stream, tmp, count, amax), "amax");
+            if (!st)
+                st = dc_cu_status((cudaError_t)dc_cuk_fp8_quantize(cb->stream, tmp, count, amax,
+                                                                   l->w_scale, l->w),
+                                  "fp8 weights");
+        }
+        if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), "linear weights");
+    }
+    if (st) goto fail;
+    if (bias) {
+        if ((st = dc_cu_status(cudaMalloc((void **)&l->bias, (size_t)n_out * 4), "linear bias")))
+            goto fail;
+        if ((st = dc_cu_status(cudaMemcpy(l->bias, bias, (size_t)n_out * 4, cudaMemcpyHostToDevice),
+                               "linear bias upload")))
+            goto fail;
+        l->bytes += (size_t)n_out * 4;
+    }
+    dc_pool_release(&cb->pool, tmp);
+    dc_pool_release(&cb->pool, amax);
+    *out = l;
+    return DC_OK;
+fail:
+    if (cb->stream) cudaStreamSynchronize(cb->stream);
+    dc_pool_release(&cb->pool, tmp);
+    dc_pool_release(&cb->pool, amax);
+    linear_free(l);
+    return st;
+}
+
+void dc_cu_linear_destroy(dc_backend *be, dc_linear *l) {
+    if (!l) return;
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb) == DC_OK) cudaStreamSynchronize(cb->stream); /* no kernel still reads it */
+    linear_free(l);
+}
+
+size_t dc_cu_linear_bytes(const dc_linear *l) { return l ? l->bytes : 0; }
+
+static dc_status gemm_ex(dc_cu_backend *cb, int m, int n, int k, const void *a, const void *b,
+                         cudaDataType_t ab_type, void *c, cudaDataType_t c_type) {
+    const float one = 1.0f, zero = 0.0f;
+    cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
+    if (ab_type == CUDA_R_32F && cb->allow_tf32) ct = CUBLAS_COMPUTE_32F_FAST_TF32;
+    pthread_mutex_lock(&cb->blas_mu);
+    cublasStatus_t s = cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a, ab_type,
+                                    k, b, ab_type, k, &zero, c, c_type, m, ct, CUBLAS_GEMM_DEFAULT);
+    pthread_mutex_unlock(&cb->blas_mu);
+    return dc_cublas_status(s, "cublasGemmEx");
+}
+
+static dc_status fp8_forward(dc_cu_backend *cb, const dc_linear *l, const float *x, int rows,
+                             float *y) {
+    const size_t count = (size_t)rows * l->k;
+    uint8_t *xq = NULL;
+    float *sc = NULL; /* [0] amax, [1] scale */
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    dc_status st = dc_pool_alloc(&cb->pool, count, (void **)&xq);
+    if (!st) st = dc_pool_alloc(&cb->pool, 2 * sizeof(float), (void **)&sc);
+    if (!st) st = dc_cu_status((cudaError_t)dc_cuk_amax(cb->stream, x, count, sc), "amax");
+    if (!st)
+        st = dc_cu_status((cudaError_t)dc_cuk_fp8_quantize(cb->stream, x, count, sc, sc + 1, xq),
+                          "fp8 activations");
+    if (st) goto done;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const float one = 1.0f, zero = 0.0f;
+    const float *a_scale = l->w_scale, *b_scale = sc + 1;
+    const size_t ws = cb->lt_workspace_bytes;
+#define LT(call, what)                                                                         \
+    do {                                                                                       \
+        if ((st = dc_cublas_status((call), what))) goto done;                                  \
+    } while (0)
+    LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "fp8 matmul desc");
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transa");
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transb");
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale,
+                                      sizeof a_scale),
+       "a scale");
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale,
+                                      sizeof b_scale),
+       "b scale");
+    LT(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, l->k, l->n, l->k), "layout A");
+    LT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, l->k, (uint64_t)rows, l->k), "layout B");
+    LT(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, l->n, (uint64_t)rows, l->n), "layout C");
+    LT(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                            sizeof ws),
+       "workspace");
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    memset(&heur, 0, sizeof heur);
+    LT(cublasLtMatmulAlgoGetHeuristic(cb->lt, op, la, lb, lc, lc, pref, 1, &heur, &found),
+       "fp8 heuristic");
+    if (!found) {
+        st = dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT, "linear: cuBLASLt has no fp8 kernel for %ux%u, %d rows",
+                        l->n, l->k, rows);
+        goto done;
+    }
+    pthread_mutex_lock(&cb->blas_mu);
+    cublasStatus_t s = cublasLtMatmul(cb->lt, op, &one, l->w, la, xq, lb, &zero, y, lc, y, lc,
+                                      &heur.algo, cb->lt_workspace, ws, cb->stream);
+    pthread_mutex_unlock(&cb->blas_mu);
+    st = dc_cublas_status(s, "cublasLtMatmul fp8");
+#undef LT
+done:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    dc_pool_release(&cb->pool, xq);
+    dc_pool_release(&cb->pool, sc);
+    return st;
+}
+
+dc_status dc_cu_linear_forward(dc_backend *be, const dc_linear *l, const float *x, size_t rows,
+                               float *y) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    dc_status st = dc_cu_enter(cb);
+    if (st || (st = dc_cu_take_sticky(cb))) return st;
+    if (!rows) return DC_OK;
+    if (rows > INT_MAX) return dc_cu_fail(DC_ERR_INVALID_DIMENSION, "linear: %zu rows", rows);
+    switch (l->fmt) {
+    case DC_WEIGHTS_F32:
+        st = gemm_ex(cb, (int)l->n, (int)rows, (int)l->k, l->w, x, CUDA_R_32F, y, CUDA_R_32F);
+        break;
+    case DC_WEIGHTS_BF16:
+    case DC_WEIGHTS_F16: {
+        const bool bf = l->fmt == DC_WEIGHTS_BF16;
+        void *xh = NULL;
+        st = dc_pool_alloc(&cb->pool, rows * l->k * 2, &xh);
+        if (!st)
+            st = dc_cu_status((cudaError_t)dc_cuk_to_half(cb->stream, x, xh, rows * l->k, bf),
+                              "activations to half");
+        if (!st)
+            st = gemm_ex(cb, (int)l->n, (int)rows, (int)l->k, l->w, xh,
+                         bf ? CUDA_R_16BF : CUDA_R_16F, y, CUDA_R_32F);
+        dc_pool_release(&cb->pool, xh);
+        break;
+    }
+    case DC_WEIGHTS_FP8_E4M3: st = fp8_forward(cb, l, x, (int)rows, y); break;
+    case DC_WEIGHTS_INT8: st = dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT, "linear: int8"); break;
+    }
+    if (!st && l->bias)
+        st = dc_cu_status((cudaError_t)dc_cuk_add_bias(cb->stream, y, l->bias, rows, l->n), "bias");
+    return st;
+}
+
+/* ---- grouped GEMM (fusion experts) ---- */
+
+static cudaDataType_t gemm_type(dc_gemm_dtype t) {
+    return t == DC_GEMM_BF16 ? CUDA_R_16BF : t == DC_GEMM_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+static dc_status grouped_fallback(dc_cu_backend *cb, dc_gemm_dtype dtype, const dc_gemm_problem *p,
+                                  uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        if (!p[i].m) continue;
+        dc_status st = gemm_ex(cb, (int)p[i].n, (int)p[i].m, (int)p[i].k, p[i].w, p[i].x,
+                               gemm_type(dtype), p[i].y, gemm_type(dtype));
+        if (st) return dc_cu_fail(st, "grouped gemm problem %u: %s", i, "cublasGemmEx failed");
+    }
+    return DC_OK;
+}
+
+dc_status dc_cu_grouped_gemm(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
+                             uint32_t n, bool force_fallback) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    dc_status st = dc_cu_enter(cb);
+    if (st || (st = dc_cu_take_sticky(cb))) return st;
+    for (uint32_t i = 0; i < n; i++)
+        if (p[i].m > INT_MAX || p[i].n > INT_MAX || p[i].k > INT_MAX || (p[i].m && (!p[i].n || !p[i].k)))
+            return dc_cu_fail(DC_ERR_INVALID_DIMENSION, "grouped gemm problem %u: %ux%ux%u", i,
+                              p[i].m, p[i].n, p[i].k);
+#if defined(CUBLAS_VERSION) && CUBLAS_VERSION >= 120500
+    if (!force_fallback) {
+        uint32_t g = 0;
+        for (uint32_t i = 0; i < n; i++) g += p[i].m != 0;
+        if (!g) return DC_OK;
+        /* host arrays per group (one problem each), device arrays of pointers */
+        size_t ints = 7 * (size_t)g;
+        int *iv = malloc(ints * sizeof *iv);
+        cublasOperation_t *ops = malloc(2 * (size_t)g * sizeof *ops);
+        float *ab = malloc(2 * (size_t)g * sizeof *ab);
+        const void **hp = malloc(3 * (size_t)g * sizeof *hp);
+        void *dp = NULL;
+        if (!iv || !ops || !ab || !hp) {
+            st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "grouped gemm: %u groups", g);
+            goto grouped_done;
+        }
+        int *mv = iv, *nv = iv + g, *kv = iv + 2 * g, *lda = iv + 3 * g, *ldb = iv + 4 * g,
+            *ldc = iv + 5 * g, *gs = iv + 6 * g;
+        uint32_t j = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!p[i].m) continue;
+            ops[j] = CUBLAS_OP_T;
+            ops[g + j] = CUBLAS_OP_N;
+            mv[j] = (int)p[i].n;
+            nv[j] = (int)p[i].m;
+            kv[j] = (int)p[i].k;
+            lda[j] = ldb[j] = (int)p[i].k;
+            ldc[j] = (int)p[i].n;
+            gs[j] = 1;
+            ab[j] = 1.0f;
+            ab[g + j] = 0.0f;
+            hp[j] = p[i].w;
+            hp[g + j] = p[i].x;
+            hp[2 * g + j] = p[i].y;
+            j++;
+        }
+        if ((st = dc_pool_alloc(&cb->pool, 3 * (size_t)g * sizeof *hp, &dp))) goto grouped_done;
+        if ((st = dc_cu_status(cudaMemcpyAsync(dp, hp, 3 * (size_t)g * sizeof *hp,
+                                               cudaMemcpyHostToDevice, cb->stream),
+                               "grouped gemm pointers")))
+            goto grouped_done;
+        const void *const *da = (const void *const *)dp;
+        cudaDataType_t t = gemm_type(dtype);
+        pthread_mutex_lock(&cb->blas_mu);
+        cublasStatus_t s = cublasGemmGroupedBatchedEx(
+            cb->blas, ops, ops + g, mv, nv, kv, ab, da, t, lda, da + g, t, ldb, ab + g,
+            (void *const *)(da + 2 * g), t, ldc, (int)g, gs, CUBLAS_COMPUTE_32F);
+        pthread_mutex_unlock(&cb->blas_mu);
+        if (s == CUBLAS_STATUS_NOT_SUPPORTED) {
+            st = grouped_fallback(cb, dtype, p, n); /* same math, one call per problem */
+        } else {
+            st = dc_cublas_status(s, "cublasGemmGroupedBatchedEx");
+            /* the host arrays must outlive the enqueue only; the pointer block is stream-ordered */
+        }
+    grouped_done:
+        dc_pool_release(&cb->pool, dp);
+        free(iv);
+        free(ops);
+        free(ab);
+        free(hp);
+        return st;
+    }
+#else
+    (void)force_fallback;
+#endif
+    return grouped_fallback(cb, dtype, p, n);
+}

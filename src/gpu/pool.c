@@ -1,0 +1,201 @@
+/* Device memory pool: requests round up to a power-of-two size class (256 B and up); a released
+ * block goes to its class's free list and serves the next request of that class without a
+ * cudaMalloc (which synchronises the device). Blocks are reused in stream order: every op of a
+ * backend runs on its one stream, so a block released after enqueuing work is only handed to work
+ * enqueued later. The cap counts bytes in use plus cached; past it, or when cudaMalloc fails, the
+ * cache is returned to the driver and the request retried once, then refused with
+ * DC_ERR_OUT_OF_MEMORY (never an abort). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/cu_internal.h"
+
+struct dc_pool_block {
+    void *ptr;
+    size_t bytes; /* the size class */
+    uint32_t bucket;
+    dc_pool_block *next; /* free list */
+};
+
+#define DC_POOL_MIN_SHIFT 8
+
+uint32_t dc_pool_bucket(size_t bytes) {
+    uint32_t b = 0;
+    while (b + 1 < DC_POOL_BUCKETS && ((size_t)1 << (b + DC_POOL_MIN_SHIFT)) < bytes) b++;
+    return b;
+}
+
+static size_t bucket_bytes(uint32_t b) { return (size_t)1 << (b + DC_POOL_MIN_SHIFT); }
+
+static size_t hash_ptr(const void *p, size_t cap) {
+    uintptr_t v = (uintptr_t)p >> 8;
+    v *= (uintptr_t)0x9E3779B97F4A7C15ull;
+    return (size_t)(v >> 7) & (cap - 1);
+}
+
+static dc_status live_grow(dc_cu_pool *p) {
+    size_t cap = p->live_cap ? p->live_cap * 2 : 256;
+    dc_pool_block **t = calloc(cap, sizeof *t);
+    if (!t) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: block table of %zu", cap);
+    for (size_t i = 0; i < p->live_cap; i++) {
+        dc_pool_block *b = p->live[i];
+        if (!b) continue;
+        size_t h = hash_ptr(b->ptr, cap);
+        while (t[h]) h = (h + 1) & (cap - 1);
+        t[h] = b;
+    }
+    free(p->live);
+    p->live = t;
+    p->live_cap = cap;
+    return DC_OK;
+}
+
+static dc_status live_put(dc_cu_pool *p, dc_pool_block *b) {
+    if ((p->live_n + 1) * 2 > p->live_cap) {
+        dc_status st = live_grow(p);
+        if (st) return st;
+    }
+    size_t h = hash_ptr(b->ptr, p->live_cap);
+    while (p->live[h]) h = (h + 1) & (p->live_cap - 1);
+    p->live[h] = b;
+    p->live_n++;
+    return DC_OK;
+}
+
+/* Removes and returns the block of ptr (backward-shift deletion keeps probe chains intact). */
+static dc_pool_block *live_take(dc_cu_pool *p, const void *ptr) {
+    if (!p->live_cap) return NULL;
+    size_t mask = p->live_cap - 1, h = hash_ptr(ptr, p->live_cap);
+    while (p->live[h] && p->live[h]->ptr != ptr) h = (h + 1) & mask;
+    dc_pool_block *b = p->live[h];
+    if (!b) return NULL;
+    p->live[h] = NULL;
+    p->live_n--;
+    for (size_t j = (h + 1) & mask; p->live[j]; j = (j + 1) & mask) {
+        dc_pool_block *m = p->live[j];
+        size_t home = hash_ptr(m->ptr, p->live_cap);
+        /* move m back into the hole when the hole lies on its probe path */
+        bool on_path = h <= j ? (home <= h || home > j) : (home <= h && home > j);
+        if (on_path) {
+            p->live[h] = m;
+            p->live[j] = NULL;
+            h = j;
+        }
+    }
+    return b;
+}
+
+dc_status dc_pool_init(dc_cu_pool *p, size_t limit) {
+    memset(p, 0, sizeof *p);
+    if (pthread_mutex_init(&p->mu, NULL) != 0)
+        return dc_cu_fail(DC_ERR_INTERNAL, "gpu pool: mutex");
+    p->st.limit = limit;
+    return DC_OK;
+}
+
+static void free_cached(dc_cu_pool *p) {
+    for (uint32_t b = 0; b < DC_POOL_BUCKETS; b++) {
+        while (p->free_list[b]) {
+            dc_pool_block *blk = p->free_list[b];
+            p->free_list[b] = blk->next;
+            cudaFree(blk->ptr);
+            p->st.cached -= blk->bytes;
+            free(blk);
+        }
+    }
+}
+
+void dc_pool_destroy(dc_cu_pool *p) {
+    free_cached(p);
+    for (size_t i = 0; i < p->live_cap; i++)
+        if (p->live[i]) {
+            cudaFree(p->live[i]->ptr);
+            free(p->live[i]);
+        }
+    free(p->live);
+    pthread_mutex_destroy(&p->mu);
+    memset(p, 0, sizeof *p);
+}
+
+dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out) {
+    *out = NULL;
+    uint32_t b = dc_pool_bucket(bytes ? bytes : 1);
+    size_t cls = bucket_bytes(b);
+    if (cls < bytes) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: %zu bytes", bytes);
+    dc_status st = DC_OK;
+    pthread_mutex_lock(&p->mu);
+    dc_pool_block *blk = p->free_list[b];
+    if (blk) {
+        p->free_list[b] = blk->next;
+        p->st.cached -= blk->bytes;
+        p->st.hits++;
+    } else {
+        if (p->st.limit && p->st.in_use + p->st.cached + cls > p->st.limit) free_cached(p);
+        if (p->st.limit && p->st.in_use + cls > p->st.limit) {
+            p->st.failures++;
+            st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY,
+                            "gpu pool: %zu bytes requested (class %zu) with %zu of %zu in use",
+                            bytes, cls, p->st.in_use, p->st.limit);
+            goto done;
+        }
+        blk = calloc(1, sizeof *blk);
+        if (!blk) {
+            st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: block record");
+            goto done;
+        }
+        cudaError_t e = cudaMalloc(&blk->ptr, cls);
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError(); /* clear it: an allocation failure is not sticky */
+            free_cached(p);
+            e = cudaMalloc(&blk->ptr, cls);
+        }
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            free(blk);
+            p->st.failures++;
+            st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: cudaMalloc of %zu bytes: %s", cls,
+                            cudaGetErrorString(e));
+            goto done;
+        }
+        blk->bytes = cls;
+        blk->bucket = b;
+        p->st.misses++;
+    }
+    if ((st = live_put(p, blk)) != DC_OK) {
+        blk->next = p->free_list[b];
+        p->free_list[b] = blk;
+        p->st.cached += blk->bytes;
+        goto done;
+    }
+    p->st.in_use += blk->bytes;
+    if (p->st.in_use + p->st.cached > p->st.peak) p->st.peak = p->st.in_use + p->st.cached;
+    *out = blk->ptr;
+done:
+    pthread_mutex_unlock(&p->mu);
+    return st;
+}
+
+void dc_pool_release(dc_cu_pool *p, void *ptr) {
+    if (!ptr) return;
+    pthread_mutex_lock(&p->mu);
+    dc_pool_block *blk = live_take(p, ptr);
+    if (blk) {
+        p->st.in_use -= blk->bytes;
+        p->st.cached += blk->bytes;
+        blk->next = p->free_list[blk->bucket];
+        p->free_list[blk->bucket] = blk;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+void dc_pool_trim(dc_cu_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    free_cached(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void dc_pool_stats(dc_cu_pool *p, dc_cuda_pool_stats *out) {
+    pthread_mutex_lock(&p->mu);
+    *out = p->st;
+    pthread_mutex_unlock(&p->mu);
+}
