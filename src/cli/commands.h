@@ -16,4 +16,6 @@ int dc_cmd_scrub(int argc, char **argv);    /* scrub: PII and secrets out of tex
 int dc_cmd_pull(int argc, char **argv);     /* pull: model files from the Hugging Face hub */
 int dc_cmd_serve(int argc, char **argv);    /* serve: the HTTP API */
 
+int dc_cmd_info(int argc, char **argv);     /* info: version, CPU, backend, GPUs */
+
 #endif

@@ -21,6 +21,7 @@ static const command dc_commands[] = {
     {"fusion", dc_cmd_fusion, "train or inspect the FuseMoE fusion weights"},
     {"pull", dc_cmd_pull, "download model files from the Hugging Face hub, or check the cache"},
     {"serve", dc_cmd_serve, "serve the HTTP API (OpenAI-compatible /v1/embeddings and more)"},
+    {"info", dc_cmd_info, "version, CPU kernels, the active backend and why, GPU devices"},
 };
 
 static void usage(FILE *out) {

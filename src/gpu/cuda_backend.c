@@ -6,7 +6,6 @@
  * checks with cudaPointerGetAttributes and uploads a host array into a pool block first (an
  * embedding sum over host tables is computed on the host and its result uploaded). Correct, but
  * a model that uploads its parameters once avoids those copies. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +17,13 @@
 #define DC_CUDA_BUILD_INFO "unknown"
 #endif
 
-static dc_status fail_stderr(dc_status s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("dodeca cuda: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
+/* Until a host hands its dc_fail, details are dropped (statuses still tell what failed). */
+static dc_status fail_silent(dc_status s, const char *fmt, ...) {
+    (void)fmt;
     return s;
 }
 
-dc_status (*dc_cu_fail_fn)(dc_status s, const char *fmt, ...) = fail_stderr;
+dc_status (*dc_cu_fail_fn)(dc_status s, const char *fmt, ...) = fail_silent;
 
 static void set_host(const dc_cuda_host *host) {
     if (host && host->fail) dc_cu_fail_fn = host->fail;
