@@ -38,7 +38,7 @@ static void usage(FILE *out) {
 typedef struct progress {
     bool tty, quiet;
     struct timespec start, last;
-    uint64_t start_bytes;
+    uint64_t start_bytes, shown;
     bool active;
     const char *file;
 } progress;
@@ -68,8 +68,10 @@ static void on_progress(void *user, const char *repo, const char *file, uint64_t
         clock_gettime(CLOCK_MONOTONIC, &p->start);
         p->last.tv_sec = 0;
         p->start_bytes = done;
+        p->shown = UINT64_MAX;
     }
-    if (p->last.tv_sec && secs_since(&p->last) < 0.1 && done < total) return;
+    if (done == p->shown || (p->last.tv_sec && secs_since(&p->last) < 0.1 && done < total)) return;
+    p->shown = done;
     clock_gettime(CLOCK_MONOTONIC, &p->last);
     double el = secs_since(&p->start);
     double rate = el > 0.05 ? (double)(done - p->start_bytes) / el : 0.0;
