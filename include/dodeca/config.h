@@ -136,6 +136,7 @@ typedef struct dc_models_config {
     char hub_token[DC_CONFIG_TEXT_MAX];    /* "" = HF_TOKEN, else the `hf auth login` token */
     char hub_cache_dir[DC_CONFIG_PATH_MAX]; /* "" = HF_HUB_CACHE, HF_HOME/hub, ~/.cache/... */
     uint32_t max_concurrent_loads;        /* 2 */
+    uint64_t memory_budget_bytes;         /* 0 = auto: min(16 GiB, 80 % of physical memory) */
     dc_model_config model[DC_NUM_MODELS]; /* indexed by dc_model_id */
 } dc_models_config;
 

@@ -43,7 +43,8 @@ const char *dc_run_status_name(dc_run_status s); /* "ok", "timeout", "failed", "
 
 typedef struct dc_model_result {
     dc_run_status status;
-    dc_status error;       /* FAILED: the model's status; TIMEOUT: DC_ERR_TIMEOUT; else DC_OK */
+    dc_status error;       /* FAILED: the model's status; TIMEOUT: DC_ERR_TIMEOUT, or
+                            * DC_ERR_CANCELLED when the caller cancelled; else DC_OK */
     char detail[DC_RESULT_DETAIL_MAX]; /* why it failed or was skipped; "" when OK */
     float *vector;         /* OK: `dim` floats as the model returned them (owned), else NULL */
     uint32_t dim;
@@ -139,7 +140,8 @@ typedef struct dc_embed_options {
 
 /* One input. On success *out holds the result (free it); on failure *out is in the init state
  * and the detail says why: DC_ERR_OVERLOADED (a queue is full: retry later),
- * DC_ERR_TIMEOUT (required E1, or too few models, answered by the deadline; or cancelled), the
+ * DC_ERR_TIMEOUT (required E1, or too few models, answered by the deadline), DC_ERR_CANCELLED
+ * (opt->cancel was cancelled; the call returns within ~10 ms of that), the
  * failing model's status when E1 failed, DC_ERR_UNSUPPORTED_MODALITY (no model takes the
  * input), DC_ERR_FUSION, or the dc_input_validate error. Policy (seed S17): E1 is required
  * when it is available and takes the input; at least min(pipeline.min_models, models that

@@ -39,9 +39,10 @@ typedef enum dc_status {
     DC_ERR_NOT_FOUND = 24,             /* a named item (tensor, key) is absent */
     DC_ERR_OVERLOADED = 25,            /* queue full; retry later */
     DC_ERR_INTERNAL = 26,              /* broken invariant; a bug */
+    DC_ERR_CANCELLED = 27,             /* the caller cancelled the call (dc_cancel_token) */
 } dc_status;
 
-#define DC_STATUS_COUNT 27
+#define DC_STATUS_COUNT 28
 
 /* Stable upper-snake name of a status, e.g. "CHECKPOINT_CORRUPTED"; "UNKNOWN_STATUS" otherwise. */
 const char *dc_status_name(dc_status s);

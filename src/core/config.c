@@ -165,6 +165,7 @@ void dc_config_defaults(dc_config *c) {
     m->lazy_loading = true;
     m->auto_download = false;
     m->max_concurrent_loads = 2;
+    m->memory_budget_bytes = 0;
     for (int i = 0; i < DC_NUM_MODELS; i++) {
         dc_model_config *mc = &m->model[i];
         mc->enabled = true;
@@ -293,6 +294,7 @@ static const dc_cfg_field general_fields[] = {
     CF("models", "hub_token", DC_CFG_STRING, models.hub_token),
     CF("models", "hub_cache_dir", DC_CFG_STRING, models.hub_cache_dir),
     CF("models", "max_concurrent_loads", DC_CFG_U32, models.max_concurrent_loads),
+    CF("models", "memory_budget_bytes", DC_CFG_U64, models.memory_budget_bytes),
 
     CF("batch", "max_batch_size", DC_CFG_U32, batch.max_batch_size),
     CF("batch", "min_batch_size", DC_CFG_U32, batch.min_batch_size),

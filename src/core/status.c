@@ -39,6 +39,7 @@ static const struct {
     [DC_ERR_NOT_FOUND] = {"NOT_FOUND", "not found"},
     [DC_ERR_OVERLOADED] = {"OVERLOADED", "overloaded"},
     [DC_ERR_INTERNAL] = {"INTERNAL", "internal error"},
+    [DC_ERR_CANCELLED] = {"CANCELLED", "cancelled"},
 };
 
 const char *dc_status_name(dc_status s) {

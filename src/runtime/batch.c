@@ -185,13 +185,15 @@ uint64_t dc_batch_queue_load_ns(dc_batch_queue *q) {
     return t;
 }
 
-static void job_finish(dc_batch_queue *q, dc_job *j) {
+/* Hands a job back to its group. `dropped`: a cancelled job that never ran (counted as
+ * dropped, not as a discarded result). */
+static void job_finish_ex(dc_batch_queue *q, dc_job *j, bool dropped) {
     dc_job_group *g = j->group;
     pthread_mutex_lock(&g->mu);
     int s = atomic_load(&j->state);
     if (s == DC_JOB_CANCELLED) {
         dc_job_free_outputs(j);
-        dc_rt_add(&q->st.cancelled_discarded, 1);
+        dc_rt_add(dropped ? &q->st.cancelled_dropped : &q->st.cancelled_discarded, 1);
     } else {
         atomic_store(&j->state, DC_JOB_DONE);
         if (g->pending) g->pending--;
@@ -203,6 +205,10 @@ static void job_finish(dc_batch_queue *q, dc_job *j) {
     pthread_mutex_unlock(&g->mu);
     if (last) group_free(g);
 }
+
+static void job_finish(dc_batch_queue *q, dc_job *j) { job_finish_ex(q, j, false); }
+
+static void job_drop(dc_batch_queue *q, dc_job *j) { job_finish_ex(q, j, true); }
 
 static void job_fail(dc_batch_queue *q, dc_job *j, dc_status st, const char *detail) {
     dc_job_free_outputs(j);
@@ -320,8 +326,7 @@ static void *dispatcher_main(void *p) {
         if (ndrop) {
             pthread_mutex_unlock(&q->mu);
             for (size_t i = 0; i < ndrop; i++) {
-                dc_rt_add(&q->st.cancelled_dropped, 1);
-                job_finish(q, drop[i]);
+                job_drop(q, drop[i]);
             }
             pthread_mutex_lock(&q->mu);
         }
@@ -374,8 +379,7 @@ static void run_batch(dc_batch_queue *q, dc_job **jobs, size_t n, dc_input *ins,
         if (atomic_compare_exchange_strong(&jobs[i]->state, &expect, DC_JOB_RUNNING)) {
             jobs[k++] = jobs[i];
         } else {
-            dc_rt_add(&q->st.cancelled_dropped, 1);
-            job_finish(q, jobs[i]);
+            job_drop(q, jobs[i]);
         }
     }
     n = k;
@@ -463,8 +467,7 @@ static void *executor_main(void *p) {
             if (ndrop) { /* only cancelled jobs were there */
                 pthread_mutex_unlock(&q->mu);
                 for (size_t i = 0; i < ndrop; i++) {
-                    dc_rt_add(&q->st.cancelled_dropped, 1);
-                    job_finish(q, q->xdrop[i]);
+                    job_drop(q, q->xdrop[i]);
                 }
                 pthread_mutex_lock(&q->mu);
             }
@@ -477,8 +480,7 @@ static void *executor_main(void *p) {
         pthread_cond_broadcast(&q->cv); /* the dispatcher may form the next batch now */
         pthread_mutex_unlock(&q->mu);
         for (size_t i = 0; i < ndrop; i++) {
-            dc_rt_add(&q->st.cancelled_dropped, 1);
-            job_finish(q, q->xdrop[i]);
+            job_drop(q, q->xdrop[i]);
         }
         run_batch(q, mine, n, q->ins, q->outs);
         pthread_mutex_lock(&q->mu);

@@ -201,7 +201,9 @@ dc_status dc_pipeline_open_ex(const dc_config *cfg, const dc_pipeline_options *o
     dc_registry_options ro = {
         .factory = p->factory,
         .factory_is_builtin = p->builtin != NULL,
-        .memory_budget_bytes = p->opt.memory_budget_bytes ? p->opt.memory_budget_bytes : default_budget(),
+        .memory_budget_bytes = p->opt.memory_budget_bytes          ? p->opt.memory_budget_bytes
+                               : cfg->models.memory_budget_bytes ? cfg->models.memory_budget_bytes
+                                                                 : default_budget(),
         .max_concurrent_loads = cfg->models.max_concurrent_loads,
         .load_retry_ms = p->opt.load_retry_ms,
         .drain_timeout_ms = 10000, /* seed S07: the old model drains within 10 s */
@@ -693,7 +695,7 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
                     r->failed_mask |= 1u << jb->model;
                 } else {
                     mr->status = DC_RUN_TIMEOUT;
-                    mr->error = DC_ERR_TIMEOUT;
+                    mr->error = cancelled ? DC_ERR_CANCELLED : DC_ERR_TIMEOUT;
                     snprintf(mr->detail, sizeof mr->detail, cancelled ? "cancelled by the caller"
                                                                       : "no answer within %u ms",
                              deadline_ms);
@@ -725,8 +727,8 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
         for (int m = 0; m < DC_NUM_MODELS && !cancelled; m++)
             model_outcome(&p->mc[m], (it->mask >> m) & 1u ? r->models[m].status : DC_RUN_SKIPPED);
         if (cancelled) {
-            dc_fail(DC_ERR_TIMEOUT, "cancelled by the caller");
-            item_fail(it, DC_ERR_TIMEOUT);
+            dc_fail(DC_ERR_CANCELLED, "cancelled by the caller");
+            item_fail(it, DC_ERR_CANCELLED);
             continue;
         }
         dc_status st = apply_policy(p, it, r, deadline_ms);
@@ -808,7 +810,8 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
         } else {
             failed++;
             if (it->st == DC_ERR_OVERLOADED) dc_rt_add(&p->overloaded, 1);
-            if (it->st == DC_ERR_TIMEOUT) dc_rt_add(cancelled ? &p->cancelled : &p->timeouts, 1);
+            if (it->st == DC_ERR_TIMEOUT) dc_rt_add(&p->timeouts, 1);
+            if (it->st == DC_ERR_CANCELLED) dc_rt_add(&p->cancelled, 1);
             if (first == DC_OK) {
                 first = it->st;
                 first_i = i;

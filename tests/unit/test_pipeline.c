@@ -140,16 +140,18 @@ static void test_deadline_with_slow_model(void **state) {
     (void)state;
     rt_env e;
     rt_env_init(&e, DC_ALL_MODELS_MASK);
-    e.cfg.pipeline.deadline_ms = 150;
+    e.cfg.pipeline.deadline_ms = 400;
     rt_env_open(&e);
     assert_ok(dc_pipeline_load_model(e.p, DC_MODEL_CAUSAL)); /* load time is not the point */
-    atomic_store(&e.ff->ctl[DC_MODEL_CAUSAL].delay_ms, 600);
+    fake_ctl *slow = &e.ff->ctl[DC_MODEL_CAUSAL];
+    atomic_store(&slow->hold, 1); /* E5 does not answer until released */
     dc_input in = dc_input_text(fox, sizeof fox - 1, DC_ROLE_PASSAGE);
     dc_pipeline_result r;
     uint64_t t0 = dc_rt_now_ns();
     assert_ok(dc_pipeline_embed(e.p, &in, &r));
-    uint64_t ms = (dc_rt_now_ns() - t0) / 1000000;
-    assert_true(ms >= 140 && ms < 450);
+    /* it waited the deadline, then returned without E5, which is still running */
+    assert_true((dc_rt_now_ns() - t0) / 1000000 >= 400);
+    assert_int_equal(atomic_load(&slow->in_flight), 1);
     assert_int_equal(r.models[DC_MODEL_CAUSAL].status, DC_RUN_TIMEOUT);
     assert_int_equal(r.models[DC_MODEL_CAUSAL].error, DC_ERR_TIMEOUT);
     assert_null(r.models[DC_MODEL_CAUSAL].vector);
@@ -163,6 +165,7 @@ static void test_deadline_with_slow_model(void **state) {
     dc_pipeline_stats s;
     assert_ok(dc_pipeline_stats_get(e.p, &s));
     assert_int_equal(s.model[DC_MODEL_CAUSAL].timeouts, 2);
+    atomic_store(&slow->hold, 0);
     rt_env_close(&e); /* waits for the slow batches; the abandoned results are freed */
 }
 
@@ -170,21 +173,25 @@ static void test_policy_required_and_minimum(void **state) {
     (void)state;
     rt_env e;
     rt_env_init(&e, DC_ALL_MODELS_MASK);
-    e.cfg.pipeline.deadline_ms = 100;
+    e.cfg.pipeline.deadline_ms = 300;
     rt_env_open(&e);
     assert_ok(dc_pipeline_load_model(e.p, DC_MODEL_SEMANTIC));
-    atomic_store(&e.ff->ctl[DC_MODEL_SEMANTIC].delay_ms, 400);
+    fake_ctl *e1 = &e.ff->ctl[DC_MODEL_SEMANTIC];
+    atomic_store(&e1->hold, 1);
     dc_input in = dc_input_text(fox, sizeof fox - 1, DC_ROLE_PASSAGE);
     dc_pipeline_result r;
     assert_status(dc_pipeline_embed(e.p, &in, &r), DC_ERR_TIMEOUT);
     assert_detail_contains("E1");
     assert_null(r.models[DC_MODEL_ENTITY].vector); /* nothing half-filled on failure */
-    atomic_store(&e.ff->ctl[DC_MODEL_SEMANTIC].delay_ms, 0);
-    fake_sleep_ms(450);
+    atomic_store(&e1->hold, 0);
+    fake_wait_until(atomic_load(&e1->in_flight) == 0);
+    assert_int_equal(atomic_load(&e1->in_flight), 0);
 
+    /* the rest does not depend on time: a deadline no model can miss */
+    dc_embed_options o = {.deadline_ms = 60000};
     /* a failing required model: its status comes back */
-    atomic_store(&e.ff->ctl[DC_MODEL_SEMANTIC].fail_embed, 1);
-    assert_status(dc_pipeline_embed(e.p, &in, &r), DC_ERR_INTERNAL);
+    atomic_store(&e1->fail_embed, 1);
+    assert_status(dc_pipeline_embed_ex(e.p, &in, &o, &r), DC_ERR_INTERNAL);
     assert_detail_contains("fake embed failure");
     atomic_store(&e.ff->ctl[DC_MODEL_SEMANTIC].fail_embed, 0);
 
@@ -192,7 +199,7 @@ static void test_policy_required_and_minimum(void **state) {
     for (int i = DC_MODEL_CAUSAL; i <= DC_MODEL_MULTIMODAL; i++)
         atomic_store(&e.ff->ctl[i].fail_embed, 1);
     dc_input other = dc_input_text("another text", 12, DC_ROLE_PASSAGE);
-    assert_status(dc_pipeline_embed(e.p, &other, &r), DC_ERR_INTERNAL);
+    assert_status(dc_pipeline_embed_ex(e.p, &other, &o, &r), DC_ERR_INTERNAL);
     assert_detail_contains("only 6 of 12");
     dc_pipeline_stats s;
     assert_ok(dc_pipeline_stats_get(e.p, &s));
@@ -247,7 +254,7 @@ static void test_memory_budget(void **state) {
     rt_env_close(&e);
 
     rt_env_init(&e, DC_ALL_MODELS_MASK);
-    e.opt.memory_budget_bytes = 6u << 20;
+    e.cfg.models.memory_budget_bytes = 6u << 20; /* the same budget from [models] */
     e.cfg.pipeline.min_models = 3;
     e.cfg.models.preload[0] = DC_MODEL_SEMANTIC; /* the required model gets its share first */
     e.cfg.models.preload_count = 1;
@@ -266,6 +273,20 @@ static void test_memory_budget(void **state) {
     assert_ok(dc_pipeline_stats_get(e.p, &s));
     assert_true(s.memory_bytes <= 6u << 20);
     assert_int_equal(s.memory_budget_bytes, 6u << 20);
+    rt_env_close(&e);
+
+    /* dc_pipeline_options wins over the configuration; 0 in both is the automatic budget */
+    rt_env_init(&e, DC_ALL_MODELS_MASK);
+    e.cfg.models.memory_budget_bytes = 6u << 20;
+    e.opt.memory_budget_bytes = 9u << 20;
+    rt_env_open(&e);
+    assert_ok(dc_pipeline_stats_get(e.p, &s));
+    assert_int_equal(s.memory_budget_bytes, 9u << 20);
+    rt_env_close(&e);
+    rt_env_init(&e, DC_ALL_MODELS_MASK);
+    rt_env_open(&e);
+    assert_ok(dc_pipeline_stats_get(e.p, &s));
+    assert_true(s.memory_budget_bytes > 0 && s.memory_budget_bytes <= 16ull << 30);
     rt_env_close(&e);
 }
 
@@ -326,12 +347,13 @@ static void test_overload(void **state) {
 
 typedef struct cancel_arg {
     dc_cancel_token *t;
-    int after_ms;
+    fake_ctl *held;
 } cancel_arg;
 
+/* Cancels once the held model runs the caller's job. */
 static void *cancel_thread(void *a) {
     cancel_arg *c = a;
-    fake_sleep_ms(c->after_ms);
+    fake_wait_until(atomic_load(&c->held->in_flight) > 0);
     dc_cancel_token_cancel(c->t);
     return NULL;
 }
@@ -340,28 +362,43 @@ static void test_cancellation(void **state) {
     (void)state;
     rt_env e;
     rt_env_init(&e, DC_ALL_MODELS_MASK);
-    e.cfg.pipeline.deadline_ms = 5000;
+    e.cfg.pipeline.deadline_ms = 600000; /* only the cancellation can end the wait */
     rt_env_open(&e);
     assert_ok(dc_pipeline_load_model(e.p, DC_MODEL_ENTITY));
-    atomic_store(&e.ff->ctl[DC_MODEL_ENTITY].delay_ms, 800);
+    fake_ctl *e11 = &e.ff->ctl[DC_MODEL_ENTITY];
+    atomic_store(&e11->hold, 1);
     dc_cancel_token *tok;
     assert_ok(dc_cancel_token_create(&tok));
-    cancel_arg ca = {tok, 60};
+    cancel_arg ca = {tok, e11};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, cancel_thread, &ca), 0);
     dc_input in = dc_input_text(fox, sizeof fox - 1, DC_ROLE_PASSAGE);
     dc_embed_options o = {.cancel = tok};
     dc_pipeline_result r;
-    uint64_t t0 = dc_rt_now_ns();
-    assert_status(dc_pipeline_embed_ex(e.p, &in, &o, &r), DC_ERR_TIMEOUT);
+    assert_status(dc_pipeline_embed_ex(e.p, &in, &o, &r), DC_ERR_CANCELLED);
     assert_detail_contains("cancelled");
-    assert_true((dc_rt_now_ns() - t0) / 1000000 < 400);
+    assert_int_equal(atomic_load(&e11->in_flight), 1); /* returned while E11 still runs */
+    assert_null(r.models[DC_MODEL_SEMANTIC].vector);
     pthread_join(th, NULL);
     /* a second caller gives up while its E11 job is still queued: the job never runs */
+    dc_cancel_token *tok2;
+    assert_ok(dc_cancel_token_create(&tok2));
+    dc_cancel_token_cancel(tok2);
+    dc_input in2 = dc_input_text("queued behind", 13, DC_ROLE_PASSAGE);
+    dc_embed_options o2 = {.cancel = tok2};
+    assert_status(dc_pipeline_embed_ex(e.p, &in2, &o2, &r), DC_ERR_CANCELLED);
+    atomic_store(&e11->hold, 0);
     dc_cancel_token_destroy(tok);
+    dc_cancel_token_destroy(tok2);
     dc_pipeline_stats s;
+    /* the running job's result is discarded, the queued one dropped unrun */
+    fake_wait_until(dc_pipeline_stats_get(e.p, &s) == DC_OK && s.model[DC_MODEL_ENTITY].cancelled == 2);
     assert_ok(dc_pipeline_stats_get(e.p, &s));
-    assert_int_equal(s.cancelled, 1);
+    assert_int_equal(s.model[DC_MODEL_ENTITY].cancelled, 2);
+    assert_int_equal(atomic_load(&e11->items), 1);
+    assert_int_equal(s.cancelled, 2);
+    assert_int_equal(s.timeouts, 0);
+    assert_int_equal(s.model[DC_MODEL_ENTITY].timeouts, 0); /* a caller's choice, not the model's */
     rt_env_close(&e);
 }
 

@@ -20,6 +20,8 @@
 
 typedef struct fake_ctl {
     atomic_int delay_ms;        /* sleep per embed_batch call */
+    atomic_int hold;            /* embed_batch waits while this is non-zero (at most 60 s):
+                                 * a condition for tests instead of a guessed delay */
     atomic_int load_delay_ms;   /* sleep in load */
     atomic_int fail_load;       /* load returns DC_ERR_MODEL_LOAD */
     atomic_int fail_embed;      /* embed_batch returns DC_ERR_INTERNAL */
@@ -92,6 +94,7 @@ static inline dc_status fake_embed(dc_model *m, const dc_input *in, size_t n, dc
             break;
         }
     fake_sleep_ms(atomic_load(&f->ctl->delay_ms));
+    for (int waited = 0; atomic_load(&f->ctl->hold) && waited < 60000; waited++) fake_sleep_ms(1);
     dc_status st = DC_OK;
     /* content starting with "FAIL" is an input this model cannot embed */
     for (size_t i = 0; i < n; i++)
@@ -159,6 +162,10 @@ static inline uint64_t fake_estimate(void *ctx, dc_model_id id) {
 }
 
 /* A factory for the models in `mask`, each 1 MiB, no delay. Free with free(). */
+/* Polls `cond` every millisecond for at most 60 s (then the caller asserts it). */
+#define fake_wait_until(cond)                                                                  \
+    for (int dc__i = 0; !(cond) && dc__i < 60000; dc__i++) fake_sleep_ms(1)
+
 static inline fake_factory *fake_factory_new(uint32_t mask) {
     fake_factory *ff = calloc(1, sizeof *ff);
     assert_non_null(ff);

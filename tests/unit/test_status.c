@@ -13,6 +13,10 @@ static void test_every_status_has_a_distinct_name(void **state) {
     }
     assert_string_equal(dc_status_name(DC_OK), "OK");
     assert_string_equal(dc_status_name(DC_ERR_CHECKPOINT_CORRUPTED), "CHECKPOINT_CORRUPTED");
+    /* values are ABI: never renumbered */
+    assert_int_equal(DC_ERR_INTERNAL, 26);
+    assert_int_equal(DC_ERR_CANCELLED, 27);
+    assert_string_equal(dc_status_name(DC_ERR_CANCELLED), "CANCELLED");
 }
 
 static void test_out_of_range_status_is_named_unknown(void **state) {
