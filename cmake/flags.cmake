@@ -17,3 +17,13 @@ if(DC_FUZZ)
   add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# ThreadSanitizer, for the concurrency tests (.ci/run builds only those targets with it).
+option(DC_TSAN "Build with ThreadSanitizer" OFF)
+if(DC_TSAN)
+  if(DC_SANITIZE OR DC_FUZZ)
+    message(FATAL_ERROR "DC_TSAN cannot be combined with DC_SANITIZE or DC_FUZZ")
+  endif()
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
