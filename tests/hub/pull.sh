@@ -57,6 +57,21 @@ requests() { wc -l <"$log"; }
 set_faults() { echo "$1" >"$faults"; : >"$log"; }
 lfs_gets() { grep -c '"GET", "path": "/lfs/' "$log" || true; }
 
+# 0. usage: the manifest, names, usage errors (no network)
+"$dodeca" pull --list >"$tmp/out"
+[ "$(grep -c '^E[0-9]* .*@' "$tmp/out")" -eq 8 ] || fail "--list should show 8 pretrained models"
+grep -q '^E7 .*microsoft/codebert-base@3b0952fe' "$tmp/out" || fail "--list: E7 pin"
+grep -q '^E9 .*computed' "$tmp/out" || fail "--list: E9 is computed"
+"$dodeca" pull --offline --cache-dir "$tmp/none" E2 >"$tmp/out" || fail "a computed model needs nothing"
+grep -q 'computed, nothing to download' "$tmp/out" || fail "E2 not reported as computed"
+set +e
+"$dodeca" pull --cache-dir "$tmp/none" E99 >/dev/null 2>&1; r1=$?
+"$dodeca" pull --bogus >/dev/null 2>&1; r2=$?
+"$dodeca" pull --retries >/dev/null 2>&1; r3=$?
+"$dodeca" pull --all E1 >/dev/null 2>&1; r4=$?
+set -e
+[ "$r1$r2$r3$r4" = 2222 ] || fail "usage errors should exit 2 (got $r1 $r2 $r3 $r4)"
+
 # 1. complete download: every file, the layout huggingface_hub uses, content intact
 c1=$tmp/c1
 pull "$c1" E11 >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/err"; fail "pull failed"; }
