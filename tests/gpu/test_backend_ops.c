@@ -1,0 +1,397 @@
+/* Every op of the CUDA backend against the CPU backend on random inputs (normalised error,
+ * as llama.cpp's test-backend-ops), plus the CUDA-only calls: grouped GEMM (grouped vs the
+ * per-problem fallback vs a double reference), the pool (hits, cap → DC_ERR_OUT_OF_MEMORY),
+ * file reads (cuFile or fallback vs forced pread) and green-context splitting. Exits 77 without
+ * the CUDA library, a driver or a device; prints one line per check and fails on any miss. */
+#include <stdint.h>
+#include <unistd.h>
+
+#include "gpu_common.h"
+
+static int failures, checks;
+static dc_backend *cpu, *gpu;
+static const dc_cuda_api *api;
+
+static void report(const char *op, const char *what, double err, double tol) {
+    bool ok = err <= tol;
+    checks++;
+    if (!ok) failures++;
+    printf("%-4s %-14s %-44s nmse %.3g (tol %.1g)\n", ok ? "ok" : "FAIL", op, what, err, tol);
+}
+
+static void expect(bool cond, const char *op, const char *what) {
+    checks++;
+    if (!cond) failures++;
+    printf("%-4s %-14s %s%s%s\n", cond ? "ok" : "FAIL", op, what, cond ? "" : ": ",
+           cond ? "" : dc_error_detail());
+}
+
+static void *dev(const void *h, size_t bytes) {
+    void *d = NULL;
+    if (gpu->ops->alloc(gpu, bytes ? bytes : 4, &d) || gpu->ops->upload(gpu, d, h, bytes)) {
+        fprintf(stderr, "device buffer of %zu bytes: %s\n", bytes, dc_error_detail());
+        exit(1);
+    }
+    return d;
+}
+
+static float *host_of(const void *d, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h || gpu->ops->download(gpu, h, d, n * sizeof *h)) {
+        fprintf(stderr, "download: %s\n", dc_error_detail());
+        exit(1);
+    }
+    return h;
+}
+
+/* ---- linear ---- */
+
+static void test_linear(dc_weight_format fmt, double tol) {
+    static const uint32_t shapes[][2] = {{64, 64}, {768, 768}, {3072, 768}, {768, 3072}, {48, 80}};
+    static const size_t rows[] = {1, 7, 128};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint32_t n = shapes[s][0], k = shapes[s][1];
+        float *w = rnd_array((size_t)n * k, -0.1f, 0.1f), *b = rnd_array(n, -1, 1);
+        dc_linear *lc = NULL, *lg = NULL;
+        if (cpu->ops->linear_create(cpu, w, b, n, k, DC_WEIGHTS_F32, &lc)) exit(1);
+        dc_status st = gpu->ops->linear_create(gpu, w, b, n, k, fmt, &lg);
+        char what[96];
+        if (fmt == DC_WEIGHTS_FP8_E4M3 && (k % 16 || n % 16)) {
+            snprintf(what, sizeof what, "%ux%u refused (not multiples of 16)", n, k);
+            expect(st == DC_ERR_UNSUPPORTED_FORMAT, "linear fp8", what);
+            cpu->ops->linear_destroy(cpu, lc);
+            free(w), free(b);
+            continue;
+        }
+        if (st) {
+            snprintf(what, sizeof what, "%s %ux%u create", dc_weight_format_name(fmt), n, k);
+            expect(false, "linear", what);
+            cpu->ops->linear_destroy(cpu, lc);
+            free(w), free(b);
+            continue;
+        }
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            size_t m = rows[r];
+            float *x = rnd_array(m * k, -1, 1), *yc = malloc(m * n * sizeof *yc);
+            float *dx = dev(x, m * k * sizeof *x), *dy = NULL;
+            gpu->ops->alloc(gpu, m * n * sizeof *dy, (void **)&dy);
+            if (cpu->ops->linear_forward(cpu, lc, x, m, yc)) exit(1);
+            st = gpu->ops->linear_forward(gpu, lg, dx, m, dy);
+            float *yg = host_of(dy, m * n);
+            snprintf(what, sizeof what, "%s %ux%u rows %zu", dc_weight_format_name(fmt), n, k, m);
+            if (st) expect(false, "linear", what);
+            else report("linear", what, all_finite(yg, m * n) ? nmse(yg, yc, m * n) : INFINITY, tol);
+            gpu->ops->release(gpu, dx);
+            gpu->ops->release(gpu, dy);
+            free(x), free(yc), free(yg);
+        }
+        cpu->ops->linear_destroy(cpu, lc);
+        gpu->ops->linear_destroy(gpu, lg);
+        free(w), free(b);
+    }
+}
+
+/* ---- element-wise ---- */
+
+static void test_layernorm(void) {
+    static const size_t cols[] = {768, 1000, 33};
+    for (size_t c = 0; c < 3; c++)
+        for (int res = 0; res < 2; res++) {
+            size_t rows = 9, n = rows * cols[c];
+            float *x = rnd_array(n, -3, 3), *r = rnd_array(n, -1, 1);
+            float *g = rnd_array(cols[c], 0.5f, 1.5f), *b = rnd_array(cols[c], -0.2f, 0.2f);
+            float *yc = malloc(n * sizeof *yc);
+            cpu->ops->layernorm(cpu, x, res ? r : NULL, g, b, 1e-12f, rows, cols[c], yc);
+            float *dx = dev(x, n * 4), *dr = dev(r, n * 4), *dg = dev(g, cols[c] * 4);
+            /* y aliases x on the GPU; beta stays a host array (the models pass host params) */
+            gpu->ops->layernorm(gpu, dx, res ? dr : NULL, dg, b, 1e-12f, rows, cols[c], dx);
+            float *yg = host_of(dx, n);
+            char what[64];
+            snprintf(what, sizeof what, "%zux%zu%s, in place, host beta", rows, cols[c],
+                     res ? " +residual" : "");
+            report("layernorm", what, nmse(yg, yc, n), 1e-10);
+            gpu->ops->release(gpu, dx), gpu->ops->release(gpu, dr), gpu->ops->release(gpu, dg);
+            free(x), free(r), free(g), free(b), free(yc), free(yg);
+        }
+}
+
+static void test_activation_add(void) {
+    const size_t n = 100003;
+    for (int a = DC_ACT_GELU_ERF; a <= DC_ACT_RELU; a++) {
+        float *x = rnd_array(n, -8, 8), *xc = malloc(n * 4);
+        memcpy(xc, x, n * 4);
+        cpu->ops->activation(cpu, (dc_activation)a, xc, n);
+        float *dx = dev(x, n * 4);
+        gpu->ops->activation(gpu, (dc_activation)a, dx, n);
+        float *yg = host_of(dx, n);
+        report("activation", dc_activation_name((dc_activation)a), nmse(yg, xc, n), 1e-10);
+        gpu->ops->release(gpu, dx);
+        free(x), free(xc), free(yg);
+    }
+    float *y = rnd_array(n, -1, 1), *x = rnd_array(n, -1, 1), *yc = malloc(n * 4);
+    memcpy(yc, y, n * 4);
+    cpu->ops->add(cpu, yc, x, n);
+    float *dy = dev(y, n * 4), *dx = dev(x, n * 4);
+    gpu->ops->add(gpu, dy, dx, n);
+    float *yg = host_of(dy, n);
+    report("add", "100003", nmse(yg, yc, n), 0);
+    gpu->ops->release(gpu, dy), gpu->ops->release(gpu, dx);
+    free(y), free(x), free(yc), free(yg);
+}
+
+static void test_embed_sum(void) {
+    const size_t rows = 37, cols = 96, vocab = 500, npos = 64;
+    float *t0 = rnd_array(vocab * cols, -1, 1), *t1 = rnd_array(npos * cols, -1, 1),
+          *t2 = rnd_array(2 * cols, -1, 1);
+    uint32_t i0[37], i1[37], i2[37];
+    for (size_t r = 0; r < rows; r++)
+        i0[r] = (uint32_t)(rnd(0, 1) * (vocab - 1)), i1[r] = (uint32_t)r, i2[r] = r % 2;
+    float *yc = malloc(rows * cols * 4);
+    for (int on_dev = 0; on_dev < 2; on_dev++)
+        for (int with2 = 0; with2 < 2; with2++) {
+            cpu->ops->embed_sum(cpu, rows, cols, t0, i0, t1, i1, with2 ? t2 : NULL, i2, yc);
+            float *d0 = on_dev ? dev(t0, vocab * cols * 4) : t0;
+            float *d1 = on_dev ? dev(t1, npos * cols * 4) : t1;
+            float *d2 = on_dev ? dev(t2, 2 * cols * 4) : t2;
+            float *dy = NULL;
+            gpu->ops->alloc(gpu, rows * cols * 4, (void **)&dy);
+            gpu->ops->embed_sum(gpu, rows, cols, d0, i0, d1, i1, with2 ? d2 : NULL, i2, dy);
+            float *yg = host_of(dy, rows * cols);
+            char what[64];
+            snprintf(what, sizeof what, "%s tables, %d tables", on_dev ? "device" : "host",
+                     with2 ? 3 : 2);
+            report("embed_sum", what, nmse(yg, yc, rows * cols), 1e-14);
+            if (on_dev) gpu->ops->release(gpu, d0), gpu->ops->release(gpu, d1), gpu->ops->release(gpu, d2);
+            gpu->ops->release(gpu, dy);
+            free(yg);
+        }
+    free(t0), free(t1), free(t2), free(yc);
+}
+
+/* ---- attention ---- */
+
+typedef struct attn_case {
+    const char *name;
+    uint32_t heads, hd;
+    uint32_t n_seqs, lens[6];
+    bool key_mask, ex, global, rows;
+    uint32_t left, right;
+} attn_case;
+
+static void run_attention(const attn_case *c) {
+    uint32_t start[7] = {0};
+    for (uint32_t s = 0; s < c->n_seqs; s++) start[s + 1] = start[s] + c->lens[s];
+    const uint32_t T = start[c->n_seqs], H = c->heads * c->hd;
+    const size_t ld = 3 * (size_t)H; /* fused QKV rows */
+    float *qkv = rnd_array((size_t)T * ld, -1, 1);
+    uint8_t *km = malloc(T ? T : 1), *gm = malloc(T ? T : 1);
+    for (uint32_t r = 0; r < T; r++) km[r] = rnd(0, 1) > 0.2f, gm[r] = 0;
+    if (c->key_mask && c->n_seqs > 1) /* a sequence with every key masked: zeros */
+        for (uint32_t r = start[1]; r < start[2]; r++) km[r] = 0;
+    for (uint32_t s = 0; c->global && s < c->n_seqs; s++)
+        if (c->lens[s]) gm[start[s]] = 1, gm[start[s] + c->lens[s] / 2] = 1;
+    uint32_t rows[64], n_rows = 0;
+    for (uint32_t r = 0; c->rows && r < T && n_rows < 64; r += 3) rows[n_rows++] = r;
+    const uint32_t nq = c->rows ? n_rows : T;
+    float *oc = rnd_array((size_t)nq * H, -1, 1), *og0 = malloc((size_t)nq * H * 4);
+    memcpy(og0, oc, (size_t)nq * H * 4); /* rows the op skips keep these values on both */
+    float *q = c->rows ? rnd_array((size_t)nq * H, -1, 1) : qkv;
+    const size_t ldq = c->rows ? H : ld;
+    dc_seq_batch sb = {c->n_seqs, start, c->key_mask ? km : NULL};
+    dc_attn_opts o = {c->left, c->right, c->global ? gm : NULL, c->rows ? rows : NULL, n_rows};
+    const float scale = 1.0f / sqrtf((float)c->hd);
+    dc_status sc = c->ex ? cpu->ops->attention_ex(cpu, q, ldq, qkv + H, qkv + 2 * H, ld, oc, H,
+                                                  c->heads, c->hd, scale, &sb, &o)
+                         : cpu->ops->attention(cpu, q, ldq, qkv + H, qkv + 2 * H, ld, oc, H,
+                                               c->heads, c->hd, scale, &sb);
+    float *dqkv = dev(qkv, (size_t)T * ld * 4), *dq = c->rows ? dev(q, (size_t)nq * H * 4) : dqkv;
+    float *dout = dev(og0, (size_t)nq * H * 4);
+    dc_status sg = c->ex ? gpu->ops->attention_ex(gpu, dq, ldq, dqkv + H, dqkv + 2 * H, ld, dout,
+                                                  H, c->heads, c->hd, scale, &sb, &o)
+                         : gpu->ops->attention(gpu, dq, ldq, dqkv + H, dqkv + 2 * H, ld, dout, H,
+                                               c->heads, c->hd, scale, &sb);
+    float *og = host_of(dout, (size_t)nq * H);
+    char what[96];
+    snprintf(what, sizeof what, "%s (%u tokens, %ux%u)", c->name, T, c->heads, c->hd);
+    if (sc || sg) expect(false, "attention", what);
+    else report("attention", what, nmse(og, oc, (size_t)nq * H), 1e-10);
+    gpu->ops->release(gpu, dqkv), gpu->ops->release(gpu, dout);
+    if (c->rows) gpu->ops->release(gpu, dq), free(q);
+    free(qkv), free(km), free(gm), free(oc), free(og0), free(og);
+}
+
+static void test_attention(void) {
+    const uint32_t U = DC_ATTN_UNBOUNDED;
+    const attn_case cases[] = {
+        {"full", 4, 32, 4, {5, 17, 64, 1}, false, false, false, false, U, U},
+        {"key mask, masked seq", 12, 64, 5, {9, 30, 0, 128, 3}, true, false, false, false, U, U},
+        {"long (online softmax)", 2, 64, 1, {700}, true, false, false, false, U, U},
+        {"band 4/4", 4, 32, 3, {40, 7, 100}, true, true, false, false, 4, 4},
+        {"causal", 4, 32, 2, {33, 20}, false, true, false, false, U, 0},
+        {"band + globals", 4, 32, 3, {60, 9, 130}, true, true, true, false, 8, 8},
+        {"rows + globals", 4, 32, 3, {60, 9, 130}, false, true, true, true, 8, 8},
+        {"head_dim 80", 3, 80, 2, {50, 19}, true, false, false, false, U, U},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attention(&cases[i]);
+}
+
+/* ---- CUDA-only calls ---- */
+
+static void test_grouped(void) {
+    const uint32_t ms[] = {0, 1, 7, 128, 33}, n = 96, k = 64, np = 5;
+    dc_gemm_problem p[5], pf[5];
+    float *hx[5], *hw[5], *ref[5];
+    for (uint32_t i = 0; i < np; i++) {
+        uint32_t m = ms[i];
+        hx[i] = rnd_array((size_t)m * k, -1, 1), hw[i] = rnd_array((size_t)n * k, -1, 1);
+        ref[i] = calloc((size_t)m * n + 1, 4);
+        for (uint32_t r = 0; r < m; r++)
+            for (uint32_t c = 0; c < n; c++) {
+                double acc = 0;
+                for (uint32_t j = 0; j < k; j++) acc += (double)hx[i][r * k + j] * hw[i][c * k + j];
+                ref[i][(size_t)r * n + c] = (float)acc;
+            }
+        p[i] = (dc_gemm_problem){m, n, k, dev(hx[i], (size_t)m * k * 4), dev(hw[i], (size_t)n * k * 4), NULL};
+        gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &p[i].y);
+        pf[i] = p[i];
+        gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &pf[i].y);
+    }
+    dc_status a = api->grouped_gemm(gpu, DC_GEMM_F32, p, np, false);
+    expect(a == DC_OK, "grouped gemm", "grouped call, m in {0,1,7,128,33}");
+    dc_status b = api->grouped_gemm(gpu, DC_GEMM_F32, pf, np, true);
+    expect(b == DC_OK, "grouped gemm", "forced per-problem fallback");
+    double worst = 0, worst_f = 0;
+    for (uint32_t i = 0; i < np; i++) {
+        size_t cnt = (size_t)ms[i] * n;
+        if (!cnt) continue;
+        float *y = host_of(p[i].y, cnt), *yf = host_of(pf[i].y, cnt);
+        double e = nmse(y, ref[i], cnt), ef = nmse(yf, ref[i], cnt);
+        worst = e > worst ? e : worst, worst_f = ef > worst_f ? ef : worst_f;
+        free(y), free(yf);
+    }
+    report("grouped gemm", "grouped vs double reference", worst, 1e-10);
+    report("grouped gemm", "fallback vs double reference", worst_f, 1e-10);
+    for (uint32_t i = 0; i < np; i++) {
+        gpu->ops->release(gpu, (void *)p[i].x), gpu->ops->release(gpu, (void *)p[i].w);
+        gpu->ops->release(gpu, p[i].y), gpu->ops->release(gpu, pf[i].y);
+        free(hx[i]), free(hw[i]), free(ref[i]);
+    }
+}
+
+static void test_pool(void) {
+    dc_cuda_options o = {.device = 0, .pool_limit = 1u << 20};
+    dc_backend *small = NULL;
+    if (dc_backend_cuda_create(&o, &small)) {
+        expect(false, "pool", "backend with a 1 MiB cap");
+        return;
+    }
+    void *a[5] = {0};
+    bool ok = true;
+    for (int i = 0; i < 4; i++) ok = ok && small->ops->alloc(small, 200000, &a[i]) == DC_OK;
+    expect(ok, "pool", "four 200 kB blocks under a 1 MiB cap");
+    dc_status st = small->ops->alloc(small, 200000, &a[4]);
+    expect(st == DC_ERR_OUT_OF_MEMORY, "pool", "the fifth is DC_ERR_OUT_OF_MEMORY, no abort");
+    small->ops->release(small, a[3]);
+    dc_cuda_pool_stats before, after;
+    api->pool_stats(small, &before);
+    ok = small->ops->alloc(small, 150000, &a[3]) == DC_OK; /* same 256 KiB class */
+    api->pool_stats(small, &after);
+    expect(ok && after.hits == before.hits + 1 && after.misses == before.misses,
+           "pool", "a released block serves the next request of its class (hit)");
+    expect(after.peak <= o.pool_limit && after.failures >= 1 && after.in_use == 4u * 262144u,
+           "pool", "peak within the cap, failure counted, in_use by class");
+    for (int i = 0; i < 4; i++) small->ops->release(small, a[i]);
+    api->pool_trim(small);
+    api->pool_stats(small, &after);
+    expect(after.cached == 0 && after.in_use == 0, "pool", "trim returns the cache");
+    dc_backend_destroy(small);
+}
+
+static void test_file_read(void) {
+    char path[] = "/tmp/dc_gpu_file_XXXXXX";
+    int fd = mkstemp(path);
+    const size_t size = (3u << 20) + 5;
+    uint8_t *data = malloc(size);
+    for (size_t i = 0; i < size; i++) data[i] = (uint8_t)(i * 131 + (i >> 9));
+    if (fd < 0 || write(fd, data, size) != (ssize_t)size) {
+        expect(false, "file_read", "temporary file");
+        return;
+    }
+    close(fd);
+    const uint64_t off = 4097;
+    const size_t len = (1u << 20) + 3;
+    void *d1 = NULL, *d2 = NULL;
+    gpu->ops->alloc(gpu, len, &d1);
+    gpu->ops->alloc(gpu, len, &d2);
+    bool gds = false, posix_gds = true;
+    dc_status a = api->file_read(gpu, path, off, len, d1, false, &gds);
+    dc_status b = api->file_read(gpu, path, off, len, d2, true, &posix_gds);
+    uint8_t *h1 = malloc(len), *h2 = malloc(len);
+    gpu->ops->download(gpu, h1, d1, len);
+    gpu->ops->download(gpu, h2, d2, len);
+    char what[96];
+    snprintf(what, sizeof what, "unaligned %zu bytes at %llu via %s", len,
+             (unsigned long long)off, gds ? "cuFile" : "pread fallback");
+    expect(a == DC_OK && !memcmp(h1, data + off, len), "file_read", what);
+    expect(b == DC_OK && !posix_gds && !memcmp(h2, data + off, len), "file_read", "forced pread");
+    bool gone = false;
+    expect(api->file_read(gpu, "/nonexistent/x", 0, 16, d1, false, &gone) == DC_ERR_IO,
+           "file_read", "a missing file is DC_ERR_IO");
+    gpu->ops->release(gpu, d1), gpu->ops->release(gpu, d2);
+    unlink(path);
+    free(data), free(h1), free(h2);
+}
+
+static void test_green(void) {
+    dc_cuda_partition part;
+    dc_status st = api->green_split(gpu, 4, 8, &part);
+    char what[200];
+    if (st == DC_OK && part.green) {
+        bool ok = part.n >= 1;
+        for (uint32_t i = 0; i < part.n; i++) ok = ok && part.sm_count[i] >= 8;
+        snprintf(what, sizeof what, "%u green contexts, SMs %u %u %u %u", part.n, part.sm_count[0],
+                 part.sm_count[1], part.sm_count[2], part.sm_count[3]);
+        expect(ok, "green", what);
+    } else {
+        snprintf(what, sizeof what, "fallback to one context (%s)", part.reason);
+        expect(st == DC_OK && part.n == 1 && part.reason[0], "green", what);
+    }
+}
+
+int main(void) {
+    dc_cuda_options o = {.device = 0};
+    gpu = gpu_or_skip("test_backend_ops", &o);
+    if (dc_cuda_load(&api) || dc_backend_cpu_create(NULL, &cpu)) return 1;
+    dc_cuda_device_info info;
+    if (api->device_info(0, &info) == DC_OK)
+        printf("device: %s (sm_%d%d), library %s\n", info.name, info.cc_major, info.cc_minor,
+               dc_cuda_library_path());
+    test_linear(DC_WEIGHTS_F32, 1e-10);
+    test_linear(DC_WEIGHTS_BF16, 1e-4);
+    test_linear(DC_WEIGHTS_F16, 1e-5);
+    if (info.cc_major * 10 + info.cc_minor >= 89) test_linear(DC_WEIGHTS_FP8_E4M3, 3e-3);
+    dc_cuda_options tf = {.device = 0, .allow_tf32 = true};
+    dc_backend *keep = gpu;
+    if (dc_backend_cuda_create(&tf, &gpu) == DC_OK) {
+        test_linear(DC_WEIGHTS_F32, 1e-5); /* tf32: 10-bit mantissa products */
+        dc_backend_destroy(gpu);
+    }
+    gpu = keep;
+    test_layernorm();
+    test_activation_add();
+    test_embed_sum();
+    test_attention();
+    test_grouped();
+    test_pool();
+    test_file_read();
+    test_green();
+    dc_cuda_pool_stats ps;
+    api->pool_stats(gpu, &ps);
+    printf("pool: %llu hits, %llu misses, peak %zu bytes, %zu in use at the end\n",
+           (unsigned long long)ps.hits, (unsigned long long)ps.misses, ps.peak, ps.in_use);
+    expect(ps.in_use == 0, "pool", "every test buffer released");
+    dc_backend_destroy(gpu);
+    dc_backend_destroy(cpu);
+    printf("%d of %d checks passed\n", checks - failures, checks);
+    return failures ? 1 : 0;
+}

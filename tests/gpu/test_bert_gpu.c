@@ -1,0 +1,120 @@
+/* End to end: the random-weight BERT and Longformer fixtures (tests/tools/bert_fixture.c) run on
+ * the CPU backend in fp32 and on the CUDA backend in fp32, bf16 and fp16 (and fp8 where the
+ * device has it); every token row must match the CPU's by cosine (fp32 ≥ 0.99999, bf16/fp16
+ * ≥ 0.9999, fp8 ≥ 0.99). Packed batch of mixed lengths with a key mask; Longformer with global
+ * tokens (attention_ex with band, globals and query-row subsets). Exits 77 without a device. */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gpu_common.h"
+#include "models/bert.h"
+
+#include "../tools/bert_fixture.c"
+
+static int failures, checks;
+
+static dc_status load(const char *dir, dc_backend *be, dc_weight_format fmt, dc_bert **out) {
+    char path[4200];
+    dc_bert_config cfg;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    dc_status st = dc_bert_config_read(path, &cfg);
+    if (st) return st;
+    cfg.weights = fmt;
+    if ((st = dc_bert_weights_path(dir, path, sizeof path))) return st;
+    dc_weights *w = NULL;
+    if ((st = dc_weights_open(path, &w))) return st;
+    st = dc_bert_create(w, &cfg, be, out);
+    dc_weights_close(w);
+    return st;
+}
+
+static double min_cosine(const float *a, const float *b, size_t rows, size_t cols) {
+    double worst = 1.0;
+    for (size_t r = 0; r < rows; r++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (size_t c = 0; c < cols; c++) {
+            double x = a[r * cols + c], y = b[r * cols + c];
+            ab += x * y, aa += x * x, bb += y * y;
+        }
+        double cs = (aa == 0 && bb == 0) ? 1.0 : ab / sqrt(aa * bb);
+        if (!(cs >= worst)) worst = cs; /* NaN counts as worst */
+    }
+    return worst;
+}
+
+static void remove_dir(const char *dir) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static void run_fixture(const char *name, dc_backend *cpu, dc_backend *gpu, bool fp8) {
+    dc_fixture_spec spec;
+    if (!dc_fixture_named(name, &spec)) exit(1);
+    spec.hidden = 256, spec.heads = 4, spec.intermediate = 1024, spec.layers = 2;
+    char dir[] = "/tmp/dc_gpu_fx_XXXXXX";
+    if (!mkdtemp(dir) || dc_fixture_write(dir, &spec) != 0) exit(1);
+    dc_bert *ref = NULL;
+    if (load(dir, cpu, DC_WEIGHTS_F32, &ref)) {
+        fprintf(stderr, "%s on the cpu: %s\n", name, dc_error_detail());
+        exit(1);
+    }
+    const dc_bert_config *cfg = dc_bert_config_of(ref);
+    const uint32_t lens[] = {1, 17, 33, 8, 30};
+    uint32_t start[6] = {0};
+    for (int s = 0; s < 5; s++) start[s + 1] = start[s] + lens[s];
+    const uint32_t T = start[5], H = cfg->hidden;
+    uint32_t ids[128];
+    uint8_t mask[128], glob[128];
+    for (uint32_t r = 0; r < T; r++) {
+        ids[r] = 5 + (uint32_t)(rnd(0, 1) * (float)(cfg->vocab_size - 6));
+        mask[r] = rnd(0, 1) > 0.1f;
+        glob[r] = 0;
+    }
+    for (int s = 0; s < 5; s++) mask[start[s]] = 1, glob[start[s]] = 1;
+    dc_bert_batch b = {5, start, ids, NULL, mask};
+    const bool lf = spec.kind == DC_FIXTURE_LONGFORMER;
+    float *yc = malloc((size_t)T * H * sizeof *yc), *yg = malloc((size_t)T * H * sizeof *yg);
+    dc_status st = lf ? dc_bert_forward_global(ref, &b, glob, yc) : dc_bert_forward(ref, &b, yc);
+    if (st) {
+        fprintf(stderr, "%s forward on the cpu: %s\n", name, dc_error_detail());
+        exit(1);
+    }
+    const struct {
+        dc_weight_format f;
+        double min_cos;
+    } runs[] = {{DC_WEIGHTS_F32, 0.99999}, {DC_WEIGHTS_BF16, 0.9999}, {DC_WEIGHTS_F16, 0.9999},
+                {DC_WEIGHTS_FP8_E4M3, 0.99}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        if (runs[i].f == DC_WEIGHTS_FP8_E4M3 && !fp8) continue;
+        dc_bert *m = NULL;
+        checks++;
+        st = load(dir, gpu, runs[i].f, &m);
+        if (!st) st = lf ? dc_bert_forward_global(m, &b, glob, yg) : dc_bert_forward(m, &b, yg);
+        double cs = st ? -1 : min_cosine(yg, yc, T, H);
+        bool ok = st == DC_OK && cs >= runs[i].min_cos;
+        if (!ok) failures++;
+        printf("%-4s %-11s %-5s %u tokens: min row cosine %.7f (need %.5f)%s%s\n", ok ? "ok" : "FAIL",
+               name, dc_weight_format_name(runs[i].f), T, cs, runs[i].min_cos, st ? ": " : "",
+               st ? dc_error_detail() : "");
+        dc_bert_destroy(m);
+    }
+    dc_bert_destroy(ref);
+    free(yc), free(yg);
+    remove_dir(dir);
+}
+
+int main(void) {
+    dc_backend *gpu = gpu_or_skip("test_bert_gpu", NULL), *cpu = NULL;
+    const dc_cuda_api *api = NULL;
+    if (dc_cuda_load(&api) || dc_backend_cpu_create(NULL, &cpu)) return 1;
+    dc_cuda_device_info info;
+    bool fp8 = api->device_info(0, &info) == DC_OK && info.cc_major * 10 + info.cc_minor >= 89;
+    run_fixture("bert", cpu, gpu, fp8);
+    run_fixture("roberta", cpu, gpu, fp8);
+    run_fixture("longformer", cpu, gpu, fp8);
+    dc_backend_destroy(gpu);
+    dc_backend_destroy(cpu);
+    printf("%d of %d checks passed\n", checks - failures, checks);
+    return failures ? 1 : 0;
+}
