@@ -187,6 +187,20 @@ set -e
 HF_TOKEN=s3cret pull "$tmp/c6" E11 >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; fail "pull with HF_TOKEN failed"; }
 grep -q '"auth": "Bearer s3cret"' "$log" || fail "the token was not sent"
 
+# 9b. endpoint, token and cache folder from the configuration file; HF_HUB_CACHE from the environment
+cat >"$tmp/dodeca.toml" <<EOF
+[models]
+hub_endpoint = "$endpoint"
+hub_token = "s3cret"
+hub_cache_dir = "$tmp/c6b"
+EOF
+HF_ENDPOINT=http://127.0.0.1:9 "$dodeca" pull --quiet --config "$tmp/dodeca.toml" E11 >/dev/null 2>"$tmp/err" \
+  || { cat "$tmp/err"; fail "pull with endpoint, token and cache from --config failed"; }
+[ -L "$tmp/c6b/$folder/snapshots/$commit/config.json" ] || fail "--config hub_cache_dir not used"
+: >"$log"
+HF_HUB_CACHE=$tmp/c6b "$dodeca" pull --offline E11 >"$tmp/out" 2>/dev/null || fail "HF_HUB_CACHE not used"
+[ "$(requests)" -eq 0 ] || fail "offline mode made requests"
+
 # 10. 500 then ok: retried with backoff; a persistent 500 gives up after the bounded retries
 set_faults '{"fail_first": {"config.json": 2}}'
 pull "$tmp/c7" E11 >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; fail "500-then-ok pull failed"; }
