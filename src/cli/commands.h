@@ -11,6 +11,7 @@ int dc_cmd_config(int argc, char **argv);  /* config check FILE | config show [F
 int dc_cmd_inspect(int argc, char **argv); /* inspect PATH */
 int dc_cmd_tokenize(int argc, char **argv); /* tokenize --tokenizer PATH ... (JSONL on stdin) */
 int dc_cmd_encode(int argc, char **argv);   /* encode --model ID (JSONL on stdin) */
+int dc_cmd_embed(int argc, char **argv);    /* embed [TEXT...] [-i FILE]: the twelve-model pipeline */
 int dc_cmd_fusion(int argc, char **argv);   /* fusion train|info ... */
 int dc_cmd_scrub(int argc, char **argv);    /* scrub: PII and secrets out of text or JSONL */
 int dc_cmd_pull(int argc, char **argv);     /* pull: model files from the Hugging Face hub */

@@ -16,6 +16,7 @@ static const command dc_commands[] = {
     {"config", dc_cmd_config, "check a configuration file or show the effective configuration"},
     {"inspect", dc_cmd_inspect, "list the tensors of a safetensors or pytorch_model.bin file"},
     {"tokenize", dc_cmd_tokenize, "tokenize JSON lines with a tokenizer.json or model folder"},
+    {"embed", dc_cmd_embed, "embed texts, code or images with the twelve-model pipeline"},
     {"encode", dc_cmd_encode, "embed JSON lines with one model"},
     {"scrub", dc_cmd_scrub, "remove PII and secrets from text or JSON lines"},
     {"fusion", dc_cmd_fusion, "train or inspect the FuseMoE fusion weights"},
