@@ -1,0 +1,136 @@
+/* BERT-base-sized encoder (random weights, tests/tools/bert_fixture.c) on the CPU backend and on
+ * the CUDA backend in every weight format: milliseconds per packed batch, tokens per second,
+ * and the worst row cosine against the CPU's fp32 output. Not a test (no thresholds): run by
+ * scripts/gpu-check.sh. Exits 77 without a device.
+ * Usage: bench_bert_gpu [--seqs N] [--len L] [--layers N] [--iters N] [--cpu-iters N] */
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpu_common.h"
+#include "models/bert.h"
+
+#include "../tools/bert_fixture.c"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static dc_status load(const char *dir, dc_backend *be, dc_weight_format fmt, dc_bert **out) {
+    char path[4200];
+    dc_bert_config cfg;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    dc_status st = dc_bert_config_read(path, &cfg);
+    if (st) return st;
+    cfg.weights = fmt;
+    if ((st = dc_bert_weights_path(dir, path, sizeof path))) return st;
+    dc_weights *w = NULL;
+    if ((st = dc_weights_open(path, &w))) return st;
+    st = dc_bert_create(w, &cfg, be, out);
+    dc_weights_close(w);
+    return st;
+}
+
+static double min_cosine(const float *a, const float *b, size_t rows, size_t cols) {
+    double worst = 1.0;
+    for (size_t r = 0; r < rows; r++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (size_t c = 0; c < cols; c++) {
+            double x = a[r * cols + c], y = b[r * cols + c];
+            ab += x * y, aa += x * x, bb += y * y;
+        }
+        double cs = (aa == 0 && bb == 0) ? 1.0 : ab / sqrt(aa * bb);
+        if (!(cs >= worst)) worst = cs;
+    }
+    return worst;
+}
+
+/* Seconds per forward (best of iters after one warm-up). */
+static double time_forward(dc_bert *m, const dc_bert_batch *b, float *out, int iters) {
+    if (dc_bert_forward(m, b, out)) return -1;
+    double best = 1e30;
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_s();
+        if (dc_bert_forward(m, b, out)) return -1;
+        double t = now_s() - t0;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    uint32_t seqs = 32, len = 128, layers = 12;
+    int iters = 10, cpu_iters = 2;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--seqs")) seqs = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--len")) len = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--layers")) layers = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--cpu-iters")) cpu_iters = atoi(argv[i + 1]);
+    }
+    if (!seqs || !len || len > 510 || !layers || iters < 1 || cpu_iters < 1) {
+        fprintf(stderr, "usage: %s [--seqs N] [--len L≤510] [--layers N] [--iters N] [--cpu-iters N]\n", argv[0]);
+        return 2;
+    }
+    dc_backend *gpu = gpu_or_skip("bench_bert_gpu", NULL), *cpu = NULL;
+    const dc_cuda_api *api = NULL;
+    if (dc_cuda_load(&api) || dc_backend_cpu_create(NULL, &cpu)) return 1;
+    dc_cuda_device_info info;
+    api->device_info(0, &info);
+    dc_fixture_spec spec;
+    dc_fixture_named("bert", &spec);
+    spec.hidden = 768, spec.heads = 12, spec.intermediate = 3072, spec.layers = layers;
+    spec.max_position = 512;
+    char dir[] = "/tmp/dc_gpu_bench_XXXXXX";
+    if (!mkdtemp(dir) || dc_fixture_write(dir, &spec) != 0) return 1;
+    uint32_t *start = calloc(seqs + 1, sizeof *start), T = seqs * len;
+    uint32_t *ids = malloc(T * sizeof *ids);
+    for (uint32_t s = 0; s < seqs; s++) start[s + 1] = start[s] + len;
+    for (uint32_t r = 0; r < T; r++) ids[r] = 5 + (uint32_t)(rnd(0, 1) * 60.0f);
+    dc_bert_batch b = {seqs, start, ids, NULL, NULL};
+    float *ref = malloc((size_t)T * 768 * 4), *out = malloc((size_t)T * 768 * 4);
+    printf("BERT-base shape (768/12 heads/3072), %u layers, %u sequences x %u tokens = %u tokens\n",
+           layers, seqs, len, T);
+    printf("device: %s (sm_%d%d, %d SMs); cpu: %ld online cores, kernel isa %s\n", info.name,
+           info.cc_major, info.cc_minor, info.sm_count, sysconf(_SC_NPROCESSORS_ONLN),
+           dc_cpu_kernel_isa());
+    printf("%-6s %-6s %12s %14s %12s\n", "device", "format", "ms/batch", "tokens/s", "min cos");
+    dc_bert *m = NULL;
+    if (load(dir, cpu, DC_WEIGHTS_F32, &m)) return fprintf(stderr, "%s\n", dc_error_detail()), 1;
+    double t = time_forward(m, &b, ref, cpu_iters);
+    printf("%-6s %-6s %12.2f %14.0f %12s\n", "cpu", "fp32", t * 1e3, T / t, "(reference)");
+    dc_bert_destroy(m);
+    const dc_weight_format fmts[] = {DC_WEIGHTS_F32, DC_WEIGHTS_BF16, DC_WEIGHTS_F16,
+                                     DC_WEIGHTS_FP8_E4M3};
+    for (int tf = 0; tf < 2; tf++) {
+        dc_backend *g = gpu;
+        dc_cuda_options o = {.device = 0, .allow_tf32 = true};
+        if (tf && dc_backend_cuda_create(&o, &g)) break;
+        for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+            if (tf && fmts[i] != DC_WEIGHTS_F32) continue;
+            m = NULL;
+            dc_status st = load(dir, g, fmts[i], &m);
+            t = st ? -1 : time_forward(m, &b, out, iters);
+            const char *name = tf ? "tf32" : dc_weight_format_name(fmts[i]);
+            if (t < 0) printf("%-6s %-6s %s\n", "cuda", name, dc_error_detail());
+            else
+                printf("%-6s %-6s %12.2f %14.0f %12.7f\n", "cuda", name, t * 1e3, T / t,
+                       min_cosine(out, ref, T, 768));
+            dc_bert_destroy(m);
+        }
+        if (tf) dc_backend_destroy(g);
+    }
+    dc_cuda_pool_stats ps;
+    api->pool_stats(gpu, &ps);
+    printf("pool: %llu hits, %llu misses, peak %.1f MiB\n", (unsigned long long)ps.hits,
+           (unsigned long long)ps.misses, (double)ps.peak / (1 << 20));
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    dc_backend_destroy(gpu);
+    dc_backend_destroy(cpu);
+    free(start), free(ids), free(ref), free(out);
+    return 0;
+}
