@@ -260,7 +260,8 @@ static dc_status create_int8(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *
     /* the bias joins in f32 after dequantisation, not inside oneDNN */
     q->mm = (qmm){.sdt = dnnl_u8, .wdt = dnnl_s8, .ddt = dnnl_s32, .n = q->n, .k = q->k,
                   .ldd = q->n, .bias = false};
-    if ((st = qmm_prepare(eng, &q->mm, false, q->k, false))) goto done;
+    /* plain [n, k] weights: the outlier columns read them back */
+    if ((st = qmm_prepare(eng, &q->mm, true, q->k, false))) goto done;
     if ((st = pack_weights(eng, &q->mm, plain, &q->wdata, &q->wbytes))) goto done;
     snprintf(q->impl, sizeof q->impl, "int8 u8s8s32 (%d/%d): %s", (int)q->r.act_max,
              (int)q->r.w_max, q->mm.impl);
@@ -351,20 +352,27 @@ static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const 
     void *qx = NULL;
     float *sx = malloc(rows * sizeof *sx);
     int32_t *zx = malloc(rows * sizeof *zx);
+    size_t nwork = 2 * (size_t)q->k > q->n ? 2 * (size_t)q->k : q->n;
+    float *work = malloc(nwork * sizeof *work);
+    uint32_t *skip = malloc(((size_t)q->k / DC_INT8_OUTLIER_SHARE + 1) * sizeof *skip);
     dc_status st = DC_OK;
     if (posix_memalign(&qx, 64, rows * q->k) != 0) qx = NULL;
-    if (!qx || !sx || !zx) {
+    if (!qx || !sx || !zx || !work || !skip) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 activations of %zu rows", rows);
         goto done;
     }
-    dc_quant_int8_rows(x, rows, q->k, q->r.act_max, qx, sx, zx);
+    uint32_t n_skip = dc_quant_int8_outliers(x, rows, q->k, skip, work);
+    dc_quant_int8_rows(x, rows, q->k, q->r.act_max, skip, n_skip, qx, sx, zx);
     /* int32 sums land in y's own bytes and are dequantised in place */
     if ((st = qmm_run(eng, &q->mm, qx, rows, q->wdata, NULL, y))) goto done;
     dc_quant_int8_dequant(y, rows, q->n, q->n, sx, zx, q->wscale, q->colsum, q->bias);
+    dc_quant_int8_outlier_add(x, rows, q->k, q->n, skip, n_skip, q->wdata, q->wscale, y, work);
 done:
     free(qx);
     free(sx);
     free(zx);
+    free(work);
+    free(skip);
     return st;
 }
 

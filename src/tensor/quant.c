@@ -2,7 +2,6 @@
 #include "tensor/quant.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +42,6 @@ dc_int8_ranges dc_quant_int8_ranges_cpu(void) {
                     (unsigned)dnnl_cpu_isa_avx512_core_vnni ||
                 (isa & (unsigned)dnnl_cpu_isa_avx2_vnni) == (unsigned)dnnl_cpu_isa_avx2_vnni;
     dc_int8_ranges r = {255, vnni ? 127 : 63};
-    const char *e = getenv("DC_TMP_RANGES");
-    if (e) sscanf(e, "%d,%d", &r.act_max, &r.w_max);
     return r;
 }
 
@@ -85,14 +82,49 @@ dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t 
     return DC_OK;
 }
 
-void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max, uint8_t *q,
-                        float *scale, int32_t *zero) {
+static int float_cmp(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_t *idx,
+                                float *work) {
+    uint32_t cap = k / DC_INT8_OUTLIER_SHARE;
+    if (!cap || !rows) return 0;
+    float *colmax = work, *sorted = work + k;
+    for (uint32_t j = 0; j < k; j++) colmax[j] = 0.0f;
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * k;
+        for (uint32_t j = 0; j < k; j++) {
+            float a = fabsf(row[j]);
+            colmax[j] = a > colmax[j] ? a : colmax[j]; /* NaN leaves the column as it was */
+        }
+    }
+    memcpy(sorted, colmax, (size_t)k * sizeof *sorted);
+    qsort(sorted, k, sizeof *sorted, float_cmp);
+    float thr = sorted[k / 2] * DC_INT8_OUTLIER_RATIO;
+    /* more candidates than the cap: keep the cap largest */
+    if (sorted[k - cap - 1] > thr) thr = sorted[k - cap - 1];
+    uint32_t n = 0;
+    for (uint32_t j = 0; j < k && n < cap; j++)
+        if (colmax[j] > thr) idx[n++] = j;
+    return n;
+}
+
+void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max,
+                        const uint32_t *skip, uint32_t n_skip, uint8_t *q, float *scale,
+                        int32_t *zero) {
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * k;
         uint8_t *qr = q + r * k;
         float lo = 0.0f, hi = 0.0f;
         bool finite = true;
+        uint32_t s = 0;
         for (uint32_t i = 0; i < k; i++) {
+            if (s < n_skip && skip[s] == i) {
+                s++;
+                continue;
+            }
             float v = row[i];
             finite &= isfinite(v) != 0;
             lo = v < lo ? v : lo;
@@ -104,14 +136,29 @@ void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max
             zero[r] = 0;
             continue;
         }
-        float s = hi > lo ? (hi - lo) / (float)act_max : 1.0f;
-        float inv = 1.0f / s;
+        float sc = hi > lo ? (hi - lo) / (float)act_max : 1.0f;
+        float inv = 1.0f / sc;
         int32_t z = quant_round(-lo * inv, 0.0f, (float)act_max);
         float zf = (float)z;
         for (uint32_t i = 0; i < k; i++)
             qr[i] = (uint8_t)quant_round(row[i] * inv + zf, 0.0f, (float)act_max);
-        scale[r] = s;
+        for (uint32_t t = 0; t < n_skip; t++) qr[skip[t]] = (uint8_t)z;
+        scale[r] = sc;
         zero[r] = z;
+    }
+}
+
+void dc_quant_int8_outlier_add(const float *x, size_t rows, uint32_t k, uint32_t n,
+                               const uint32_t *skip, uint32_t n_skip, const int8_t *qw,
+                               const float *sw, float *y, float *work) {
+    for (uint32_t t = 0; t < n_skip; t++) {
+        uint32_t j = skip[t];
+        for (uint32_t c = 0; c < n; c++) work[c] = sw[c] * (float)qw[(size_t)c * k + j];
+        for (size_t r = 0; r < rows; r++) {
+            float xv = x[r * k + j];
+            float *yr = y + r * n;
+            for (uint32_t c = 0; c < n; c++) yr[c] += xv * work[c];
+        }
     }
 }
 
@@ -135,26 +182,34 @@ dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint
                                    const int8_t *qw, const float *sw, const int32_t *colsum,
                                    const float *bias, int32_t act_max, float *y) {
     uint8_t *qx = malloc(rows * k + 1);
-    float *sx = malloc((rows + 1) * sizeof *sx);
+    float *sx = malloc((rows + 1) * sizeof *sx), *work = malloc(2 * (size_t)k * sizeof *work);
     int32_t *zx = malloc((rows + 1) * sizeof *zx);
-    if (!qx || !sx || !zx) {
+    uint32_t *skip = malloc(((size_t)k / DC_INT8_OUTLIER_SHARE + 1) * sizeof *skip);
+    if (!qx || !sx || !zx || !work || !skip) {
         free(qx);
         free(sx);
         free(zx);
+        free(work);
+        free(skip);
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 reference of %zu rows", rows);
     }
-    dc_quant_int8_rows(x, rows, k, act_max, qx, sx, zx);
+    uint32_t n_skip = dc_quant_int8_outliers(x, rows, k, skip, work);
+    dc_quant_int8_rows(x, rows, k, act_max, skip, n_skip, qx, sx, zx);
     for (size_t r = 0; r < rows; r++)
         for (uint32_t c = 0; c < n; c++) {
             int64_t acc = 0;
             for (uint32_t i = 0; i < k; i++)
                 acc += (int64_t)qx[r * k + i] * qw[(size_t)c * k + i];
-            float v = sx[r] * sw[c] * (float)(acc - (int64_t)zx[r] * colsum[c]);
-            y[r * n + c] = bias ? v + bias[c] : v;
+            double v = (double)sx[r] * sw[c] * (double)(acc - (int64_t)zx[r] * colsum[c]);
+            for (uint32_t t = 0; t < n_skip; t++)
+                v += (double)x[r * k + skip[t]] * sw[c] * qw[(size_t)c * k + skip[t]];
+            y[r * n + c] = (float)v + (bias ? bias[c] : 0.0f);
         }
     free(qx);
     free(sx);
     free(zx);
+    free(work);
+    free(skip);
     return DC_OK;
 }
 

@@ -6,7 +6,14 @@
  * int8: weights per output channel, symmetric: W[n,:] ≈ sw[n]·qw[n,:], qw in [−w_max, w_max];
  * activations per row, asymmetric u8 quantised at every forward: x[m,:] ≈ sx[m]·(qx[m,:] − zx[m]),
  * qx in [0, act_max]; products accumulate in int32 and are dequantised in f32:
- *   y[m,n] = sx[m]·sw[n]·(Σ_k qx[m,k]·qw[n,k] − zx[m]·Σ_k qw[n,k]) + b[n]. */
+ *   y[m,n] = sx[m]·sw[n]·(Σ_k qx[m,k]·qw[n,k] − zx[m]·Σ_k qw[n,k]) + b[n].
+ * Transformer activations carry a few outlier channels (input columns far larger than the
+ * rest, e.g. after LayerNorm); one of them would set every row's scale and leave the other
+ * channels a handful of levels. So each forward picks the columns of x whose largest
+ * magnitude exceeds DC_INT8_OUTLIER_RATIO × the median column's (at most
+ * k / DC_INT8_OUTLIER_SHARE of them), quantises the rows without them (qx = zx there, so they
+ * add exactly 0) and adds their part in f32 against the dequantised weights:
+ *   y[m,n] += Σ_{j outlier} x[m,j]·sw[n]·qw[n,j]. */
 #ifndef DC_TENSOR_QUANT_H
 #define DC_TENSOR_QUANT_H
 
@@ -37,11 +44,27 @@ dc_int8_ranges dc_quant_int8_ranges_cpu(void);
 dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t w_max, int8_t *q,
                                 float *scale, int32_t *colsum);
 
+#define DC_INT8_OUTLIER_RATIO 4.0f
+#define DC_INT8_OUTLIER_SHARE 32u
+
+/* The outlier columns of x [rows, k] as described above, ascending, into idx (room for
+ * k / DC_INT8_OUTLIER_SHARE); `work` holds 2·k floats. Returns their count. Non-finite values
+ * are ignored here (the row quantiser makes their rows NaN). */
+uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_t *idx,
+                                float *work);
+
 /* Quantises each of `rows` rows of x [rows, k] to u8 with its own scale and zero point (the
- * range always holds 0). A row holding a non-finite value gets scale NaN, so its outputs are
- * NaN as in f32. */
-void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max, uint8_t *q,
-                        float *scale, int32_t *zero);
+ * range always holds 0), leaving out the n_skip columns skip[] (they get the zero point). A
+ * row holding a non-finite value outside them gets scale NaN, so its outputs are NaN as in f32. */
+void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max,
+                        const uint32_t *skip, uint32_t n_skip, uint8_t *q, float *scale,
+                        int32_t *zero);
+
+/* Adds the outlier columns' part: y[m,c] += Σ_i x[m, skip[i]]·sw[c]·qw[c, skip[i]] (qw plain
+ * [n, k]); `work` holds n floats. */
+void dc_quant_int8_outlier_add(const float *x, size_t rows, uint32_t k, uint32_t n,
+                               const uint32_t *skip, uint32_t n_skip, const int8_t *qw,
+                               const float *sw, float *y, float *work);
 
 /* Dequantises in place: y holds the int32 sums acc[rows, n] (row stride ld elements) and
  * receives sx[m]·sw[n]·(acc − zx[m]·colsum[n]) + bias[n] (bias may be NULL). */
