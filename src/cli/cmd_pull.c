@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "dodeca/dodeca.h"
 #include "io/hub.h"
+#include "io/hub_model.h"
 #include "io/manifest.h"
 
 static void usage(FILE *out) {
@@ -59,9 +60,8 @@ static void human(uint64_t b, char *out, size_t cap) {
 
 static void on_progress(void *user, const char *repo, const char *file, uint64_t done,
                         uint64_t total) {
-    (void)repo;
     progress *p = user;
-    if (p->quiet || !p->tty) return;
+    if (p->quiet) return;
     if (!p->active || p->file != file) {
         p->active = true;
         p->file = file;
@@ -69,6 +69,16 @@ static void on_progress(void *user, const char *repo, const char *file, uint64_t
         p->last.tv_sec = 0;
         p->start_bytes = done;
         p->shown = UINT64_MAX;
+    }
+    if (!p->tty) {
+        /* logs: one line per file once it is complete */
+        if (total && done >= total && p->shown != done) {
+            char t[32];
+            human(total, t, sizeof t);
+            fprintf(stderr, "  %s %s (%s)\n", repo, file, t);
+            p->shown = done;
+        }
+        return;
     }
     if (done == p->shown || (p->last.tv_sec && secs_since(&p->last) < 0.1 && done < total)) return;
     p->shown = done;
@@ -101,116 +111,47 @@ static void progress_end(progress *p) {
 
 typedef struct pull_args {
     const char *revision; /* NULL: the manifest's */
-    bool check, quiet, tty;
+    bool check, quiet;
 } pull_args;
 
-/* --check and --offline: what the cache holds. Returns true when ready. */
-static bool report_local(const dc_hub_options *o, const dc_model_manifest *mf, const char *rev,
-                         bool verify) {
-    const dc_model_info *info = dc_model_info_get(mf->id);
-    char missing[1024] = "", corrupt[2048] = "";
-    bool weights_found = false, any_weights = false;
-    uint64_t bytes = 0;
-    size_t nfiles = 0;
-    for (size_t i = 0; i < mf->nfiles; i++) {
-        const dc_manifest_file *f = &mf->files[i];
-        if (f->need == DC_MANIFEST_WEIGHTS) {
-            any_weights = true;
-            if (weights_found) continue;
-        }
-        dc_hub_local loc;
-        if (dc_hub_lookup(o->cache_dir, mf->repo, rev, f->name, verify, f->size, &loc) != DC_OK) {
-            snprintf(corrupt + strlen(corrupt), sizeof corrupt - strlen(corrupt), "%s%s (%s)",
-                     corrupt[0] ? "; " : "", f->name, dc_error_detail());
-            continue;
-        }
-        if (loc.state == DC_HUB_READY) {
-            nfiles++;
-            bytes += loc.size;
-            if (f->need == DC_MANIFEST_WEIGHTS) weights_found = true;
-        } else if (loc.state == DC_HUB_CORRUPT) {
-            if (f->need == DC_MANIFEST_WEIGHTS) weights_found = true;
-            snprintf(corrupt + strlen(corrupt), sizeof corrupt - strlen(corrupt), "%s%s",
-                     corrupt[0] ? "; " : "", loc.why);
-        } else if (f->need == DC_MANIFEST_REQUIRED) {
-            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s",
-                     missing[0] ? ", " : "", f->name);
-        }
-    }
-    if (any_weights && !weights_found)
-        snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%sweights",
-                 missing[0] ? ", " : "");
-    char size[32];
-    human(bytes, size, sizeof size);
-    if (corrupt[0]) {
-        printf("%-4s %-18s %s@%s  corrupt: %s\n", info->label, info->name, mf->repo, rev, corrupt);
-        return false;
-    }
-    if (missing[0]) {
-        printf("%-4s %-18s %s@%s  missing: %s\n", info->label, info->name, mf->repo, rev, missing);
-        return false;
-    }
-    printf("%-4s %-18s %s@%s  ready (%zu files, %s%s)\n", info->label, info->name, mf->repo, rev,
-           nfiles, size, verify ? ", verified" : "");
-    return true;
+static void print_report(const dc_hub_model_report *r, bool verified, double secs) {
+    const dc_model_info *info = dc_model_info_get(r->id);
+    const dc_model_manifest *mf = dc_manifest_get(r->id);
+    char size[32], got[32];
+    human(r->bytes, size, sizeof size);
+    human(r->fetched, got, sizeof got);
+    printf("%-4s %-18s %s@%s  ", info->label, info->name, mf->repo, r->revision);
+    if (r->corrupt[0]) printf("corrupt: %s\n", r->corrupt);
+    else if (!r->ready) printf("missing: %s\n", r->missing);
+    else if (secs < 0) printf("ready (%u files, %s%s)\n", r->files, size, verified ? ", verified" : "");
+    else
+        printf("ready (%u files, %s; %s downloaded in %.1f s; commit %.12s)\n", r->files, size, got,
+               secs, r->commit);
+    fflush(stdout); /* in order with the progress lines on stderr */
 }
 
-static bool pull_model(const dc_hub_options *o, const dc_model_manifest *mf, const char *rev,
-                       progress *pg) {
-    const dc_model_info *info = dc_model_info_get(mf->id);
-    bool weights_done = false, any_weights = false;
-    char tried[256] = "", commit[DC_HUB_COMMIT_MAX] = "";
-    uint64_t fetched = 0, total = 0;
-    size_t nfiles = 0;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (size_t i = 0; i < mf->nfiles; i++) {
-        const dc_manifest_file *f = &mf->files[i];
-        if (f->need == DC_MANIFEST_WEIGHTS) {
-            any_weights = true;
-            if (weights_done) continue;
-        }
-        dc_hub_result r;
-        dc_error_clear();
-        dc_status st = dc_hub_fetch(o, mf->repo, rev, f->name, &r);
-        progress_end(pg);
-        if (st == DC_ERR_NOT_FOUND && r.absent && f->need != DC_MANIFEST_REQUIRED) {
-            if (f->need == DC_MANIFEST_WEIGHTS)
-                snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s",
-                         tried[0] ? ", " : "", f->name);
-            continue;
-        }
-        if (st) {
-            fprintf(stderr, "dodeca pull: %s (%s): %s\n", info->label, mf->repo, dc_error_detail());
-            return false;
-        }
-        if (f->size && r.size != f->size) {
-            fprintf(stderr, "dodeca pull: %s: %s is %llu bytes, the manifest says %llu\n",
-                    info->label, f->name, (unsigned long long)r.size,
-                    (unsigned long long)f->size);
-            return false;
-        }
-        if (f->need == DC_MANIFEST_WEIGHTS) weights_done = true;
-        snprintf(commit, sizeof commit, "%s", r.commit);
-        nfiles++;
-        total += r.size;
-        fetched += r.bytes_fetched;
-        if (r.downloaded && !pg->quiet && !pg->tty) {
-            char s[32];
-            human(r.size, s, sizeof s);
-            fprintf(stderr, "  %s %s (%s)\n", mf->repo, f->name, s);
-        }
-    }
-    if (any_weights && !weights_done) {
-        fprintf(stderr, "dodeca pull: %s (%s): no weights file at %s (tried %s)\n", info->label,
-                mf->repo, rev, tried);
+/* --check and --offline: what the cache holds. */
+static bool report_local(const dc_hub_options *o, dc_model_id id, const char *rev, bool verify) {
+    dc_hub_model_report r;
+    if (dc_hub_check_model(o->cache_dir, id, rev, verify, &r) != DC_OK) {
+        fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
         return false;
     }
-    char ts[32], fs[32];
-    human(total, ts, sizeof ts);
-    human(fetched, fs, sizeof fs);
-    printf("%-4s %-18s %s@%s  ready (%zu files, %s; %s downloaded in %.1f s; commit %.12s)\n",
-           info->label, info->name, mf->repo, rev, nfiles, ts, fs, secs_since(&t0), commit);
+    print_report(&r, verify, -1.0);
+    return r.ready;
+}
+
+static bool pull_model(const dc_hub_options *o, dc_model_id id, const char *rev, progress *pg) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    dc_hub_model_report r;
+    dc_status st = dc_hub_pull_model(o, id, rev, &r);
+    progress_end(pg);
+    if (st) {
+        fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
+        return false;
+    }
+    print_report(&r, false, secs_since(&t0));
     return true;
 }
 
@@ -358,10 +299,10 @@ int dc_cmd_pull(int argc, char **argv) {
                             dc_model_info_get((dc_model_id)i)->name);
             continue;
         }
-        const char *rev = pa.revision ? pa.revision : mf->revision;
-        bool good = pa.check     ? report_local(&o, mf, rev, true)
-                    : o.offline ? report_local(&o, mf, rev, false)
-                                : pull_model(&o, mf, rev, &pg);
+        const char *rev = pa.revision;
+        bool good = pa.check     ? report_local(&o, (dc_model_id)i, rev, true)
+                    : o.offline ? report_local(&o, (dc_model_id)i, rev, false)
+                                : pull_model(&o, (dc_model_id)i, rev, &pg);
         good ? ok++ : bad++;
     }
     if (!pa.quiet && !pa.check && ok > 0)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "io/hub.h"
+#include "io/hub_model.h"
 #include "io/manifest.h"
 #include "runtime/factory.h"
 
@@ -308,6 +309,46 @@ static void test_discovery_finds_the_cache(void **state) {
                   DC_ERR_MODEL_NOT_FOUND);
 }
 
+/* A whole model: ready when every required file and one weights file is in the cache. */
+static void test_check_model(void **state) {
+    (void)state;
+    char cache[320], src[512];
+    snprintf(cache, sizeof cache, "%s/hub", tmpdir);
+    const dc_model_manifest *mf = dc_manifest_get(DC_MODEL_ENTITY);
+    dc_hub_model_report r;
+    assert_ok(dc_hub_check_model(cache, DC_MODEL_ENTITY, NULL, true, &r));
+    assert_false(r.ready);
+    assert_string_equal(r.revision, mf->revision);
+    assert_non_null(strstr(r.missing, "config.json"));
+    char etag[32];
+    for (size_t k = 0; k < mf->nfiles; k++) {
+        if (mf->files[k].need != DC_MANIFEST_REQUIRED) continue;
+        stage("f.part", mf->files[k].name, src, sizeof src);
+        snprintf(etag, sizeof etag, "e%zu", k);
+        assert_ok(dc_hub_store(cache, mf->repo, "main", COMMIT, mf->files[k].name, etag, src, false));
+    }
+    assert_ok(dc_hub_check_model(cache, DC_MODEL_ENTITY, "main", true, &r));
+    assert_false(r.ready);
+    assert_string_equal(r.missing, "weights");
+    stage("w.part", "weights", src, sizeof src);
+    assert_ok(dc_hub_store(cache, mf->repo, "main", COMMIT, "pytorch_model.bin", "w", src, false));
+    assert_ok(dc_hub_check_model(cache, DC_MODEL_ENTITY, "main", true, &r));
+    assert_true(r.ready);
+    assert_string_equal(r.commit, COMMIT);
+    assert_non_null(strstr(r.dir, "/snapshots/" COMMIT));
+    /* offline pull answers from the cache */
+    dc_hub_options o;
+    dc_hub_options_init(&o);
+    o.offline = true;
+    snprintf(o.cache_dir, sizeof o.cache_dir, "%s", cache);
+    assert_ok(dc_hub_pull_model(&o, DC_MODEL_ENTITY, "main", &r));
+    assert_true(r.ready);
+    assert_status(dc_hub_pull_model(&o, DC_MODEL_GRAPH, NULL, &r), DC_ERR_MODEL_NOT_FOUND);
+    assert_detail_contains("offline");
+    assert_status(dc_hub_check_model(cache, DC_MODEL_HDC, NULL, false, &r), DC_ERR_INVALID_ARGUMENT);
+    assert_detail_contains("computed");
+}
+
 /* ---- the manifest ---- */
 
 static void test_manifest(void **state) {
@@ -377,6 +418,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_store_lookup_verify, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_git_blob_sha1, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_discovery_finds_the_cache, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_check_model, setup_dir, teardown_dir),
         cmocka_unit_test(test_manifest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
