@@ -2,7 +2,8 @@
  * the CUDA backend in every weight format: milliseconds per packed batch, tokens per second,
  * and the worst row cosine against the CPU's fp32 output. Not a test (no thresholds): run by
  * scripts/gpu-check.sh. Exits 77 without a device.
- * Usage: bench_bert_gpu [--seqs N] [--len L] [--layers N] [--iters N] [--cpu-iters N] */
+ * Usage: bench_bert_gpu [--seqs N] [--len L] [--layers N] [--iters N] [--cpu-iters N]
+ *                       [--fixture DIR]   (write the checkpoint there and keep it, for peers) */
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,12 +64,14 @@ static double time_forward(dc_bert *m, const dc_bert_batch *b, float *out, int i
 int main(int argc, char **argv) {
     uint32_t seqs = 32, len = 128, layers = 12;
     int iters = 10, cpu_iters = 2;
+    const char *keep = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seqs")) seqs = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--len")) len = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--layers")) layers = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--cpu-iters")) cpu_iters = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--fixture")) keep = argv[i + 1];
     }
     if (!seqs || !len || len > 510 || !layers || iters < 1 || cpu_iters < 1) {
         fprintf(stderr, "usage: %s [--seqs N] [--len L≤510] [--layers N] [--iters N] [--cpu-iters N]\n", argv[0]);
@@ -83,8 +86,9 @@ int main(int argc, char **argv) {
     dc_fixture_named("bert", &spec);
     spec.hidden = 768, spec.heads = 12, spec.intermediate = 3072, spec.layers = layers;
     spec.max_position = 512;
-    char dir[] = "/tmp/dc_gpu_bench_XXXXXX";
-    if (!mkdtemp(dir) || dc_fixture_write(dir, &spec) != 0) return 1;
+    char dir[4096] = "/tmp/dc_gpu_bench_XXXXXX";
+    if (keep) snprintf(dir, sizeof dir, "%s", keep);
+    if ((!keep && !mkdtemp(dir)) || dc_fixture_write(dir, &spec) != 0) return 1;
     uint32_t *start = calloc(seqs + 1, sizeof *start), T = seqs * len;
     uint32_t *ids = malloc(T * sizeof *ids);
     for (uint32_t s = 0; s < seqs; s++) start[s + 1] = start[s] + len;
@@ -126,9 +130,11 @@ int main(int argc, char **argv) {
     api->pool_stats(gpu, &ps);
     printf("pool: %llu hits, %llu misses, peak %.1f MiB\n", (unsigned long long)ps.hits,
            (unsigned long long)ps.misses, (double)ps.peak / (1 << 20));
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    if (!keep) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
     dc_backend_destroy(gpu);
     dc_backend_destroy(cpu);
     free(start), free(ids), free(ref), free(out);
