@@ -305,67 +305,69 @@ typedef struct dc_embed_run {
     bool stop;
 } dc_embed_run;
 
-static void dc_embed_report(dc_embed_run *run, const char *id, const char *message) {
+/* Records a failed item: stderr, and an {"id", "error"} line with --skip-errors; without it
+ * the run stops after the rest of this chunk is written. False when the output failed. */
+static bool dc_embed_failed(dc_embed_run *run, const char *id, const char *message) {
     run->failed++;
     run->rc = DC_EXIT_FAILURE;
     fprintf(stderr, "dodeca embed: %s\n", message);
     if (!run->a->skip_errors) {
         run->stop = true;
-        return;
+        return true;
     }
-    dc_status st = dc_embed_writer_error(run->w, id, message);
-    if (st != DC_OK) {
-        fprintf(stderr, "dodeca embed: %s\n", dc_error_detail());
-        run->stop = true;
-    }
+    if (dc_embed_writer_error(run->w, id, message) == DC_OK) return true;
+    fprintf(stderr, "dodeca embed: %s\n", dc_error_detail());
+    return false;
 }
 
-/* Embeds items[0..n) and writes them in order. A failed item is tried once more on its own:
- * that gives its own error detail (a batch call reports only the first), and a transient
- * failure (a timeout under load) a second chance. */
+/* Embeds the items of a chunk that have no error yet and writes every item in input order. A
+ * failed item is tried once more on its own: that gives its own error detail (a batch call
+ * reports only the first), and a transient failure (a timeout under load) a second chance. */
 static void dc_embed_chunk(dc_embed_run *run, dc_embed_item *items, size_t n, dc_input *ins,
                            dc_pipeline_result *res, dc_status *ist) {
-    for (size_t i = 0; i < n; i++) ins[i] = items[i].in;
-    dc_status st = dc_pipeline_embed_batch_ex(run->p, ins, n, &run->eo, res, ist);
-    (void)st; /* per-item statuses say it all */
-    bool stop_after = false;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!items[i].error) ins[m++] = items[i].in;
+    if (m) (void)dc_pipeline_embed_batch_ex(run->p, ins, m, &run->eo, res, ist);
+    size_t k = 0; /* index into res/ist */
+    bool ok = true;
     for (size_t i = 0; i < n; i++) {
         dc_embed_item *it = &items[i];
-        if (ist[i] != DC_OK) {
-            dc_pipeline_result_free(&res[i]);
-            ist[i] = dc_pipeline_embed_ex(run->p, &it->in, &run->eo, &res[i]);
-            if (ist[i] != DC_OK) {
-                char msg[1024];
-                snprintf(msg, sizeof msg, "%s:%zu: id %s: %s: %s", it->source, it->line, it->id,
-                         dc_status_name(ist[i]), dc_error_detail());
-                run->failed++;
-                run->rc = DC_EXIT_FAILURE;
-                fprintf(stderr, "dodeca embed: %s\n", msg);
-                if (!run->a->skip_errors) {
-                    stop_after = true; /* the rest of this batch is written first */
-                } else if (dc_embed_writer_error(run->w, it->id, msg) != DC_OK) {
-                    fprintf(stderr, "dodeca embed: %s\n", dc_error_detail());
-                    run->stop = true;
-                    for (size_t k = i + 1; k < n; k++) dc_pipeline_result_free(&res[k]);
-                    return;
-                }
-                continue;
-            }
+        if (!ok) {
+            if (!it->error) dc_pipeline_result_free(&res[k++]);
+            continue;
         }
-        dc_status ws = dc_embed_writer_result(run->w, it->id, &res[i]);
-        dc_pipeline_result_free(&res[i]);
+        if (it->error) {
+            ok = dc_embed_failed(run, it->id, it->error);
+            continue;
+        }
+        dc_pipeline_result *r = &res[k];
+        dc_status st = ist[k++];
+        if (st != DC_OK) {
+            dc_pipeline_result_free(r);
+            st = dc_pipeline_embed_ex(run->p, &it->in, &run->eo, r);
+        }
+        if (st != DC_OK) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s:%zu: id %s: %s: %s", it->source, it->line, it->id,
+                     dc_status_name(st), dc_error_detail());
+            ok = dc_embed_failed(run, it->id, msg);
+            continue;
+        }
+        dc_status ws = dc_embed_writer_result(run->w, it->id, r);
+        dc_pipeline_result_free(r);
         if (ws != DC_OK) {
             fprintf(stderr, "dodeca embed: %s\n", dc_error_detail());
-            run->rc = DC_EXIT_FAILURE;
-            run->stop = true;
-            for (size_t k = i + 1; k < n; k++) dc_pipeline_result_free(&res[k]);
-            return;
+            ok = false;
+            continue;
         }
         run->embedded++;
     }
-    if (stop_after) run->stop = true;
-    if (dc_embed_writer_flush(run->w) != DC_OK) {
+    if (ok && dc_embed_writer_flush(run->w) != DC_OK) {
         fprintf(stderr, "dodeca embed: %s\n", dc_error_detail());
+        ok = false;
+    }
+    if (!ok) {
         run->rc = DC_EXIT_FAILURE;
         run->stop = true;
     }
@@ -474,11 +476,17 @@ static int dc_embed_main(dc_embed_args *a) {
                 fprintf(stderr, "dodeca embed: %s: %s\n", dc_status_name(rs), dc_error_detail());
                 run.rc = DC_EXIT_FAILURE;
                 run.stop = true;
-            } else if (rs != DC_OK) {
+            } else if (rs != DC_OK) { /* a bad line: reported in order with its chunk */
                 char msg[1024];
                 snprintf(msg, sizeof msg, "%s:%zu: %s: %s", it->source, it->line,
                          dc_status_name(rs), dc_error_detail());
-                dc_embed_report(&run, it->id, msg);
+                size_t len = strlen(msg);
+                if ((it->error = malloc(len + 1)) != NULL) memcpy(it->error, msg, len + 1);
+                if (!it->error || !a->skip_errors) run.stop = true; /* read no further */
+                if (it->error) {
+                    n++;
+                    continue;
+                }
             } else if (!eof && done && dc_embed_done_has(done, it->id)) {
                 run.skipped++;
             } else if (!eof) {
@@ -491,10 +499,7 @@ static int dc_embed_main(dc_embed_args *a) {
             }
             dc_embed_item_free(it);
         }
-        bool stop_reading = run.stop;
-        run.stop = false;
         if (n) dc_embed_chunk(&run, items, n, ins, res, ist);
-        run.stop = run.stop || stop_reading;
         for (size_t i = 0; i < n; i++) dc_embed_item_free(&items[i]);
         dc_embed_progress_update(&prog, run.embedded, run.failed, run.skipped,
                                  reader ? dc_embed_reader_bytes_read(reader) : 0, false);
@@ -519,9 +524,11 @@ static int dc_embed_main(dc_embed_args *a) {
     free(ins);
     free(res);
     free(ist);
-    if (!a->quiet && (run.failed || run.skipped || prog.on))
-        fprintf(stderr, "dodeca embed: %zu embedded, %zu failed, %zu skipped (already done)\n",
-                run.embedded, run.failed, run.skipped);
+    if (!a->quiet && (run.failed || run.skipped || prog.on)) {
+        fprintf(stderr, "dodeca embed: %zu embedded, %zu failed", run.embedded, run.failed);
+        if (a->resume) fprintf(stderr, ", %zu already in %s", run.skipped, a->out.path);
+        fprintf(stderr, "\n");
+    }
     return run.rc;
 }
 

@@ -52,6 +52,7 @@ void dc_embed_item_free(dc_embed_item *it) {
     free(it->language);
     free(it->instruction);
     free(it->bytes);
+    free(it->error);
     memset(it, 0, sizeof *it);
 }
 

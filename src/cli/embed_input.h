@@ -26,6 +26,7 @@ typedef struct dc_embed_item {
     uint8_t *bytes;
     const char *source; /* "FILE", "<stdin>" or "<argument>"; borrowed from the reader */
     size_t line;        /* 1-based line (argument number) in `source` */
+    char *error;        /* set by the caller: why the item cannot be embedded (owned) */
 } dc_embed_item;
 
 void dc_embed_item_free(dc_embed_item *it);
