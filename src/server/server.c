@@ -302,11 +302,10 @@ dc_status dc_server_start(dc_pipeline *p, const dc_config *cfg, const dc_server_
                      MHD_USE_ITC | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)s->opt.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)s->opt.idle_timeout_s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_END);
+        flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        s, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->opt.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opt.idle_timeout_s, MHD_OPTION_END);
     int err = errno;
     freeaddrinfo(ai);
     if (!s->daemon) {
