@@ -1,4 +1,5 @@
 /* The huggingface_hub cache layout: where things are, looking them up, checking and storing. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -123,6 +124,25 @@ static dc_status read_ref(const char *repo_dir, const char *revision, char *comm
     return DC_OK;
 }
 
+/* An abbreviated commit without a ref (a cache another tool filled from a branch): the one
+ * snapshot whose commit starts with it. Two matches are ambiguous and count as none. */
+static void snapshot_by_prefix(const char *repo_dir, const char *prefix, char *commit, size_t cap) {
+    char snaps[DC_HUB_PATH_MAX];
+    commit[0] = 0;
+    if (path_join(snaps, sizeof snaps, repo_dir, "snapshots", NULL, NULL) != DC_OK) return;
+    DIR *d = opendir(snaps);
+    if (!d) return;
+    struct dirent *e;
+    int found = 0;
+    size_t n = strlen(prefix);
+    while ((e = readdir(d)))
+        if (dc_hub_is_commit(e->d_name) && strncasecmp(e->d_name, prefix, n) == 0 &&
+            found++ == 0 && cap > 40)
+            memcpy(commit, e->d_name, 41); /* 40 hex digits and the NUL */
+    closedir(d);
+    if (found != 1) commit[0] = 0;
+}
+
 /* ---- hashing ---- */
 
 static dc_status hash_file(const char *path, const EVP_MD *md, const char *git_prefix,
@@ -203,6 +223,8 @@ dc_status dc_hub_lookup(const char *cache_dir, const char *repo, const char *rev
         snprintf(out->commit, sizeof out->commit, "%s", revision);
     } else {
         if ((st = read_ref(repo_dir, revision, out->commit, sizeof out->commit))) return st;
+        if (!out->commit[0] && strlen(revision) >= 7 && dc_hub_is_hex(revision, strlen(revision)))
+            snapshot_by_prefix(repo_dir, revision, out->commit, sizeof out->commit);
         if (!out->commit[0]) {
             msg(out->why, sizeof out->why, "no refs/%s in %s", revision, repo_dir);
             return DC_OK;

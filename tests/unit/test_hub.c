@@ -241,6 +241,12 @@ static void test_store_lookup_verify(void **state) {
     assert_non_null(strstr(loc.why, "size 6, expected 7"));
     assert_ok(dc_hub_lookup(cache, repo, "v2", "model.safetensors", false, 0, &loc));
     assert_int_equal(loc.state, DC_HUB_MISSING);
+    /* an abbreviated commit with no ref of its own finds the snapshot it names */
+    assert_ok(dc_hub_lookup(cache, repo, "d46f770", "model.safetensors", false, 0, &loc));
+    assert_int_equal(loc.state, DC_HUB_READY);
+    assert_string_equal(loc.commit, COMMIT);
+    assert_ok(dc_hub_lookup(cache, repo, "d46f771", "model.safetensors", false, 0, &loc));
+    assert_int_equal(loc.state, DC_HUB_MISSING);
     assert_ok(dc_hub_lookup(cache, repo, "main", "vocab.txt", false, 0, &loc));
     assert_int_equal(loc.state, DC_HUB_MISSING);
     assert_ok(dc_hub_mark_absent(cache, repo, "main", COMMIT, "vocab.txt"));
