@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "models/encoder_extras.h"
 #include "models/encoder_model.h"
 
 #define COLBERT_QUERY_LEN 32u
@@ -202,6 +203,58 @@ static dc_status tm_one(void *p, size_t i, const float *hidden) {
     if (!c->out->data) return dc_fail(DC_ERR_OUT_OF_MEMORY, "token matrix");
     c->out->dim = h->dim;
     return colbert_rows(c->em, c->seq, hidden, c->out->data, &c->out->n_tokens);
+}
+
+dc_status dc_e12_rows(dc_encoder_model *em, const dc_enc_seq *seq, const float *hidden,
+                      dc_token_matrix *out) {
+    tm_ctx c = {em, seq, out};
+    dc_status st = tm_one(&c, 0, hidden);
+    if (st != DC_OK) dc_token_matrix_free(out);
+    return st;
+}
+
+void dc_e12_requests(dc_encoder_model *em, const dc_input *in, bool want_rows,
+                     dc_token_request req[2], uint32_t *n) {
+    colbert_head *h = em->head;
+    /* as colbert_tokenize_mode: [CLS] x… [SEP] within limit − 1, the marker makes limit */
+    dc_token_request_init(&req[0], DC_TOK_FAMILY_BERT_UNCASED);
+    req[0].max_length = em->max_len < 3 ? 3 : em->max_len;
+    req[0].marker_id = h->d_id;
+    *n = 1;
+    if (want_rows && in->role == DC_ROLE_QUERY) {
+        dc_token_request_init(&req[1], DC_TOK_FAMILY_BERT_UNCASED);
+        req[1].max_length = COLBERT_QUERY_LEN;
+        req[1].marker_id = h->q_id;
+        req[1].pad_to = COLBERT_QUERY_LEN;
+        req[1].pad_id = h->mask_id;
+        *n = 2;
+    }
+}
+
+dc_status dc_e12_seq_from_encoding(const dc_encoding *enc, bool query, dc_enc_seq *seq) {
+    memset(seq, 0, sizeof *seq);
+    size_t len = enc->len;
+    seq->ids = malloc((len ? len : 1) * sizeof *seq->ids);
+    seq->mask = malloc(len ? len : 1);
+    if (!seq->ids || !seq->mask) {
+        dc_enc_seq_free(seq);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "ColBERT tokens");
+    }
+    uint32_t used = 0;
+    for (size_t i = 0; i < len; i++) {
+        seq->ids[i] = enc->ids[i];
+        seq->mask[i] = enc->attention_mask ? enc->attention_mask[i] != 0 : 1;
+        used += seq->mask[i];
+    }
+    seq->len = (uint32_t)len;
+    seq->tokens_used = used;
+    seq->truncated = enc->truncated;
+    seq->mode = query ? MODE_QUERY : MODE_DOC;
+    return DC_OK;
+}
+
+dc_status dc_e12_query_seq(dc_encoder_model *em, const dc_input *in, dc_enc_seq *seq) {
+    return colbert_tokenize_mode(em, in, MODE_QUERY, seq);
 }
 
 dc_status dc_colbert_encode(dc_model *m, const dc_input *in, dc_colbert_mode mode,

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "models/encoder_model.h"
 #include "models/e6_projection.h"
+#include "models/encoder_extras.h"
 
 typedef struct splade_head {
     dc_linear *transform, *decoder;
@@ -112,9 +113,10 @@ done:
     return st;
 }
 
-static dc_status splade_finish(dc_encoder_model *em, const dc_input *in, const dc_enc_seq *seq,
-                               const float *rows, float *vec) {
-    (void)in;
+static dc_status sparse_from_weights(const float *w, uint32_t vocab, dc_sparse_vector *o);
+
+dc_status dc_e6_finish_ex(dc_encoder_model *em, const dc_enc_seq *seq, const float *rows,
+                          float *vec, dc_sparse_vector *sp) {
     splade_head *h = em->head;
     float *w = malloc((size_t)h->vocab * sizeof *w);
     if (!w) return dc_fail(DC_ERR_OUT_OF_MEMORY, "SPLADE weights");
@@ -124,9 +126,16 @@ static dc_status splade_finish(dc_encoder_model *em, const dc_input *in, const d
         double s = 0;
         for (uint32_t i = 0; i < DC_DIM_SPARSE_PROJECTED; i++) s += (double)vec[i] * vec[i];
         if (s > 0) dc_l2_normalize_eps(vec, DC_DIM_SPARSE_PROJECTED, 1e-12);
+        if (sp) st = sparse_from_weights(w, h->vocab, sp);
     }
     free(w);
     return st;
+}
+
+static dc_status splade_finish(dc_encoder_model *em, const dc_input *in, const dc_enc_seq *seq,
+                               const float *rows, float *vec) {
+    (void)in;
+    return dc_e6_finish_ex(em, seq, rows, vec, NULL);
 }
 
 static const dc_encoder_recipe e6_recipe = {
@@ -156,24 +165,28 @@ typedef struct sparse_ctx {
     float *w;
 } sparse_ctx;
 
+/* The positive weights, indices ascending. */
+static dc_status sparse_from_weights(const float *w, uint32_t vocab, dc_sparse_vector *o) {
+    uint32_t nnz = 0;
+    for (uint32_t v = 0; v < vocab; v++) nnz += w[v] > 0.0f;
+    o->vocab_size = vocab;
+    o->indices = malloc((nnz ? nnz : 1) * sizeof *o->indices);
+    o->values = malloc((nnz ? nnz : 1) * sizeof *o->values);
+    if (!o->indices || !o->values) return dc_fail(DC_ERR_OUT_OF_MEMORY, "sparse vector");
+    for (uint32_t v = 0; v < vocab; v++)
+        if (w[v] > 0.0f) {
+            o->indices[o->nnz] = v;
+            o->values[o->nnz++] = w[v];
+        }
+    return DC_OK;
+}
+
 static dc_status sparse_one(void *p, size_t i, const float *rows) {
     sparse_ctx *c = p;
     splade_head *h = c->em->head;
     dc_status st = splade_weights(c->em, &c->seqs[i], rows, c->w);
     if (st != DC_OK) return st;
-    uint32_t nnz = 0;
-    for (uint32_t v = 0; v < h->vocab; v++) nnz += c->w[v] > 0.0f;
-    dc_sparse_vector *o = &c->out[i];
-    o->vocab_size = h->vocab;
-    o->indices = malloc((nnz ? nnz : 1) * sizeof *o->indices);
-    o->values = malloc((nnz ? nnz : 1) * sizeof *o->values);
-    if (!o->indices || !o->values) return dc_fail(DC_ERR_OUT_OF_MEMORY, "sparse vector");
-    for (uint32_t v = 0; v < h->vocab; v++)
-        if (c->w[v] > 0.0f) {
-            o->indices[o->nnz] = v;
-            o->values[o->nnz++] = c->w[v];
-        }
-    return DC_OK;
+    return sparse_from_weights(c->w, h->vocab, &c->out[i]);
 }
 
 dc_status dc_splade_encode(dc_model *m, const dc_input *inputs, size_t n, dc_sparse_vector *out) {

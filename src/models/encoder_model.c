@@ -1,5 +1,6 @@
 /* The shared pretrained-encoder model: load/unload, batching, and the dc_model vtable. */
 #include <dirent.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "core/error.h"
+#include "models/encoder_extras.h"
 #include "models/encoder_model.h"
 
 #define DC_DEFAULT_BATCH_TOKENS 16384u
@@ -134,8 +138,13 @@ dc_status dc_encoder_tokenize_all(dc_encoder_model *em, const dc_input *inputs, 
 
 /* ---- forward over packed chunks ---- */
 
+static atomic_uint_fast64_t forwards;
+
+uint64_t dc_pretrained_forward_count(void) { return atomic_load(&forwards); }
+
 dc_status dc_encoder_run(dc_encoder_model *em, const dc_enc_seq *seqs, size_t n,
                          dc_enc_rows_fn fn, void *ctx) {
+    atomic_fetch_add(&forwards, 1);
     const uint32_t H = dc_bert_config_of(em->bert)->hidden;
     const size_t budget = em->opt.max_batch_tokens ? em->opt.max_batch_tokens
                                                    : DC_DEFAULT_BATCH_TOKENS;
@@ -271,26 +280,57 @@ static dc_status em_unload(dc_model *m) {
     return DC_OK;
 }
 
+/* Extras asked for by dc_pretrained_embed_ex, handed to em_embed (called on the same thread
+ * through dc_model_embed_batch, so the wrapper's checks apply unchanged). */
+typedef struct em_extras {
+    const dc_pretokenized *pre;
+    const bool *want;
+    dc_sparse_vector *sparse;
+    dc_token_matrix *rows;
+} em_extras;
+
+static _Thread_local const em_extras *tl_extras;
+
+static bool wants(const em_extras *x, size_t i) { return x && (!x->want || x->want[i]); }
+
 typedef struct embed_ctx {
     dc_encoder_model *em;
     const dc_input *inputs;
     const dc_enc_seq *seqs;
     dc_model_embedding *out;
     float *vec;
+    const em_extras *x;
+    const size_t *which; /* query-row pass: sequence k is input which[k] */
 } embed_ctx;
 
 static dc_status embed_one(void *p, size_t i, const float *rows) {
     embed_ctx *c = p;
     dc_encoder_model *em = c->em;
-    dc_status st = em->recipe->finish
-                       ? em->recipe->finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec)
-                       : default_finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec);
+    const dc_model_id id = em->info->id;
+    const bool extra = wants(c->x, i);
+    dc_status st;
+    if (id == DC_MODEL_SPARSE && extra && c->x->sparse)
+        st = dc_e6_finish_ex(em, &c->seqs[i], rows, c->vec, &c->x->sparse[i]);
+    else if (em->recipe->finish)
+        st = em->recipe->finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec);
+    else
+        st = default_finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec);
     if (st != DC_OK) return st;
-    st = dc_model_embedding_init(&c->out[i], em->info->id, c->vec, em->info->dim);
+    /* a document's rows come from the rows its vector was pooled from */
+    if (id == DC_MODEL_LATE_INTERACTION && extra && c->x->rows &&
+        c->inputs[i].role != DC_ROLE_QUERY &&
+        (st = dc_e12_rows(em, &c->seqs[i], rows, &c->x->rows[i])) != DC_OK)
+        return st;
+    st = dc_model_embedding_init(&c->out[i], id, c->vec, em->info->dim);
     if (st != DC_OK) return st;
     c->out[i].tokens_used = c->seqs[i].tokens_used;
     c->out[i].truncated = c->seqs[i].truncated;
     return DC_OK;
+}
+
+static dc_status query_rows_one(void *p, size_t k, const float *rows) {
+    embed_ctx *c = p;
+    return dc_e12_rows(c->em, &c->seqs[k], rows, &c->x->rows[c->which[k]]);
 }
 
 static uint64_t now_us(void) {
@@ -299,20 +339,106 @@ static uint64_t now_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* A sequence from a shared encoding, as the recipe's own tokenisation would build it. */
+static dc_status seq_from_encoding(dc_encoder_model *em, const dc_encoding *e, dc_enc_seq *seq) {
+    if (em->info->id == DC_MODEL_LATE_INTERACTION) return dc_e12_seq_from_encoding(e, false, seq);
+    memset(seq, 0, sizeof *seq);
+    seq->ids = malloc((e->len ? e->len : 1) * sizeof *seq->ids);
+    if (!seq->ids) return dc_fail(DC_ERR_OUT_OF_MEMORY, "token ids");
+    if (e->len) memcpy(seq->ids, e->ids, e->len * sizeof *seq->ids);
+    seq->len = (uint32_t)e->len;
+    seq->tokens_used = (uint32_t)e->len;
+    seq->truncated = e->truncated;
+    if (em->info->id == DC_MODEL_CAUSAL) { /* Longformer: global attention on <s> (e5_causal.c) */
+        seq->global = calloc(e->len ? e->len : 1, 1);
+        if (!seq->global) {
+            dc_enc_seq_free(seq);
+            return dc_fail(DC_ERR_OUT_OF_MEMORY, "global attention mask");
+        }
+        if (e->len) seq->global[0] = 1;
+    }
+    return DC_OK;
+}
+
+static dc_status prepare_seqs(dc_encoder_model *em, const dc_input *inputs, size_t n,
+                              const em_extras *x, dc_enc_seq **out) {
+    if (!x || !x->pre) return dc_encoder_tokenize_all(em, inputs, n, out);
+    *out = NULL;
+    dc_enc_seq *seqs = calloc(n ? n : 1, sizeof *seqs);
+    if (!seqs) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu sequences", n);
+    dc_status st = DC_OK;
+    for (size_t i = 0; i < n && st == DC_OK; i++) {
+        if (x->pre[i].n && x->pre[i].enc[0]) {
+            st = seq_from_encoding(em, x->pre[i].enc[0], &seqs[i]);
+        } else {
+            dc_enc_seq *one = NULL;
+            st = dc_encoder_tokenize_all(em, &inputs[i], 1, &one);
+            if (st == DC_OK) {
+                seqs[i] = *one;
+                free(one);
+            }
+        }
+        if (st != DC_OK) dc_fail_context(st, "input %zu", i);
+    }
+    if (st != DC_OK) {
+        for (size_t i = 0; i < n; i++) dc_enc_seq_free(&seqs[i]);
+        free(seqs);
+        return st;
+    }
+    *out = seqs;
+    return DC_OK;
+}
+
+/* E12 rows of the query inputs that want them: a second, query-mode sequence each. */
+static dc_status query_rows(dc_encoder_model *em, const dc_input *inputs, size_t n,
+                            const em_extras *x) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += wants(x, i) && inputs[i].role == DC_ROLE_QUERY;
+    if (!k) return DC_OK;
+    dc_enc_seq *seqs = calloc(k, sizeof *seqs);
+    size_t *which = malloc(k * sizeof *which);
+    dc_status st = seqs && which ? DC_OK : dc_fail(DC_ERR_OUT_OF_MEMORY, "query rows");
+    k = 0;
+    for (size_t i = 0; i < n && st == DC_OK; i++) {
+        if (!wants(x, i) || inputs[i].role != DC_ROLE_QUERY) continue;
+        const dc_pretokenized *pt = x->pre ? &x->pre[i] : NULL;
+        st = pt && pt->n == 2 && pt->enc[1] ? dc_e12_seq_from_encoding(pt->enc[1], true, &seqs[k])
+                                            : dc_e12_query_seq(em, &inputs[i], &seqs[k]);
+        which[k++] = i;
+    }
+    embed_ctx c = {.em = em, .inputs = inputs, .seqs = seqs, .x = x, .which = which};
+    if (st == DC_OK) st = dc_encoder_run(em, seqs, k, query_rows_one, &c);
+    for (size_t i = 0; seqs && i < k; i++) dc_enc_seq_free(&seqs[i]);
+    free(seqs);
+    free(which);
+    return st;
+}
+
+static void free_extras(const em_extras *x, size_t n) {
+    for (size_t i = 0; x && i < n; i++) {
+        if (x->sparse) dc_sparse_vector_free(&x->sparse[i]);
+        if (x->rows) dc_token_matrix_free(&x->rows[i]);
+    }
+}
+
 static dc_status em_embed(dc_model *m, const dc_input *inputs, size_t n, dc_model_embedding *out) {
     dc_encoder_model *em = dc_encoder_model_of(m);
+    const em_extras *x = tl_extras;
     uint64_t t0 = now_us();
     dc_enc_seq *seqs = NULL;
-    dc_status st = dc_encoder_tokenize_all(em, inputs, n, &seqs);
+    dc_status st = prepare_seqs(em, inputs, n, x, &seqs);
     if (st != DC_OK) return st;
-    embed_ctx c = {em, inputs, seqs, out, malloc(em->info->dim * sizeof(float))};
+    embed_ctx c = {em, inputs, seqs, out, malloc(em->info->dim * sizeof(float)), x, NULL};
     if (!c.vec) st = dc_fail(DC_ERR_OUT_OF_MEMORY, "output vector");
     else st = dc_encoder_run(em, seqs, n, embed_one, &c);
     free(c.vec);
     for (size_t i = 0; i < n; i++) dc_enc_seq_free(&seqs[i]);
     free(seqs);
+    if (st == DC_OK && x && x->rows && em->info->id == DC_MODEL_LATE_INTERACTION)
+        st = query_rows(em, inputs, n, x);
     if (st != DC_OK) {
         for (size_t i = 0; i < n; i++) dc_model_embedding_free(&out[i]);
+        free_extras(x, n);
         return st;
     }
     uint64_t dt = now_us() - t0;
@@ -383,6 +509,71 @@ dc_status dc_pretrained_embed_unchecked(dc_model *m, const dc_input *inputs, siz
         return dc_fail(DC_ERR_NOT_INITIALIZED, "embed: not a loaded pretrained model");
     if (n) memset(out, 0, n * sizeof *out);
     return em_embed(m, inputs, n, out);
+}
+
+dc_status dc_pretrained_embed_ex(dc_model *m, const dc_input *inputs, size_t n,
+                                 const dc_pretokenized *pre, const bool *want_extra,
+                                 dc_model_embedding *out, dc_sparse_vector *sparse,
+                                 dc_token_matrix *rows) {
+    if (sparse && n) memset(sparse, 0, n * sizeof *sparse);
+    if (rows && n) memset(rows, 0, n * sizeof *rows);
+    if (!m || m->vt != &em_vt) return dc_model_embed_batch(m, inputs, n, out); /* E10, others */
+    const bool e6 = m->info->id == DC_MODEL_SPARSE, e12 = m->info->id == DC_MODEL_LATE_INTERACTION;
+    em_extras x = {pre, want_extra, e6 ? sparse : NULL, e12 ? rows : NULL};
+    tl_extras = &x;
+    dc_status st = dc_model_embed_batch(m, inputs, n, out);
+    tl_extras = NULL;
+    if (st != DC_OK) free_extras(&x, n); /* em_embed succeeded but the wrapper refused */
+    return st;
+}
+
+dc_status dc_pretrained_token_requests(dc_model *m, const dc_input *in, bool want_extra,
+                                       dc_token_request req[2], uint32_t *n) {
+    *n = 0;
+    if (!m || !m->loaded || m->vt != &em_vt || !in) return DC_OK;
+    if (in->type != DC_INPUT_TEXT && in->type != DC_INPUT_CODE) return DC_OK;
+    dc_encoder_model *em = dc_encoder_model_of(m);
+    const dc_model_id id = em->info->id;
+    if (id == DC_MODEL_LATE_INTERACTION) {
+        dc_e12_requests(em, in, want_extra, req, n);
+        return DC_OK;
+    }
+    /* a recipe with its own tokenisation tokenises for itself (E5's differs only by the
+     * global mask seq_from_encoding adds) */
+    if (em->recipe->tokenize && id != DC_MODEL_CAUSAL) return DC_OK;
+    dc_token_request_init(&req[0], DC_TOK_FAMILY_BERT_UNCASED);
+    req[0].prefix = em->recipe->prefix ? em->recipe->prefix(in) : NULL;
+    req[0].max_length = em->max_len;
+    *n = 1;
+    return DC_OK;
+}
+
+dc_status dc_pretrained_tokenizer_source(dc_model *m, char *dir, size_t cap, dc_hash128 *fp) {
+    if (!m || !m->loaded || m->vt != &em_vt)
+        return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "tokenizer source: not a loaded encoder model");
+    dc_encoder_model *em = dc_encoder_model_of(m);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer.json", em->dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "%s: no tokenizer.json", em->dir);
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) {
+        fclose(f);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "hash state");
+    }
+    XXH3_128bits_reset(h);
+    char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) XXH3_128bits_update(h, buf, got);
+    bool bad = ferror(f);
+    fclose(f);
+    XXH128_hash_t d = XXH3_128bits_digest(h);
+    XXH3_freeState(h);
+    if (bad) return dc_fail(DC_ERR_IO, "read %s", path);
+    fp->lo = d.low64;
+    fp->hi = d.high64;
+    snprintf(dir, cap, "%s", em->dir);
+    return DC_OK;
 }
 
 typedef struct hidden_ctx {

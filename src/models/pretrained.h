@@ -13,6 +13,7 @@
 
 #include "dodeca/config.h"
 #include "dodeca/model.h"
+#include "text/token_manager.h"
 #include "tensor/backend.h"
 
 typedef struct dc_pretrained_options {
@@ -63,6 +64,42 @@ dc_status dc_pretrained_hidden(dc_model *m, const dc_input *in, float **rows, ui
  * dc_pretrained_create makes (E10 included). */
 dc_status dc_pretrained_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,
                                         dc_model_embedding *out);
+
+/* ---- shared tokenisation and one forward for every output (DESIGN §3) ---- */
+
+/* What a loaded encoder model (E1, E5, E6, E7, E8, E11, E12; not E10) asks of a shared
+ * tokenization for one input: req[0] for its vector and, for an E12 query input whose token
+ * rows are wanted, req[1] for the query-mode rows. The family field is left to the caller (it
+ * names the caller's tokenizer slot). *n = 0: this model tokenises for itself. */
+dc_status dc_pretrained_token_requests(dc_model *m, const dc_input *in, bool want_extra,
+                                       dc_token_request req[2], uint32_t *n);
+
+/* The folder a loaded encoder model read its tokenizer.json from and the XXH3-128 of that
+ * file: models with the same fingerprint tokenise alike. DC_ERR_UNSUPPORTED_FORMAT when the
+ * model has no tokenizer.json (or is not an encoder model). */
+dc_status dc_pretrained_tokenizer_source(dc_model *m, char *dir, size_t cap, dc_hash128 *fp);
+
+/* One input tokenised elsewhere, as dc_pretrained_token_requests asked (n = 0: not given). */
+typedef struct dc_pretokenized {
+    const dc_encoding *enc[2];
+    uint32_t n;
+} dc_pretokenized;
+
+/* dc_model_embed_batch (same validation and errors) that also returns E6's SPLADE weights
+ * (sparse) or E12's token rows (rows, query mode for DC_ROLE_QUERY inputs) for the items whose
+ * want_extra is true, from the same forward that gives the vectors — E12 query inputs run a
+ * second, query-mode sequence. pre (NULL, or n entries) gives shared tokenizations; the rest
+ * are tokenised here. sparse / rows: n entries or NULL; entries not wanted stay empty. Works
+ * for every pretrained model (E10 and models with no extra output just embed). The outputs
+ * equal dc_model_embed_batch + dc_splade_encode / dc_colbert_encode bit for bit. On failure
+ * nothing is left allocated. */
+dc_status dc_pretrained_embed_ex(dc_model *m, const dc_input *inputs, size_t n,
+                                 const dc_pretokenized *pre, const bool *want_extra,
+                                 dc_model_embedding *out, dc_sparse_vector *sparse,
+                                 dc_token_matrix *rows);
+
+/* Encoder forwards (dc_encoder_run calls) since the process started; for tests. */
+uint64_t dc_pretrained_forward_count(void);
 
 /* ---- E10 CLIP ---- */
 
