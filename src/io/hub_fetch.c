@@ -392,6 +392,7 @@ dc_status dc_hub_fetch(const dc_hub_options *o, const char *repo, const char *re
     dc_status st;
     if (o->offline) {
         if ((st = dc_hub_lookup(o->cache_dir, repo, revision, file, false, 0, &loc))) return st;
+        out->absent = loc.state == DC_HUB_ABSENT;
         if (loc.state != DC_HUB_READY)
             return dc_fail(loc.state == DC_HUB_ABSENT ? DC_ERR_NOT_FOUND : DC_ERR_MODEL_NOT_FOUND,
                            "%s/%s at %s is not in the cache %s (offline: %s)", repo, file, revision,
@@ -423,7 +424,9 @@ dc_status dc_hub_fetch(const dc_hub_options *o, const char *repo, const char *re
                 dc_hub_mark_absent(o->cache_dir, repo, revision, m.commit, file);
             return dc_fail(st, "%s", saved);
         }
-        if (st == DC_ERR_IO && strstr(dc_error_detail(), "HTTP 40") == NULL) {
+        /* the hub's own refusal (4xx) is an answer; only an unreachable or failing hub is not */
+        bool refused = m.status >= 400 && m.status < 500 && !retryable_status(m.status);
+        if (st == DC_ERR_IO && !refused) {
             char saved[512];
             snprintf(saved, sizeof saved, "%s", dc_error_detail());
             if (dc_hub_lookup(o->cache_dir, repo, revision, file, false, 0, &loc) == DC_OK &&
@@ -432,6 +435,11 @@ dc_status dc_hub_fetch(const dc_hub_options *o, const char *repo, const char *re
                 snprintf(out->commit, sizeof out->commit, "%s", loc.commit);
                 out->size = loc.size;
                 return DC_OK;
+            }
+            if (loc.state == DC_HUB_ABSENT) {
+                out->absent = true; /* known not to exist: an optional file needs no network */
+                return dc_fail(DC_ERR_NOT_FOUND, "%s not in %s at %s (%s; hub unreachable: %s)",
+                               file, repo, revision, loc.why, saved);
             }
             return dc_fail(st, "%s", saved);
         }

@@ -93,6 +93,14 @@ case "$(readlink "$snap/1_Pooling/config.json")" in ../../../blobs/*) ;; *) fail
 pull "$c1" E11 >/dev/null 2>&1 || fail "second pull failed"
 if grep -q '"GET"' "$log"; then fail "second pull downloaded again"; fi
 
+# 2b. an unreachable hub: what the cache holds is used (as huggingface_hub does), nothing else
+HF_ENDPOINT=http://127.0.0.1:9 "$dodeca" pull --quiet --retries 0 --cache-dir "$c1" E11 >/dev/null 2>&1 \
+  || fail "a cached model should be ready while the hub is unreachable"
+set +e
+HF_ENDPOINT=http://127.0.0.1:9 "$dodeca" pull --quiet --retries 0 --cache-dir "$tmp/empty" E11 >/dev/null 2>"$tmp/err"; rc=$?
+set -e
+[ "$rc" -eq 1 ] && grep -q "after 1 attempts" "$tmp/err" || fail "unreachable hub: $(cat "$tmp/err")"
+
 # 3. offline: no request at all, the cache answers
 : >"$log"
 HF_HUB_OFFLINE=1 pull "$c1" E11 >"$tmp/out" 2>&1 || fail "offline pull of a cached model failed"
