@@ -504,8 +504,8 @@ static int dc_embed_main(dc_embed_args *a) {
         dc_embed_progress_update(&prog, run.embedded, run.failed, run.skipped,
                                  reader ? dc_embed_reader_bytes_read(reader) : 0, false);
         if (dc_embed_interrupted) {
-            fprintf(stderr, "\ndodeca embed: interrupted; the output holds every item finished "
-                            "so far (--resume goes on)\n");
+            fprintf(stderr, "%sdodeca embed: interrupted; the output holds every item finished "
+                            "so far (--resume goes on)\n", prog.drawn && prog.tty ? "\n" : "");
             run.rc = DC_EXIT_INTERRUPTED;
             break;
         }
