@@ -258,7 +258,9 @@ def main():
     srv = None
     try:
         models = make_models(fixture, tmp)
+        # A long deadline: under sanitizers a burst must not turn into 504s.
         srv = Server(dodeca, ["--no-warmup", "--max-concurrent", "2",
+                              "--set", "pipeline.deadline_ms=120000",
                               "--set", "models.models_dir=" + models,
                               "--set", "server.max_batch_items=%d" % MAX_ITEMS,
                               "--set", "server.max_input_chars=%d" % MAX_CHARS,
