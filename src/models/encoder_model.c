@@ -548,28 +548,39 @@ dc_status dc_pretrained_token_requests(dc_model *m, const dc_input *in, bool wan
     return DC_OK;
 }
 
+/* Adds a file's name and bytes to h; false when it cannot be opened. */
+static bool hash_file(XXH3_state_t *h, const char *dir, const char *name, bool *io_error) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    XXH3_128bits_update(h, name, strlen(name) + 1);
+    char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) XXH3_128bits_update(h, buf, got);
+    if (ferror(f)) *io_error = true;
+    fclose(f);
+    return true;
+}
+
 dc_status dc_pretrained_tokenizer_source(dc_model *m, char *dir, size_t cap, dc_hash128 *fp) {
     if (!m || !m->loaded || m->vt != &em_vt)
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "tokenizer source: not a loaded encoder model");
     dc_encoder_model *em = dc_encoder_model_of(m);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tokenizer.json", em->dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "%s: no tokenizer.json", em->dir);
     XXH3_state_t *h = XXH3_createState();
-    if (!h) {
-        fclose(f);
-        return dc_fail(DC_ERR_OUT_OF_MEMORY, "hash state");
-    }
+    if (!h) return dc_fail(DC_ERR_OUT_OF_MEMORY, "hash state");
     XXH3_128bits_reset(h);
-    char buf[65536];
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0) XXH3_128bits_update(h, buf, got);
-    bool bad = ferror(f);
-    fclose(f);
+    /* what dc_tokenizer_load reads: tokenizer.json, else the slow-tokenizer files */
+    static const char *const legacy[] = {"vocab.json", "merges.txt", "vocab.txt",
+                                         "tokenizer_config.json", "special_tokens_map.json"};
+    bool io_error = false, any = hash_file(h, em->dir, "tokenizer.json", &io_error);
+    bool json = any;
+    for (size_t i = 0; !json && i < sizeof legacy / sizeof legacy[0]; i++)
+        if (hash_file(h, em->dir, legacy[i], &io_error) && i < 3) any = true;
     XXH128_hash_t d = XXH3_128bits_digest(h);
     XXH3_freeState(h);
-    if (bad) return dc_fail(DC_ERR_IO, "read %s", path);
+    if (io_error) return dc_fail(DC_ERR_IO, "reading the tokenizer files of %s", em->dir);
+    if (!any) return dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "%s: no tokenizer files", em->dir);
     fp->lo = d.low64;
     fp->hi = d.high64;
     snprintf(dir, cap, "%s", em->dir);

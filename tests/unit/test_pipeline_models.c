@@ -7,6 +7,7 @@
 #include "../tools/bert_fixture.c"
 #include "models/custom.h"
 #include "models/pretrained.h"
+#include "text/token_manager.h"
 #include "test_runtime_pipeline.h"
 
 
@@ -210,10 +211,169 @@ static void test_eager_loading_and_warmup(void **state) {
     dc_pipeline_close(p);
 }
 
+/* ---- one forward for every output, shared tokenizations (DESIGN §3) ---- */
+
+static dc_model *load_fixture(dc_model_id id, const char *folder) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", root, folder);
+    dc_pretrained_options po = {.model_dir = dir};
+    dc_model *m = NULL;
+    assert_ok(dc_pretrained_create(id, &po, &m));
+    assert_ok(dc_model_load(m));
+    return m;
+}
+
+static void assert_same_sparse(const dc_sparse_vector *a, const dc_sparse_vector *b) {
+    assert_int_equal(a->nnz, b->nnz);
+    assert_true(a->nnz > 0);
+    assert_memory_equal(a->indices, b->indices, a->nnz * sizeof *a->indices);
+    assert_memory_equal(a->values, b->values, a->nnz * sizeof *a->values);
+}
+
+static void assert_same_rows(const dc_token_matrix *a, const dc_token_matrix *b) {
+    assert_int_equal(a->n_tokens, b->n_tokens);
+    assert_int_equal(a->dim, b->dim);
+    assert_true(a->n_tokens > 0);
+    assert_memory_equal(a->data, b->data, (size_t)a->n_tokens * a->dim * sizeof(float));
+}
+
+/* The shared tokenizations a caller would hand over: each model's requests, one
+ * dc_token_manager_encode_many per input. */
+static void share_tokens(dc_model *m, const dc_input *in, size_t n, dc_encoding (*enc)[2],
+                         dc_pretokenized *pre) {
+    char dir[4096];
+    dc_hash128 fp;
+    assert_ok(dc_pretrained_tokenizer_source(m, dir, sizeof dir, &fp));
+    dc_tokenizer *tok = NULL;
+    assert_ok(dc_tokenizer_load(dir, &tok));
+    dc_token_manager *tm = NULL;
+    assert_ok(dc_token_manager_create(0, 0, &tm));
+    assert_ok(dc_token_manager_set_tokenizer(tm, DC_TOK_FAMILY_BERT_UNCASED, tok));
+    for (size_t i = 0; i < n; i++) {
+        dc_token_request req[2];
+        uint32_t k = 0;
+        assert_ok(dc_pretrained_token_requests(m, &in[i], true, req, &k));
+        assert_true(k >= 1);
+        assert_ok(dc_token_manager_encode_many(tm, req, k, in[i].content, in[i].content_len, enc[i]));
+        pre[i].n = k;
+        pre[i].enc[0] = &enc[i][0];
+        pre[i].enc[1] = k > 1 ? &enc[i][1] : NULL;
+    }
+    dc_token_manager_destroy(tm);
+}
+
+static void test_one_forward_for_every_output(void **state) {
+    (void)state;
+    static const char a[] = "Paris is the capital of France, said the passage.";
+    static const char b[] = "what is the capital of france?";
+    const dc_input in[2] = {dc_input_text(a, sizeof a - 1, DC_ROLE_PASSAGE),
+                            dc_input_text(b, sizeof b - 1, DC_ROLE_QUERY)};
+    dc_model_embedding sep[2], one[2];
+    dc_encoding enc[2][2];
+    dc_pretokenized pre[2];
+    memset(enc, 0, sizeof enc);
+
+    /* E6: the SPLADE weights come from the forward that gave the vectors */
+    dc_model *m = load_fixture(DC_MODEL_SPARSE, "models--naver--splade-cocondenser-ensembledistil");
+    dc_sparse_vector sp_sep[2], sp_one[2];
+    assert_ok(dc_model_embed_batch(m, in, 2, sep));
+    assert_ok(dc_splade_encode(m, in, 2, sp_sep));
+    for (int shared = 0; shared < 2; shared++) {
+        if (shared) share_tokens(m, in, 2, enc, pre);
+        uint64_t f0 = dc_pretrained_forward_count();
+        assert_ok(dc_pretrained_embed_ex(m, in, 2, shared ? pre : NULL, NULL, one, sp_one, NULL));
+        assert_int_equal(dc_pretrained_forward_count() - f0, 1);
+        for (int i = 0; i < 2; i++) {
+            assert_memory_equal(one[i].vector, sep[i].vector, sep[i].dim * sizeof(float));
+            assert_int_equal(one[i].tokens_used, sep[i].tokens_used);
+            assert_same_sparse(&sp_one[i], &sp_sep[i]);
+            dc_model_embedding_free(&one[i]);
+            dc_sparse_vector_free(&sp_one[i]);
+        }
+        for (int i = 0; shared && i < 2; i++) {
+            dc_encoding_free(&enc[i][0]);
+            dc_encoding_free(&enc[i][1]);
+        }
+    }
+    /* items that do not want the weights get none */
+    const bool want[2] = {false, true};
+    assert_ok(dc_pretrained_embed_ex(m, in, 2, NULL, want, one, sp_one, NULL));
+    assert_int_equal(sp_one[0].nnz, 0);
+    assert_null(sp_one[0].indices);
+    assert_same_sparse(&sp_one[1], &sp_sep[1]);
+    for (int i = 0; i < 2; i++) {
+        dc_model_embedding_free(&one[i]);
+        dc_model_embedding_free(&sep[i]);
+        dc_sparse_vector_free(&sp_one[i]);
+        dc_sparse_vector_free(&sp_sep[i]);
+    }
+    dc_model_destroy(m);
+
+    /* E12: a document's rows are the rows its vector was pooled from (one forward); a query's
+     * rows are query mode, a second sequence */
+    m = load_fixture(DC_MODEL_LATE_INTERACTION, "models--colbert-ir--colbertv2.0");
+    dc_token_matrix tm_sep[2], tm_one[2];
+    /* one input per forward on both sides: packing several sequences into one forward may move
+     * the last bits (the GEMM shapes differ) */
+    for (int i = 0; i < 2; i++) {
+        assert_ok(dc_model_embed(m, &in[i], &sep[i]));
+        assert_ok(dc_colbert_encode(m, &in[i], DC_COLBERT_AUTO, &tm_sep[i]));
+    }
+    for (int shared = 0; shared < 2; shared++) {
+        if (shared) share_tokens(m, in, 2, enc, pre);
+        uint64_t f0 = dc_pretrained_forward_count();
+        assert_ok(dc_pretrained_embed_ex(m, in, 1, shared ? pre : NULL, NULL, one, NULL, tm_one));
+        assert_int_equal(dc_pretrained_forward_count() - f0, 1); /* the document alone */
+        assert_memory_equal(one[0].vector, sep[0].vector, sep[0].dim * sizeof(float));
+        assert_same_rows(&tm_one[0], &tm_sep[0]);
+        dc_model_embedding_free(&one[0]);
+        dc_token_matrix_free(&tm_one[0]);
+        assert_ok(dc_pretrained_embed_ex(m, &in[1], 1, shared ? &pre[1] : NULL, NULL, one, NULL, tm_one));
+        assert_memory_equal(one[0].vector, sep[1].vector, sep[1].dim * sizeof(float));
+        assert_int_equal(one[0].tokens_used, sep[1].tokens_used);
+        assert_same_rows(&tm_one[0], &tm_sep[1]);
+        assert_int_equal(tm_one[0].n_tokens, 32); /* query mode: [MASK]-padded to 32 */
+        dc_model_embedding_free(&one[0]);
+        dc_token_matrix_free(&tm_one[0]);
+        for (int i = 0; shared && i < 2; i++) {
+            dc_encoding_free(&enc[i][0]);
+            dc_encoding_free(&enc[i][1]);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        dc_model_embedding_free(&sep[i]);
+        dc_token_matrix_free(&tm_sep[i]);
+    }
+    dc_model_destroy(m);
+
+    /* the plain models: a shared tokenization gives the vector the model gives on its own */
+    static const struct { dc_model_id id; const char *folder; } plain[] = {
+        {DC_MODEL_SEMANTIC, "semantic"}, {DC_MODEL_GRAPH, "graph"},
+        {DC_MODEL_ENTITY, "all-MiniLM-L6-v2"}, {DC_MODEL_CAUSAL, "causal"},
+        {DC_MODEL_CODE, "codebert-base"}};
+    for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++) {
+        m = load_fixture(plain[k].id, plain[k].folder);
+        assert_ok(dc_model_embed_batch(m, in, 2, sep));
+        share_tokens(m, in, 2, enc, pre);
+        assert_ok(dc_pretrained_embed_ex(m, in, 2, pre, NULL, one, NULL, NULL));
+        for (int i = 0; i < 2; i++) {
+            assert_memory_equal(one[i].vector, sep[i].vector, sep[i].dim * sizeof(float));
+            assert_int_equal(one[i].tokens_used, sep[i].tokens_used);
+            assert_int_equal(one[i].truncated, sep[i].truncated);
+            dc_model_embedding_free(&one[i]);
+            dc_model_embedding_free(&sep[i]);
+            dc_encoding_free(&enc[i][0]);
+            dc_encoding_free(&enc[i][1]);
+        }
+        dc_model_destroy(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_models_through_pipeline),
         cmocka_unit_test(test_eager_loading_and_warmup),
+        cmocka_unit_test(test_one_forward_for_every_output),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
