@@ -86,7 +86,7 @@ __global__ void attention_k(dc_cuk_attn a) {
         const float m_new = fmaxf(m_old, cmax);
         __syncthreads(); // everyone has read red[] and m_run
         if (m_new == -INFINITY) continue; // nothing visible yet (uniform across the block)
-        const float w_t = valid ? __expf(score - m_new) : 0.0f;
+        const float w_t = valid ? expf(score - m_new) : 0.0f;
         p[tid] = w_t;
         kpos[tid] = kp;
         float csum = warp_sum(w_t);
@@ -94,7 +94,7 @@ __global__ void attention_k(dc_cuk_attn a) {
         __syncthreads();
         csum = 0.0f;
         for (uint32_t w = 0; w < blockDim.x / 32; w++) csum += red[w];
-        const float corr = m_old == -INFINITY ? 0.0f : __expf(m_old - m_new);
+        const float corr = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
         const uint32_t n_chunk = total - base < blockDim.x ? total - base : blockDim.x;
         for (uint32_t d = tid; d < hd; d += blockDim.x) {
             float sacc = acc[d] * corr;
