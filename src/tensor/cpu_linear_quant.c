@@ -17,6 +17,7 @@ typedef struct qmm {
     uint32_t n, k;
     dnnl_dim_t ldd;
     bool bias;
+    bool accumulate; /* y += product (a sum post-op) instead of y = product */
     dnnl_memory_desc_t wmd;
     dnnl_primitive_desc_t pd_rt; /* NULL on the fixed-M path */
     dnnl_primitive_t prim_rt;
@@ -79,6 +80,14 @@ static dnnl_status_t qmm_pd(dnnl_engine_t eng, const qmm *q, dnnl_dim_t m,
     if ((s = dnnl_primitive_attr_create(&attr))) return s;
     /* user scratchpad: one primitive may run from several threads at once */
     s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success && q->accumulate) {
+        dnnl_post_ops_t ops;
+        if ((s = dnnl_post_ops_create(&ops)) == dnnl_success) {
+            s = dnnl_post_ops_append_sum(ops, 1.0f);
+            if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, ops);
+            dnnl_post_ops_destroy(ops);
+        }
+    }
     if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     return s;
@@ -254,6 +263,10 @@ static dc_status create_int8(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 weights");
         goto done;
     }
+    if (q->k > 32768) { /* the int32 sums of dc_quant_int8_dequant */
+        st = dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "int8 linear: %u inputs (at most 32768)", q->k);
+        goto done;
+    }
     q->r = dc_quant_int8_ranges_cpu();
     if ((st = dc_quant_int8_weights(weight, q->n, q->k, q->r.w_max, plain, q->wscale, q->colsum)))
         goto done;
@@ -270,10 +283,14 @@ done:
     return st;
 }
 
-/* Output channels per block of the widened-bf16 path: about 1 MiB of f32 weights, so the
- * block is still in cache when the matrix product reads it. */
+/* Output channels per block of the widened-bf16 path. Every matrix product call costs a
+ * parallel region and narrow products run far below the GEMM peak (measured: 336-wide blocks
+ * took 2-3x the time of one 3072-wide product), so an encoder layer (up to 4096 x 1024) widens
+ * whole, into at most 32 MiB that live for one forward; only larger layers go in blocks. */
 static uint32_t bf16_block(uint32_t n, uint32_t k) {
-    uint32_t nb = (uint32_t)((1u << 18) / k) / 16 * 16;
+    size_t cap = (size_t)8 << 20; /* f32 values */
+    if ((size_t)n * k <= cap) return n;
+    uint32_t nb = (uint32_t)(cap / k) / 16 * 16;
     if (nb < 16) nb = 16;
     return nb > n ? n : nb;
 }
@@ -347,13 +364,43 @@ dc_status dc_cpu_qlinear_create(dnnl_engine_t eng, const float *weight, const fl
     return DC_OK;
 }
 
+/* y += x[:, skip]·(sw ∘ qw[:, skip])ᵀ as one small f32 product (M × n_skip × N) with a sum
+ * post-op: the outlier columns gathered, their weights dequantised. */
+static dc_status outliers_add(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
+                              size_t rows, const uint32_t *skip, uint32_t n_skip, float *y) {
+    float *xo = malloc(rows * n_skip * sizeof *xo);
+    float *wo = malloc((size_t)n_skip * q->n * sizeof *wo);
+    dc_status st = DC_OK;
+    if (!xo || !wo) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 outlier columns of %zu rows", rows);
+        goto done;
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (uint32_t t = 0; t < n_skip; t++) xo[r * n_skip + t] = x[r * q->k + skip[t]];
+    const int8_t *qw = q->wdata;
+    for (uint32_t t = 0; t < n_skip; t++)
+        for (uint32_t c = 0; c < q->n; c++)
+            wo[(size_t)t * q->n + c] = q->wscale[c] * (float)qw[(size_t)c * q->k + skip[t]];
+    qmm mm = {.sdt = dnnl_f32, .wdt = dnnl_f32, .ddt = dnnl_f32, .n = q->n, .k = n_skip,
+              .ldd = q->n, .bias = false, .accumulate = true};
+    dnnl_dims_t bd = {n_skip, q->n};
+    if (dnnl_memory_desc_init_by_tag(&mm.wmd, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success) {
+        st = dc_fail(DC_ERR_INTERNAL, "oneDNN: outlier weights descriptor");
+        goto done;
+    }
+    st = qmm_run(eng, &mm, xo, rows, wo, NULL, y);
+done:
+    free(xo);
+    free(wo);
+    return st;
+}
+
 static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
                               size_t rows, float *y) {
     void *qx = NULL;
     float *sx = malloc(rows * sizeof *sx);
     int32_t *zx = malloc(rows * sizeof *zx);
-    size_t nwork = 2 * (size_t)q->k > q->n ? 2 * (size_t)q->k : q->n;
-    float *work = malloc(nwork * sizeof *work);
+    float *work = malloc(2 * (size_t)q->k * sizeof *work);
     uint32_t *skip = malloc(((size_t)q->k / DC_INT8_OUTLIER_SHARE + 1) * sizeof *skip);
     dc_status st = DC_OK;
     if (posix_memalign(&qx, 64, rows * q->k) != 0) qx = NULL;
@@ -366,7 +413,7 @@ static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const 
     /* int32 sums land in y's own bytes and are dequantised in place */
     if ((st = qmm_run(eng, &q->mm, qx, rows, q->wdata, NULL, y))) goto done;
     dc_quant_int8_dequant(y, rows, q->n, q->n, sx, zx, q->wscale, q->colsum, q->bias);
-    dc_quant_int8_outlier_add(x, rows, q->k, q->n, skip, n_skip, q->wdata, q->wscale, y, work);
+    if (n_skip) st = outliers_add(eng, q, x, rows, skip, n_skip, y);
 done:
     free(qx);
     free(sx);

@@ -139,40 +139,33 @@ void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max
         float sc = hi > lo ? (hi - lo) / (float)act_max : 1.0f;
         float inv = 1.0f / sc;
         int32_t z = quant_round(-lo * inv, 0.0f, (float)act_max);
-        float zf = (float)z;
-        for (uint32_t i = 0; i < k; i++)
-            qr[i] = (uint8_t)quant_round(row[i] * inv + zf, 0.0f, (float)act_max);
+        /* clamped to [0, act_max] first, so +0.5 and truncation round (ties up) without a
+         * libm call per value */
+        const float zf = (float)z + 0.5f, top = (float)act_max + 0.49f;
+        for (uint32_t i = 0; i < k; i++) {
+            float v = row[i] * inv + zf;
+            v = v > 0.0f ? v : 0.0f;
+            v = v < top ? v : top;
+            qr[i] = (uint8_t)(int32_t)v;
+        }
         for (uint32_t t = 0; t < n_skip; t++) qr[skip[t]] = (uint8_t)z;
         scale[r] = sc;
         zero[r] = z;
     }
 }
 
-void dc_quant_int8_outlier_add(const float *x, size_t rows, uint32_t k, uint32_t n,
-                               const uint32_t *skip, uint32_t n_skip, const int8_t *qw,
-                               const float *sw, float *y, float *work) {
-    for (uint32_t t = 0; t < n_skip; t++) {
-        uint32_t j = skip[t];
-        for (uint32_t c = 0; c < n; c++) work[c] = sw[c] * (float)qw[(size_t)c * k + j];
-        for (size_t r = 0; r < rows; r++) {
-            float xv = x[r * k + j];
-            float *yr = y + r * n;
-            for (uint32_t c = 0; c < n; c++) yr[c] += xv * work[c];
-        }
-    }
-}
-
 void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const float *sx,
                            const int32_t *zx, const float *sw, const int32_t *colsum,
                            const float *bias) {
+    /* |acc|, |zx·colsum| ≤ 255·127·k: int32 holds them while k ≤ 32768 (create checks) */
     for (size_t r = 0; r < rows; r++) {
         float *yr = y + r * ld;
         const float s = sx[r];
-        const int64_t z = zx[r];
+        const int32_t z = zx[r];
         for (uint32_t c = 0; c < n; c++) {
             int32_t acc;
             memcpy(&acc, &yr[c], sizeof acc); /* the product wrote int32 into these bytes */
-            float v = s * sw[c] * (float)((int64_t)acc - z * colsum[c]);
+            float v = s * sw[c] * (float)(acc - z * colsum[c]);
             yr[c] = bias ? v + bias[c] : v;
         }
     }
@@ -200,7 +193,7 @@ dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint
             int64_t acc = 0;
             for (uint32_t i = 0; i < k; i++)
                 acc += (int64_t)qx[r * k + i] * qw[(size_t)c * k + i];
-            double v = (double)sx[r] * sw[c] * (double)(acc - (int64_t)zx[r] * colsum[c]);
+            double v = (double)(sx[r] * sw[c] * (float)(acc - (int64_t)zx[r] * colsum[c]));
             for (uint32_t t = 0; t < n_skip; t++)
                 v += (double)x[r * k + skip[t]] * sw[c] * qw[(size_t)c * k + skip[t]];
             y[r * n + c] = (float)v + (bias ? bias[c] : 0.0f);

@@ -60,12 +60,6 @@ void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max
                         const uint32_t *skip, uint32_t n_skip, uint8_t *q, float *scale,
                         int32_t *zero);
 
-/* Adds the outlier columns' part: y[m,c] += Σ_i x[m, skip[i]]·sw[c]·qw[c, skip[i]] (qw plain
- * [n, k]); `work` holds n floats. */
-void dc_quant_int8_outlier_add(const float *x, size_t rows, uint32_t k, uint32_t n,
-                               const uint32_t *skip, uint32_t n_skip, const int8_t *qw,
-                               const float *sw, float *y, float *work);
-
 /* Dequantises in place: y holds the int32 sums acc[rows, n] (row stride ld elements) and
  * receives sx[m]·sw[n]·(acc − zx[m]·colsum[n]) + bias[n] (bias may be NULL). */
 void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const float *sx,
