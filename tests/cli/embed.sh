@@ -248,4 +248,15 @@ grep -q '100% 30 items' "$tmp/progress" || fail "progress: $(cat "$tmp/progress"
 grep -q 'eta' "$tmp/progress" || fail "progress has no ETA"
 "$dodeca" embed --t-ref 1 -i "$tmp/long.txt" -o "$tmp/p.jsonl" 2>"$tmp/quiet"
 [ ! -s "$tmp/quiet" ] || fail "not a terminal: no progress expected: $(cat "$tmp/quiet")"
+# on a terminal (a pseudo-terminal from script(1), when installed) the bar is on by default and
+# redraws in place
+if command -v script >/dev/null && script -qec true /dev/null >/dev/null 2>&1; then
+  script -qec "'$dodeca' embed --t-ref 1 -i '$tmp/long.txt' -o '$tmp/tty.jsonl'" /dev/null \
+    >"$tmp/tty" 2>&1 </dev/null || fail "embed on a terminal failed: $(cat "$tmp/tty")"
+  grep -q $'\r.*100% 30 items' "$tmp/tty" || fail "no progress bar on a terminal: $(cat "$tmp/tty")"
+  cmp -s "$tmp/tty.jsonl" "$tmp/p.jsonl" || fail "the terminal run wrote different output"
+  script -qec "'$dodeca' embed --quiet --t-ref 1 -i '$tmp/long.txt' -o '$tmp/q.jsonl'" /dev/null \
+    >"$tmp/tty" 2>&1 </dev/null
+  ! grep -q 'items' "$tmp/tty" || fail "--quiet on a terminal still shows progress"
+fi
 echo "cli embed: ok"
