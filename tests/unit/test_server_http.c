@@ -1,0 +1,151 @@
+/* The server's pure pieces: float text that reads back to the same float32, base64 of float32,
+ * JSON string escaping, and request parsing (fields, limits, the field named in errors). */
+#include <math.h>
+
+#include "test_support.h"
+
+#include "server/http_buf.h"
+#include "server/http_request.h"
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint32_t rnd32(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 32);
+}
+
+static void roundtrip(float v) {
+    char s[DC_HTTP_FLOAT_MAX];
+    size_t n = dc_http_format_float(v, s);
+    assert_int_equal(n, strlen(s));
+    char *end = NULL;
+    float back = strtof(s, &end);
+    assert_ptr_equal(end, s + n);
+    if (memcmp(&back, &v, 4) != 0 && !(v == 0 && back == 0)) {
+        print_error("%.9g printed as %s reads back as %.9g\n", (double)v, s, (double)back);
+        fail();
+    }
+}
+
+static void test_float_roundtrip(void **state) {
+    (void)state;
+    const float special[] = {1.0f, -1.0f, 0.5f, 0.1f, 1e-5f, 1.5e-5f, 9.99999e-6f, 123456789.0f,
+                             1e9f, 1e10f, 3.4028235e38f, 1.17549435e-38f, 1.4e-45f, -2.5e-40f,
+                             0.999999940f, 9.99999994e-1f, 1e8f, 99999999.0f, 0.0123456789f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) roundtrip(special[i]);
+    for (int i = 0; i < 300000; i++) { /* random bit patterns: every exponent */
+        uint32_t u = rnd32();
+        float v;
+        memcpy(&v, &u, 4);
+        if (isfinite(v)) roundtrip(v);
+    }
+    for (int i = 0; i < 300000; i++) /* unit-vector sized values */
+        roundtrip(((float)rnd32() / 4294967296.0f - 0.5f) * 0.2f);
+    char s[DC_HTTP_FLOAT_MAX];
+    dc_http_format_float(0.0f, s);
+    assert_string_equal(s, "0");
+    dc_http_format_float(NAN, s);
+    assert_string_equal(s, "0"); /* JSON has no NaN */
+    dc_http_format_float(0.25f, s);
+    assert_string_equal(s, "0.25");
+    dc_http_format_float(-3.0f, s);
+    assert_string_equal(s, "-3");
+    dc_http_format_float(1.0f / 16777216.0f, s); /* 2^-24 */
+    assert_string_equal(s, "5.96046448e-08");
+    dc_http_format_float(1e20f, s);
+    assert_string_equal(s, "1.00000002e+20");
+}
+
+static void test_base64_and_strings(void **state) {
+    (void)state;
+    dc_http_buf b;
+    dc_http_buf_init(&b);
+    const float v[2] = {1.0f, -2.0f}; /* 00 00 80 3f 00 00 00 c0 */
+    dc_http_buf_float_base64(&b, v, 2);
+    dc_http_buf_puts(&b, " ");
+    dc_http_buf_float_base64(&b, v, 1);
+    dc_http_buf_puts(&b, " ");
+    dc_http_buf_json_string(&b, "a\"b\\c\n\x01", 7);
+    size_t len = 0;
+    char *s = dc_http_buf_take(&b, &len);
+    assert_non_null(s);
+    assert_string_equal(s, "\"AACAPwAAAMA=\" \"AACAPw==\" \"a\\\"b\\\\c\\n\\u0001\"");
+    assert_int_equal(len, strlen(s));
+    free(s);
+}
+
+static const dc_http_limits lim = {4, 10};
+
+static void expect_error(dc_http_route route, const char *body, dc_status st, const char *field) {
+    dc_http_request r;
+    dc_status got = dc_http_request_parse(route, body, strlen(body), &lim, &r);
+    if (got != st || !strstr(dc_error_detail(), field)) {
+        print_error("%s: got %s \"%s\", expected %s naming %s\n", body, dc_status_name(got),
+                    dc_error_detail(), dc_status_name(st), field);
+        fail();
+    }
+    assert_int_equal(r.n, 0);
+    dc_http_request_free(&r);
+}
+
+static void test_parse(void **state) {
+    (void)state;
+    dc_http_request r;
+    const char *body = "{\"input\":[\"héllo\",\"b\"],\"model\":\"E9\",\"dimensions\":16,"
+                       "\"encoding_format\":\"base64\",\"user\":\"u\"}";
+    assert_status(dc_http_request_parse(DC_HTTP_ROUTE_OPENAI, body, strlen(body), &lim, &r), DC_OK);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.texts[0], "héllo");
+    assert_int_equal(r.lens[0], 6);
+    assert_int_equal(r.model, DC_MODEL_HDC);
+    assert_int_equal(r.dimensions, 16);
+    assert_true(r.base64);
+    dc_http_request_free(&r);
+
+    body = "{\"inputs\":{\"source_sentence\":\"s\",\"sentences\":[\"a\",\"b\",\"c\"]}}";
+    assert_status(dc_http_request_parse(DC_HTTP_ROUTE_SIMILARITY, body, strlen(body), &lim, &r), DC_OK);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.texts[0], "s");
+    assert_string_equal(r.texts[3], "c");
+    dc_http_request_free(&r);
+
+    body = "{\"inputs\":\"x\",\"models\":[\"e5-large-v2\",\"hdc\"],\"role\":\"query\"}";
+    assert_status(dc_http_request_parse(DC_HTTP_ROUTE_EMBED, body, strlen(body), &lim, &r), DC_OK);
+    assert_int_equal(r.per_model_mask, (1u << DC_MODEL_SEMANTIC) | (1u << DC_MODEL_HDC));
+    assert_int_equal(r.role, DC_ROLE_QUERY);
+    dc_http_request_free(&r);
+
+    int m = 0;
+    assert_status(dc_http_model_parse("intfloat/e5-large-v2", &m), DC_OK);
+    assert_int_equal(m, DC_MODEL_SEMANTIC);
+    assert_status(dc_http_model_parse("Dodeca-Fused", &m), DC_OK);
+    assert_int_equal(m, -1);
+
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":", DC_ERR_SERIALIZATION, "byte");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{}", DC_ERR_EMPTY_INPUT, "input: missing");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":[\"a\",\"\"]}", DC_ERR_EMPTY_INPUT, "input[1]");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", DC_ERR_BATCH,
+                 "max_batch_items");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"éééééééééééé\"}", DC_ERR_INPUT_TOO_LONG,
+                 "12 characters");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"x\",\"dimensions\":1537}", DC_ERR_INVALID_VALUE,
+                 "dimensions");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"x\",\"model\":\"hdc\",\"dimensions\":1025}",
+                 DC_ERR_INVALID_VALUE, "1024 of E9");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"x\",\"model\":\"gpt\"}", DC_ERR_MODEL_NOT_FOUND,
+                 "model");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":[1,2]}", DC_ERR_INVALID_VALUE, "token ids");
+    expect_error(DC_HTTP_ROUTE_EMBED, "{\"inputs\":\"x\",\"truncate\":1}", DC_ERR_INVALID_VALUE,
+                 "truncate");
+    expect_error(DC_HTTP_ROUTE_SIMILARITY,
+                 "{\"inputs\":{\"source_sentence\":\"s\",\"sentences\":[\"a\",\"b\",\"c\",\"d\"]}}",
+                 DC_ERR_BATCH, "inputs.sentences");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_float_roundtrip),
+        cmocka_unit_test(test_base64_and_strings),
+        cmocka_unit_test(test_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
