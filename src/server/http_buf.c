@@ -2,6 +2,7 @@
 #include "server/http_buf.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,13 +105,14 @@ void dc_http_buf_json_string(dc_http_buf *b, const char *s, size_t n) {
 
 /* Powers of ten 1e-60 … 1e60 as doubles (the scale factors a float32 can need). */
 static double pow10_tab[121];
-static bool pow10_ready;
+static pthread_once_t pow10_once = PTHREAD_ONCE_INIT;
+
+static void pow10_init(void) {
+    for (int i = 0; i < 121; i++) pow10_tab[i] = pow(10.0, i - 60);
+}
 
 static double pow10i(int k) {
-    if (!pow10_ready) { /* benign race: every thread writes the same values */
-        for (int i = 0; i < 121; i++) pow10_tab[i] = pow(10.0, i - 60);
-        pow10_ready = true;
-    }
+    pthread_once(&pow10_once, pow10_init);
     return pow10_tab[k + 60];
 }
 

@@ -21,7 +21,9 @@ mkdir -p "$TMP/models"
 "$FIXTURE" e12 "$TMP/models/late_interaction" >/dev/null || fail "fixture e12"
 
 KEY=curl-secret-key
+# Narrow fusion experts (fusion.expert_hidden_dim): the server starts in a second, not seven.
 DODECA_SERVER_API_KEY=$KEY "$DODECA" serve --port 0 --no-warmup --access-log \
+    --set fusion.expert_hidden_dim=64 \
     --set models.models_dir="$TMP/models" --set server.max_batch_items=8 \
     --set server.max_input_chars=1000 --set server.max_body_bytes=20000 2>"$TMP/err" &
 PID=$!

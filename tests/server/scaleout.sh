@@ -35,7 +35,7 @@ for _ in $(seq 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG &&
 redis-cli -p "$RPORT" ping | grep -q PONG || fail "redis-server did not start"
 
 start_server() { # NAME → sets ${NAME}_PID, ${NAME}_URL
-    "$DODECA" serve --port 0 --no-warmup --drain-timeout 20 \
+    "$DODECA" serve --port 0 --no-warmup --drain-timeout 20 --set fusion.expert_hidden_dim=64 \
         --set cache.redis_url="redis://127.0.0.1:$RPORT" 2>"$TMP/$1.err" &
     local pid=$!
     PIDS+=($pid)
