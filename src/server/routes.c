@@ -56,6 +56,10 @@ void dc_http_status_map(dc_status st, unsigned *code, const char **type) {
     case DC_ERR_UNSUPPORTED_MODALITY:
         *code = 422, *type = "Validation";
         break;
+    case DC_ERR_NOT_INITIALIZED:
+    case DC_ERR_FUSION:
+        *code = 503, *type = "Unhealthy"; /* the pipeline cannot answer anything right now */
+        break;
     case DC_ERR_INTERNAL:
     case DC_ERR_OUT_OF_MEMORY:
         *code = 500, *type = "Internal";
