@@ -60,6 +60,7 @@ typedef struct dc_pipeline_timings {
     uint64_t total_us;
     uint64_t prepare_us;     /* validation, PII scrub, cache key */
     uint64_t cache_lookup_us;
+    uint64_t tokenise_us;    /* jobs made, the text tokenised once per tokenizer (DESIGN §3) */
     uint64_t models_us;      /* from submitting to the queues until the results were collected */
     uint64_t fusion_us;
     uint64_t cache_store_us;
@@ -213,7 +214,9 @@ typedef struct dc_pipeline_stats {
     bool redis_up;
     uint64_t memory_bytes, memory_peak_bytes, memory_budget_bytes;
     double uptime_s, throughput_per_s; /* embeddings per second since open */
-    dc_latency_summary total, prepare, cache_lookup, models, fusion, cache_store;
+    dc_latency_summary total, prepare, cache_lookup, tokenise, models, fusion, cache_store;
+    uint64_t tokenizations;     /* shared tokenizations run (one per input and tokenizer) */
+    uint32_t shared_tokenizers; /* distinct tokenizers the encoders use */
     uint64_t traced_requests, trace_events_dropped, warnings;
     dc_pipeline_model_stats model[DC_NUM_MODELS];
 } dc_pipeline_stats;

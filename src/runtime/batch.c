@@ -80,7 +80,11 @@ void dc_job_free_outputs(dc_job *j) {
 }
 
 static void group_free(dc_job_group *g) {
-    for (size_t j = 0; j < g->njobs; j++) dc_job_free_outputs(&g->jobs[j]);
+    for (size_t j = 0; j < g->njobs; j++) {
+        dc_job_free_outputs(&g->jobs[j]);
+        dc_encoding_free(&g->jobs[j].pre_enc[0]);
+        dc_encoding_free(&g->jobs[j].pre_enc[1]);
+    }
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g->jobs);
@@ -338,36 +342,51 @@ static void *dispatcher_main(void *p) {
     return NULL;
 }
 
-/* E6 / E12 extras of the built-in encoders, for the jobs that asked. A failure leaves the
- * extra empty (the dense vector stands) and is logged. */
-static void run_aux(dc_batch_queue *q, dc_rt_model *m, dc_job **jobs, size_t n) {
-    if (!m->builtin_pretrained) return;
-    if (q->id == DC_MODEL_SPARSE) {
-        dc_input *ins = malloc(n * sizeof *ins);
-        dc_sparse_vector *sv = calloc(n, sizeof *sv);
-        dc_job **who = malloc(n * sizeof *who);
-        size_t k = 0;
-        for (size_t i = 0; ins && sv && who && i < n; i++)
-            if (jobs[i]->want_aux && jobs[i]->status == DC_OK) {
-                who[k] = jobs[i];
-                ins[k++] = *jobs[i]->input;
-            }
-        if (k && dc_splade_encode(m->model, ins, k, sv) == DC_OK) {
-            for (size_t i = 0; i < k; i++) who[i]->sparse = sv[i];
-        } else if (k) {
-            dc_rt_log(q->log, DC_RT_LOG_WARN, "E6 sparse weights failed: %s", dc_error_detail());
-        }
-        free(ins);
-        free(sv);
-        free(who);
-    } else if (q->id == DC_MODEL_LATE_INTERACTION) {
-        for (size_t i = 0; i < n; i++) {
-            if (!jobs[i]->want_aux || jobs[i]->status != DC_OK) continue;
-            if (dc_colbert_encode(m->model, jobs[i]->input, DC_COLBERT_AUTO, &jobs[i]->colbert) !=
-                DC_OK)
-                dc_rt_log(q->log, DC_RT_LOG_WARN, "E12 token matrix failed: %s", dc_error_detail());
+/* Per-batch arguments of dc_pretrained_embed_ex: each job's shared tokenization (when it was
+ * made for this instance), whether it wants E6/E12 extras, room for those. */
+typedef struct ex_args {
+    dc_pretokenized *pre;
+    bool *want;
+    dc_sparse_vector *sparse;
+    dc_token_matrix *rows;
+} ex_args;
+
+static bool ex_args_make(dc_batch_queue *q, const dc_rt_model *m, dc_job **jobs, size_t n,
+                         ex_args *a) {
+    memset(a, 0, sizeof *a);
+    a->pre = calloc(n, sizeof *a->pre);
+    a->want = calloc(n, sizeof *a->want);
+    if (q->id == DC_MODEL_SPARSE) a->sparse = calloc(n, sizeof *a->sparse);
+    if (q->id == DC_MODEL_LATE_INTERACTION) a->rows = calloc(n, sizeof *a->rows);
+    if (!a->pre || !a->want || (q->id == DC_MODEL_SPARSE && !a->sparse) ||
+        (q->id == DC_MODEL_LATE_INTERACTION && !a->rows))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const dc_job *j = jobs[i];
+        a->want[i] = j->want_aux;
+        if (j->pre_n && !memcmp(&j->pre_version, &m->version, sizeof m->version)) {
+            a->pre[i].n = j->pre_n;
+            a->pre[i].enc[0] = &j->pre_enc[0];
+            a->pre[i].enc[1] = j->pre_n > 1 ? &j->pre_enc[1] : NULL;
         }
     }
+    return true;
+}
+
+static void ex_args_free(ex_args *a) {
+    free(a->pre);
+    free(a->want);
+    free(a->sparse); /* the entries were handed to the jobs */
+    free(a->rows);
+}
+
+/* The forward of items [i, i + k): dense vectors, and for the built-in encoders the extras and
+ * the shared tokenizations, from one call. */
+static dc_status embed_items(const dc_rt_model *m, const ex_args *a, const dc_input *ins,
+                             size_t i, size_t k, dc_model_embedding *outs) {
+    if (!m->builtin_pretrained) return dc_model_embed_batch(m->model, ins + i, k, outs + i);
+    return dc_pretrained_embed_ex(m->model, ins + i, k, a->pre + i, a->want + i, outs + i,
+                                  a->sparse ? a->sparse + i : NULL, a->rows ? a->rows + i : NULL);
 }
 
 static void run_batch(dc_batch_queue *q, dc_job **jobs, size_t n, dc_input *ins,
@@ -416,16 +435,23 @@ static void run_batch(dc_batch_queue *q, dc_job **jobs, size_t n, dc_input *ins,
         dc_hist_record(&q->st.queue_us, (t0 - jobs[i]->t_submit_ns) / 1000);
     }
     memset(outs, 0, n * sizeof *outs);
-    st = dc_model_embed_batch(m->model, ins, n, outs);
+    ex_args a;
+    if (m->builtin_pretrained && !ex_args_make(q, m, jobs, n, &a)) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "batch of %zu", n);
+    } else {
+        st = embed_items(m, &a, ins, 0, n, outs);
+    }
     if (st == DC_OK) {
         for (size_t i = 0; i < n; i++) jobs[i]->status = DC_OK;
-    } else if (n == 1) {
-        jobs[0]->status = st;
-        dc_rt_capture_detail(jobs[0]->detail, sizeof jobs[0]->detail);
+    } else if (n == 1 || st == DC_ERR_OUT_OF_MEMORY) {
+        for (size_t i = 0; i < n; i++) {
+            jobs[i]->status = st;
+            dc_rt_capture_detail(jobs[i]->detail, sizeof jobs[i]->detail);
+        }
     } else {
         /* one bad item must not fail its neighbours: run them one by one */
         for (size_t i = 0; i < n; i++) {
-            jobs[i]->status = dc_model_embed_batch(m->model, &ins[i], 1, &outs[i]);
+            jobs[i]->status = embed_items(m, &a, ins, i, 1, outs);
             if (jobs[i]->status != DC_OK)
                 dc_rt_capture_detail(jobs[i]->detail, sizeof jobs[i]->detail);
         }
@@ -433,8 +459,10 @@ static void run_batch(dc_batch_queue *q, dc_job **jobs, size_t n, dc_input *ins,
     for (size_t i = 0; i < n; i++) {
         jobs[i]->emb = outs[i];
         jobs[i]->version = m->version;
+        if (m->builtin_pretrained && a.sparse) jobs[i]->sparse = a.sparse[i];
+        if (m->builtin_pretrained && a.rows) jobs[i]->colbert = a.rows[i];
     }
-    run_aux(q, m, jobs, n);
+    if (m->builtin_pretrained) ex_args_free(&a);
     uint64_t t1 = dc_rt_now_ns();
     dc_registry_release(q->reg, m);
 

@@ -22,6 +22,7 @@
 #include "dodeca/types.h"
 #include "runtime/registry.h"
 #include "runtime/rt.h"
+#include "text/tokenizer.h"
 
 typedef enum dc_job_state {
     DC_JOB_QUEUED = 0,
@@ -39,6 +40,11 @@ typedef struct dc_job {
     dc_model_id model;
     uint32_t est_tokens;
     bool want_aux;          /* E6 sparse weights / E12 token matrix as well */
+    /* the input tokenised for this model by the request (the tokenise stage; optional):
+     * used when the instance that runs it has pre_version, else the model tokenises */
+    dc_encoding pre_enc[2];
+    uint32_t pre_n;
+    dc_hash128 pre_version;
     _Atomic int state;      /* dc_job_state */
     /* written by the executor before the job turns DONE */
     dc_status status;

@@ -146,6 +146,7 @@ static void pipeline_free(dc_pipeline *p) {
         dc_tracer_write_chrome(p->tracer, p->cfg.trace.chrome_path) != DC_OK)
         dc_rt_log(&p->log, DC_RT_LOG_WARN, "writing the trace failed: %s", dc_error_detail());
     dc_tracer_destroy(p->tracer);
+    dc_tok_share_destroy(p->tok);
     if (p->redis) dc_redis_tier_drain(p->redis, 2000);
     dc_redis_tier_destroy(p->redis);
     if (p->cache && p->cfg.cache.persist_to_disk && p->cfg.cache.disk_path[0] &&
@@ -273,6 +274,8 @@ dc_status dc_pipeline_open_ex(const dc_config *cfg, const dc_pipeline_options *o
     }
 
     if ((st = dc_tracer_create(&cfg->trace, 0, &p->log, &p->tracer)) != DC_OK) goto fail;
+    /* the built-in encoders share tokenizations; a caller's factory has no tokenizers to share */
+    if (p->builtin && (st = dc_tok_share_create(&p->log, &p->tok)) != DC_OK) goto fail;
     p->trace_on = cfg->trace.enabled;
 
 #ifdef DC_HAVE_PRIVACY
@@ -511,6 +514,7 @@ static void trace_item(dc_pipeline *p, const item *it, const dc_pipeline_result 
     dc_tracer_span(t, id, "prepare", DC_TRACE_NO_MODEL, t0, t_prep, 0);
     if (p->cache) dc_tracer_span(t, id, "cache_lookup", DC_TRACE_NO_MODEL, t_prep, t_look, r->cache_hit);
     if (it->hit || !t_submit) return;
+    dc_tracer_span(t, id, "tokenise", DC_TRACE_NO_MODEL, t_look, t_submit, 0);
     for (int m = 0; m < DC_NUM_MODELS; m++) {
         const dc_model_result *mr = &r->models[m];
         if (!((it->mask >> m) & 1u)) continue;
@@ -523,7 +527,7 @@ static void trace_item(dc_pipeline *p, const item *it, const dc_pipeline_result 
         dc_tracer_span(t, id, mr->status == DC_RUN_OK ? "forward" : "forward (failed)", m, s0,
                        s0 + mr->forward_us * 1000, mr->batch_size);
     }
-    dc_tracer_span(t, id, "models", DC_TRACE_NO_MODEL, t_look, t_models, r->ok_mask);
+    dc_tracer_span(t, id, "models", DC_TRACE_NO_MODEL, t_submit, t_models, r->ok_mask);
     if (it->st == DC_OK) dc_tracer_span(t, id, "fusion", DC_TRACE_NO_MODEL, t_models, t_fuse, 0);
     if (it->st == DC_OK && p->cache) dc_tracer_span(t, id, "cache_store", DC_TRACE_NO_MODEL, t_fuse, t_end, 0);
 }
@@ -565,7 +569,7 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
     /* 3. models */
     dc_job_group *g = NULL;
     bool cancelled = false;
-    uint64_t t_models = t_look, t_submit = 0;
+    uint64_t t_models = t_look, t_submit = 0, t_tok = t_look;
     size_t *miss_item = misses ? malloc(misses * sizeof *miss_item) : NULL;
     for (size_t i = 0; miss_item && i < n; i++)
         if (items[i].st == DC_OK && !items[i].hit) miss_item[items[i].miss] = i;
@@ -614,7 +618,10 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
             }
             start[DC_NUM_MODELS] = k;
         }
+        /* the tokenise stage: once per input and tokenizer, for the loaded encoders */
+        if (st == DC_OK && p->tok) dc_tok_share_fill(p->tok, p->reg, ptrs, start[DC_NUM_MODELS], misses);
         t_submit = dc_rt_now_ns();
+        t_tok = t_submit;
         for (int m = 0; st == DC_OK && m < DC_NUM_MODELS; m++)
             if (start[m + 1] > start[m])
                 st = dc_batch_submit(p->queue[m], ptrs + start[m], start[m + 1] - start[m]);
@@ -801,7 +808,8 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
             r->timings.prepare_us = (t_prep - t0) / 1000;
             r->timings.cache_lookup_us = (t_look - t_prep) / 1000;
             if (!it->hit) {
-                r->timings.models_us = (t_models - t_look) / 1000;
+                r->timings.tokenise_us = (t_tok - t_look) / 1000;
+                r->timings.models_us = (t_models - t_tok) / 1000;
                 r->timings.fusion_us = (t_fuse - t_models) / 1000;
                 r->timings.cache_store_us = (t_end - t_fuse) / 1000;
             }
@@ -823,7 +831,8 @@ static dc_status run_call(dc_pipeline *p, const dc_input *in, size_t n, const dc
     dc_hist_record(&p->h_prepare, (t_prep - t0) / 1000);
     if (p->cache) dc_hist_record(&p->h_lookup, (t_look - t_prep) / 1000);
     if (misses) {
-        dc_hist_record(&p->h_models, (t_models - t_look) / 1000);
+        dc_hist_record(&p->h_tokenise, (t_tok - t_look) / 1000);
+        dc_hist_record(&p->h_models, (t_models - t_tok) / 1000);
         if (nf) dc_hist_record(&p->h_fusion, (t_fuse - t_models) / 1000);
         if (use_cache && nf) dc_hist_record(&p->h_store, (t_end - t_fuse) / 1000);
     }

@@ -11,6 +11,7 @@
 #include "runtime/factory.h"
 #include "runtime/redis_tier.h"
 #include "runtime/registry.h"
+#include "runtime/tokenise.h"
 #include "runtime/rt.h"
 #include "runtime/trace.h"
 
@@ -47,6 +48,7 @@ struct dc_pipeline {
     dc_cache *cache;          /* NULL when cache.enabled is false */
     dc_redis_tier *redis;     /* NULL without cache.redis_url */
     dc_tracer *tracer;
+    dc_tok_share *tok;        /* the tokenise stage; NULL with a factory of the caller's */
     bool trace_on;
 #ifdef DC_HAVE_PRIVACY
     dc_scrubber *scrubber;    /* NULL when pii.enabled is false */
@@ -61,7 +63,7 @@ struct dc_pipeline {
     bool closing;
 
     atomic_uint_fast64_t requests, embeddings, errors, overloaded, timeouts, cancelled;
-    dc_hist h_total, h_prepare, h_lookup, h_models, h_fusion, h_store;
+    dc_hist h_total, h_prepare, h_lookup, h_tokenise, h_models, h_fusion, h_store;
     dc_model_counters mc[DC_NUM_MODELS];
     dc_err_window errs;
 

@@ -60,6 +60,9 @@ dc_status dc_pipeline_stats_get(dc_pipeline *p, dc_pipeline_stats *o) {
     summarize(&p->h_total, &o->total);
     summarize(&p->h_prepare, &o->prepare);
     summarize(&p->h_lookup, &o->cache_lookup);
+    summarize(&p->h_tokenise, &o->tokenise);
+    o->tokenizations = p->tok ? dc_tok_share_runs(p->tok) : 0;
+    o->shared_tokenizers = p->tok ? dc_tok_share_tokenizers(p->tok) : 0;
     summarize(&p->h_models, &o->models);
     summarize(&p->h_fusion, &o->fusion);
     summarize(&p->h_store, &o->cache_store);
@@ -200,6 +203,7 @@ dc_status dc_pipeline_metrics_json(dc_pipeline *p, char **out) {
     cJSON_AddItemToObject(stages, "total", latency_json(&s->total));
     cJSON_AddItemToObject(stages, "prepare", latency_json(&s->prepare));
     cJSON_AddItemToObject(stages, "cache_lookup", latency_json(&s->cache_lookup));
+    cJSON_AddItemToObject(stages, "tokenise", latency_json(&s->tokenise));
     cJSON_AddItemToObject(stages, "models", latency_json(&s->models));
     cJSON_AddItemToObject(stages, "fusion", latency_json(&s->fusion));
     cJSON_AddItemToObject(stages, "cache_store", latency_json(&s->cache_store));
@@ -278,9 +282,9 @@ dc_status dc_pipeline_metrics_prometheus(dc_pipeline *p, char **out) {
     dc_rt_buf_printf(&b, "# TYPE dodeca_memory_budget_bytes gauge\ndodeca_memory_budget_bytes %" PRIu64 "\n", s->memory_budget_bytes);
     dc_rt_buf_printf(&b, "# TYPE dodeca_healthy gauge\ndodeca_healthy %d\n", h.healthy ? 1 : 0);
     dc_rt_buf_printf(&b, "# TYPE dodeca_stage_seconds summary\n");
-    static const char *const stage_names[6] = {"total", "prepare", "cache_lookup", "models", "fusion", "cache_store"};
-    const dc_latency_summary *stages[6] = {&s->total, &s->prepare, &s->cache_lookup, &s->models, &s->fusion, &s->cache_store};
-    for (int i = 0; i < 6; i++) {
+    static const char *const stage_names[7] = {"total", "prepare", "cache_lookup", "tokenise", "models", "fusion", "cache_store"};
+    const dc_latency_summary *stages[7] = {&s->total, &s->prepare, &s->cache_lookup, &s->tokenise, &s->models, &s->fusion, &s->cache_store};
+    for (int i = 0; i < 7; i++) {
         char l[64];
         snprintf(l, sizeof l, "stage=\"%s\"", stage_names[i]);
         prom_latency(&b, "dodeca_stage_seconds", l, stages[i]);

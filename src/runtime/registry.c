@@ -6,6 +6,8 @@
 
 #include "runtime/registry.h"
 
+#include "models/pretrained.h"
+
 typedef struct slot {
     dc_slot_state state;
     bool cfg_enabled;          /* enabled in the configuration */
@@ -206,6 +208,11 @@ static dc_status build_model(dc_registry *r, dc_model_id id, const dc_model_conf
     rm->version = dc_registry_config_version(id, cfg, r->models_dir);
     rm->builtin_pretrained = r->opt.factory_is_builtin &&
                              dc_model_info_get(id)->kind == DC_MODEL_KIND_PRETRAINED;
+    if (rm->builtin_pretrained) { /* only the encoders have one; the others tokenise alone */
+        rm->tok_shared = dc_pretrained_tokenizer_source(m, rm->tok_dir, sizeof rm->tok_dir,
+                                                        &rm->tok_fp) == DC_OK;
+        if (!rm->tok_shared) dc_error_clear();
+    }
     uint64_t actual = dc_model_memory_usage(m);
     rm->bytes = actual ? actual : reserved;
     /* the estimate was a reservation; charge what the model really holds */

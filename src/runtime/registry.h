@@ -24,6 +24,9 @@ typedef struct dc_rt_model {
     dc_hash128 version;   /* identifies the weights and options; part of cache keys */
     uint64_t bytes;       /* charged against the memory budget */
     bool builtin_pretrained; /* created by the built-in encoder factory (has SPLADE/ColBERT extras) */
+    bool tok_shared;      /* its tokenizer files are known: inputs may be tokenised for it */
+    dc_hash128 tok_fp;    /* fingerprint of those files (models with equal ones share) */
+    char tok_dir[4096];   /* the folder they are in */
     uint32_t refs;        /* guarded by the registry lock */
     bool retired;
 } dc_rt_model;

@@ -369,11 +369,70 @@ static void test_one_forward_for_every_output(void **state) {
     }
 }
 
+/* Through the pipeline: one tokenization per input and tokenizer (the tokenise stage), one
+ * forward per encoder, and E6/E12 extras equal to the separate calls. */
+static void test_pipeline_tokenises_once(void **state) {
+    (void)state;
+    dc_pipeline *p = NULL;
+    open_builtin(&p, true, false); /* loaded: the tokenise stage serves loaded encoders */
+    dc_pipeline_stats st;
+    static const char text[] = "Tokenise me once, said the passage to the twelve models.";
+    dc_input in = dc_input_text(text, sizeof text - 1, DC_ROLE_PASSAGE);
+    dc_embed_options o = {.no_cache = true};
+    dc_pipeline_result r;
+    uint64_t f0 = dc_pretrained_forward_count();
+    assert_ok(dc_pipeline_embed_ex(p, &in, &o, &r));
+    /* seven encoders (E1, E5, E6, E7, E8, E11, E12), one forward each: the extras come along */
+    assert_int_equal(dc_pretrained_forward_count() - f0, 7);
+    assert_ok(dc_pipeline_stats_get(p, &st));
+    const uint32_t groups = st.shared_tokenizers; /* known once the encoders were seen */
+    assert_true(groups >= 1 && groups <= 3); /* BERT uncased, RoBERTa BPE (E5, E7 may differ) */
+    /* one shared tokenization per tokenizer (inside the BERT one the token manager tokenises
+     * E1's "passage: " + text apart from the plain text) */
+    assert_int_equal(st.tokenizations, groups);
+    assert_int_equal(st.tokenise.count, 1);
+
+    /* the extras equal the separate calls on the same input, bit for bit */
+    dc_input same = in;
+    same.has_t_ref = true;
+    same.t_ref = r.t_ref;
+    dc_model *m = load_fixture(DC_MODEL_SPARSE, "models--naver--splade-cocondenser-ensembledistil");
+    dc_sparse_vector sv;
+    assert_ok(dc_splade_encode(m, &same, 1, &sv));
+    assert_same_sparse(&r.fused.sparse, &sv);
+    dc_sparse_vector_free(&sv);
+    dc_model_embedding e;
+    assert_ok(dc_model_embed(m, &same, &e));
+    assert_memory_equal(e.vector, r.models[DC_MODEL_SPARSE].vector, e.dim * sizeof(float));
+    dc_model_embedding_free(&e);
+    dc_model_destroy(m);
+    m = load_fixture(DC_MODEL_LATE_INTERACTION, "models--colbert-ir--colbertv2.0");
+    dc_token_matrix tm;
+    assert_ok(dc_colbert_encode(m, &same, DC_COLBERT_AUTO, &tm));
+    assert_same_rows(&r.fused.colbert, &tm);
+    dc_token_matrix_free(&tm);
+    dc_model_destroy(m);
+    dc_pipeline_result_free(&r);
+
+    /* a query: E12 adds its query-mode sequence, still one tokenization per tokenizer */
+    dc_input q = dc_input_text("capital of France", 17, DC_ROLE_QUERY);
+    uint64_t runs = st.tokenizations;
+    f0 = dc_pretrained_forward_count();
+    assert_ok(dc_pipeline_embed_ex(p, &q, &o, &r));
+    assert_int_equal(dc_pretrained_forward_count() - f0, 8);
+    assert_int_equal(r.fused.colbert.n_tokens, 32);
+    assert_ok(dc_pipeline_stats_get(p, &st));
+    assert_int_equal(st.tokenizations - runs, groups);
+    dc_pipeline_result_free(&r);
+    dc_pipeline_close(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_models_through_pipeline),
         cmocka_unit_test(test_eager_loading_and_warmup),
         cmocka_unit_test(test_one_forward_for_every_output),
+        cmocka_unit_test(test_pipeline_tokenises_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
