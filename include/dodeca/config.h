@@ -219,7 +219,7 @@ typedef struct dc_pii_config {
 typedef struct dc_server_config {
     char host[DC_CONFIG_TEXT_MAX];    /* "127.0.0.1" */
     uint32_t port;                    /* 8080 */
-    uint32_t threads;                 /* 0 = one per CPU */
+    uint32_t threads;                 /* requests in the pipeline at once (more: 429); 0 = 64 */
     uint64_t max_body_bytes;          /* 8388608 (8 MiB) */
     uint32_t max_batch_items;         /* 256 inputs per request */
     uint64_t max_input_chars;         /* 262144 characters per input */
