@@ -98,7 +98,7 @@ static void bench_one(const run_cfg *rc, uint64_t *seed) {
     /* 1. single-input latency, sequential, every input new */
     size_t n = rc->requests;
     uint64_t *tot = calloc(n, sizeof *tot), *ovh = calloc(n, sizeof *ovh);
-    double sum_prep = 0, sum_models = 0, sum_fusion = 0, sum_model_crit = 0, sum_fwd[DC_NUM_MODELS] = {0};
+    double sum_prep = 0, sum_tok = 0, sum_models = 0, sum_fusion = 0, sum_model_crit = 0, sum_fwd[DC_NUM_MODELS] = {0};
     double sum_ovh = 0, sum_work = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len = make_text((*seed)++, rc->words, text, sizeof text);
@@ -111,11 +111,13 @@ static void bench_one(const run_cfg *rc, uint64_t *seed) {
             sum_fwd[m] += (double)r.models[m].forward_us;
             if (r.models[m].forward_us > crit) crit = r.models[m].forward_us;
         }
-        /* model time = the slowest model (they run in parallel) + the fusion forward */
-        uint64_t work = crit + r.timings.fusion_us;
+        /* model time = tokenising (once per tokenizer) + the slowest model (they run in
+         * parallel) + the fusion forward */
+        uint64_t work = r.timings.tokenise_us + crit + r.timings.fusion_us;
         tot[i] = r.timings.total_us;
         ovh[i] = tot[i] > work ? tot[i] - work : 0;
         sum_prep += (double)r.timings.prepare_us;
+        sum_tok += (double)r.timings.tokenise_us;
         sum_models += (double)r.timings.models_us;
         sum_fusion += (double)r.timings.fusion_us;
         sum_model_crit += (double)crit;
@@ -126,13 +128,17 @@ static void bench_one(const run_cfg *rc, uint64_t *seed) {
     printf("single input (%zu sequential, %zu words, cache off): p50 %.2f ms  p95 %.2f ms  p99 %.2f ms\n", n,
            rc->words, (double)pct(tot, n, 0.50) / 1e3, (double)pct(tot, n, 0.95) / 1e3,
            (double)pct(tot, n, 0.99) / 1e3);
-    printf("   stages (mean): prepare %.1f us, models %.2f ms (slowest model forward %.2f ms), fusion %.2f ms\n",
-           sum_prep / (double)n, sum_models / (double)n / 1e3, sum_model_crit / (double)n / 1e3,
-           sum_fusion / (double)n / 1e3);
+    printf("   stages (mean): prepare %.1f us, tokenise %.1f us, models %.2f ms (slowest model forward %.2f ms), fusion %.2f ms\n",
+           sum_prep / (double)n, sum_tok / (double)n, sum_models / (double)n / 1e3,
+           sum_model_crit / (double)n / 1e3, sum_fusion / (double)n / 1e3);
+    dc_pipeline_stats ps;
+    if (dc_pipeline_stats_get(p, &ps) == DC_OK && ps.embeddings)
+        printf("   shared tokenizations: %.2f per input (%u tokenizers among the loaded encoders)\n",
+               (double)ps.tokenizations / (double)ps.embeddings, ps.shared_tokenizers);
     printf("   per-model forward (mean, batch of 1):");
     for (int m = 0; m < DC_NUM_MODELS; m++)
         if (sum_fwd[m] > 0) printf(" %s %.2f ms", dc_model_info_get((dc_model_id)m)->label, sum_fwd[m] / (double)n / 1e3);
-    printf("\n   pipeline overhead (total - slowest model - fusion): mean %.1f us, p50 %.1f us = %.2f %% of model time\n",
+    printf("\n   pipeline overhead (total - tokenise - slowest model - fusion): mean %.1f us, p50 %.1f us = %.2f %% of model time\n",
            sum_ovh / (double)n, (double)pct(ovh, n, 0.5), 100.0 * sum_ovh / (sum_work > 0 ? sum_work : 1));
     free(tot);
     free(ovh);

@@ -275,7 +275,10 @@ dc_status dc_pipeline_open_ex(const dc_config *cfg, const dc_pipeline_options *o
 
     if ((st = dc_tracer_create(&cfg->trace, 0, &p->log, &p->tracer)) != DC_OK) goto fail;
     /* the built-in encoders share tokenizations; a caller's factory has no tokenizers to share */
-    if (p->builtin && (st = dc_tok_share_create(&p->log, &p->tok)) != DC_OK) goto fail;
+    const char *share = getenv("DODECA_SHARED_TOKENIZE"); /* "0": off, for benchmarks */
+    if (p->builtin && !(share && !strcmp(share, "0")) &&
+        (st = dc_tok_share_create(&p->log, &p->tok)) != DC_OK)
+        goto fail;
     p->trace_on = cfg->trace.enabled;
 
 #ifdef DC_HAVE_PRIVACY

@@ -277,6 +277,7 @@ static void test_chrome_trace(void **state) {
     assert_non_null(find_event(events, "forward E1", (double)id1));
     assert_non_null(find_event(events, "queue E12", (double)id1));
     assert_non_null(find_event(events, "fusion", (double)id1));
+    assert_non_null(find_event(events, "tokenise", (double)id1));
     cJSON *f = find_event(events, "forward E1", (double)id1);
     assert_string_equal(cJSON_GetObjectItem(f, "ph")->valuestring, "X");
     assert_true(cJSON_GetObjectItem(f, "dur")->valuedouble >= 0);
@@ -508,6 +509,7 @@ static void test_metrics_and_health(void **state) {
     assert_non_null(strstr(prom, "dodeca_requests_total 3\n"));
     assert_non_null(strstr(prom, "dodeca_model_results_total{model=\"E1\",status=\"ok\"} 1\n"));
     assert_non_null(strstr(prom, "dodeca_stage_seconds_count{stage=\"fusion\"} 1\n"));
+    assert_non_null(strstr(prom, "dodeca_stage_seconds_count{stage=\"tokenise\"} 1\n"));
     free(prom);
     dc_pipeline_health h;
     assert_ok(dc_pipeline_health_get(e.p, &h));
