@@ -409,7 +409,7 @@ static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const 
         goto done;
     }
     uint32_t n_skip = dc_quant_int8_outliers(x, rows, q->k, skip, work);
-    dc_quant_int8_rows(x, rows, q->k, q->r.act_max, skip, n_skip, qx, sx, zx);
+    dc_quant_int8_rows(x, rows, q->k, q->r.act_max, skip, n_skip, qx, sx, zx, work);
     /* int32 sums land in y's own bytes and are dequantised in place */
     if ((st = qmm_run(eng, &q->mm, qx, rows, q->wdata, NULL, y))) goto done;
     dc_quant_int8_dequant(y, rows, q->n, q->n, sx, zx, q->wscale, q->colsum, q->bias);

@@ -5,6 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DC_QX86 1
+#define DC_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
 #include <oneapi/dnnl/dnnl.h>
 
 #include "core/error.h"
@@ -29,11 +35,94 @@ void dc_quant_bf16_pack(const float *src, size_t n, uint16_t *dst) {
     for (size_t i = 0; i < n; i++) dst[i] = dc_quant_bf16_from_f32(src[i]);
 }
 
-/* A plain shift per value: the compiler vectorises it, and the bf16 CPU path runs it at every
- * forward. */
+/* The loops that run at every forward go in blocks of QB values plus a scalar tail: GCC's -O2
+ * vectoriser only takes a loop whose trip count the vector code covers whole. */
+#define QB 8
+
+/* AVX2 versions of the per-forward loops, chosen at run time like the kernels of cpu_kernels.c
+ * (and, like them, off under dc_kernel_force_generic). They do the same IEEE operations in the
+ * same order (no FMA), so both paths give the same bits. */
+#ifdef DC_QX86
+static bool use_avx2(void) { return strcmp(dc_cpu_kernel_isa(), "generic") != 0; }
+
+DC_AVX2 static size_t unpack_avx2(const uint16_t *src, size_t n, float *dst) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+        __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i), w);
+    }
+    return i;
+}
+
+DC_AVX2 static uint32_t colmax_avx2(const float *row, uint32_t k, float *colmax) {
+    const __m256 mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    uint32_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(row + j), mask);
+        _mm256_storeu_ps(colmax + j, _mm256_max_ps(a, _mm256_loadu_ps(colmax + j)));
+    }
+    return j;
+}
+
+/* Fills lo/hi/bad lane accumulators over the whole blocks; returns the values covered. */
+DC_AVX2 static uint32_t range_avx2(const float *row, uint32_t k, float *lo8, float *hi8,
+                                   float *bad8) {
+    __m256 lo = _mm256_setzero_ps(), hi = lo, bad = lo, zero = lo;
+    uint32_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 v = _mm256_loadu_ps(row + i);
+        lo = _mm256_min_ps(v, lo);
+        hi = _mm256_max_ps(v, hi);
+        bad = _mm256_add_ps(bad, _mm256_mul_ps(v, zero));
+    }
+    _mm256_storeu_ps(lo8, lo);
+    _mm256_storeu_ps(hi8, hi);
+    _mm256_storeu_ps(bad8, bad);
+    return i;
+}
+
+DC_AVX2 static uint32_t quantize_avx2(const float *row, uint32_t k, float inv, float zf,
+                                      float top, uint8_t *qr) {
+    const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), vtop = _mm256_set1_ps(top),
+                 zero = _mm256_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(row + i), vinv), vz);
+        v = _mm256_min_ps(_mm256_max_ps(v, zero), vtop);
+        __m256i q = _mm256_cvttps_epi32(v);
+        __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(void *)(qr + i), _mm_packus_epi16(p16, p16));
+    }
+    return i;
+}
+
+DC_AVX2 static uint32_t dequant_avx2(float *yr, uint32_t n, float s, int32_t z, const float *sw,
+                                     const int32_t *colsum, const float *bias) {
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i vz = _mm256_set1_epi32(z);
+    uint32_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256i acc = _mm256_loadu_si256((const __m256i *)(const void *)(yr + c));
+        __m256i cs = _mm256_loadu_si256((const __m256i *)(const void *)(colsum + c));
+        __m256i t = _mm256_sub_epi32(acc, _mm256_mullo_epi32(vz, cs));
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(sw + c)), _mm256_cvtepi32_ps(t));
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
+        _mm256_storeu_ps(yr + c, v);
+    }
+    return c;
+}
+#endif
+
 void dc_quant_bf16_unpack(const uint16_t *src, size_t n, float *dst) {
     uint32_t *d = (uint32_t *)(void *)dst;
-    for (size_t i = 0; i < n; i++) d[i] = (uint32_t)src[i] << 16;
+    size_t i = 0;
+#ifdef DC_QX86
+    if (use_avx2()) i = unpack_avx2(src, n, dst);
+#endif
+    for (; i + QB <= n; i += QB)
+        for (int j = 0; j < QB; j++) d[i + j] = (uint32_t)src[i + j] << 16;
+    for (; i < n; i++) d[i] = (uint32_t)src[i] << 16;
 }
 
 dc_int8_ranges dc_quant_int8_ranges_cpu(void) {
@@ -93,11 +182,24 @@ uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_
     if (!cap || !rows) return 0;
     float *colmax = work, *sorted = work + k;
     for (uint32_t j = 0; j < k; j++) colmax[j] = 0.0f;
+#ifdef DC_QX86
+    const bool avx2 = use_avx2();
+#endif
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * k;
-        for (uint32_t j = 0; j < k; j++) {
+        uint32_t j = 0;
+#ifdef DC_QX86
+        if (avx2) j = colmax_avx2(row, k, colmax);
+#endif
+        /* NaN leaves the column as it was */
+        for (; j + QB <= k; j += QB)
+            for (int t = 0; t < QB; t++) {
+                float a = fabsf(row[j + t]);
+                colmax[j + t] = a > colmax[j + t] ? a : colmax[j + t];
+            }
+        for (; j < k; j++) {
             float a = fabsf(row[j]);
-            colmax[j] = a > colmax[j] ? a : colmax[j]; /* NaN leaves the column as it was */
+            colmax[j] = a > colmax[j] ? a : colmax[j];
         }
     }
     memcpy(sorted, colmax, (size_t)k * sizeof *sorted);
@@ -111,26 +213,59 @@ uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_
     return n;
 }
 
+/* min(0, row), max(0, row), and whether a value is inf or NaN (v·0 is NaN then). */
+static bool row_range(const float *row, uint32_t k, bool avx2, float *lo_out, float *hi_out) {
+    float lo[QB] = {0}, hi[QB] = {0}, bad[QB] = {0};
+    uint32_t i = 0;
+#ifdef DC_QX86
+    if (avx2) i = range_avx2(row, k, lo, hi, bad);
+#else
+    (void)avx2;
+#endif
+    for (; i + QB <= k; i += QB)
+        for (int j = 0; j < QB; j++) {
+            float v = row[i + j];
+            lo[j] = v < lo[j] ? v : lo[j];
+            hi[j] = v > hi[j] ? v : hi[j];
+            bad[j] += v * 0.0f;
+        }
+    float l = 0.0f, h = 0.0f, b = 0.0f;
+    for (int j = 0; j < QB; j++) {
+        l = lo[j] < l ? lo[j] : l;
+        h = hi[j] > h ? hi[j] : h;
+        b += bad[j];
+    }
+    for (; i < k; i++) {
+        float v = row[i];
+        l = v < l ? v : l;
+        h = v > h ? v : h;
+        b += v * 0.0f;
+    }
+    *lo_out = l;
+    *hi_out = h;
+    return b == 0.0f && isfinite(h - l);
+}
+
 void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max,
                         const uint32_t *skip, uint32_t n_skip, uint8_t *q, float *scale,
-                        int32_t *zero) {
+                        int32_t *zero, float *work) {
+    /* with skipped columns a row is read from a copy where they are 0: 0 is always inside the
+     * range and quantises to the zero point exactly */
+    float *tmp = n_skip ? work : NULL;
+    bool avx2 = false;
+#ifdef DC_QX86
+    avx2 = use_avx2();
+#endif
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * k;
         uint8_t *qr = q + r * k;
-        float lo = 0.0f, hi = 0.0f;
-        bool finite = true;
-        uint32_t s = 0;
-        for (uint32_t i = 0; i < k; i++) {
-            if (s < n_skip && skip[s] == i) {
-                s++;
-                continue;
-            }
-            float v = row[i];
-            finite &= isfinite(v) != 0;
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
+        if (tmp) {
+            memcpy(tmp, row, (size_t)k * sizeof *tmp);
+            for (uint32_t t = 0; t < n_skip; t++) tmp[skip[t]] = 0.0f;
+            row = tmp;
         }
-        if (!finite || !isfinite(hi - lo)) {
+        float lo, hi;
+        if (!row_range(row, k, avx2, &lo, &hi)) {
             memset(qr, 0, k);
             scale[r] = NAN;
             zero[r] = 0;
@@ -142,13 +277,23 @@ void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max
         /* clamped to [0, act_max] first, so +0.5 and truncation round (ties up) without a
          * libm call per value */
         const float zf = (float)z + 0.5f, top = (float)act_max + 0.49f;
-        for (uint32_t i = 0; i < k; i++) {
+        uint32_t i = 0;
+#ifdef DC_QX86
+        if (avx2) i = quantize_avx2(row, k, inv, zf, top, qr);
+#endif
+        for (; i + QB <= k; i += QB)
+            for (int j = 0; j < QB; j++) {
+                float v = row[i + j] * inv + zf;
+                v = v > 0.0f ? v : 0.0f;
+                v = v < top ? v : top;
+                qr[i + j] = (uint8_t)(int32_t)v;
+            }
+        for (; i < k; i++) {
             float v = row[i] * inv + zf;
             v = v > 0.0f ? v : 0.0f;
             v = v < top ? v : top;
             qr[i] = (uint8_t)(int32_t)v;
         }
-        for (uint32_t t = 0; t < n_skip; t++) qr[skip[t]] = (uint8_t)z;
         scale[r] = sc;
         zero[r] = z;
     }
@@ -158,11 +303,20 @@ void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const f
                            const int32_t *zx, const float *sw, const int32_t *colsum,
                            const float *bias) {
     /* |acc|, |zx·colsum| ≤ 255·127·k: int32 holds them while k ≤ 32768 (create checks) */
+    bool avx2 = false;
+#ifdef DC_QX86
+    avx2 = use_avx2();
+#endif
+    (void)avx2;
     for (size_t r = 0; r < rows; r++) {
         float *yr = y + r * ld;
         const float s = sx[r];
         const int32_t z = zx[r];
-        for (uint32_t c = 0; c < n; c++) {
+        uint32_t c = 0;
+#ifdef DC_QX86
+        if (avx2) c = dequant_avx2(yr, n, s, z, sw, colsum, bias);
+#endif
+        for (; c < n; c++) {
             int32_t acc;
             memcpy(&acc, &yr[c], sizeof acc); /* the product wrote int32 into these bytes */
             float v = s * sw[c] * (float)(acc - z * colsum[c]);
@@ -187,7 +341,7 @@ dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 reference of %zu rows", rows);
     }
     uint32_t n_skip = dc_quant_int8_outliers(x, rows, k, skip, work);
-    dc_quant_int8_rows(x, rows, k, act_max, skip, n_skip, qx, sx, zx);
+    dc_quant_int8_rows(x, rows, k, act_max, skip, n_skip, qx, sx, zx, work);
     for (size_t r = 0; r < rows; r++)
         for (uint32_t c = 0; c < n; c++) {
             int64_t acc = 0;

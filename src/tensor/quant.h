@@ -54,11 +54,13 @@ uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_
                                 float *work);
 
 /* Quantises each of `rows` rows of x [rows, k] to u8 with its own scale and zero point (the
- * range always holds 0), leaving out the n_skip columns skip[] (they get the zero point). A
- * row holding a non-finite value outside them gets scale NaN, so its outputs are NaN as in f32. */
+ * range always holds 0), leaving out the n_skip columns skip[] (ascending; they get the zero
+ * point; `work` holds k floats then, and may be NULL when n_skip is 0). A row holding a
+ * non-finite value outside them gets scale NaN, so its outputs are NaN as in f32. Values round
+ * to nearest, ties away from zero. */
 void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max,
                         const uint32_t *skip, uint32_t n_skip, uint8_t *q, float *scale,
-                        int32_t *zero);
+                        int32_t *zero, float *work);
 
 /* Dequantises in place: y holds the int32 sums acc[rows, n] (row stride ld elements) and
  * receives sx[m]·sw[n]·(acc − zx[m]·colsum[n]) + bias[n] (bias may be NULL). */

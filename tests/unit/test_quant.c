@@ -82,7 +82,7 @@ static void test_int8_quantisers(void **s) {
     uint8_t qx[8];
     float sx[2];
     int32_t zx[2];
-    dc_quant_int8_rows(x, 2, 4, 255, NULL, 0, qx, sx, zx);
+    dc_quant_int8_rows(x, 2, 4, 255, NULL, 0, qx, sx, zx, NULL);
     assert_int_equal(qx[0], 0);
     assert_int_equal(qx[2], 255);
     assert_int_equal(qx[1], zx[0]);
@@ -91,12 +91,13 @@ static void test_int8_quantisers(void **s) {
     assert_int_equal(qx[5], 255);
     /* a skipped column gets the zero point and leaves the range */
     uint32_t skip = 2;
-    dc_quant_int8_rows(x, 1, 4, 255, &skip, 1, qx, sx, zx);
+    float work[4];
+    dc_quant_int8_rows(x, 1, 4, 255, &skip, 1, qx, sx, zx, work);
     assert_int_equal(qx[2], zx[0]);
     assert_true(fabsf(sx[0] - 2.0f / 255) < 1e-7f);
     /* a non-finite value makes the row's scale NaN */
     x[1] = INFINITY;
-    dc_quant_int8_rows(x, 2, 4, 255, NULL, 0, qx, sx, zx);
+    dc_quant_int8_rows(x, 2, 4, 255, NULL, 0, qx, sx, zx, NULL);
     assert_true(isnan(sx[0]));
     assert_false(isnan(sx[1]));
 }
@@ -234,6 +235,35 @@ static void test_int8_extremes(void **s) {
     dc_backend_destroy(be);
 }
 
+/* The AVX2 loops and the portable ones give the same bits. */
+static void test_dispatch_same_bits(void **s) {
+    (void)s;
+    dc_backend *be;
+    assert_ok(dc_backend_cpu_create(NULL, &be));
+    enum { M = 19, N = 45, K = 301 };
+    float *w = rand_vec((size_t)N * K, 0.05f), *b = rand_vec(N, 0.5f), *x = rand_vec((size_t)M * K, 3.0f);
+    for (int m = 0; m < M; m++) x[m * K + 17] *= 40.0f;
+    float y[2][M * N], z[2][M * N];
+    for (int g = 0; g < 2; g++) {
+        dc_kernel_force_generic(g == 1);
+        dc_linear *l8, *l16;
+        assert_ok(be->ops->linear_create(be, w, b, N, K, DC_WEIGHTS_INT8, &l8));
+        assert_ok(be->ops->linear_create(be, w, b, N, K, DC_WEIGHTS_BF16, &l16));
+        assert_ok(be->ops->linear_forward(be, l8, x, M, y[g]));
+        assert_ok(be->ops->linear_forward(be, l16, x, M, z[g]));
+        be->ops->linear_destroy(be, l8);
+        be->ops->linear_destroy(be, l16);
+    }
+    dc_kernel_force_generic(false);
+    print_message("kernels: %s\n", dc_cpu_kernel_isa());
+    assert_memory_equal(y[0], y[1], sizeof y[0]);
+    assert_memory_equal(z[0], z[1], sizeof z[0]);
+    free(w);
+    free(b);
+    free(x);
+    dc_backend_destroy(be);
+}
+
 static void test_nonfinite_and_errors(void **s) {
     (void)s;
     dc_backend *be;
@@ -274,6 +304,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_rounding),   cmocka_unit_test(test_int8_quantisers),
         cmocka_unit_test(test_int8_outliers),   cmocka_unit_test(test_linear_formats),
         cmocka_unit_test(test_int8_extremes),   cmocka_unit_test(test_nonfinite_and_errors),
+        cmocka_unit_test(test_dispatch_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
