@@ -10,6 +10,12 @@
 
 #include "gpu/kernels.h"
 
+#ifdef DC_CUDA_EMU
+#include "emu/cuda_emu.h" // tests/gpu/emu: the kernels run on the CPU for the emulated tests
+#else
+#define DC_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#endif
+
 namespace {
 
 constexpr int kThreads = 128;
@@ -24,7 +30,11 @@ __device__ float warp_sum(float v) {
 }
 
 __global__ void attention_k(dc_cuk_attn a) {
+#ifdef DC_CUDA_EMU
+    float *sh = (float *)dc_emu_dynamic_smem();
+#else
     extern __shared__ float sh[];
+#endif
     const uint32_t hd = a.head_dim;
     float *qs = sh;               // the scaled query, hd floats
     float *acc = qs + hd;         // output accumulator, hd floats
@@ -123,6 +133,6 @@ extern "C" int dc_cuk_attention(cudaStream_t s, const dc_cuk_attn *a) {
         return (int)cudaErrorInvalidValue;
     size_t shmem = (2 * (size_t)a->head_dim + kThreads) * sizeof(float) + kThreads * sizeof(uint32_t);
     dim3 grid(a->n_q, a->n_heads);
-    attention_k<<<grid, kThreads, shmem, s>>>(*a);
+    DC_LAUNCH(attention_k, grid, kThreads, shmem, s, *a);
     return (int)cudaGetLastError();
 }

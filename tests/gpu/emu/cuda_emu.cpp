@@ -1,0 +1,385 @@
+// The CPU stand-in for the CUDA runtime and cuBLAS that libdodeca_cuda_emu.so links instead of
+// the real ones (tests/gpu/emu/CMakeLists.txt): "device" memory is host memory whose ranges are
+// remembered (so cudaPointerGetAttributes can tell device from host), copies are memcpy, streams
+// are synchronous, kernels run block by block with their threads as fibers (cuda_emu.h), GEMMs
+// follow the column-major BLAS definition in double precision. It runs the backend's host code
+// and the kernels' logic without a GPU; it says nothing about timing, races between blocks, or
+// how the real cuBLAS behaves beyond its documented semantics. The device reports compute
+// capability 8.0, so the FP8 path is refused (as on an A100) and not emulated.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "emu/cuda_emu.h"
+
+// ---- fibers ----
+
+uint3 dc_emu_block_idx;
+dim3 dc_emu_block_dim, dc_emu_grid_dim;
+
+namespace {
+
+constexpr size_t kStack = 128 * 1024;
+
+struct Fiber {
+    ucontext_t ctx;
+    std::unique_ptr<char[]> stack; // uninitialised: allocated once, reused by every launch
+    uint3 tid;
+    bool done = false;
+};
+
+struct Block {
+    std::vector<Fiber> fibers;
+    ucontext_t sched;
+    size_t current = 0;
+    const std::function<void()> *body = nullptr;
+    std::vector<char> smem;
+    std::vector<float> shfl;
+};
+
+Block *g_block = nullptr;
+std::mutex g_launch_mu; // one launch at a time (the fibers use globals)
+
+void fiber_entry() {
+    Block *b = g_block;
+    (*b->body)();
+    b->fibers[b->current].done = true;
+    swapcontext(&b->fibers[b->current].ctx, &b->sched);
+}
+
+} // namespace
+
+uint3 dc_emu_thread_idx() { return g_block->fibers[g_block->current].tid; }
+void *dc_emu_dynamic_smem() { return g_block->smem.data(); }
+
+// Every live fiber must reach the barrier before any continues: yield to the scheduler, which
+// runs the others up to the same point (round robin keeps them in step).
+void dc_emu_sync() {
+    Block *b = g_block;
+    swapcontext(&b->fibers[b->current].ctx, &b->sched);
+}
+
+float dc_emu_shfl_xor(float v, int lane_mask) {
+    Block *b = g_block;
+    unsigned t = b->fibers[b->current].tid.x;
+    b->shfl[t] = v;
+    dc_emu_sync();
+    unsigned src = (t & ~31u) | ((t & 31u) ^ (unsigned)lane_mask);
+    float r = src < b->shfl.size() ? b->shfl[src] : v;
+    dc_emu_sync();
+    return r;
+}
+
+void dc_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+    std::lock_guard<std::mutex> lock(g_launch_mu);
+    static Block b; // fibers and their stacks persist between launches
+    const size_t nt = (size_t)block.x * block.y * block.z;
+    if (b.fibers.size() < nt) b.fibers.resize(nt);
+    for (size_t t = 0; t < nt; t++)
+        if (!b.fibers[t].stack) b.fibers[t].stack.reset(new char[kStack]);
+    b.smem.assign(smem + 16, 0);
+    b.shfl.assign(nt, 0.0f);
+    b.body = &body;
+    g_block = &b;
+    dc_emu_grid_dim = grid;
+    dc_emu_block_dim = block;
+    for (unsigned bz = 0; bz < grid.z; bz++)
+        for (unsigned by = 0; by < grid.y; by++)
+            for (unsigned bx = 0; bx < grid.x; bx++) {
+                dc_emu_block_idx = {bx, by, bz};
+                for (size_t t = 0; t < nt; t++) {
+                    Fiber &f = b.fibers[t];
+                    f.done = false;
+                    f.tid = {(unsigned)(t % block.x), (unsigned)(t / block.x % block.y),
+                             (unsigned)(t / ((size_t)block.x * block.y))};
+                    getcontext(&f.ctx);
+                    f.ctx.uc_stack.ss_sp = f.stack.get();
+                    f.ctx.uc_stack.ss_size = kStack;
+                    f.ctx.uc_link = nullptr;
+                    makecontext(&f.ctx, fiber_entry, 0);
+                }
+                // rounds: each unfinished fiber runs until its next barrier or its end
+                for (bool any = true; any;) {
+                    any = false;
+                    for (size_t t = 0; t < nt; t++) {
+                        if (b.fibers[t].done) continue;
+                        b.current = t;
+                        swapcontext(&b.sched, &b.fibers[t].ctx);
+                        if (!b.fibers[t].done) any = true;
+                    }
+                }
+            }
+    g_block = nullptr;
+}
+
+// ---- the runtime ----
+
+namespace {
+std::mutex g_mem_mu;
+std::map<uintptr_t, size_t> g_dev; // base → bytes of every "device" allocation
+cudaError_t g_last = cudaSuccess;
+
+cudaError_t set_last(cudaError_t e) {
+    if (e != cudaSuccess) g_last = e;
+    return e;
+}
+bool is_dev(const void *p) {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    uintptr_t a = (uintptr_t)p;
+    auto it = g_dev.upper_bound(a);
+    if (it == g_dev.begin()) return false;
+    --it;
+    return a >= it->first && a < it->first + (it->second ? it->second : 1);
+}
+} // namespace
+
+extern "C" {
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    void *m = nullptr;
+    if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0) return set_last(cudaErrorMemoryAllocation);
+    memset(m, 0xA5, bytes); // uninitialised device memory is not zero
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    g_dev[(uintptr_t)m] = bytes;
+    *p = m;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    {
+        std::lock_guard<std::mutex> lock(g_mem_mu);
+        auto it = g_dev.find((uintptr_t)p);
+        if (it == g_dev.end()) return set_last(cudaErrorInvalidValue);
+        g_dev.erase(it);
+    }
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    *p = malloc(bytes ? bytes : 1);
+    return *p ? cudaSuccess : set_last(cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFreeHost(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
+    if (n) memmove(d, s, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t) {
+    return cudaMemcpy(d, s, n, k);
+}
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) {
+    memset(d, v, n);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
+    *s = (cudaStream_t)malloc(1);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    free((void *)s);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : set_last(cudaErrorInvalidDevice); }
+cudaError_t cudaGetDevice(int *d) {
+    *d = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceCount(int *n) {
+#if defined(__SANITIZE_ADDRESS__)
+    *n = 0; // fibers switch stacks under ASan's feet: the emulation declines to run there
+    return set_last(cudaErrorNoDevice);
+#else
+    *n = 1;
+    return cudaSuccess;
+#endif
+}
+cudaError_t cudaDriverGetVersion(int *v) {
+    *v = 13000;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int *v) {
+    *v = 13000;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
+    if (d != 0) return set_last(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    strcpy(p->name, "dodeca CPU emulation");
+    p->major = 8;
+    p->minor = 0;
+    p->multiProcessorCount = 4;
+    p->totalGlobalMem = (size_t)8 << 30;
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
+    *fr = *tot = (size_t)8 << 30;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
+    *v = a == cudaDevAttrMultiProcessorCount ? 4 : 0;
+    return cudaSuccess;
+}
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *at, const void *p) {
+    memset(at, 0, sizeof *at);
+    at->type = is_dev(p) ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+    return cudaSuccess;
+}
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = g_last;
+    g_last = cudaSuccess;
+    return e;
+}
+const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
+const char *cudaGetErrorName(cudaError_t e) { return e ? "cudaErrorEmulated" : "cudaSuccess"; }
+cudaError_t cudaGetDriverEntryPointByVersion(const char *, void **fn, unsigned, unsigned long long,
+                                             cudaDriverEntryPointQueryResult *q) {
+    *fn = nullptr; // no driver API: green contexts take their fallback
+    if (q) *q = cudaDriverEntryPointSymbolNotFound;
+    return cudaSuccess;
+}
+
+// ---- cuBLAS ----
+
+cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
+    *h = (cublasHandle_t)malloc(1);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
+    free((void *)h);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream_v2(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+
+static double load(const void *p, cudaDataType_t t, size_t i) {
+    switch (t) {
+    case CUDA_R_32F: return ((const float *)p)[i];
+    case CUDA_R_16BF: return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    case CUDA_R_16F: return __half2float(((const __half *)p)[i]);
+    default: return NAN;
+    }
+}
+static void store(void *p, cudaDataType_t t, size_t i, double v) {
+    switch (t) {
+    case CUDA_R_32F: ((float *)p)[i] = (float)v; break;
+    case CUDA_R_16BF: ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn((float)v); break;
+    case CUDA_R_16F: ((__half *)p)[i] = __float2half_rn((float)v); break;
+    default: break;
+    }
+}
+
+// C = α·op(A)·op(B) + β·C, column-major, the BLAS definition.
+static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           float alpha, const void *A, cudaDataType_t at, int lda, const void *B,
+                           cudaDataType_t bt, int ldb, float beta, void *C, cudaDataType_t ct,
+                           int ldc) {
+    if (m < 0 || n < 0 || k < 0 || ldc < (m ? m : 1) ||
+        lda < (ta == CUBLAS_OP_N ? (m ? m : 1) : (k ? k : 1)) ||
+        ldb < (tb == CUBLAS_OP_N ? (k ? k : 1) : (n ? n : 1)))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (!is_dev(A) || !is_dev(B) || !is_dev(C)) return CUBLAS_STATUS_INVALID_VALUE;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double acc = 0;
+            for (int l = 0; l < k; l++) {
+                double a = load(A, at, ta == CUBLAS_OP_N ? (size_t)i + (size_t)l * lda : (size_t)l + (size_t)i * lda);
+                double b = load(B, bt, tb == CUBLAS_OP_N ? (size_t)l + (size_t)j * ldb : (size_t)j + (size_t)l * ldb);
+                acc += a * b;
+            }
+            size_t ci = (size_t)i + (size_t)j * ldc;
+            store(C, ct, ci, alpha * acc + (beta != 0 ? beta * load(C, ct, ci) : 0.0));
+        }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
+                            int n, int k, const void *alpha, const void *A, cudaDataType_t at,
+                            int lda, const void *B, cudaDataType_t bt, int ldb, const void *beta,
+                            void *C, cudaDataType_t ct, int ldc, cublasComputeType_t,
+                            cublasGemmAlgo_t) {
+    return gemm(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
+                *(const float *)beta, C, ct, ldc);
+}
+
+cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasOperation_t ta[],
+                                          const cublasOperation_t tb[], const int m[], const int n[],
+                                          const int k[], const void *alpha, const void *const A[],
+                                          cudaDataType_t at, const int lda[], const void *const B[],
+                                          cudaDataType_t bt, const int ldb[], const void *beta,
+                                          void *const C[], cudaDataType_t ct, const int ldc[],
+                                          int groups, const int size[], cublasComputeType_t) {
+    if (!is_dev(A) || !is_dev(B) || !is_dev(C)) return CUBLAS_STATUS_INVALID_VALUE; // device arrays
+    size_t p = 0;
+    for (int g = 0; g < groups; g++)
+        for (int s = 0; s < size[g]; s++, p++) {
+            cublasStatus_t st = gemm(ta[g], tb[g], m[g], n[g], k[g], ((const float *)alpha)[g],
+                                     A[p], at, lda[g], B[p], bt, ldb[g], ((const float *)beta)[g],
+                                     C[p], ct, ldc[g]);
+            if (st != CUBLAS_STATUS_SUCCESS) return st;
+        }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// cuBLASLt: only created and destroyed (FP8 is refused before any matmul on compute 8.0).
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
+    *h = (cublasLtHandle_t)malloc(1);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
+    free((void *)h);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t,
+                                              const void *, size_t) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *, cudaDataType, uint64_t,
+                                          uint64_t, int64_t) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t) {
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t,
+                                                    cublasLtMatmulPreferenceAttributes_t,
+                                                    const void *, size_t) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t,
+                                              cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+                                              cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+                                              cublasLtMatmulPreference_t, int,
+                                              cublasLtMatmulHeuristicResult_t[], int *found) {
+    *found = 0;
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *,
+                              cublasLtMatrixLayout_t, const void *, cublasLtMatrixLayout_t,
+                              const void *, const void *, cublasLtMatrixLayout_t, void *,
+                              cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t *, void *, size_t,
+                              cudaStream_t) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+
+} // extern "C"

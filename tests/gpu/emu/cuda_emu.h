@@ -1,0 +1,54 @@
+// A CPU stand-in for the CUDA execution model, enough for the kernels of src/gpu: each block
+// runs its threads as fibers in one OS thread (round robin), __syncthreads is a fiber barrier,
+// warp shuffles exchange through a per-block table between two barriers (every kernel here calls
+// them with the whole block), atomics are plain (one OS thread). Included by src/gpu/*.cu when
+// compiled with -DDC_CUDA_EMU by a host C++ compiler (tests/gpu/emu/CMakeLists.txt).
+#ifndef DC_TESTS_CUDA_EMU_H
+#define DC_TESTS_CUDA_EMU_H
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <functional>
+
+#undef __global__
+#undef __device__
+#undef __shared__
+#define __global__
+#define __device__
+#define __shared__ static // blocks run one after the other; their fibers share the statics
+
+uint3 dc_emu_thread_idx();
+extern uint3 dc_emu_block_idx;
+extern dim3 dc_emu_block_dim, dc_emu_grid_dim;
+#define threadIdx (dc_emu_thread_idx())
+#define blockIdx dc_emu_block_idx
+#define blockDim dc_emu_block_dim
+#define gridDim dc_emu_grid_dim
+
+void dc_emu_sync();
+void *dc_emu_dynamic_smem();
+float dc_emu_shfl_xor(float v, int lane_mask);
+void dc_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+
+#define __syncthreads() dc_emu_sync()
+#define __shfl_xor_sync(mask, v, o) dc_emu_shfl_xor((v), (o))
+
+static inline unsigned atomicMax(unsigned *p, unsigned v) {
+    unsigned old = *p;
+    if (v > old) *p = v;
+    return old;
+}
+static inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+
+#define DC_LAUNCH(kernel, grid, block, smem, stream, ...)                                      \
+    ((void)(stream), dc_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); }))
+
+#endif
