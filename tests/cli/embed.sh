@@ -178,8 +178,9 @@ fi
 for i in $(seq 0 29); do echo "sentence $i about a fox, a dog and item $((i * 7))"; done >"$tmp/long.txt"
 "$dodeca" embed --t-ref 1709208000 --batch-size 4 -i "$tmp/long.txt" -o "$tmp/clean.jsonl"
 [ "$(wc -l <"$tmp/clean.jsonl")" -eq 30 ] || fail "clean run: 30 lines"
+sed -n 10p "$tmp/clean.jsonl" >"$tmp/line10"
 { head -n 9 "$tmp/clean.jsonl"; echo '{"id":12,"error":"TIMEOUT: simulated"}';
-  sed -n 10p "$tmp/clean.jsonl" | head -c 3000; } >"$tmp/resumed.jsonl"
+  head -c 3000 "$tmp/line10"; } >"$tmp/resumed.jsonl"
 "$dodeca" embed --t-ref 1709208000 --batch-size 4 -i "$tmp/long.txt" -o "$tmp/resumed.jsonl" \
   --resume 2>"$tmp/resume.err"
 grep -q 'partial last line' "$tmp/resume.err" || fail "resume: the cut is not reported"
