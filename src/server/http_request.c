@@ -15,7 +15,7 @@
 
 static const char *const route_names[DC_HTTP_ROUTE_COUNT] = {
     "/v1/embeddings", "/embed", "/embed_sparse", "/embed_multi", "/similarity",
-    "/health",        "/info",  "/metrics",      "other"};
+    "/health",        "/info",  "/metrics",      "/v1/models",  "other"};
 
 const char *dc_http_route_name(dc_http_route r) {
     return (unsigned)r < DC_HTTP_ROUTE_COUNT ? route_names[r] : "other";

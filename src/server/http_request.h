@@ -21,10 +21,11 @@ typedef enum dc_http_route {
     DC_HTTP_ROUTE_HEALTH,      /* GET /health */
     DC_HTTP_ROUTE_INFO,        /* GET /info */
     DC_HTTP_ROUTE_METRICS,     /* GET /metrics */
+    DC_HTTP_ROUTE_MODELS,      /* GET /v1/models (OpenAI model list) */
     DC_HTTP_ROUTE_OTHER,       /* anything else (404 / 405) */
 } dc_http_route;
 
-#define DC_HTTP_ROUTE_COUNT 9
+#define DC_HTTP_ROUTE_COUNT 10
 
 /* "/v1/embeddings", ... "other": the `route` label of the HTTP metrics. */
 const char *dc_http_route_name(dc_http_route r);

@@ -49,6 +49,7 @@ void dc_http_route_embeddings(dc_server *s, dc_http_route route, const char *bod
                               dc_http_response *r);
 void dc_http_route_health(dc_server *s, dc_http_response *r);
 void dc_http_route_info(dc_server *s, dc_http_response *r);
+void dc_http_route_models(dc_server *s, dc_http_response *r);
 void dc_http_route_metrics(dc_server *s, unsigned connections, dc_http_response *r);
 
 #endif

@@ -484,8 +484,30 @@ void dc_http_route_info(dc_server *s, dc_http_response *r) {
     }
     dc_http_buf_puts(&b, "],\"routes\":[\"POST /v1/embeddings\",\"POST /embed\",\"POST /embed_sparse\","
                          "\"POST /embed_multi\",\"POST /similarity\",\"GET /health\",\"GET /info\","
-                         "\"GET /metrics\"]}");
+                         "\"GET /metrics\",\"GET /v1/models\"]}");
     free(st);
+    set_body(r, &b, JSON_TYPE);
+}
+
+/* OpenAI's model list: the fused vector, then each model that can answer now, by the names
+ * `model` accepts (the Hugging Face repo id for pretrained models, else the short name). */
+void dc_http_route_models(dc_server *s, dc_http_response *r) {
+    dc_pipeline_health h;
+    if (dc_pipeline_health_get(s->pipeline, &h) != DC_OK) h.ready_mask = 0;
+    dc_http_buf b;
+    dc_http_buf_init(&b);
+    dc_http_buf_puts(&b, "{\"object\":\"list\",\"data\":[{\"id\":\"" DC_HTTP_FUSED_MODEL
+                         "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"dodeca\"}");
+    for (int k = 0; k < DC_NUM_MODELS; k++) {
+        if (!((h.ready_mask >> k) & 1u)) continue;
+        const dc_model_info *info = dc_model_info_get((dc_model_id)k);
+        const char *id = info->repo ? info->repo : info->short_name;
+        dc_http_buf_puts(&b, ",{\"id\":");
+        dc_http_buf_json_string(&b, id, strlen(id));
+        dc_http_buf_printf(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"%s\"}",
+                           info->repo ? "huggingface" : "dodeca");
+    }
+    dc_http_buf_puts(&b, "]}");
     set_body(r, &b, JSON_TYPE);
 }
 

@@ -164,6 +164,9 @@ static void dispatch(dc_server *s, struct MHD_Connection *conn, conn_state *cs,
     case DC_HTTP_ROUTE_INFO:
         dc_http_route_info(s, r);
         return;
+    case DC_HTTP_ROUTE_MODELS:
+        dc_http_route_models(s, r);
+        return;
     case DC_HTTP_ROUTE_METRICS: {
         const union MHD_DaemonInfo *di =
             MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);

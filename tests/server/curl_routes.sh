@@ -96,6 +96,8 @@ jq_py "assert d['status']=='unhealthy' and d['healthy'] is False and 'E9' in d['
 grep -qi '^retry-after: 1' "$TMP/hdr" || fail "503 without Retry-After"
 call 200 GET /info '' "${AUTH[@]}"
 jq_py "assert d['dimension']==1536 and len(d['models'])==12 and d['max_client_batch_size']==8 and d['auth'] is True; assert {m['id']:m['state'] for m in d['models']}['E6']=='loaded'"
+call 200 GET /v1/models '' "${AUTH[@]}"
+jq_py "ids=[m['id'] for m in d['data']]; assert d['object']=='list' and ids[0]=='dodeca-fused' and 'colbert-ir/colbertv2.0' in ids, ids"
 call 200 GET /metrics '' "${AUTH[@]}"
 grep -q '^dodeca_http_requests_total{route="/embed",code="200"} 2' "$TMP/out" || fail "metrics count /embed"
 grep -q '^# TYPE dodeca_http_request_duration_seconds histogram' "$TMP/out" || fail "histogram"

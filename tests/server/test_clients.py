@@ -93,6 +93,15 @@ def test_openai(srv):
                                   model="naver/splade-cocondenser-ensembledistil")
     check(len(sp.data[0].embedding) == 1536, "E6 projected vector has 1536 floats")
 
+    # The model list names what `model` accepts, for the models that can answer here.
+    ids = [m.id for m in client.models.list()]
+    check(ids[0] == "dodeca-fused", "the fused vector is listed first: %r" % ids)
+    check("naver/splade-cocondenser-ensembledistil" in ids and "intfloat/e5-large-v2" not in ids,
+          "models with folders are listed, others not: %r" % ids)
+    for mid in ids[1:]:
+        r = client.embeddings.create(input="listed", model=mid, encoding_format="float")
+        check(len(r.data[0].embedding) > 0 and r.model == mid, "every listed id embeds: " + mid)
+
     # Errors surface as the openai exception of their status code.
     def expect(exc, status, **kw):
         try:
