@@ -5,11 +5,11 @@
       writes DIR/<name>/{config.json, model.safetensors}: transformers models at real sizes with
       seeded random weights (bench_encoder loads the same folders, so outputs can be compared)
   peers.py run DIR --model NAME --shapes 1x16,1x128 [--threads 2] [--budget S]
-               [--engines torch,ort] [--check DUMPDIR]
+               [--engines torch,ort] [--spin 0|1] [--check DUMPDIR]
       times PyTorch (torch.set_num_threads, inference_mode) and ONNX Runtime (exported once with
       torch.onnx.export into DIR/onnx/, intra_op_num_threads, ORT_ENABLE_ALL) on the inputs
       bench_encoder builds (same ids, same pixels) and prints one line per measurement:
-        peer <engine> <model> <shape> <median ms> <reps> <peak RSS MiB during the forward>
+        peer <engine> <model> <shape> <median ms> <reps> <peak RSS MiB> <median CPU ms>
       --check compares PyTorch's output with bench_encoder's --dump files (max abs, cosine).
 
 Names: bert-base, bert-large, roberta-base, longformer-base, clip-text, clip-vision (both CLIP
@@ -100,14 +100,15 @@ def peak_mib():
 
 
 def timeit(fn, budget):
-    """Median over as many runs as fit the budget (at least one, at most 15)."""
-    out = []
+    """Median wall and process-CPU ms over as many runs as fit the budget (1 to 15)."""
+    out, cpu = [], []
     end = time.perf_counter() + budget
     while not out or (len(out) < 15 and time.perf_counter() < end):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         out.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(out), len(out)
+        cpu.append((time.process_time() - c0) * 1e3)
+    return statistics.median(out), len(out), statistics.median(cpu)
 
 
 class Wrap(torch.nn.Module):
@@ -189,7 +190,7 @@ def run(a):
                     if a.check:
                         compare(a.check, kind, shape, out)
                     peak_reset()
-                    ms, reps = timeit(fn, a.budget)
+                    ms, reps, cpu_ms = timeit(fn, a.budget)
             else:
                 import onnxruntime as ort
                 # BERT shapes share one dynamic-axes graph; Longformer's chunked attention is
@@ -208,6 +209,7 @@ def run(a):
                     so.intra_op_num_threads = a.threads
                     so.inter_op_num_threads = 1
                     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    so.add_session_config_entry("session.intra_op.allow_spinning", str(a.spin))
                     sess[key] = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
                 se = sess[key]
                 feed = {i.name: t.numpy() for i, t in zip(se.get_inputs(), args)}
@@ -216,8 +218,9 @@ def run(a):
                 if a.check:
                     compare(a.check, kind + "/ort", shape, torch.from_numpy(out[0]))
                 peak_reset()
-                ms, reps = timeit(fn, a.budget)
-            print(f"peer {eng} {kind} {label} {ms:.3f} {reps} {peak_mib():.0f}", flush=True)
+                ms, reps, cpu_ms = timeit(fn, a.budget)
+            print(f"peer {eng} {kind} {label} {ms:.3f} {reps} {peak_mib():.0f} {cpu_ms:.3f}",
+                  flush=True)
 
 
 def compare(dump, kind, shape, out):
@@ -249,6 +252,7 @@ def main():
     r.add_argument("--budget", type=float, default=4.0, help="seconds of timed runs per case")
     r.add_argument("--engines", default="torch,ort")
     r.add_argument("--check", default=None)
+    r.add_argument("--spin", type=int, default=1, help="ORT pool threads spin when idle (0: sleep)")
     a = p.parse_args()
     if a.cmd == "fixtures":
         make_fixtures(a.dir, a.names)
