@@ -125,10 +125,18 @@ static dc_status embed_run(dc_server *s, const dc_http_request *q, const dc_embe
         dc_status st = dc_pipeline_embed_batch_ex(s->pipeline, c->in + off, cnt, opt, c->res + off,
                                                   c->item + off);
         if (st != DC_OK) {
-            for (size_t i = off; i < off + cnt; i++)
-                if (c->item[i] != DC_OK)
-                    return dc_fail_context(c->item[i], "%s[%zu]",
-                                           q->route == DC_HTTP_ROUTE_OPENAI ? "input" : "inputs", i);
+            /* The pipeline's detail names the item within this slice ("input 3: ..."); name
+             * it by the request's own field and index instead. */
+            for (size_t i = off; i < off + cnt; i++) {
+                if (c->item[i] == DC_OK) continue;
+                char detail[768];
+                const char *d = dc_error_detail();
+                const char *colon = strstr(d, ": ");
+                snprintf(detail, sizeof detail, "%s",
+                         !strncmp(d, "input ", 6) && colon ? colon + 2 : d);
+                return dc_fail(c->item[i], "%s[%zu]: %s",
+                               q->route == DC_HTTP_ROUTE_OPENAI ? "input" : "inputs", i, detail);
+            }
             return st;
         }
     }
