@@ -2,6 +2,7 @@
  * pass over packed batches. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,10 @@ struct dc_bert {
     float *emb_ln_g, *emb_ln_b;
     dc_bert_layer *layer;
     size_t bytes;
+    /* the activation block of the last forward, kept for the next (see ws_take) */
+    pthread_mutex_t ws_lock;
+    void *ws;
+    size_t ws_bytes;
 };
 
 const char *dc_bert_prefix(const dc_bert *m) { return m->prefix; }
@@ -302,6 +307,8 @@ size_t dc_bert_memory_bytes(const dc_bert *m) { return m ? m->bytes : 0; }
 
 void dc_bert_destroy(dc_bert *m) {
     if (!m) return;
+    if (m->ws) m->be->ops->release(m->be, m->ws);
+    pthread_mutex_destroy(&m->ws_lock);
     if (m->layer) {
         for (uint32_t i = 0; i < m->cfg.layers; i++) {
             dc_bert_layer *L = &m->layer[i];
@@ -389,6 +396,7 @@ dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_back
     if (!w || !cfg || !be) return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert create: NULL argument");
     dc_bert *m = calloc(1, sizeof *m);
     if (!m) return dc_fail(DC_ERR_OUT_OF_MEMORY, "bert");
+    pthread_mutex_init(&m->ws_lock, NULL);
     m->cfg = *cfg;
     m->be = be;
     const uint32_t H = cfg->hidden, I = cfg->intermediate;
@@ -496,6 +504,40 @@ static dc_status longformer_attention(dc_bert *m, const dc_bert_layer *L, uint32
     return DC_OK;
 }
 
+/* Activation memory of a forward. Allocating it fresh every time costs page faults (and the
+ * kernel zeroing pages) of the order of the non-matrix work of a short input; so the block of
+ * the last forward is kept, up to DC_BERT_KEEP_BYTES, and a forward that fits takes it.
+ * Concurrent forwards each get their own block; only one is kept. */
+#define DC_BERT_KEEP_BYTES ((size_t)32 << 20)
+
+static dc_status ws_take(dc_bert *m, size_t *bytes, void **out) {
+    pthread_mutex_lock(&m->ws_lock);
+    if (m->ws && m->ws_bytes >= *bytes) {
+        *out = m->ws;
+        *bytes = m->ws_bytes;
+        m->ws = NULL;
+        pthread_mutex_unlock(&m->ws_lock);
+        return DC_OK;
+    }
+    pthread_mutex_unlock(&m->ws_lock);
+    return m->be->ops->alloc(m->be, *bytes, out);
+}
+
+static void ws_give(dc_bert *m, void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes <= DC_BERT_KEEP_BYTES) {
+        pthread_mutex_lock(&m->ws_lock);
+        if (!m->ws || m->ws_bytes < bytes) {
+            void *old = m->ws;
+            m->ws = p;
+            m->ws_bytes = bytes;
+            p = old;
+        }
+        pthread_mutex_unlock(&m->ws_lock);
+    }
+    if (p) m->be->ops->release(m->be, p);
+}
+
 dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out) {
     return dc_bert_forward_global(m, b, NULL, hidden_out);
 }
@@ -531,6 +573,8 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     dc_status st = DC_OK;
     uint32_t *pos = malloc(T * sizeof *pos), *types = NULL, *grows = NULL;
     float *x = NULL, *qkv = NULL, *ctx = NULL, *tmp = NULL, *ffn = NULL;
+    void *ws = NULL;
+    size_t ws_bytes = 0;
     float *xg = NULL, *qg = NULL, *kvg = NULL, *ctxg = NULL;
     if (!pos) return dc_fail(DC_ERR_OUT_OF_MEMORY, "positions for %zu tokens", T);
     if (c->kind == DC_BERT_KIND_BERT) {
@@ -568,12 +612,15 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
             goto done;
         }
     }
-    if ((st = ops->alloc(be, T * H * sizeof(float), (void **)&x)) ||
-        (st = ops->alloc(be, T * 3 * H * sizeof(float), (void **)&qkv)) ||
-        (st = ops->alloc(be, T * H * sizeof(float), (void **)&ctx)) ||
-        (st = ops->alloc(be, T * H * sizeof(float), (void **)&tmp)) ||
-        (st = ops->alloc(be, T * I * sizeof(float), (void **)&ffn)))
-        goto done;
+    /* x, qkv, ctx, tmp and ffn: one block, each part 64-byte aligned */
+    const size_t al = 16, nH = (T * H + al - 1) / al * al, nI = (T * I + al - 1) / al * al;
+    ws_bytes = (6 * nH + nI) * sizeof(float);
+    if ((st = ws_take(m, &ws_bytes, &ws))) goto done;
+    x = ws;
+    qkv = x + nH;
+    ctx = qkv + 3 * nH;
+    tmp = ctx + nH;
+    ffn = tmp + nH;
     if (n_glob && ((st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&xg)) ||
                    (st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&qg)) ||
                    (st = ops->alloc(be, T * 2 * H * sizeof(float), (void **)&kvg)) ||
@@ -604,11 +651,7 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     }
     st = ops->download(be, hidden_out, x, T * H * sizeof(float));
 done:
-    if (x) ops->release(be, x);
-    if (qkv) ops->release(be, qkv);
-    if (ctx) ops->release(be, ctx);
-    if (tmp) ops->release(be, tmp);
-    if (ffn) ops->release(be, ffn);
+    ws_give(m, ws, ws_bytes);
     if (xg) ops->release(be, xg);
     if (qg) ops->release(be, qg);
     if (kvg) ops->release(be, kvg);
