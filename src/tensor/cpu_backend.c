@@ -309,7 +309,9 @@ const char *dc_cpu_linear_impl(const dc_linear *l) { return l ? l->impl : ""; }
 /* ---- the rest: cpu_kernels.c, spread over the OpenMP team oneDNN uses (cpu_parallel.h) ---- */
 
 /* Smallest piece handed to a thread, in floats: below it the hand-off costs more than it saves. */
-#define DC_PAR_FLOATS 16384
+#define DC_PAR_FLOATS 32768
+/* Attention below this many multiply-adds (QKᵀ and PV) runs on the calling thread. */
+#define DC_PAR_ATTN_FMAS 1000000.0
 
 static size_t rows_grain(size_t cols) {
     size_t g = cols ? DC_PAR_FLOATS / cols : 1;
@@ -486,7 +488,13 @@ static dc_status cpu_attention_ex(dc_backend *be, const float *q, size_t ld_q, c
     qfirst[seqs->n_seqs] = qi;
     attn_job j = {q, k, v, out, ld_q, ld_kv, ld_out, n_heads, head_dim, scale, seqs, o,
                   qpos, qfirst, glist, gfirst, work, per_thread, kt_off};
-    dc_cpu_parallel_for((size_t)seqs->n_seqs * n_heads, 1, threads, attn_piece, &j);
+    double fmas = 0;
+    for (uint32_t s = 0; s < seqs->n_seqs; s++) {
+        double len = seqs->start[s + 1] - seqs->start[s];
+        fmas += 2.0 * len * (len < (double)band ? len : (double)band) * n_heads * head_dim;
+    }
+    dc_cpu_parallel_for((size_t)seqs->n_seqs * n_heads, 1, fmas < DC_PAR_ATTN_FMAS ? 1 : threads,
+                        attn_piece, &j);
     free(work);
     free(glist);
     free(gfirst);
