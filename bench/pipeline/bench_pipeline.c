@@ -11,6 +11,7 @@
  *
  * Usage: bench_pipeline [--models-dir DIR | --fixtures DIR] [--requests N] [--quick] */
 #include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,19 @@ static void bench_one(const run_cfg *rc, uint64_t *seed) {
         free(ins);
         free(texts);
         free(rs);
+    }
+
+    dc_pipeline_stats bs;
+    if (dc_pipeline_stats_get(p, &bs) == DC_OK) {
+        printf("   per model so far (batches, mean items per batch, mean forward per batch, failures):\n  ");
+        for (int m = 0; m < DC_NUM_MODELS; m++) {
+            const dc_pipeline_model_stats *ms = &bs.model[m];
+            if (!ms->batches) continue;
+            printf(" %s %" PRIu64 "/%.1f/%.2f ms/%" PRIu64, dc_model_info_get((dc_model_id)m)->label,
+                   ms->batches, (double)ms->batch_items / (double)ms->batches,
+                   ms->forward.mean_us / 1e3, ms->failures);
+        }
+        printf("\n");
     }
 
     /* 3. cache hits */
