@@ -3,10 +3,11 @@
 # (peers.py) on the same random-weight checkpoints, same inputs, same thread count; one table.
 #
 # Usage: bench/encoder/run.sh [--threads N] [--budget S] [--rounds R] [--models a,b]
-#                             [--wait auto|active|passive] [--no-peers]
+#                             [--wait auto|active|passive] [--out FILE] [--no-peers]
 #   --threads  intra-op threads for all three engines (default 2)
 #   --budget   seconds of timed runs per (engine, model, shape) (default 2; at least one run)
 #   --rounds   ours → peers alternations per model; each engine keeps its best median (default 1)
+#   --out      raw results (default $build/encoder/results.txt; table.py FILE N reprints them)
 #   --models   any of bert-base,bert-large,roberta-base,longformer-base,clip-text,clip-vision
 #   --wait     how idle pool threads wait, for all three engines: active spins (OpenMP's and
 #              ORT's default), passive sleeps (OMP_WAIT_POLICY=PASSIVE for ours and PyTorch,
@@ -18,7 +19,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${DC_BENCH_BUILD:-$root/build-bench}
-threads=2 budget=2 rounds=1 peers=1 wait=auto
+threads=2 budget=2 rounds=1 peers=1 wait=auto out=
 models=bert-base,bert-large,roberta-base,longformer-base,clip-text,clip-vision
 while [ $# -gt 0 ]; do
   case $1 in
@@ -27,8 +28,9 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
     --wait) wait=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
     --no-peers) peers=0; shift ;;
-    *) sed -n '2,18p' "$0"; exit 2 ;;
+    *) sed -n '2,19p' "$0"; exit 2 ;;
   esac
 done
 declare -A shapes=(
@@ -55,7 +57,7 @@ for f in $folders; do
   python3 "$root/bench/encoder/peers.py" fixtures "$fx" "$f" 2>&1 | grep -v -e Writing -e Loading || true
 done
 
-out=$fx/results.txt
+out=${out:-$fx/results.txt}
 : >"$out"
 export OMP_NUM_THREADS=$threads
 if [ "$wait" = auto ]; then
