@@ -66,7 +66,8 @@ static void dc_embed_usage(FILE *out) {
         "                         \"truncated\"} per line; binary: \"DCFS\" u32 version 1, then per\n"
         "                         item u32 id length, id (JSON), f64 t_ref, u32 length, one\n"
         "                         dc_fused_encode record (little-endian; docs/cli.md); npy: a\n"
-        "                         float32 N x 1536 matrix, rows in input order\n"
+        "                         float32 N x 1536 matrix, rows in input order. Default:\n"
+        "                         npy when -o ends in .npy, binary for .dcfs, else jsonl\n"
         "  --ids FILE             npy: the id of each row, one JSON value a line\n"
         "  --per-model            jsonl: \"models\": each model's status and vector, by E1..E12\n"
         "  --sparse               jsonl: \"sparse\": E6 SPLADE weights as [[index, weight], ...]\n"
@@ -164,7 +165,7 @@ typedef struct dc_embed_args {
     dc_embed_output_options out;
     const char *config, *models_dir, *t_ref;
     uint32_t mask, batch_size, deadline_ms;
-    bool no_cache, skip_errors, resume, progress, quiet;
+    bool no_cache, skip_errors, resume, progress, quiet, format_given;
 } dc_embed_args;
 
 /* Fills *a from argv; returns -1 to go on, else the exit code. */
@@ -220,6 +221,7 @@ static int dc_embed_parse_args(int argc, char **argv, dc_embed_args *a) {
                 if (dc_embed_format_parse(v, &a->in.format) != DC_OK)
                     return dc_embed_usage_error("--format \"%s\" is not auto, text or jsonl", v);
             } else if (strcmp(o, "--output-format") == 0) {
+                a->format_given = true;
                 if (dc_embed_output_format_parse(v, &a->out.format) != DC_OK)
                     return dc_embed_usage_error("--output-format \"%s\" is not jsonl, binary or npy", v);
             } else if (strcmp(o, "--models") == 0) {
@@ -232,6 +234,11 @@ static int dc_embed_parse_args(int argc, char **argv, dc_embed_args *a) {
                 return dc_embed_usage_error("--deadline-ms \"%s\" is not 1..86400000", v);
             }
         }
+    }
+    if (!a->format_given && a->out.path) { /* -o x.npy means npy, -o x.dcfs a binary stream */
+        size_t n = strlen(a->out.path);
+        if (n > 4 && strcmp(a->out.path + n - 4, ".npy") == 0) a->out.format = DC_EMBED_OUT_NPY;
+        if (n > 5 && strcmp(a->out.path + n - 5, ".dcfs") == 0) a->out.format = DC_EMBED_OUT_BINARY;
     }
     if (a->resume && (!a->out.path || strcmp(a->out.path, "-") == 0))
         return dc_embed_usage_error("--resume needs -o FILE (it reads the ids already there)");
@@ -465,6 +472,9 @@ static int dc_embed_main(dc_embed_args *a) {
     dc_embed_progress_init(&prog, !a->quiet && (a->progress || (tty && a->nfiles > 0)), tty,
                            reader ? dc_embed_reader_bytes_total(reader) : 0);
     dc_embed_catch_signals();
+    if (run.p && a->ntexts == 0 && a->nfiles == 0 && isatty(STDIN_FILENO) && !a->quiet)
+        fprintf(stderr, "dodeca embed: reading items from the terminal, one a line; end with "
+                        "Ctrl-D\n");
     bool eof = false;
     while (!run.stop && !eof) {
         size_t n = 0;
