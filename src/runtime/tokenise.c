@@ -98,6 +98,7 @@ size_t dc_tok_share_fill(dc_tok_share *s, dc_registry *reg, dc_job *const *jobs,
         if ((seen >> id) & 1u) continue;
         seen |= 1u << id;
         grp[id] = -1;
+        if (dc_model_info_get(id)->kind != DC_MODEL_KIND_PRETRAINED) continue; /* no tokenizer */
         if (dc_registry_acquire(reg, id, false, &rm[id]) != DC_OK) {
             rm[id] = NULL; /* not loaded (lazy): its first batch tokenises */
             dc_error_clear();
