@@ -5,11 +5,12 @@
 // follow the column-major BLAS definition in double precision. It runs the backend's host code
 // and the kernels' logic without a GPU; it says nothing about timing, races between blocks, or
 // how the real cuBLAS behaves beyond its documented semantics. The device reports compute
-// capability 8.0, so the FP8 path is refused (as on an A100) and not emulated.
+// capability 9.0; the cuBLASLt FP8 matmul is emulated from its documented definition.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime_api.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,7 +220,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     if (d != 0) return set_last(cudaErrorInvalidDevice);
     memset(p, 0, sizeof *p);
     strcpy(p->name, "dodeca CPU emulation");
-    p->major = 8;
+    p->major = 9; // Hopper: the FP8 path runs (through the cuBLASLt stand-in below)
     p->minor = 0;
     p->multiProcessorCount = 4;
     p->totalGlobalMem = (size_t)8 << 30;
@@ -333,7 +334,19 @@ cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasOperation_
     return CUBLAS_STATUS_SUCCESS;
 }
 
-// cuBLASLt: only created and destroyed (FP8 is refused before any matmul on compute 8.0).
+// cuBLASLt: what the FP8 linear uses. Descriptors keep the attributes; the heuristic accepts
+// what Hopper accepts for FP8 (E4M3 × E4M3, f32 C/D, the "TN" layout, 16-element alignment);
+// the matmul decodes E4M3 and applies D = α·scale_A·scale_B·op(A)·op(B) + β·C.
+struct EmuDesc {
+    cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
+    const float *a_scale = nullptr, *b_scale = nullptr;
+};
+struct EmuLayout {
+    cudaDataType type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
+
 cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
     *h = (cublasLtHandle_t)malloc(1);
     return CUBLAS_STATUS_SUCCESS;
@@ -342,44 +355,123 @@ cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
     free((void *)h);
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t) {
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t ct, cudaDataType_t st) {
+    if (ct != CUBLAS_COMPUTE_32F || st != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    *d = (cublasLtMatmulDesc_t) new EmuDesc();
+    return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t,
-                                              const void *, size_t) {
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+    delete (EmuDesc *)d;
+    return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *, cudaDataType, uint64_t,
-                                          uint64_t, int64_t) {
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a,
+                                              const void *v, size_t n) {
+    EmuDesc *e = (EmuDesc *)d;
+    switch (a) {
+    case CUBLASLT_MATMUL_DESC_TRANSA:
+        if (n != sizeof e->ta) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&e->ta, v, n);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_TRANSB:
+        if (n != sizeof e->tb) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&e->tb, v, n);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_A_SCALE_POINTER:
+        if (n != sizeof e->a_scale) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&e->a_scale, v, n);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_B_SCALE_POINTER:
+        if (n != sizeof e->b_scale) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&e->b_scale, v, n);
+        return CUBLAS_STATUS_SUCCESS;
+    default: return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
 }
-cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *) {
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType t, uint64_t rows,
+                                          uint64_t cols, int64_t ld) {
+    if (ld < (int64_t)rows) return CUBLAS_STATUS_INVALID_VALUE;
+    *l = (cublasLtMatrixLayout_t) new EmuLayout{t, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t) {
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+    delete (EmuLayout *)l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+    *p = (cublasLtMatmulPreference_t)malloc(1);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
+    free((void *)p);
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t,
                                                     cublasLtMatmulPreferenceAttributes_t,
                                                     const void *, size_t) {
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+    return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t,
-                                              cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                              cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                              cublasLtMatmulPreference_t, int,
-                                              cublasLtMatmulHeuristicResult_t[], int *found) {
+
+// op(A) is m×k, op(B) k×n, C/D m×n (column-major).
+static bool fp8_shape(const EmuDesc *d, const EmuLayout *a, const EmuLayout *b, const EmuLayout *c,
+                      uint64_t *m, uint64_t *n, uint64_t *k) {
+    *m = d->ta == CUBLAS_OP_N ? a->rows : a->cols;
+    *k = d->ta == CUBLAS_OP_N ? a->cols : a->rows;
+    uint64_t kb = d->tb == CUBLAS_OP_N ? b->rows : b->cols;
+    *n = d->tb == CUBLAS_OP_N ? b->cols : b->rows;
+    return kb == *k && c->rows == *m && c->cols == *n;
+}
+
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t op,
+                                              cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                                              cublasLtMatrixLayout_t lc, cublasLtMatrixLayout_t ld,
+                                              cublasLtMatmulPreference_t, int want,
+                                              cublasLtMatmulHeuristicResult_t res[], int *found) {
+    const EmuDesc *d = (const EmuDesc *)op;
+    const EmuLayout *a = (const EmuLayout *)la, *b = (const EmuLayout *)lb, *c = (const EmuLayout *)lc,
+                    *dd = (const EmuLayout *)ld;
+    uint64_t m, n, k;
     *found = 0;
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+    bool ok = want >= 1 && a->type == CUDA_R_8F_E4M3 && b->type == CUDA_R_8F_E4M3 &&
+              c->type == CUDA_R_32F && dd->type == CUDA_R_32F && d->ta == CUBLAS_OP_T &&
+              d->tb == CUBLAS_OP_N && a->ld % 16 == 0 && b->ld % 16 == 0 && c->ld % 4 == 0 &&
+              fp8_shape(d, a, b, c, &m, &n, &k);
+    if (!ok) return CUBLAS_STATUS_NOT_SUPPORTED;
+    memset(&res[0], 0, sizeof res[0]);
+    *found = 1;
+    return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *,
-                              cublasLtMatrixLayout_t, const void *, cublasLtMatrixLayout_t,
-                              const void *, const void *, cublasLtMatrixLayout_t, void *,
-                              cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t *, void *, size_t,
-                              cudaStream_t) {
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+
+static double e4m3(uint8_t c) {
+    return __half2float(__half(__nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)c, __NV_E4M3)));
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const void *alpha,
+                              const void *A, cublasLtMatrixLayout_t la, const void *B,
+                              cublasLtMatrixLayout_t lb, const void *beta, const void *C,
+                              cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
+                              const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t) {
+    const EmuDesc *d = (const EmuDesc *)op;
+    const EmuLayout *a = (const EmuLayout *)la, *b = (const EmuLayout *)lb, *c = (const EmuLayout *)lc,
+                    *dl = (const EmuLayout *)ld;
+    uint64_t m, n, k;
+    if (!fp8_shape(d, a, b, c, &m, &n, &k) || !is_dev(A) || !is_dev(B) || !is_dev(D) ||
+        (d->a_scale && !is_dev(d->a_scale)) || (d->b_scale && !is_dev(d->b_scale)))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    const double sa = d->a_scale ? *d->a_scale : 1.0, sb = d->b_scale ? *d->b_scale : 1.0;
+    const double al = *(const float *)alpha, be = *(const float *)beta;
+    const uint8_t *pa = (const uint8_t *)A, *pb = (const uint8_t *)B;
+    for (uint64_t j = 0; j < n; j++)
+        for (uint64_t i = 0; i < m; i++) {
+            double acc = 0;
+            for (uint64_t l = 0; l < k; l++) {
+                uint64_t ia = d->ta == CUBLAS_OP_N ? i + l * a->ld : l + i * a->ld;
+                uint64_t ib = d->tb == CUBLAS_OP_N ? l + j * b->ld : j + l * b->ld;
+                acc += e4m3(pa[ia]) * e4m3(pb[ib]);
+            }
+            double cv = be != 0 ? ((const float *)C)[i + j * c->ld] : 0.0;
+            ((float *)D)[i + j * dl->ld] = (float)(al * sa * sb * acc + be * cv);
+        }
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 } // extern "C"
