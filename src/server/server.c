@@ -168,15 +168,17 @@ static void dispatch(dc_server *s, struct MHD_Connection *conn, conn_state *cs,
         dc_http_route_models(s, r);
         return;
     case DC_HTTP_ROUTE_METRICS: {
+        /* The daemon through the connection: s->daemon is set only after the daemon started. */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
         const union MHD_DaemonInfo *di =
-            MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+            ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
         dc_http_route_metrics(s, di ? di->num_connections : 0, r);
         return;
     }
     default:
         break;
     }
-    (void)conn;
     int now = atomic_fetch_add(&s->metrics.embeds_in_flight, 1) + 1;
     if ((uint32_t)now > s->opt.max_concurrent) {
         dc_http_error(r, 429, "Overloaded",
