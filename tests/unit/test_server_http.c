@@ -6,6 +6,7 @@
 
 #include "server/http_buf.h"
 #include "server/http_request.h"
+#include "server/internal.h"
 
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
 static uint32_t rnd32(void) {
@@ -141,11 +142,43 @@ static void test_parse(void **state) {
                  DC_ERR_BATCH, "inputs.sentences");
 }
 
+/* Pipeline statuses → HTTP: what clients retry (429, 503), what they fix (422), what is ours. */
+static void test_status_map(void **state) {
+    (void)state;
+    const struct {
+        dc_status st;
+        unsigned code;
+        const char *type;
+    } cases[] = {
+        {DC_ERR_OVERLOADED, 429, "Overloaded"},     {DC_ERR_TIMEOUT, 504, "Timeout"},
+        {DC_ERR_EMPTY_INPUT, 422, "Validation"},    {DC_ERR_INPUT_TOO_LONG, 422, "Validation"},
+        {DC_ERR_BATCH, 422, "Validation"},          {DC_ERR_SERIALIZATION, 422, "Validation"},
+        {DC_ERR_UNSUPPORTED_MODALITY, 422, "Validation"},
+        {DC_ERR_MODEL_NOT_FOUND, 404, "NotFound"},  {DC_ERR_FUSION, 503, "Unhealthy"},
+        {DC_ERR_NOT_INITIALIZED, 503, "Unhealthy"}, {DC_ERR_MODEL_LOAD, 424, "Backend"},
+        {DC_ERR_GPU, 424, "Backend"},               {DC_ERR_INTERNAL, 500, "Internal"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned code = 0;
+        const char *type = NULL;
+        dc_http_status_map(cases[i].st, &code, &type);
+        assert_int_equal(code, cases[i].code);
+        assert_string_equal(type, cases[i].type);
+    }
+    dc_http_response r = {0};
+    dc_http_error(&r, 429, "Overloaded", "queue \"%s\" full", "E1");
+    assert_int_equal(r.code, 429);
+    assert_true(r.retry_after);
+    assert_string_equal(r.body, "{\"error\":\"queue \\\"E1\\\" full\",\"error_type\":\"Overloaded\"}");
+    free(r.body);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_float_roundtrip),
         cmocka_unit_test(test_base64_and_strings),
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_status_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
