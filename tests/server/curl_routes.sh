@@ -16,6 +16,17 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$TMP/err" ] && tail -20 "$TMP/err"; exit 1; }
 
+# Usage errors exit 2 before anything starts.
+"$DODECA" serve --help | grep -q "usage: dodeca serve" || fail "serve --help"
+for bad in "--port 70000" "--port -1" "--bogus" "--max-concurrent 0" "--set nokey"; do
+    "$DODECA" serve $bad >/dev/null 2>&1
+    rc=$?
+    [ "$rc" = 2 ] || fail "serve $bad: exit $rc, expected 2"
+done
+"$DODECA" serve --port 0 --set server.max_body_bytes=0 >/dev/null 2>"$TMP/cfg.err"
+rc=$?
+[ "$rc" = 1 ] && grep -q "server.max_body_bytes" "$TMP/cfg.err" || fail "bad setting: exit $rc"
+
 mkdir -p "$TMP/models"
 "$FIXTURE" e6 "$TMP/models/sparse" >/dev/null || fail "fixture e6"
 "$FIXTURE" e12 "$TMP/models/late_interaction" >/dev/null || fail "fixture e12"
