@@ -1,6 +1,7 @@
 /* `dodeca embed` output writers (formats described in embed_output.h). Each JSON line is built
  * in memory and written with one fwrite, so a killed run leaves at most one partial line, which
- * --resume cuts off. Floats print with %.9g, enough to round-trip a float exactly. */
+ * --resume cuts off. Floats print with nine significant digits (dc_format_float), enough to
+ * round-trip a float exactly. */
 #include "cli/embed_output.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/float_text.h"
 
 struct dc_embed_writer {
     dc_embed_output_options opt;
@@ -95,7 +97,12 @@ void dc_embed_buf_json_string(dc_embed_buf *b, const char *s) {
 
 static void dc_embed_buf_floats(dc_embed_buf *b, const float *v, size_t n) {
     dc_embed_buf_puts(b, "[");
-    for (size_t i = 0; i < n; i++) dc_embed_buf_printf(b, i ? ",%.9g" : "%.9g", (double)v[i]);
+    char t[DC_FLOAT_TEXT_MAX + 1];
+    for (size_t i = 0; i < n; i++) {
+        t[0] = ',';
+        dc_format_float(v[i], t + 1);
+        dc_embed_buf_puts(b, i ? t : t + 1);
+    }
     dc_embed_buf_puts(b, "]");
 }
 

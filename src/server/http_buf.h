@@ -25,10 +25,7 @@ void dc_http_buf_puts(dc_http_buf *b, const char *s);
 void dc_http_buf_printf(dc_http_buf *b, const char *fmt, ...) DC_PRINTF(2, 3);
 /* A JSON string literal, quotes included. */
 void dc_http_buf_json_string(dc_http_buf *b, const char *s, size_t n);
-/* A JSON number that reads back to the same float (nine significant digits, trailing zeros
- * dropped); non-finite values are written as 0. Returns the length written to out. */
-#define DC_HTTP_FLOAT_MAX 24
-size_t dc_http_format_float(float v, char out[DC_HTTP_FLOAT_MAX]);
+/* A JSON number that reads back to the same float (dc_format_float). */
 void dc_http_buf_float(dc_http_buf *b, float v);
 /* "[v0,v1,...]" */
 void dc_http_buf_float_array(dc_http_buf *b, const float *v, size_t n);

@@ -4,6 +4,7 @@
 
 #include "test_support.h"
 
+#include "core/float_text.h"
 #include "server/http_buf.h"
 #include "server/http_request.h"
 #include "server/internal.h"
@@ -15,8 +16,8 @@ static uint32_t rnd32(void) {
 }
 
 static void roundtrip(float v) {
-    char s[DC_HTTP_FLOAT_MAX];
-    size_t n = dc_http_format_float(v, s);
+    char s[DC_FLOAT_TEXT_MAX];
+    size_t n = dc_format_float(v, s);
     assert_int_equal(n, strlen(s));
     char *end = NULL;
     float back = strtof(s, &end);
@@ -41,18 +42,18 @@ static void test_float_roundtrip(void **state) {
     }
     for (int i = 0; i < 300000; i++) /* unit-vector sized values */
         roundtrip(((float)rnd32() / 4294967296.0f - 0.5f) * 0.2f);
-    char s[DC_HTTP_FLOAT_MAX];
-    dc_http_format_float(0.0f, s);
+    char s[DC_FLOAT_TEXT_MAX];
+    dc_format_float(0.0f, s);
     assert_string_equal(s, "0");
-    dc_http_format_float(NAN, s);
+    dc_format_float(NAN, s);
     assert_string_equal(s, "0"); /* JSON has no NaN */
-    dc_http_format_float(0.25f, s);
+    dc_format_float(0.25f, s);
     assert_string_equal(s, "0.25");
-    dc_http_format_float(-3.0f, s);
+    dc_format_float(-3.0f, s);
     assert_string_equal(s, "-3");
-    dc_http_format_float(1.0f / 16777216.0f, s); /* 2^-24 */
+    dc_format_float(1.0f / 16777216.0f, s); /* 2^-24 */
     assert_string_equal(s, "5.96046448e-08");
-    dc_http_format_float(1e20f, s);
+    dc_format_float(1e20f, s);
     assert_string_equal(s, "1.00000002e+20");
 }
 
