@@ -303,6 +303,13 @@ static void test_builtin_factory_discovery(void **state) {
     mc.quantization = DC_QUANTIZATION_FP8;
     assert_status(dc_registry_swap(r, DC_MODEL_ENTITY, &mc), DC_ERR_UNSUPPORTED_FORMAT);
     assert_true(dc_registry_is_loaded(r, DC_MODEL_ENTITY));
+    /* int8 runs: the swap loads the quantised model under a new version, and it holds less */
+    uint64_t fp32_bytes = s.model[DC_MODEL_ENTITY].bytes;
+    mc.quantization = DC_QUANTIZATION_INT8;
+    assert_ok(dc_registry_swap(r, DC_MODEL_ENTITY, &mc));
+    assert_false(dc_hash128_equal(v_entity, dc_registry_version(r, DC_MODEL_ENTITY)));
+    dc_registry_stats_get(r, &s);
+    assert_true(s.model[DC_MODEL_ENTITY].bytes < fp32_bytes);
 
     dc_registry_destroy(r);
     dc_builtin_factory_destroy(f);
