@@ -205,6 +205,7 @@ def run(a):
                         export(wrap, args, path, kind, dynamic)
                     print(f"# exported {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
                 if key not in sess:
+                    sess.clear()  # one Longformer graph per length: keep only the current one
                     so = ort.SessionOptions()
                     so.intra_op_num_threads = a.threads
                     so.inter_op_num_threads = 1
