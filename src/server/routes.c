@@ -43,6 +43,9 @@ void dc_http_status_map(dc_status st, unsigned *code, const char **type) {
     case DC_ERR_TIMEOUT:
         *code = 504, *type = "Timeout";
         break;
+    case DC_ERR_CANCELLED: /* the call was given up; nginx's "client closed request" */
+        *code = 499, *type = "Cancelled";
+        break;
     case DC_ERR_MODEL_NOT_FOUND:
         *code = 404, *type = "NotFound";
         break;

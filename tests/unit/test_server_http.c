@@ -158,6 +158,7 @@ static void test_status_map(void **state) {
         {DC_ERR_MODEL_NOT_FOUND, 404, "NotFound"},  {DC_ERR_FUSION, 503, "Unhealthy"},
         {DC_ERR_NOT_INITIALIZED, 503, "Unhealthy"}, {DC_ERR_MODEL_LOAD, 424, "Backend"},
         {DC_ERR_GPU, 424, "Backend"},               {DC_ERR_INTERNAL, 500, "Internal"},
+        {DC_ERR_CANCELLED, 499, "Cancelled"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         unsigned code = 0;
