@@ -73,7 +73,7 @@ for m in $(echo "$models" | tr , ' '); do
     if [ $peers = 1 ]; then
       python3 "$root/bench/encoder/peers.py" run "$fx" --model "$m" --shapes "${shapes[$m]}" \
         --threads "$threads" --budget "$budget" --engines "$engines" --spin $spin --check "$fx" 2>&1 |
-        grep --line-buffered -e '^peer' -e '^# check' -e '^# exported' | tee -a "$out"
+        grep --line-buffered -e '^peer' -e '^# check' -e '^# exported' -e '^# ort' | tee -a "$out"
     fi
   done
   echo "load average after $m: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
