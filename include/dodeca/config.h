@@ -109,6 +109,30 @@ typedef enum dc_pii_sensitivity {
 dc_status dc_pii_sensitivity_parse(const char *s, dc_pii_sensitivity *out);
 const char *dc_pii_sensitivity_name(dc_pii_sensitivity s);
 
+/* [models.<name>].pooling: how token rows become one vector. auto = the model's own recipe
+ * (modules.json / 1_Pooling for E8 and E11, the documented recipe for E1, E5, E7); the others
+ * are sentence-transformers' single modes. Only E1, E5, E7, E8 and E11 take an override. */
+typedef enum dc_pooling_mode {
+    DC_POOLING_AUTO = 0,
+    DC_POOLING_MEAN = 1,
+    DC_POOLING_CLS = 2,
+    DC_POOLING_MAX = 3,
+    DC_POOLING_MEAN_SQRT_LEN = 4,
+    DC_POOLING_WEIGHTEDMEAN = 5,
+    DC_POOLING_LASTTOKEN = 6,
+} dc_pooling_mode;
+dc_status dc_pooling_mode_parse(const char *s, dc_pooling_mode *out);
+const char *dc_pooling_mode_name(dc_pooling_mode p);
+
+/* [models.<name>].normalize: L2-normalise the pooled vector. auto = the model's recipe. */
+typedef enum dc_normalize_mode {
+    DC_NORMALIZE_AUTO = 0,
+    DC_NORMALIZE_TRUE = 1,
+    DC_NORMALIZE_FALSE = 2,
+} dc_normalize_mode;
+dc_status dc_normalize_mode_parse(const char *s, dc_normalize_mode *out);
+const char *dc_normalize_mode_name(dc_normalize_mode n);
+
 /* ---- Sections. Defaults (dc_config_defaults) are the seed's; see the example file. ---- */
 
 /* [models.<name>]: one per model, <name> the snake_case model name ("semantic"). */
@@ -122,6 +146,8 @@ struct dc_model_config {
     char path[DC_CONFIG_PATH_MAX]; /* "" = found under models.models_dir; else this folder */
     double fusion_weight;          /* 1.0: the block's weight in the fusion's shared map S
                                     * (relative to the other models; >= 0) */
+    dc_pooling_mode pooling;       /* auto; E1, E5, E7, E8, E11 only */
+    dc_normalize_mode normalize;   /* auto; E1, E5, E7, E8, E11 only */
 };
 typedef struct dc_model_config dc_model_config;
 

@@ -48,6 +48,9 @@ static const char *const padding_names[] = {"max_length", "dynamic_max", "power_
 static const char *const eviction_names[] = {"lru", "lfu", "ttl_lru", "arc"};
 static const char *const pii_names[] = {"placeholder", "redact", "mask", "hash", "off"};
 static const char *const sensitivity_names[] = {"permissive", "moderate", "strict"};
+static const char *const pooling_names[] = {"auto", "mean", "cls", "max",
+                                            "mean_sqrt_len", "weightedmean", "lasttoken"};
+static const char *const normalize_names[] = {"auto", "true", "false"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 dc_status dc_quantization_parse(const char *s, dc_quantization *out) {
@@ -99,6 +102,26 @@ dc_status dc_pii_sensitivity_parse(const char *s, dc_pii_sensitivity *out) {
 }
 const char *dc_pii_sensitivity_name(dc_pii_sensitivity s) {
     return (unsigned)s < (unsigned)COUNT(sensitivity_names) ? sensitivity_names[s] : "unknown";
+}
+
+dc_status dc_pooling_mode_parse(const char *s, dc_pooling_mode *out) {
+    int v = 0;
+    dc_status st = enum_parse(s, pooling_names, COUNT(pooling_names), "pooling", &v);
+    if (!st) *out = (dc_pooling_mode)v;
+    return st;
+}
+const char *dc_pooling_mode_name(dc_pooling_mode p) {
+    return (unsigned)p < (unsigned)COUNT(pooling_names) ? pooling_names[p] : "unknown";
+}
+
+dc_status dc_normalize_mode_parse(const char *s, dc_normalize_mode *out) {
+    int v = 0;
+    dc_status st = enum_parse(s, normalize_names, COUNT(normalize_names), "normalize", &v);
+    if (!st) *out = (dc_normalize_mode)v;
+    return st;
+}
+const char *dc_normalize_mode_name(dc_normalize_mode n) {
+    return (unsigned)n < (unsigned)COUNT(normalize_names) ? normalize_names[n] : "unknown";
 }
 
 #define DC_MAX_CUDA_ORDINAL 1023
@@ -379,6 +402,8 @@ static const dc_cfg_field model_fields[] = {
     MF("max_tokens", DC_CFG_U32, max_tokens),
     MF("path", DC_CFG_STRING, path),
     MF("fusion_weight", DC_CFG_F64, fusion_weight),
+    MF("pooling", DC_CFG_POOLING, pooling),
+    MF("normalize", DC_CFG_NORMALIZE, normalize),
 };
 
 #define N_GENERAL      (sizeof general_fields / sizeof general_fields[0])
@@ -629,7 +654,14 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
     case DC_CFG_PADDING:
     case DC_CFG_EVICTION:
     case DC_CFG_PII:
-    case DC_CFG_PII_SENSITIVITY: {
+    case DC_CFG_PII_SENSITIVITY:
+    case DC_CFG_POOLING:
+    case DC_CFG_NORMALIZE: {
+        /* normalize = true / false reads as the string would */
+        if (f->kind == DC_CFG_NORMALIZE && v->type == DC_TOML_BOOLEAN) {
+            *(dc_normalize_mode *)p = v->as.boolean ? DC_NORMALIZE_TRUE : DC_NORMALIZE_FALSE;
+            break;
+        }
         if (v->type != DC_TOML_STRING)
             return dc_cfg_fail(where, key, "expected a string, got %s", a_type(v->type));
         const char *text = v->as.string.data;
@@ -643,6 +675,10 @@ dc_status dc_cfg_assign(dc_config *c, const dc_cfg_setting *s, const dc_toml_val
             st = dc_eviction_policy_parse(text, (dc_eviction_policy *)p);
         else if (f->kind == DC_CFG_PII)
             st = dc_pii_mode_parse(text, (dc_pii_mode *)p);
+        else if (f->kind == DC_CFG_POOLING)
+            st = dc_pooling_mode_parse(text, (dc_pooling_mode *)p);
+        else if (f->kind == DC_CFG_NORMALIZE)
+            st = dc_normalize_mode_parse(text, (dc_normalize_mode *)p);
         else
             st = dc_pii_sensitivity_parse(text, (dc_pii_sensitivity *)p);
         if (st) return dc_fail_context(DC_ERR_CONFIG, "%s%s%s", where, *where ? ": " : "", key);

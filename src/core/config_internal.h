@@ -23,6 +23,8 @@ typedef enum dc_cfg_kind {
     DC_CFG_EVICTION,
     DC_CFG_PII,
     DC_CFG_PII_SENSITIVITY,
+    DC_CFG_POOLING,   /* dc_pooling_mode */
+    DC_CFG_NORMALIZE, /* dc_normalize_mode; a TOML boolean is accepted too */
     DC_CFG_U32_LIST,    /* uint32_t array + uint32_t count */
     DC_CFG_MODEL_LIST,  /* dc_model_id array + uint32_t count */
     DC_CFG_STRING_LIST, /* char[size][item_size] + uint32_t count; too long is an error */

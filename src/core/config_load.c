@@ -252,7 +252,7 @@ static dc_status assign_text(dc_config *c, const dc_cfg_setting *s, const char *
     dc_toml_value v = {0};
     if (kind == DC_CFG_STRING || kind == DC_CFG_DEVICE || kind == DC_CFG_QUANT ||
         kind == DC_CFG_PADDING || kind == DC_CFG_EVICTION || kind == DC_CFG_PII ||
-        kind == DC_CFG_PII_SENSITIVITY) {
+        kind == DC_CFG_PII_SENSITIVITY || kind == DC_CFG_POOLING || kind == DC_CFG_NORMALIZE) {
         size_t bad;
         if (!dc_utf8_valid(text, strlen(text), &bad))
             return dc_cfg_fail(where, key, "value is not valid UTF-8 (byte %zu)", bad);
@@ -431,6 +431,12 @@ bool dc_config_equal(const dc_config *a, const dc_config *b) {
             break;
         case DC_CFG_PII_SENSITIVITY:
             same = *(const dc_pii_sensitivity *)pa == *(const dc_pii_sensitivity *)pb;
+            break;
+        case DC_CFG_POOLING:
+            same = *(const dc_pooling_mode *)pa == *(const dc_pooling_mode *)pb;
+            break;
+        case DC_CFG_NORMALIZE:
+            same = *(const dc_normalize_mode *)pa == *(const dc_normalize_mode *)pb;
             break;
         case DC_CFG_STRING_LIST: {
             uint32_t na = *(const uint32_t *)((const char *)a + f->count_offset);

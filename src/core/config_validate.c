@@ -32,6 +32,44 @@ static bool finite_at_least(double v, double lo) {
     return isfinite(v) && v >= lo;
 }
 
+/* Pooling / normalize overrides make sense only where a vector is pooled from encoder token
+ * rows by a choice of recipe: E1, E5, E7, E8, E11. E2-E4 and E9 pool nothing, E6 (SPLADE) is max
+ * over the MLM logits by definition, E10 (CLIP) pools EOS/CLS as part of its architecture, E12
+ * (ColBERT) pools its own normalised token rows. */
+static bool takes_pooling_override(dc_model_id id) {
+    return id == DC_MODEL_SEMANTIC || id == DC_MODEL_CAUSAL || id == DC_MODEL_CODE ||
+           id == DC_MODEL_GRAPH || id == DC_MODEL_ENTITY;
+}
+
+static dc_status validate_pooling(const dc_config *c, dc_model_id id, const dc_model_config *mc) {
+    const dc_model_info *info = dc_model_info_get(id);
+    char key[96];
+    if ((unsigned)mc->pooling > DC_POOLING_LASTTOKEN) {
+        snprintf(key, sizeof key, "models.%s.pooling", info->name);
+        return vfail(c, key, NULL, "%s has an invalid value %d", key, (int)mc->pooling);
+    }
+    if ((unsigned)mc->normalize > DC_NORMALIZE_FALSE) {
+        snprintf(key, sizeof key, "models.%s.normalize", info->name);
+        return vfail(c, key, NULL, "%s has an invalid value %d", key, (int)mc->normalize);
+    }
+    if (takes_pooling_override(id)) return DC_OK;
+    if (mc->pooling != DC_POOLING_AUTO) {
+        snprintf(key, sizeof key, "models.%s.pooling", info->name);
+        return vfail(c, key, NULL,
+                     "%s = \"%s\": %s (%s) has a fixed pooling; only semantic, causal, code, "
+                     "graph and entity take an override (use \"auto\")",
+                     key, dc_pooling_mode_name(mc->pooling), info->label, info->name);
+    }
+    if (mc->normalize != DC_NORMALIZE_AUTO) {
+        snprintf(key, sizeof key, "models.%s.normalize", info->name);
+        return vfail(c, key, NULL,
+                     "%s = \"%s\": %s (%s) has a fixed normalisation; only semantic, causal, "
+                     "code, graph and entity take an override (use \"auto\")",
+                     key, dc_normalize_mode_name(mc->normalize), info->label, info->name);
+    }
+    return DC_OK;
+}
+
 static dc_status validate_models(const dc_config *c) {
     const dc_models_config *m = &c->models;
     if (!m->models_dir[0])
@@ -65,6 +103,8 @@ static dc_status validate_models(const dc_config *c) {
             return vfail(c, key, NULL, "%s (%u) exceeds the model's limit of %u", key,
                          (unsigned)mc->max_tokens, (unsigned)info->max_tokens);
         }
+        dc_status st = validate_pooling(c, (dc_model_id)i, mc);
+        if (st != DC_OK) return st;
         if (mc->device.kind == DC_DEVICE_CUDA) {
             snprintf(key, sizeof key, "models.%s.device", info->name);
             if (!c->gpu.enabled)

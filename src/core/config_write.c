@@ -81,6 +81,12 @@ static void write_value(FILE *out, const dc_config *c, const dc_cfg_setting *s) 
     case DC_CFG_PII_SENSITIVITY:
         write_string(out, dc_pii_sensitivity_name(*(const dc_pii_sensitivity *)p));
         break;
+    case DC_CFG_POOLING:
+        write_string(out, dc_pooling_mode_name(*(const dc_pooling_mode *)p));
+        break;
+    case DC_CFG_NORMALIZE:
+        write_string(out, dc_normalize_mode_name(*(const dc_normalize_mode *)p));
+        break;
     case DC_CFG_STRING_LIST: {
         uint32_t n = *(const uint32_t *)((const char *)c + f->count_offset);
         fputc('[', out);

@@ -14,13 +14,14 @@ static dc_status e1_finish(dc_encoder_model *em, const dc_input *in, const dc_en
     const uint32_t H = dc_bert_config_of(em->bert)->hidden;
     dc_pool(&em->st.pooling, rows, seq->len, H, seq->mask, vec);
     /* e5's model card normalises whether or not a Normalize module is listed */
-    dc_l2_normalize_eps(vec, em->info->dim, 1e-12);
+    if (em->normalize) dc_l2_normalize_eps(vec, em->info->dim, 1e-12);
     return DC_OK;
 }
 
 static const dc_encoder_recipe e1_recipe = {
     .id = DC_MODEL_SEMANTIC,
     .max_tokens = 512,
+    .normalize = true,
     .read_st_files = true,
     .prefix = e1_prefix,
     .finish = e1_finish,

@@ -47,13 +47,14 @@ static dc_status e5_finish(dc_encoder_model *em, const dc_input *in, const dc_en
         for (uint32_t r = 0; r < seq->len; r++) s += rows[(size_t)r * H + d];
         vec[d] = seq->len ? (float)(s / seq->len) : 0.0f;
     }
-    dc_l2_normalize_eps(vec, H, 1e-12);
+    if (em->normalize) dc_l2_normalize_eps(vec, H, 1e-12);
     return DC_OK;
 }
 
 static const dc_encoder_recipe e5_recipe = {
     .id = DC_MODEL_CAUSAL,
     .max_tokens = 4096,
+    .normalize = true,
     .read_st_files = false,
     .load_head = e5_load,
     .tokenize = e5_tokenize,

@@ -58,13 +58,14 @@ static dc_status e7_finish(dc_encoder_model *em, const dc_input *in, const dc_en
         for (uint32_t r = lo; r < hi; r++) s += rows[(size_t)r * H + d];
         vec[d] = hi > lo ? (float)(s / (hi - lo)) : 0.0f;
     }
-    dc_l2_normalize_eps(vec, H, 1e-12);
+    if (em->normalize) dc_l2_normalize_eps(vec, H, 1e-12);
     return DC_OK;
 }
 
 static const dc_encoder_recipe e7_recipe = {
     .id = DC_MODEL_CODE,
     .max_tokens = 512,
+    .normalize = true,
     .read_st_files = false,
     .load_head = e7_load,
     .free_head = e7_free,

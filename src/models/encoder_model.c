@@ -205,8 +205,41 @@ static dc_status default_finish(dc_encoder_model *em, const dc_input *in, const 
     (void)in;
     const uint32_t H = dc_bert_config_of(em->bert)->hidden;
     dc_pool(&em->st.pooling, rows, seq->len, H, seq->mask, vec);
-    if (em->st.normalize) dc_l2_normalize_eps(vec, em->info->dim, 1e-12);
+    if (em->normalize) dc_l2_normalize_eps(vec, em->info->dim, 1e-12);
     return DC_OK;
+}
+
+/* ---- pooling / normalize overrides ---- */
+
+bool dc_pretrained_takes_overrides(dc_model_id id) {
+    return id == DC_MODEL_SEMANTIC || id == DC_MODEL_CAUSAL || id == DC_MODEL_CODE ||
+           id == DC_MODEL_GRAPH || id == DC_MODEL_ENTITY;
+}
+
+static dc_status check_overrides(dc_model_id id, const dc_pretrained_options *opt) {
+    const dc_model_info *info = dc_model_info_get(id);
+    if ((unsigned)opt->pooling > DC_POOLING_LASTTOKEN ||
+        (unsigned)opt->normalize > DC_NORMALIZE_FALSE)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: unknown pooling %d / normalize %d",
+                       (int)opt->pooling, (int)opt->normalize);
+    if ((opt->pooling != DC_POOLING_AUTO || opt->normalize != DC_NORMALIZE_AUTO) &&
+        !dc_pretrained_takes_overrides(id))
+        return dc_fail(DC_ERR_INVALID_ARGUMENT,
+                       "%s (%s): pooling \"%s\" / normalize \"%s\": its pooling is fixed, only "
+                       "auto is accepted", info ? info->label : "?", info ? info->name : "?",
+                       dc_pooling_mode_name(opt->pooling), dc_normalize_mode_name(opt->normalize));
+    return DC_OK;
+}
+
+/* One sentence-transformers mode in place of the folder's / recipe's; the pooled width is the
+ * hidden size for each of them. */
+static void override_pooling(dc_pooling_config *p, dc_pooling_mode mode) {
+    p->cls = mode == DC_POOLING_CLS;
+    p->max = mode == DC_POOLING_MAX;
+    p->mean = mode == DC_POOLING_MEAN;
+    p->mean_sqrt_len = mode == DC_POOLING_MEAN_SQRT_LEN;
+    p->weightedmean = mode == DC_POOLING_WEIGHTEDMEAN;
+    p->lasttoken = mode == DC_POOLING_LASTTOKEN;
 }
 
 /* ---- vtable ---- */
@@ -236,6 +269,7 @@ static dc_status em_load(dc_model *m) {
     if ((st = dc_bert_config_read(path, &cfg))) return st;
     if (em->recipe->read_st_files) {
         if ((st = dc_st_config_read(em->dir, &em->st))) return st;
+        if (em->opt.pooling != DC_POOLING_AUTO) override_pooling(&em->st.pooling, em->opt.pooling);
         uint32_t pooled = dc_pooling_dim(&em->st.pooling, cfg.hidden);
         if (em->st.pooling.word_embedding_dimension &&
             em->st.pooling.word_embedding_dimension != cfg.hidden)
@@ -247,6 +281,11 @@ static dc_status em_load(dc_model *m) {
                            "%s: the pooled vector has %u values; %s needs %u", em->dir, pooled,
                            em->info->label, em->info->dim);
     }
+    if (!em->recipe->read_st_files && em->opt.pooling != DC_POOLING_AUTO)
+        override_pooling(&em->st.pooling, em->opt.pooling);
+    em->normalize = em->opt.normalize == DC_NORMALIZE_AUTO
+                        ? em->recipe->normalize || em->st.normalize
+                        : em->opt.normalize == DC_NORMALIZE_TRUE;
     /* sequence limit: the recipe (or max_seq_length), capped by positions and options */
     uint32_t lim = em->recipe->max_tokens;
     if (em->st.max_seq_length) lim = em->st.max_seq_length;
@@ -311,7 +350,7 @@ static dc_status embed_one(void *p, size_t i, const float *rows) {
     dc_status st;
     if (id == DC_MODEL_SPARSE && extra && c->x->sparse)
         st = dc_e6_finish_ex(em, &c->seqs[i], rows, c->vec, &c->x->sparse[i]);
-    else if (em->recipe->finish)
+    else if (em->recipe->finish && em->opt.pooling == DC_POOLING_AUTO)
         st = em->recipe->finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec);
     else
         st = default_finish(em, &c->inputs[i], &c->seqs[i], rows, c->vec);
@@ -485,6 +524,12 @@ dc_status dc_encoder_model_create(const dc_encoder_recipe *recipe, const dc_pret
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: unknown weight format %d",
                        (int)opt->weights);
     }
+    dc_status cs = check_overrides(recipe->id, opt);
+    if (cs != DC_OK) {
+        free(em);
+        free(m);
+        return cs;
+    }
     snprintf(em->dir_given, sizeof em->dir_given, "%s", opt->model_dir);
     em->opt = *opt;
     em->opt.model_dir = em->dir_given;
@@ -636,6 +681,8 @@ void dc_pretrained_options_from_config(dc_model_id id, const dc_model_config *cf
     else snprintf(dirbuf, cap, "%s/%s", models_dir ? models_dir : ".", info ? info->name : "");
     out->model_dir = dirbuf;
     out->max_tokens = cfg ? cfg->max_tokens : 0;
+    out->pooling = cfg ? cfg->pooling : DC_POOLING_AUTO;
+    out->normalize = cfg ? cfg->normalize : DC_NORMALIZE_AUTO;
     out->weights = DC_WEIGHTS_F32;
     if (cfg && dc_pretrained_weight_format(cfg->quantization, &out->weights) != DC_OK) {
         out->weights = DC_WEIGHTS_F32;
@@ -662,6 +709,13 @@ bool dc_pretrained_supports(dc_model_id id) {
 }
 
 dc_status dc_pretrained_create(dc_model_id id, const dc_pretrained_options *opt, dc_model **out) {
+    if (opt && dc_pretrained_supports(id)) {
+        dc_status st = check_overrides(id, opt);
+        if (st != DC_OK) {
+            if (out) *out = NULL;
+            return st;
+        }
+    }
     switch (id) {
     case DC_MODEL_SEMANTIC: return dc_e1_create(opt, out);
     case DC_MODEL_CAUSAL: return dc_e5_create(opt, out);

@@ -35,6 +35,7 @@ typedef struct dc_encoder_recipe {
     dc_model_id id;
     uint32_t max_tokens;   /* the recipe's limit when the folder does not give one */
     bool read_st_files;    /* modules.json & co. decide pooling / normalisation */
+    bool normalize;        /* L2 always (E1, E5, E7), whatever modules.json says */
     /* Optional: reads head tensors after the encoder (weights still open). */
     dc_status (*load_head)(dc_encoder_model *em, const dc_weights *w);
     void (*free_head)(dc_encoder_model *em);
@@ -43,7 +44,8 @@ typedef struct dc_encoder_recipe {
     /* Optional: text prepended before tokenising (E1 "query: " / "passage: "). */
     const char *(*prefix)(const dc_input *in);
     /* Turns the rows of one sequence into its vector of info->dim floats; default = the
-     * sentence-transformers pooling (+ Normalize when modules.json has it). */
+     * sentence-transformers pooling (+ L2 when em->normalize). Not called when the options
+     * override the pooling (the default runs then); must honour em->normalize. */
     dc_status (*finish)(dc_encoder_model *em, const dc_input *in, const dc_enc_seq *seq,
                         const float *rows, float *vec);
 } dc_encoder_recipe;
@@ -57,7 +59,8 @@ struct dc_encoder_model {
     dc_backend *be;
     dc_tokenizer *tok;
     dc_bert *bert;
-    dc_st_config st;
+    dc_st_config st;      /* pooling here is the effective one (after an override) */
+    bool normalize;       /* effective: the override, else recipe->normalize || st.normalize */
     uint32_t max_len;     /* tokens incl. specials */
     void *head;           /* recipe state */
     size_t head_bytes;

@@ -24,7 +24,17 @@ typedef struct dc_pretrained_options {
     /* How the encoder's linear layers hold their weights (embeddings, LayerNorm and the heads
      * stay f32; docs/precision.md). 0 = DC_WEIGHTS_F32. */
     dc_weight_format weights;
+    /* [models.<name>] pooling / normalize (0 = auto: the model's recipe). Only the models
+     * dc_pretrained_takes_overrides names accept others; creating any other model with one
+     * is DC_ERR_INVALID_ARGUMENT. A pooling override pools every token row (specials
+     * included) as sentence-transformers' Pooling does. */
+    dc_pooling_mode pooling;
+    dc_normalize_mode normalize;
 } dc_pretrained_options;
+
+/* E1, E5, E7, E8, E11: the models whose pooling and normalisation a configuration may
+ * override (E6, E10, E12 pool by definition). */
+bool dc_pretrained_takes_overrides(dc_model_id id);
 
 /* Which models this file family implements. */
 bool dc_pretrained_supports(dc_model_id id);

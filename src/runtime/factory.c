@@ -101,6 +101,10 @@ dc_hash128 dc_registry_config_version(dc_model_id id, const dc_model_config *cfg
                      cfg ? (uint32_t)cfg->quantization : 0};
     XXH3_128bits_update(st, v, sizeof v);
     if (cfg && cfg->path[0]) XXH3_128bits_update(st, cfg->path, strlen(cfg->path));
+    if (cfg && (cfg->pooling != DC_POOLING_AUTO || cfg->normalize != DC_NORMALIZE_AUTO)) {
+        uint32_t ov[2] = {(uint32_t)cfg->pooling, (uint32_t)cfg->normalize}; /* auto: unchanged */
+        XXH3_128bits_update(st, ov, sizeof ov);
+    }
     if (dc_builtin_is_pretrained(id)) {
         char dir[DC_FOLDER_MAX], res[DC_FOLDER_MAX];
         dc_error_clear();
@@ -166,7 +170,9 @@ static dc_status fx_create(void *ctx, dc_model_id id, const dc_model_config *cfg
                                .threads = f->threads,
                                .max_tokens = cfg ? cfg->max_tokens : 0,
                                .max_batch_tokens = f->max_batch_tokens,
-                               .weights = wf};
+                               .weights = wf,
+                               .pooling = cfg ? cfg->pooling : DC_POOLING_AUTO,
+                               .normalize = cfg ? cfg->normalize : DC_NORMALIZE_AUTO};
     return dc_pretrained_create(id, &o, out);
 }
 
