@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "models/pretrained.h"
+#include "runtime/autodl.h"
 #include "runtime/pipeline_internal.h"
 #include "runtime/record.h"
 
@@ -196,6 +197,7 @@ dc_status dc_pipeline_open_ex(const dc_config *cfg, const dc_pipeline_options *o
         p->factory = p->opt.factory;
     } else {
         if ((st = dc_builtin_factory_create(cfg, &p->builtin)) != DC_OK) goto fail;
+        dc_autodl_run(cfg, p->builtin, &p->log); /* models.auto_download */
         p->factory = &p->builtin->base;
         reasons = (const char(*)[256])p->builtin->reason;
     }
