@@ -31,7 +31,11 @@ static void ep_usage(FILE *out) {
           "  --dtype fp32|bf16|int8  weights of the encoder's linear layers (default fp32;\n"
           "                      embeddings, LayerNorm and heads stay fp32; docs/precision.md)\n"
           "  --threads N         intra-op threads (default: OMP_NUM_THREADS or every core)\n"
-          "  --max-tokens N      lower the model's token limit\n",
+          "  --max-tokens N      lower the model's token limit\n"
+          "  --pooling auto|mean|cls|max|mean_sqrt_len|weightedmean|lasttoken\n"
+          "                      E1, E5, E7, E8, E11: pool the token rows this way (default auto:\n"
+          "                      the model's recipe); as models.<name>.pooling\n"
+          "  --normalize auto|true|false  E1, E5, E7, E8, E11: L2 of the vector (default auto)\n",
           out);
 }
 
@@ -240,6 +244,13 @@ int dc_cmd_encode_pretrained(int argc, char **argv) {
             if (!parse_u32(v, &o.threads)) return fprintf(stderr, "dodeca encode: bad --threads\n"), DC_EXIT_USAGE;
         } else if (!strcmp(a, "--max-tokens")) {
             if (!parse_u32(v, &o.max_tokens)) return fprintf(stderr, "dodeca encode: bad --max-tokens\n"), DC_EXIT_USAGE;
+        } else if (!strcmp(a, "--pooling") || !strcmp(a, "--normalize")) {
+            dc_status ps = a[2] == 'p' ? dc_pooling_mode_parse(v, &o.pooling)
+                                       : dc_normalize_mode_parse(v, &o.normalize);
+            if (ps != DC_OK) {
+                fprintf(stderr, "dodeca encode: %s: %s\n", a, dc_error_detail());
+                return DC_EXIT_USAGE;
+            }
         } else {
             fprintf(stderr, "dodeca encode: unknown option %s\n\n", a);
             ep_usage(stderr);
