@@ -94,7 +94,7 @@ const char *dc_pii_mode_name(dc_pii_mode m) {
 }
 
 dc_status dc_pii_sensitivity_parse(const char *s, dc_pii_sensitivity *out) {
-    int v;
+    int v = 0;
     dc_status st =
         enum_parse(s, sensitivity_names, COUNT(sensitivity_names), "PII sensitivity", &v);
     if (!st) *out = (dc_pii_sensitivity)v;
