@@ -62,8 +62,13 @@ void dc_autodl_run(const dc_config *cfg, dc_builtin_factory *f, dc_rt_logger *lo
             }
             resolved = true;
         }
-        dc_rt_log(log, DC_RT_LOG_INFO, "models.auto_download: fetching %s (%s) from %s into %s",
-                  info->label, dc_manifest_get(id)->repo, o.endpoint, o.cache_dir);
+        /* a warning so that a long download at open is never silent (default level: warn) */
+        const dc_model_manifest *mf = dc_manifest_get(id);
+        dc_rt_log(log, DC_RT_LOG_WARN,
+                  "models.auto_download: %s (%s) not found, downloading %s@%s (~%llu MB) from %s "
+                  "into %s",
+                  info->label, info->name, mf->repo, mf->revision,
+                  (unsigned long long)(mf->approx_bytes / 1000000u), o.endpoint, o.cache_dir);
         dc_error_clear();
         dc_status st = dc_hub_pull_model(&o, id, NULL, &r);
         /* a network or server failure (DC_ERR_IO) probably hits the next model too: one
