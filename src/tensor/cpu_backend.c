@@ -17,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "core/error.h"
+#include "tensor/dnnl_status.h"
 #include "tensor/backend.h"
 #include "tensor/cpu_kernels.h"
 #include "tensor/cpu_parallel.h"
@@ -44,29 +45,6 @@ struct dc_linear {
 };
 
 static dc_cpu_backend *cpu_of(dc_backend *be) { return (dc_cpu_backend *)be->impl; }
-
-static const char *dnnl_status_text(dnnl_status_t s) {
-    switch (s) {
-    case dnnl_success: return "success";
-    case dnnl_out_of_memory: return "out of memory";
-    case dnnl_invalid_arguments: return "invalid arguments";
-    case dnnl_unimplemented: return "unimplemented";
-    case dnnl_iterator_ends: return "iterator ends";
-    case dnnl_runtime_error: return "runtime error";
-    case dnnl_not_required: return "not required";
-    }
-    return "unknown";
-}
-
-#define DNNL_TRY(call, what)                                                                  \
-    do {                                                                                      \
-        dnnl_status_t dc__s = (call);                                                         \
-        if (dc__s != dnnl_success) {                                                          \
-            st = dc_fail(dc__s == dnnl_out_of_memory ? DC_ERR_OUT_OF_MEMORY : DC_ERR_INTERNAL, \
-                         "oneDNN %s: %s", (what), dnnl_status_text(dc__s));                   \
-            goto done;                                                                        \
-        }                                                                                     \
-    } while (0)
 
 /* ---- buffers ---- */
 
@@ -558,7 +536,7 @@ dc_status dc_backend_cpu_create(const dc_cpu_backend_options *opt, dc_backend **
     if (s != dnnl_success) {
         cpu->engine = NULL;
         cpu_destroy(be);
-        return dc_fail(DC_ERR_INTERNAL, "oneDNN cpu engine: %s", dnnl_status_text(s));
+        return dc_fail(DC_ERR_INTERNAL, "oneDNN cpu engine: %s", dc_dnnl_status_text(s));
     }
     *out = be;
     return DC_OK;

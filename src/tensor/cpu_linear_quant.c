@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "tensor/dnnl_status.h"
 #include "tensor/quant.h"
 
 /* One matrix product y[m, n] (row stride ldd) = x[m, k]·B[k, n] (+ bias) with fixed types and
@@ -37,29 +38,6 @@ struct dc_cpu_qlinear {
     float *bias;
     char impl[96];
 };
-
-static const char *dnnl_text(dnnl_status_t s) {
-    switch (s) {
-    case dnnl_success: return "success";
-    case dnnl_out_of_memory: return "out of memory";
-    case dnnl_invalid_arguments: return "invalid arguments";
-    case dnnl_unimplemented: return "unimplemented";
-    case dnnl_iterator_ends: return "iterator ends";
-    case dnnl_runtime_error: return "runtime error";
-    case dnnl_not_required: return "not required";
-    }
-    return "unknown";
-}
-
-#define QTRY(call, what)                                                                      \
-    do {                                                                                      \
-        dnnl_status_t dc__s = (call);                                                         \
-        if (dc__s != dnnl_success) {                                                          \
-            st = dc_fail(dc__s == dnnl_out_of_memory ? DC_ERR_OUT_OF_MEMORY : DC_ERR_INTERNAL, \
-                         "oneDNN %s: %s", (what), dnnl_text(dc__s));                          \
-            goto done;                                                                        \
-        }                                                                                     \
-    } while (0)
 
 /* wmd NULL: let oneDNN choose the weights layout. */
 static dnnl_status_t qmm_pd(dnnl_engine_t eng, const qmm *q, dnnl_dim_t m,
@@ -116,7 +94,7 @@ static dc_status qmm_prepare(dnnl_engine_t eng, qmm *q, bool plain, dnnl_dim_t l
     dnnl_primitive_desc_t pd_fixed = NULL;
     dnnl_memory_desc_t plain_md;
     dnnl_dims_t bd = {q->k, q->n}, bs = {1, ldw};
-    QTRY(dnnl_memory_desc_init_by_strides(&plain_md, 2, bd, q->wdt, bs), "weights descriptor");
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&plain_md, 2, bd, q->wdt, bs), "weights descriptor");
     if (qmm_pd(eng, q, DNNL_RUNTIME_DIM_VAL, plain ? &plain_md : NULL, &q->pd_rt) == dnnl_success) {
         qmm_impl(q->pd_rt, q->impl, sizeof q->impl);
         if (strstr(q->impl, "ref")) qmm_free(q);
@@ -124,7 +102,7 @@ static dc_status qmm_prepare(dnnl_engine_t eng, qmm *q, bool plain, dnnl_dim_t l
         q->pd_rt = NULL;
     }
     if (q->pd_rt) {
-        QTRY(dnnl_primitive_create(&q->prim_rt, q->pd_rt), "matmul primitive");
+        DNNL_TRY(dnnl_primitive_create(&q->prim_rt, q->pd_rt), "matmul primitive");
         q->wmd = *dnnl_primitive_desc_query_md(q->pd_rt, dnnl_query_weights_md, 0);
     } else {
         dnnl_status_t s = qmm_pd(eng, q, 128, plain ? &plain_md : NULL, &pd_fixed);
@@ -133,7 +111,7 @@ static dc_status qmm_prepare(dnnl_engine_t eng, qmm *q, bool plain, dnnl_dim_t l
             st = dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "no oneDNN matmul for these types on this CPU");
             goto done;
         }
-        QTRY(s, "matmul descriptor");
+        DNNL_TRY(s, "matmul descriptor");
         q->wmd = *dnnl_primitive_desc_query_md(pd_fixed, dnnl_query_weights_md, 0);
     }
 done:
@@ -154,27 +132,27 @@ static dc_status qmm_run(dnnl_engine_t eng, const qmm *q, const void *x, size_t 
     const_dnnl_primitive_desc_t use_pd = q->pd_rt;
     dnnl_primitive_t use_prim = q->prim_rt;
     if (!use_pd) {
-        QTRY(qmm_pd(eng, q, (dnnl_dim_t)rows, &q->wmd, &pd), "matmul descriptor");
-        QTRY(dnnl_primitive_create(&prim, pd), "matmul primitive");
+        DNNL_TRY(qmm_pd(eng, q, (dnnl_dim_t)rows, &q->wmd, &pd), "matmul descriptor");
+        DNNL_TRY(dnnl_primitive_create(&prim, pd), "matmul primitive");
         use_pd = pd;
         use_prim = prim;
     }
     dnnl_memory_desc_t amd, cmd, bmd;
     dnnl_dims_t ad = {(dnnl_dim_t)rows, q->k}, cd = {(dnnl_dim_t)rows, q->n}, cs = {q->ldd, 1},
                 bd = {1, q->n};
-    QTRY(dnnl_memory_desc_init_by_tag(&amd, 2, ad, q->sdt, dnnl_ab), "src descriptor");
-    QTRY(dnnl_memory_desc_init_by_strides(&cmd, 2, cd, q->ddt, cs), "dst descriptor");
-    QTRY(dnnl_memory_create(&ma, &amd, eng, (void *)x), "src memory");
-    QTRY(dnnl_memory_create(&mc, &cmd, eng, y), "dst memory");
-    QTRY(dnnl_memory_create(&mw, &q->wmd, eng, (void *)w), "weights memory");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&amd, 2, ad, q->sdt, dnnl_ab), "src descriptor");
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&cmd, 2, cd, q->ddt, cs), "dst descriptor");
+    DNNL_TRY(dnnl_memory_create(&ma, &amd, eng, (void *)x), "src memory");
+    DNNL_TRY(dnnl_memory_create(&mc, &cmd, eng, y), "dst memory");
+    DNNL_TRY(dnnl_memory_create(&mw, &q->wmd, eng, (void *)w), "weights memory");
     dnnl_exec_arg_t args[5];
     int nargs = 0;
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, ma};
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mw};
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mc};
     if (q->bias) {
-        QTRY(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias descriptor");
-        QTRY(dnnl_memory_create(&mb, &bmd, eng, (void *)bias), "bias memory");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias descriptor");
+        DNNL_TRY(dnnl_memory_create(&mb, &bmd, eng, (void *)bias), "bias memory");
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
     }
     const dnnl_memory_desc_t *spmd =
@@ -186,12 +164,12 @@ static dc_status qmm_run(dnnl_engine_t eng, const qmm *q, const void *x, size_t 
             st = dc_fail(DC_ERR_OUT_OF_MEMORY, "matmul scratchpad of %zu bytes", spbytes);
             goto done;
         }
-        QTRY(dnnl_memory_create(&msp, spmd, eng, scratch), "scratchpad memory");
+        DNNL_TRY(dnnl_memory_create(&msp, spmd, eng, scratch), "scratchpad memory");
         args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, msp};
     }
-    QTRY(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
-    QTRY(dnnl_primitive_execute(use_prim, stream, nargs, args), "matmul");
-    QTRY(dnnl_stream_wait(stream), "matmul");
+    DNNL_TRY(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
+    DNNL_TRY(dnnl_primitive_execute(use_prim, stream, nargs, args), "matmul");
+    DNNL_TRY(dnnl_stream_wait(stream), "matmul");
 done:
     if (stream) dnnl_stream_destroy(stream);
     if (msp) dnnl_memory_destroy(msp);
@@ -220,16 +198,16 @@ static dc_status pack_weights(dnnl_engine_t eng, const qmm *q, const void *plain
     }
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {q->k, q->n};
-    QTRY(dnnl_memory_desc_init_by_tag(&user, 2, wd, q->wdt, dnnl_ba), "weights descriptor");
-    QTRY(dnnl_memory_create(&src_mem, &user, eng, (void *)plain), "weights memory");
-    QTRY(dnnl_memory_create(&dst_mem, &q->wmd, eng, *out), "packed memory");
-    QTRY(dnnl_reorder_primitive_desc_create(&rpd, &user, eng, &q->wmd, eng, NULL),
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&user, 2, wd, q->wdt, dnnl_ba), "weights descriptor");
+    DNNL_TRY(dnnl_memory_create(&src_mem, &user, eng, (void *)plain), "weights memory");
+    DNNL_TRY(dnnl_memory_create(&dst_mem, &q->wmd, eng, *out), "packed memory");
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &user, eng, &q->wmd, eng, NULL),
          "weights reorder descriptor");
-    QTRY(dnnl_primitive_create(&reorder, rpd), "weights reorder");
-    QTRY(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
+    DNNL_TRY(dnnl_primitive_create(&reorder, rpd), "weights reorder");
+    DNNL_TRY(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src_mem}, {DNNL_ARG_TO, dst_mem}};
-    QTRY(dnnl_primitive_execute(reorder, stream, 2, args), "weights reorder");
-    QTRY(dnnl_stream_wait(stream), "weights reorder");
+    DNNL_TRY(dnnl_primitive_execute(reorder, stream, 2, args), "weights reorder");
+    DNNL_TRY(dnnl_stream_wait(stream), "weights reorder");
 done:
     if (stream) dnnl_stream_destroy(stream);
     if (reorder) dnnl_primitive_destroy(reorder);
