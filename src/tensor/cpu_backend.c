@@ -95,13 +95,6 @@ static dnnl_status_t make_pd(dnnl_engine_t eng, dnnl_dim_t m, uint32_t n, uint32
     return s;
 }
 
-static void pd_impl(const_dnnl_primitive_desc_t pd, char *buf, size_t cap) {
-    const char *impl = NULL;
-    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
-        impl = "unknown";
-    snprintf(buf, cap, "%s", impl);
-}
-
 static void linear_free(dc_linear *l) {
     if (!l) return;
     if (l->prim_rt) dnnl_primitive_destroy(l->prim_rt);
@@ -141,7 +134,7 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     dnnl_status_t s = make_pd(cpu->engine, DNNL_RUNTIME_DIM_VAL, n_out, k_in, NULL, bias != NULL,
                               &l->pd_rt);
     if (s == dnnl_success) {
-        pd_impl(l->pd_rt, l->impl, sizeof l->impl);
+        dc_dnnl_impl_name(l->pd_rt, l->impl, sizeof l->impl);
         if (strstr(l->impl, "ref")) {
             dnnl_primitive_desc_destroy(l->pd_rt);
             l->pd_rt = NULL;
@@ -156,7 +149,7 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     } else {
         DNNL_TRY(make_pd(cpu->engine, 128, n_out, k_in, NULL, bias != NULL, &pd_fixed),
                  "matmul descriptor");
-        pd_impl(pd_fixed, l->impl, sizeof l->impl);
+        dc_dnnl_impl_name(pd_fixed, l->impl, sizeof l->impl);
         chosen = dnnl_primitive_desc_query_md(pd_fixed, dnnl_query_weights_md, 0);
     }
     l->wmd = *chosen;

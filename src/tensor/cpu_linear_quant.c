@@ -71,13 +71,6 @@ static dnnl_status_t qmm_pd(dnnl_engine_t eng, const qmm *q, dnnl_dim_t m,
     return s;
 }
 
-static void qmm_impl(const_dnnl_primitive_desc_t pd, char *buf, size_t cap) {
-    const char *impl = NULL;
-    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
-        impl = "unknown";
-    snprintf(buf, cap, "%s", impl);
-}
-
 static void qmm_free(qmm *q) {
     if (q->prim_rt) dnnl_primitive_destroy(q->prim_rt);
     if (q->pd_rt) dnnl_primitive_desc_destroy(q->pd_rt);
@@ -96,7 +89,7 @@ static dc_status qmm_prepare(dnnl_engine_t eng, qmm *q, bool plain, dnnl_dim_t l
     dnnl_dims_t bd = {q->k, q->n}, bs = {1, ldw};
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&plain_md, 2, bd, q->wdt, bs), "weights descriptor");
     if (qmm_pd(eng, q, DNNL_RUNTIME_DIM_VAL, plain ? &plain_md : NULL, &q->pd_rt) == dnnl_success) {
-        qmm_impl(q->pd_rt, q->impl, sizeof q->impl);
+        dc_dnnl_impl_name(q->pd_rt, q->impl, sizeof q->impl);
         if (strstr(q->impl, "ref")) qmm_free(q);
     } else {
         q->pd_rt = NULL;
@@ -106,7 +99,7 @@ static dc_status qmm_prepare(dnnl_engine_t eng, qmm *q, bool plain, dnnl_dim_t l
         q->wmd = *dnnl_primitive_desc_query_md(q->pd_rt, dnnl_query_weights_md, 0);
     } else {
         dnnl_status_t s = qmm_pd(eng, q, 128, plain ? &plain_md : NULL, &pd_fixed);
-        if (s == dnnl_success) qmm_impl(pd_fixed, q->impl, sizeof q->impl);
+        if (s == dnnl_success) dc_dnnl_impl_name(pd_fixed, q->impl, sizeof q->impl);
         if (s == dnnl_unimplemented || (s == dnnl_success && !allow_ref && strstr(q->impl, "ref"))) {
             st = dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "no oneDNN matmul for these types on this CPU");
             goto done;

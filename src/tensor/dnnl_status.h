@@ -1,6 +1,9 @@
-/* oneDNN status codes as dodeca errors, shared by the CPU backend's linear layers. */
+/* oneDNN status codes as dodeca errors, and the name of the implementation a primitive
+ * descriptor chose; shared by the CPU backend's f32 and quantised linear layers. */
 #ifndef DC_TENSOR_DNNL_STATUS_H
 #define DC_TENSOR_DNNL_STATUS_H
+
+#include <stdio.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
@@ -17,6 +20,14 @@ static inline const char *dc_dnnl_status_text(dnnl_status_t s) {
     case dnnl_not_required: return "not required";
     }
     return "unknown";
+}
+
+/* Writes the implementation name of `pd` ("gemm:jit", ...; "unknown") into buf. */
+static inline void dc_dnnl_impl_name(const_dnnl_primitive_desc_t pd, char *buf, size_t cap) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        impl = "unknown";
+    snprintf(buf, cap, "%s", impl);
 }
 
 /* Runs a oneDNN call; on failure sets `st` (a dc_status in scope) with the detail naming
