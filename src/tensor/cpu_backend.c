@@ -17,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "core/error.h"
+#include "tensor/dnnl_matmul.h"
 #include "tensor/dnnl_status.h"
 #include "tensor/backend.h"
 #include "tensor/cpu_kernels.h"
@@ -213,9 +214,6 @@ static dc_status cpu_linear_forward(dc_backend *be, const dc_linear *l, const fl
     }
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
-    dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL, msp = NULL;
-    dnnl_stream_t stream = NULL;
-    void *scratch = NULL;
     const_dnnl_primitive_desc_t use_pd = l->pd_rt;
     dnnl_primitive_t use_prim = l->prim_rt;
     if (!use_pd) {
@@ -225,45 +223,11 @@ static dc_status cpu_linear_forward(dc_backend *be, const dc_linear *l, const fl
         use_pd = pd;
         use_prim = prim;
     }
-    dnnl_memory_desc_t amd, cmd, bmd;
-    dnnl_dims_t ad = {(dnnl_dim_t)rows, l->k}, cd = {(dnnl_dim_t)rows, l->n}, bd = {1, l->n};
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&amd, 2, ad, dnnl_f32, dnnl_ab), "src descriptor");
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&cmd, 2, cd, dnnl_f32, dnnl_ab), "dst descriptor");
-    DNNL_TRY(dnnl_memory_create(&ma, &amd, cpu->engine, (void *)x), "src memory");
-    DNNL_TRY(dnnl_memory_create(&mc, &cmd, cpu->engine, y), "dst memory");
-    DNNL_TRY(dnnl_memory_create(&mw, &l->wmd, cpu->engine, l->wdata), "weights memory");
-    dnnl_exec_arg_t args[5];
-    int nargs = 0;
-    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, ma};
-    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mw};
-    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mc};
-    if (l->bias) {
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab), "bias descriptor");
-        DNNL_TRY(dnnl_memory_create(&mb, &bmd, cpu->engine, l->bias), "bias memory");
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
-    }
-    const dnnl_memory_desc_t *spmd = dnnl_primitive_desc_query_md(use_pd, dnnl_query_scratchpad_md, 0);
-    size_t spbytes = spmd ? dnnl_memory_desc_get_size(spmd) : 0;
-    if (spbytes) {
-        if (posix_memalign(&scratch, 64, spbytes) != 0) {
-            scratch = NULL;
-            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "matmul scratchpad of %zu bytes", spbytes);
-            goto done;
-        }
-        DNNL_TRY(dnnl_memory_create(&msp, spmd, cpu->engine, scratch), "scratchpad memory");
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, msp};
-    }
-    DNNL_TRY(dnnl_stream_create(&stream, cpu->engine, dnnl_stream_default_flags), "stream");
-    DNNL_TRY(dnnl_primitive_execute(use_prim, stream, nargs, args), "matmul");
-    DNNL_TRY(dnnl_stream_wait(stream), "matmul");
+    dc_dnnl_matmul_args a = {.rows = rows, .k = l->k, .n = l->n, .sdt = dnnl_f32, .x = x,
+                             .ddt = dnnl_f32, .ldd = l->n, .y = y, .wmd = &l->wmd, .w = l->wdata,
+                             .bias = l->bias};
+    st = dc_dnnl_matmul_execute(cpu->engine, use_pd, use_prim, &a);
 done:
-    if (stream) dnnl_stream_destroy(stream);
-    if (msp) dnnl_memory_destroy(msp);
-    free(scratch);
-    if (ma) dnnl_memory_destroy(ma);
-    if (mw) dnnl_memory_destroy(mw);
-    if (mb) dnnl_memory_destroy(mb);
-    if (mc) dnnl_memory_destroy(mc);
     if (prim) dnnl_primitive_destroy(prim);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (st != DC_OK) return dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows);
