@@ -71,4 +71,9 @@ dc_status dc_mxfp4_quantize(const float *x, size_t n, uint8_t *packed, uint8_t *
 void dc_mxfp4_dequantize(const uint8_t *packed, size_t n, const uint8_t *block_scales,
                          float *out);
 
+/* Shared by the FP8 and FP4 codecs: DC_ERR_INVALID_VALUE naming `what` and the index of the
+ * first non-finite element; the largest |x[i]| (0 for n = 0). */
+dc_status dc_quant_check_finite(const float *x, size_t n, const char *what);
+float dc_quant_amax(const float *x, size_t n);
+
 #endif

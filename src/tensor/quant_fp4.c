@@ -32,30 +32,17 @@ static uint8_t get_nibble(const uint8_t *packed, size_t i) {
     return (uint8_t)((packed[i / 2] >> ((i & 1) * 4)) & 0xF);
 }
 
-static dc_status check_finite(const float *x, size_t n, const char *what) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return dc_fail(DC_ERR_INVALID_VALUE, "%s: element %zu is not finite", what, i);
-    return DC_OK;
-}
-
-static float amax_of(const float *x, size_t n) {
-    float m = 0.0f;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
-    return m;
-}
-
 dc_status dc_nvfp4_quantize(const float *x, size_t n, uint8_t *packed, uint8_t *block_scales,
                             float *tensor_scale) {
-    dc_status st = check_finite(x, n, "nvfp4 quantize");
+    dc_status st = dc_quant_check_finite(x, n, "nvfp4 quantize");
     if (st) return st;
-    float a = amax_of(x, n);
+    float a = dc_quant_amax(x, n);
     float S = a / (DC_FP8_E4M3_MAX * DC_FP4_E2M1_MAX);
     if (!(S > 0.0f)) S = 1.0f;
     if (n & 1) packed[n / 2] = 0; /* the unused high nibble of an odd tail */
     for (size_t b = 0, i0 = 0; i0 < n; b++, i0 += DC_NVFP4_BLOCK) {
         size_t len = n - i0 < DC_NVFP4_BLOCK ? n - i0 : DC_NVFP4_BLOCK;
-        uint8_t sc = dc_fp8_encode(DC_FP8_E4M3, amax_of(x + i0, len) / (DC_FP4_E2M1_MAX * S), true);
+        uint8_t sc = dc_fp8_encode(DC_FP8_E4M3, dc_quant_amax(x + i0, len) / (DC_FP4_E2M1_MAX * S), true);
         block_scales[b] = sc;
         float step = dc_fp8_decode(DC_FP8_E4M3, sc) * S;
         for (size_t i = i0; i < i0 + len; i++)
@@ -73,12 +60,12 @@ void dc_nvfp4_dequantize(const uint8_t *packed, size_t n, const uint8_t *block_s
 }
 
 dc_status dc_mxfp4_quantize(const float *x, size_t n, uint8_t *packed, uint8_t *block_scales) {
-    dc_status st = check_finite(x, n, "mxfp4 quantize");
+    dc_status st = dc_quant_check_finite(x, n, "mxfp4 quantize");
     if (st) return st;
     if (n & 1) packed[n / 2] = 0;
     for (size_t b = 0, i0 = 0; i0 < n; b++, i0 += DC_MXFP4_BLOCK) {
         size_t len = n - i0 < DC_MXFP4_BLOCK ? n - i0 : DC_MXFP4_BLOCK;
-        float a = amax_of(x + i0, len);
+        float a = dc_quant_amax(x + i0, len);
         int e = -127;
         if (a > 0.0f) {
             int e2 = 0;

@@ -62,14 +62,14 @@ float dc_fp8_decode(dc_fp8_format fmt, uint8_t code) {
     return f;
 }
 
-static dc_status check_finite(const float *x, size_t n, const char *what) {
+dc_status dc_quant_check_finite(const float *x, size_t n, const char *what) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return dc_fail(DC_ERR_INVALID_VALUE, "%s: element %zu is not finite", what, i);
     return DC_OK;
 }
 
-static float amax_of(const float *x, size_t n) {
+float dc_quant_amax(const float *x, size_t n) {
     float m = 0.0f;
     for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
     return m;
@@ -80,9 +80,9 @@ static void quantize_scaled(dc_fp8_format fmt, const float *x, size_t n, float s
 }
 
 dc_status dc_fp8_quantize(dc_fp8_format fmt, const float *x, size_t n, uint8_t *q, float *scale) {
-    dc_status st = check_finite(x, n, "fp8 quantize");
+    dc_status st = dc_quant_check_finite(x, n, "fp8 quantize");
     if (st) return st;
-    float a = amax_of(x, n);
+    float a = dc_quant_amax(x, n);
     float s = a > 0.0f ? a / dc_fp8_max(fmt) : 1.0f;
     if (s == 0.0f) s = 1.0f; /* amax below max·FLT_TRUE_MIN: everything rounds to 0 anyway */
     quantize_scaled(fmt, x, n, s, q);
