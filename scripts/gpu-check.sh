@@ -10,11 +10,23 @@
 # short.
 #
 # Usage: scripts/gpu-check.sh            (from anywhere; BUILD=dir to reuse a build folder)
+#        PREBUILT=bundle.tar.xz scripts/gpu-check.sh
+#                                        (programs built elsewhere by scripts/gpu-bundle.sh, for
+#                                        a GPU machine without dodeca's build dependencies)
 # Env:   OUT, BUILD, DC_CUDA_ARCHS (default: the GPU's compute capability, e.g. 90-real),
 #        JOBS (default: nproc), CUDACXX (nvcc when it is not in /usr/local/cuda/bin or PATH)
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$root/build-gpu-check}
+if [ -n "${PREBUILT:-}" ]; then
+  build=${BUILD:-/tmp/dodeca-gpu-bundle}
+  mkdir -p "$build" && tar -C "$build" -xJf "$PREBUILT" || { echo "cannot unpack $PREBUILT"; exit 1; }
+  # the bundle's libraries, then the machine's cuBLAS (the CUDA toolkit's, or the pip wheels')
+  cublas=$(find /usr/local/cuda/lib64 /usr/local/cuda/targets /usr/local /opt /usr/lib \
+    -name 'libcublasLt.so.13*' -print -quit 2>/dev/null)
+  export LD_LIBRARY_PATH="$build/lib${cublas:+:$(dirname "$cublas")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+  build=${BUILD:-$root/build-gpu-check}
+fi
 out=${OUT:-$build/results}
 jobs=${JOBS:-$(nproc)}
 mkdir -p "$out"
@@ -60,7 +72,9 @@ note "cpu: $(nproc) cores; arches: $archs; build: $build"
 # ---- configure and build ----
 if [ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then export CUDACXX=/usr/local/cuda/bin/nvcc; fi
 targets="dodeca dodeca_cuda gpu_test_backend_ops gpu_test_bert_gpu gpu_bench_bert_gpu test_fp8 test_fp4"
-if command -v cmake >/dev/null 2>&1; then
+if [ -n "${PREBUILT:-}" ]; then
+  note "prebuilt: $PREBUILT; LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+elif command -v cmake >/dev/null 2>&1; then
   gen=""
   command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
   [ -f "$build/CMakeCache.txt" ] && gen=""
