@@ -204,6 +204,9 @@ typedef struct dc_pipeline_model_stats {
     uint64_t last_load_us, warmup_us;
     dc_latency_summary queue, forward; /* per item in queue; per batch forward */
     char reason[256];         /* why unavailable, or the last load error */
+    /* where the model runs: "cpu", "cuda:0 (fp32)", "cpu (auto: why not cuda)"; "" before the
+     * built-in factory made it (or with a factory of the caller's) */
+    char backend[256];
 } dc_pipeline_model_stats;
 
 typedef struct dc_pipeline_stats {

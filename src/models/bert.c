@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "models/bert.h"
+#include "models/model_backend.h"
 
 /* ---- config.json ---- */
 
@@ -289,7 +290,9 @@ struct dc_bert {
     dc_bert_config cfg;
     dc_backend *be;
     char prefix[16];
-    float *word, *pos, *type; /* host tables */
+    /* embedding tables and LayerNorm parameters: backend memory (moved there at load; on the
+     * CPU backend that is where they were read) */
+    float *word, *pos, *type;
     float *emb_ln_g, *emb_ln_b;
     dc_bert_layer *layer;
     size_t bytes;
@@ -297,13 +300,37 @@ struct dc_bert {
     pthread_mutex_t ws_lock;
     void *ws;
     size_t ws_bytes;
+    bool params_moved; /* the parameter arrays are backend memory (params_to_backend ran) */
 };
 
 const char *dc_bert_prefix(const dc_bert *m) { return m->prefix; }
 const dc_bert_config *dc_bert_config_of(const dc_bert *m) { return &m->cfg; }
 dc_backend *dc_bert_backend(const dc_bert *m) { return m->be; }
-const float *dc_bert_word_embeddings(const dc_bert *m) { return m->word; }
+const float *dc_bert_word_embeddings(const dc_bert *m) {
+    return dc_be_is_host(m->be) ? m->word : NULL;
+}
 size_t dc_bert_memory_bytes(const dc_bert *m) { return m ? m->bytes : 0; }
+
+/* The i-th parameter array an op reads (tables, LayerNorm γ/β) and its length; false past
+ * the last. */
+static bool param_at(dc_bert *m, size_t i, float ***p, size_t *n) {
+    const dc_bert_config *c = &m->cfg;
+    const size_t H = c->hidden;
+    float **emb[5] = {&m->word, &m->pos, &m->type, &m->emb_ln_g, &m->emb_ln_b};
+    const size_t rows[5] = {c->vocab_size, c->max_position, c->type_vocab, 1, 1};
+    if (i < 5) {
+        *p = emb[i];
+        *n = rows[i] * H;
+        return true;
+    }
+    i -= 5;
+    if (!m->layer || i >= 4 * (size_t)c->layers) return false;
+    dc_bert_layer *L = &m->layer[i / 4];
+    float **ln[4] = {&L->ln1_g, &L->ln1_b, &L->ln2_g, &L->ln2_b};
+    *p = ln[i % 4];
+    *n = H;
+    return true;
+}
 
 void dc_bert_destroy(dc_bert *m) {
     if (!m) return;
@@ -315,18 +342,15 @@ void dc_bert_destroy(dc_bert *m) {
             dc_linear *ls[6] = {L->qkv, L->attn_out, L->inter, L->out, L->q_global, L->kv_global};
             for (int j = 0; j < 6; j++)
                 if (ls[j]) m->be->ops->linear_destroy(m->be, ls[j]);
-            free(L->ln1_g);
-            free(L->ln1_b);
-            free(L->ln2_g);
-            free(L->ln2_b);
         }
-        free(m->layer);
     }
-    free(m->word);
-    free(m->pos);
-    free(m->type);
-    free(m->emb_ln_g);
-    free(m->emb_ln_b);
+    float **p = NULL;
+    size_t n = 0;
+    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
+        if (m->params_moved) dc_be_param_free(m->be, *p);
+        else free(*p);
+    }
+    free(m->layer);
     free(m);
 }
 
@@ -387,6 +411,25 @@ static dc_status make_stacked(dc_bert *m, const dc_weights *w, uint32_t li, cons
 done:
     free(W);
     free(B);
+    return st;
+}
+
+/* Those arrays into backend memory once, so that a forward uploads only its inputs; nothing
+ * moves on the CPU backend. Afterwards every pointer left is backend memory, even on failure
+ * (the host arrays not yet moved are freed). */
+static dc_status params_to_backend(dc_bert *m) {
+    m->params_moved = true;
+    dc_status st = DC_OK;
+    float **p = NULL;
+    size_t n = 0;
+    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
+        if (st == DC_OK) {
+            st = dc_be_param(m->be, p, n);
+        } else {
+            free(*p);
+            *p = NULL;
+        }
+    }
     return st;
 }
 
@@ -463,6 +506,7 @@ dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_back
         snprintf(base, sizeof base, "encoder.layer.%u.output.LayerNorm", i);
         if ((st = load_ln(m, w, base, &L->ln2_g, &L->ln2_b))) goto fail;
     }
+    if ((st = params_to_backend(m))) goto fail;
     *out = m;
     return DC_OK;
 fail:
@@ -490,8 +534,10 @@ static dc_status longformer_attention(dc_bert *m, const dc_bert_layer *L, uint32
     dc_status st = ops->attention_ex(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
                                      3 * (size_t)H, ctx, H, c->heads, hd, scale, sb, &local);
     if (st != DC_OK || !n_glob) return st;
+    /* backend to backend: a device copy on CUDA, memmove on the CPU */
     for (uint32_t g = 0; g < n_glob; g++)
-        memcpy(xg + (size_t)g * H, x + (size_t)grows[g] * H, H * sizeof *xg);
+        if ((st = ops->upload(be, xg + (size_t)g * H, x + (size_t)grows[g] * H, H * sizeof *xg)))
+            return st;
     if ((st = ops->linear_forward(be, L->q_global, xg, n_glob, qg)) ||
         (st = ops->linear_forward(be, L->kv_global, x, T, kvg)))
         return st;
@@ -500,7 +546,8 @@ static dc_status longformer_attention(dc_bert *m, const dc_bert_layer *L, uint32
                                 scale, sb, &full)))
         return st;
     for (uint32_t g = 0; g < n_glob; g++)
-        memcpy(ctx + (size_t)grows[g] * H, ctxg + (size_t)g * H, H * sizeof *ctx);
+        if ((st = ops->upload(be, ctx + (size_t)grows[g] * H, ctxg + (size_t)g * H, H * sizeof *ctx)))
+            return st;
     return DC_OK;
 }
 

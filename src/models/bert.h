@@ -86,7 +86,8 @@ void dc_bert_destroy(dc_bert *m);
 const char *dc_bert_prefix(const dc_bert *m);
 const dc_bert_config *dc_bert_config_of(const dc_bert *m);
 dc_backend *dc_bert_backend(const dc_bert *m);
-/* Host copy of the word embedding matrix [vocab, hidden] (tied MLM decoders). */
+/* Host copy of the word embedding matrix [vocab, hidden] (tied MLM decoders); NULL when the
+ * model runs on a device backend (the table lives there: read it from the weights again). */
 const float *dc_bert_word_embeddings(const dc_bert *m);
 size_t dc_bert_memory_bytes(const dc_bert *m);
 

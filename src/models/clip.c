@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "models/bert.h"
 #include "models/clip.h"
+#include "models/model_backend.h"
 
 /* ---- config.json ---- */
 
@@ -164,6 +165,7 @@ struct dc_clip {
     float *class_emb, *vis_pos, *pre_g, *pre_b; /* vision embeddings */
     dc_linear *patch;                           /* [hidden, 3·p·p], no bias */
     size_t bytes;
+    bool params_moved; /* the float arrays above are backend memory (params_to_backend ran) */
 };
 
 const dc_clip_config *dc_clip_config_of(const dc_clip *m) {
@@ -180,16 +182,61 @@ static void tower_free(dc_backend *be, clip_tower *t) {
             dc_linear *ls[4] = {L->qkv, L->out, L->fc1, L->fc2};
             for (int j = 0; j < 4; j++)
                 if (ls[j]) be->ops->linear_destroy(be, ls[j]);
-            free(L->ln1_g);
-            free(L->ln1_b);
-            free(L->ln2_g);
-            free(L->ln2_b);
         }
-        free(t->layer);
     }
     if (t->proj) be->ops->linear_destroy(be, t->proj);
-    free(t->final_g);
-    free(t->final_b);
+}
+
+/* The i-th float array an op reads (embeddings, LayerNorm γ/β) and its length; false past
+ * the last. */
+static bool param_at(dc_clip *m, size_t i, float ***p, size_t *n) {
+    const dc_clip_config *c = &m->cfg;
+    const size_t Ht = c->text.hidden, Hv = c->vision.hidden;
+    const size_t grid = c->patch_size ? c->image_size / c->patch_size : 0;
+    float **fixed[10] = {&m->tok_emb,      &m->text_pos,       &m->class_emb,
+                         &m->vis_pos,      &m->pre_g,          &m->pre_b,
+                         &m->text.final_g, &m->text.final_b,   &m->vision.final_g,
+                         &m->vision.final_b};
+    const size_t len[10] = {(size_t)c->vocab_size * Ht, (size_t)c->max_position * Ht, Hv,
+                            (grid * grid + 1) * Hv, Hv, Hv, Ht, Ht, Hv, Hv};
+    if (i < 10) {
+        *p = fixed[i];
+        *n = len[i];
+        return true;
+    }
+    i -= 10;
+    clip_tower *towers[2] = {&m->text, &m->vision};
+    for (int t = 0; t < 2; t++) {
+        const size_t k = towers[t]->layer ? 4 * (size_t)towers[t]->c.layers : 0;
+        if (i >= k) {
+            i -= k;
+            continue;
+        }
+        clip_layer *L = &towers[t]->layer[i / 4];
+        float **ln[4] = {&L->ln1_g, &L->ln1_b, &L->ln2_g, &L->ln2_b};
+        *p = ln[i % 4];
+        *n = towers[t]->c.hidden;
+        return true;
+    }
+    return false;
+}
+
+/* Those arrays into backend memory once (nothing moves on the CPU backend); afterwards every
+ * pointer left is backend memory, even on failure (host arrays not yet moved are freed). */
+static dc_status params_to_backend(dc_clip *m) {
+    m->params_moved = true;
+    dc_status st = DC_OK;
+    float **p = NULL;
+    size_t n = 0;
+    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
+        if (st == DC_OK) {
+            st = dc_be_param(m->be, p, n);
+        } else {
+            free(*p);
+            *p = NULL;
+        }
+    }
+    return st;
 }
 
 void dc_clip_destroy(dc_clip *m) {
@@ -197,12 +244,14 @@ void dc_clip_destroy(dc_clip *m) {
     tower_free(m->be, &m->text);
     tower_free(m->be, &m->vision);
     if (m->patch) m->be->ops->linear_destroy(m->be, m->patch);
-    free(m->tok_emb);
-    free(m->text_pos);
-    free(m->class_emb);
-    free(m->vis_pos);
-    free(m->pre_g);
-    free(m->pre_b);
+    float **p = NULL;
+    size_t n = 0;
+    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
+        if (m->params_moved) dc_be_param_free(m->be, *p);
+        else free(*p);
+    }
+    free(m->text.layer);
+    free(m->vision.layer);
     free(m);
 }
 
@@ -334,6 +383,7 @@ dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_back
     free(pw);
     if (st) goto fail;
     m->bytes += be->ops->linear_bytes(m->patch);
+    if ((st = params_to_backend(m))) goto fail;
     *out = m;
     return DC_OK;
 fail:
@@ -391,8 +441,10 @@ static dc_status pool_project(dc_clip *m, const clip_tower *t, const float *x, c
         (st =
              be->ops->alloc(be, (size_t)n * m->cfg.projection_dim * sizeof(float), (void **)&proj)))
         goto done;
-    for (uint32_t s = 0; s < n; s++)
-        memcpy(pooled + (size_t)s * H, x + (size_t)rows[s] * H, H * sizeof(float));
+    for (uint32_t s = 0; s < n; s++) /* backend to backend (memmove on the CPU) */
+        if ((st = be->ops->upload(be, pooled + (size_t)s * H, x + (size_t)rows[s] * H,
+                                  H * sizeof(float))))
+            goto done;
     be->ops->layernorm(be, pooled, NULL, t->final_g, t->final_b, t->c.eps, n, H, pooled);
     if ((st = be->ops->linear_forward(be, t->proj, pooled, n, proj))) goto done;
     st = be->ops->download(be, out, proj, (size_t)n * m->cfg.projection_dim * sizeof(float));
@@ -480,12 +532,19 @@ dc_status dc_clip_image_features(dc_clip *m, uint32_t n, const float *pixels, fl
         (st = be->ops->alloc(be, T * H * sizeof(float), (void **)&x)))
         goto done;
     /* patch (py, px) as a row: channel, then kernel row, then kernel column (the Conv2d
-     * weight's flattening) */
+     * weight's flattening); built on the host, straight into `patches` on the CPU backend */
+    const bool host = dc_be_is_host(be);
+    const size_t pbytes = (size_t)n * np * K * sizeof(float);
+    float *hp = host ? patches : malloc(pbytes);
+    if (!hp) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "clip image patches");
+        goto done;
+    }
     for (uint32_t i = 0; i < n; i++) {
         const float *img = pixels + (size_t)i * c->num_channels * S * S;
         for (uint32_t py = 0; py < grid; py++)
             for (uint32_t px = 0; px < grid; px++) {
-                float *row = patches + ((size_t)i * np + (size_t)py * grid + px) * K;
+                float *row = hp + ((size_t)i * np + (size_t)py * grid + px) * K;
                 for (uint32_t ch = 0; ch < c->num_channels; ch++)
                     for (uint32_t ky = 0; ky < p; ky++)
                         memcpy(row + ((size_t)ch * p + ky) * p,
@@ -493,11 +552,19 @@ dc_status dc_clip_image_features(dc_clip *m, uint32_t n, const float *pixels, fl
                                p * sizeof(float));
             }
     }
+    if (!host) {
+        st = be->ops->upload(be, patches, hp, pbytes);
+        free(hp);
+        if (st) goto done;
+    }
     if ((st = be->ops->linear_forward(be, m->patch, patches, (size_t)n * np, emb))) goto done;
     for (uint32_t i = 0; i < n; i++) {
         float *xi = x + (size_t)i * L * H;
-        memcpy(xi, m->class_emb, H * sizeof(float));
-        memcpy(xi + H, emb + (size_t)i * np * H, (size_t)np * H * sizeof(float));
+        /* backend to backend: [class] then the patch rows, plus the positions */
+        if ((st = be->ops->upload(be, xi, m->class_emb, H * sizeof(float))) ||
+            (st = be->ops->upload(be, xi + H, emb + (size_t)i * np * H,
+                                  (size_t)np * H * sizeof(float))))
+            goto done;
         be->ops->add(be, xi, m->vis_pos, (size_t)L * H);
         start[i] = i * L;
         rows[i] = i * L;

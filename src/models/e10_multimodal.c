@@ -18,6 +18,7 @@
 #include "models/bert.h"
 #include "models/clip.h"
 #include "models/encoder_model.h"
+#include "models/model_backend.h"
 #include "models/pooling.h"
 #include "models/pretrained.h"
 #include "text/tokenizer.h"
@@ -32,6 +33,7 @@ typedef struct e10 {
     dc_clip *clip;
     dc_image_preprocess pp;
     uint32_t max_len;
+    char backend_desc[256]; /* dc_pretrained_backend_desc */
 } e10;
 
 static void e10_release(e10 *e) {
@@ -39,8 +41,9 @@ static void e10_release(e10 *e) {
     e->clip = NULL;
     dc_tokenizer_free(e->tok);
     e->tok = NULL;
-    dc_backend_destroy(e->be);
+    dc_model_backend_close(e->be);
     e->be = NULL;
+    e->backend_desc[0] = '\0';
 }
 
 static dc_status e10_load(dc_model *m) {
@@ -71,8 +74,8 @@ static dc_status e10_load(dc_model *m) {
     e->max_len = cfg.max_position;
     if (e->opt.max_tokens && e->opt.max_tokens < e->max_len) e->max_len = e->opt.max_tokens;
     if (e->max_len < 2) e->max_len = 2;
-    dc_cpu_backend_options bo = {.threads = e->opt.threads};
-    if ((st = dc_backend_cpu_create(&bo, &e->be))) goto fail;
+    if ((st = dc_model_backend_open(&e->opt, &e->be, e->backend_desc, sizeof e->backend_desc)))
+        goto fail;
     if ((st = dc_tokenizer_load(e->dir, &e->tok))) goto fail;
     if (dc_tokenizer_vocab_size(e->tok, true) > cfg.vocab_size) {
         st = dc_fail(DC_ERR_MODEL_LOAD, "%s: the tokenizer has %zu tokens but vocab_size is %u",
@@ -254,6 +257,8 @@ dc_status dc_e10_create(const dc_pretrained_options *opt, dc_model **out) {
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: no model folder");
     if (strlen(opt->model_dir) >= sizeof((e10 *)0)->dir_given)
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "model folder path is too long");
+    dc_status ws = dc_pretrained_check_weights(opt);
+    if (ws != DC_OK) return ws;
     e10 *e = calloc(1, sizeof *e);
     dc_model *m = calloc(1, sizeof *m);
     if (!e || !m) {
@@ -272,6 +277,11 @@ dc_status dc_e10_create(const dc_pretrained_options *opt, dc_model **out) {
     }
     *out = m;
     return DC_OK;
+}
+
+const char *dc_e10_backend_desc(const dc_model *m) {
+    if (!m || !m->loaded || m->vt != &e10_vt) return "";
+    return ((const e10 *)m->impl)->backend_desc;
 }
 
 dc_status dc_e10_embed_unchecked(dc_model *m, const dc_input *inputs, size_t n,

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "models/encoder_extras.h"
 #include "models/encoder_model.h"
+#include "models/model_backend.h"
 
 #define COLBERT_QUERY_LEN 32u
 #define COLBERT_DOC_LEN 300u
@@ -128,9 +129,20 @@ static dc_status colbert_rows(dc_encoder_model *em, const dc_enc_seq *seq, const
                               float *rows_out, uint32_t *kept) {
     colbert_head *h = em->head;
     const uint32_t D = h->dim;
-    float *tmp = malloc((size_t)(seq->len ? seq->len : 1) * D * sizeof *tmp);
+    const uint32_t H = dc_bert_config_of(em->bert)->hidden;
+    const size_t tbytes = (size_t)(seq->len ? seq->len : 1) * D * sizeof(float);
+    float *tmp = malloc(tbytes);
     if (!tmp) return dc_fail(DC_ERR_OUT_OF_MEMORY, "ColBERT rows");
-    dc_status st = em->be->ops->linear_forward(em->be, h->proj, hidden, seq->len, tmp);
+    /* the projection on the backend (hidden is a host copy); normalising and selecting the
+     * rows on the host */
+    dc_backend *be = em->be;
+    void *d_in = NULL, *d_out = NULL;
+    dc_status st = dc_be_in(be, hidden, (size_t)seq->len * H * sizeof(float), &d_in);
+    if (st == DC_OK) st = dc_be_out(be, tmp, tbytes, &d_out);
+    if (st == DC_OK) st = be->ops->linear_forward(be, h->proj, d_in, seq->len, d_out);
+    if (st == DC_OK) st = dc_be_fetch(be, tmp, d_out, (size_t)seq->len * D * sizeof(float));
+    dc_be_drop(be, d_in, hidden);
+    dc_be_drop(be, d_out, tmp);
     if (st != DC_OK) {
         free(tmp);
         return st;

@@ -13,6 +13,7 @@
 #include "models/encoder_model.h"
 #include "models/e6_projection.h"
 #include "models/encoder_extras.h"
+#include "models/model_backend.h"
 
 typedef struct splade_head {
     dc_linear *transform, *decoder;
@@ -26,8 +27,8 @@ static void splade_free(dc_encoder_model *em) {
     if (!h) return;
     if (h->transform) em->be->ops->linear_destroy(em->be, h->transform);
     if (h->decoder) em->be->ops->linear_destroy(em->be, h->decoder);
-    free(h->ln_g);
-    free(h->ln_b);
+    dc_be_param_free(em->be, h->ln_g);
+    dc_be_param_free(em->be, h->ln_b);
     dc_sparse_projection_free(h->proj);
     free(h);
     em->head = NULL;
@@ -40,16 +41,16 @@ static dc_status splade_load(dc_encoder_model *em, const dc_weights *w) {
     if (!h) return dc_fail(DC_ERR_OUT_OF_MEMORY, "SPLADE head");
     em->head = h;
     h->vocab = V;
-    float *wt = NULL, *bt = NULL, *dec = NULL, *bias = NULL;
+    float *wt = NULL, *bt = NULL, *dec = NULL, *bias = NULL, *ln_g = NULL, *ln_b = NULL;
     dc_status st;
     if ((st = dc_bert_tensor_f32(w, "", "cls.predictions.transform.dense.weight", 2,
                                  (uint64_t[]){H, H}, &wt)) ||
         (st = dc_bert_tensor_f32(w, "", "cls.predictions.transform.dense.bias", 1,
                                  (uint64_t[]){H}, &bt)) ||
         (st = dc_bert_tensor_f32(w, "", "cls.predictions.transform.LayerNorm.weight", 1,
-                                 (uint64_t[]){H}, &h->ln_g)) ||
+                                 (uint64_t[]){H}, &ln_g)) ||
         (st = dc_bert_tensor_f32(w, "", "cls.predictions.transform.LayerNorm.bias", 1,
-                                 (uint64_t[]){H}, &h->ln_b)) ||
+                                 (uint64_t[]){H}, &ln_b)) ||
         (st = dc_bert_tensor_f32_opt(w, "", "cls.predictions.decoder.weight", 2,
                                      (uint64_t[]){V, H}, &dec)) ||
         (st = dc_bert_tensor_f32_opt(w, "", "cls.predictions.bias", 1, (uint64_t[]){V}, &bias)))
@@ -57,6 +58,18 @@ static dc_status splade_load(dc_encoder_model *em, const dc_weights *w) {
     if (!bias &&
         (st = dc_bert_tensor_f32(w, "", "cls.predictions.decoder.bias", 1, (uint64_t[]){V}, &bias)))
         goto done;
+    /* tied decoder on a device: the encoder's table is not on the host any more */
+    if (!dec && !dc_bert_word_embeddings(em->bert) &&
+        (st = dc_bert_tensor_f32(w, dc_bert_prefix(em->bert), "embeddings.word_embeddings.weight",
+                                 2, (uint64_t[]){V, H}, &dec)))
+        goto done;
+    /* γ/β into backend memory; h holds them only once moved (splade_free frees by kind) */
+    if ((st = dc_be_param(em->be, &ln_g, H))) goto done;
+    h->ln_g = ln_g;
+    ln_g = NULL;
+    if ((st = dc_be_param(em->be, &ln_b, H))) goto done;
+    h->ln_b = ln_b;
+    ln_b = NULL;
     if ((st = em->be->ops->linear_create(em->be, wt, bt, H, H, DC_WEIGHTS_F32, &h->transform)))
         goto done;
     /* tied decoder: the word embedding matrix [V, H] is already in nn.Linear layout */
@@ -74,10 +87,13 @@ done:
     free(bt);
     free(dec);
     free(bias);
+    free(ln_g); /* host arrays not moved (a failure before the move) */
+    free(ln_b);
     return st;
 }
 
-/* SPLADE weights of one sequence into w[V] (zeroed here). */
+/* SPLADE weights of one sequence into w[V] (zeroed here). The MLM head runs on the backend;
+ * the max pooling reads the logits on the host (downloaded, unless the backend is the CPU). */
 static dc_status splade_weights(dc_encoder_model *em, const dc_enc_seq *seq, const float *rows,
                                 float *w) {
     splade_head *h = em->head;
@@ -86,16 +102,24 @@ static dc_status splade_weights(dc_encoder_model *em, const dc_enc_seq *seq, con
     const uint32_t H = c->hidden, V = h->vocab, L = seq->len;
     memset(w, 0, (size_t)V * sizeof *w);
     if (!L) return DC_OK;
-    float *t = malloc((size_t)L * H * sizeof *t), *logits = malloc((size_t)L * V * sizeof *logits);
+    const size_t lbytes = (size_t)L * V * sizeof(float);
+    float *logits = malloc(lbytes);
+    void *d_rows = NULL, *d_t = NULL, *d_logits = NULL;
     dc_status st = DC_OK;
-    if (!t || !logits) {
+    if (!logits) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "SPLADE logits for %u tokens", L);
         goto done;
     }
-    if ((st = be->ops->linear_forward(be, h->transform, rows, L, t))) goto done;
+    if ((st = dc_be_in(be, rows, (size_t)L * H * sizeof(float), &d_rows)) ||
+        (st = be->ops->alloc(be, (size_t)L * H * sizeof(float), &d_t)) ||
+        (st = dc_be_out(be, logits, lbytes, &d_logits)))
+        goto done;
+    float *t = d_t;
+    if ((st = be->ops->linear_forward(be, h->transform, d_rows, L, t))) goto done;
     be->ops->activation(be, c->act, t, (size_t)L * H);
     be->ops->layernorm(be, t, NULL, h->ln_g, h->ln_b, c->eps, L, H, t);
-    if ((st = be->ops->linear_forward(be, h->decoder, t, L, logits))) goto done;
+    if ((st = be->ops->linear_forward(be, h->decoder, t, L, d_logits))) goto done;
+    if ((st = dc_be_fetch(be, logits, d_logits, lbytes))) goto done;
     for (uint32_t i = 0; i < L; i++) {
         if (seq->mask && !seq->mask[i]) continue;
         const float *li = logits + (size_t)i * V;
@@ -108,7 +132,9 @@ static dc_status splade_weights(dc_encoder_model *em, const dc_enc_seq *seq, con
         }
     }
 done:
-    free(t);
+    dc_be_drop(be, d_rows, rows);
+    if (d_t) be->ops->release(be, d_t);
+    dc_be_drop(be, d_logits, logits);
     free(logits);
     return st;
 }

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "models/encoder_extras.h"
 #include "models/encoder_model.h"
+#include "models/model_backend.h"
 
 #define DC_DEFAULT_BATCH_TOKENS 16384u
 
@@ -252,8 +253,9 @@ static void em_release(dc_encoder_model *em) {
     em->bert = NULL;
     dc_tokenizer_free(em->tok);
     em->tok = NULL;
-    dc_backend_destroy(em->be);
+    dc_model_backend_close(em->be);
     em->be = NULL;
+    em->backend_desc[0] = '\0';
 }
 
 static dc_status em_load(dc_model *m) {
@@ -293,8 +295,9 @@ static dc_status em_load(dc_model *m) {
     if (em->opt.max_tokens && em->opt.max_tokens < lim) lim = em->opt.max_tokens;
     em->max_len = lim;
 
-    dc_cpu_backend_options bo = {.threads = em->opt.threads};
-    if ((st = dc_backend_cpu_create(&bo, &em->be))) goto fail;
+    if ((st = dc_model_backend_open(&em->opt, &em->be, em->backend_desc,
+                                    sizeof em->backend_desc)))
+        goto fail;
     if ((st = dc_tokenizer_load(em->dir, &em->tok))) goto fail;
     if (dc_tokenizer_vocab_size(em->tok, true) > cfg.vocab_size) {
         st = dc_fail(DC_ERR_MODEL_LOAD, "%s: the tokenizer has %zu tokens but vocab_size is %u",
@@ -517,12 +520,11 @@ dc_status dc_encoder_model_create(const dc_encoder_recipe *recipe, const dc_pret
         free(m);
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "model folder path is too long");
     }
-    if (opt->weights != DC_WEIGHTS_F32 && opt->weights != DC_WEIGHTS_BF16 &&
-        opt->weights != DC_WEIGHTS_INT8) {
+    dc_status ws = dc_pretrained_check_weights(opt);
+    if (ws != DC_OK) {
         free(em);
         free(m);
-        return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: unknown weight format %d",
-                       (int)opt->weights);
+        return ws;
     }
     dc_status cs = check_overrides(recipe->id, opt);
     if (cs != DC_OK) {
@@ -700,6 +702,33 @@ dc_status dc_pretrained_weight_format(dc_quantization q, dc_weight_format *out) 
     return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
                    "quantization \"%s\": the CPU backend runs none (fp32), bf16 and int8",
                    dc_quantization_name(q));
+}
+
+dc_status dc_pretrained_check_weights(const dc_pretrained_options *opt) {
+    const bool cuda = opt->device.kind == DC_DEVICE_CUDA;
+    switch (opt->weights) {
+    case DC_WEIGHTS_F32:
+    case DC_WEIGHTS_BF16: return DC_OK;
+    case DC_WEIGHTS_INT8:
+        if (!cuda) return DC_OK;
+        return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                       "model create: int8 weights run on the CPU backend only");
+    case DC_WEIGHTS_F16:
+    case DC_WEIGHTS_FP8_E4M3:
+        if (cuda) return DC_OK;
+        return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                       "model create: %s weights need the CUDA backend (device cuda:N)",
+                       dc_weight_format_name(opt->weights));
+    }
+    return dc_fail(DC_ERR_INVALID_ARGUMENT, "model create: unknown weight format %d",
+                   (int)opt->weights);
+}
+
+const char *dc_pretrained_backend_desc(const dc_model *m) {
+    if (!m || !m->loaded || !m->info) return "";
+    if (m->info->id == DC_MODEL_MULTIMODAL) return dc_e10_backend_desc(m);
+    if (m->vt != &em_vt) return "";
+    return ((const dc_encoder_model *)m->impl)->backend_desc;
 }
 
 bool dc_pretrained_supports(dc_model_id id) {

@@ -62,6 +62,7 @@ struct dc_encoder_model {
     dc_st_config st;      /* pooling here is the effective one (after an override) */
     bool normalize;       /* effective: the override, else recipe->normalize || st.normalize */
     uint32_t max_len;     /* tokens incl. specials */
+    char backend_desc[256]; /* where it runs (dc_pretrained_backend_desc); set at load */
     void *head;           /* recipe state */
     size_t head_bytes;
 };

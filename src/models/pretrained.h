@@ -16,6 +16,16 @@
 #include "text/token_manager.h"
 #include "tensor/backend.h"
 
+/* Where a model runs: dc_pretrained_place resolves models.<name>.device under [gpu] into this.
+ * All zero (kind auto) runs on the CPU: only dc_pretrained_place looks for a GPU. */
+typedef struct dc_pretrained_device {
+    dc_device_kind kind;    /* DC_DEVICE_CPU or DC_DEVICE_CUDA; DC_DEVICE_AUTO = the CPU */
+    uint32_t index;         /* CUDA ordinal */
+    double memory_fraction; /* of the device's memory for the shared backend's pool; 0 = 0.9 */
+    bool allow_tf32;        /* f32 linears on TF32 tensor cores (dc_pretrained_place: never) */
+    char note[192];         /* why "auto" stayed on the CPU ("" otherwise) */
+} dc_pretrained_device;
+
 typedef struct dc_pretrained_options {
     const char *model_dir; /* a model folder, or a hub cache repo folder (models--org--name) */
     uint32_t threads;      /* intra-op threads; 0 = OpenMP's default (OMP_NUM_THREADS / cores) */
@@ -30,7 +40,28 @@ typedef struct dc_pretrained_options {
      * included) as sentence-transformers' Pooling does. */
     dc_pooling_mode pooling;
     dc_normalize_mode normalize;
+    dc_pretrained_device device;
 } dc_pretrained_options;
+
+/* models.<name>.device and .quantization under [gpu] into o->device and o->weights:
+ * "cpu" → the CPU; "cuda:N" → device N, or DC_ERR_GPU naming the key and why it cannot be had
+ * (no library, no driver, no device, N out of range); "auto" → gpu.device_ids[0] when
+ * gpu.enabled, the library loads and the device exists (and the quantization runs there),
+ * else the CPU with the reason in o->device.note. Weights: none → fp32 (on CUDA without TF32),
+ * bf16 → bf16, fp16 / fp8 → the CUDA formats (DC_ERR_UNSUPPORTED_FORMAT on the CPU), int8 →
+ * the CPU's int8 (DC_ERR_UNSUPPORTED_FORMAT on CUDA). mc / gpu may be NULL (auto, none,
+ * GPU disabled). */
+dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
+                              const dc_gpu_config *gpu, dc_pretrained_options *o);
+
+/* Where a loaded pretrained model runs: "cpu", "cuda:0 (NVIDIA H200)", or "cpu (auto: why
+ * not cuda)"; "" for a model that is not loaded or not made by dc_pretrained_create. */
+const char *dc_pretrained_backend_desc(const dc_model *m);
+/* E10's half of dc_pretrained_backend_desc. */
+const char *dc_e10_backend_desc(const dc_model *m);
+/* o->weights against o->device: fp16 / fp8 need CUDA, int8 the CPU (DC_ERR_UNSUPPORTED_FORMAT
+ * saying so); DC_ERR_INVALID_ARGUMENT for a value outside the enum. */
+dc_status dc_pretrained_check_weights(const dc_pretrained_options *o);
 
 /* E1, E5, E7, E8, E11: the models whose pooling and normalisation a configuration may
  * override (E6, E10, E12 pool by definition). */

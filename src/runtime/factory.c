@@ -128,20 +128,32 @@ static dc_status fx_create(void *ctx, dc_model_id id, const dc_model_config *cfg
     dc_builtin_factory *f = ctx;
     const dc_model_info *info = dc_model_info_get(id);
     *out = NULL;
-    if (cfg && cfg->device.kind == DC_DEVICE_CUDA)
-        return dc_fail(DC_ERR_GPU, "models.%s.device = cuda:%u, but this build has no CUDA backend",
-                       info->name, cfg->device.index);
-    dc_weight_format wf = DC_WEIGHTS_F32;
-    if (cfg && cfg->quantization != DC_QUANTIZATION_NONE) {
-        if (!dc_builtin_is_pretrained(id))
-            return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
-                           "models.%s.quantization = %s: %s has no weights to quantise",
-                           info->name, dc_quantization_name(cfg->quantization), info->label);
-        if (dc_pretrained_weight_format(cfg->quantization, &wf) != DC_OK)
-            return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
-                           "models.%s.quantization = %s: the CPU backend runs none, bf16 and int8",
-                           info->name, dc_quantization_name(cfg->quantization));
+    const bool pretrained = dc_builtin_is_pretrained(id);
+    if (!pretrained && cfg && cfg->device.kind == DC_DEVICE_CUDA)
+        return dc_fail(DC_ERR_GPU, "models.%s.device = cuda:%u: %s has no CUDA implementation "
+                       "(it runs on the CPU: use \"cpu\" or \"auto\")",
+                       info->name, cfg->device.index, info->label);
+    if (!pretrained && cfg && cfg->quantization != DC_QUANTIZATION_NONE)
+        return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                       "models.%s.quantization = %s: %s has no weights to quantise", info->name,
+                       dc_quantization_name(cfg->quantization), info->label);
+    /* device and weight format (an unusable cuda:N or format fails here, naming the key) */
+    dc_pretrained_options place = {0};
+    if (pretrained) {
+        dc_status st = dc_pretrained_place(id, cfg, &f->gpu, &place);
+        if (st != DC_OK) return st;
     }
+    char where[256];
+    if (place.device.kind == DC_DEVICE_CUDA)
+        snprintf(where, sizeof where, "cuda:%u (%s)", place.device.index,
+                 dc_weight_format_name(place.weights));
+    else if (place.device.note[0])
+        snprintf(where, sizeof where, "cpu (auto: %.200s)", place.device.note);
+    else
+        snprintf(where, sizeof where, "cpu");
+    pthread_mutex_lock(&f->placed_mu);
+    snprintf(f->placed[id], sizeof f->placed[id], "%s", where);
+    pthread_mutex_unlock(&f->placed_mu);
     switch (id) {
     case DC_MODEL_TEMPORAL_RECENT: return dc_temporal_recent_create(NULL, out);
     case DC_MODEL_TEMPORAL_PERIODIC: return dc_temporal_periodic_create(NULL, out);
@@ -153,7 +165,7 @@ static dc_status fx_create(void *ctx, dc_model_id id, const dc_model_config *cfg
     }
     default: break;
     }
-    if (!dc_builtin_is_pretrained(id))
+    if (!pretrained)
         return dc_fail(DC_ERR_MODEL_NOT_FOUND, "%s (%s) is not implemented in this build",
                        info->label, info->name);
     char dir[DC_FOLDER_MAX];
@@ -170,9 +182,10 @@ static dc_status fx_create(void *ctx, dc_model_id id, const dc_model_config *cfg
                                .threads = f->threads,
                                .max_tokens = cfg ? cfg->max_tokens : 0,
                                .max_batch_tokens = f->max_batch_tokens,
-                               .weights = wf,
+                               .weights = place.weights,
                                .pooling = cfg ? cfg->pooling : DC_POOLING_AUTO,
-                               .normalize = cfg ? cfg->normalize : DC_NORMALIZE_AUTO};
+                               .normalize = cfg ? cfg->normalize : DC_NORMALIZE_AUTO,
+                               .device = place.device};
     return dc_pretrained_create(id, &o, out);
 }
 
@@ -198,6 +211,8 @@ dc_status dc_builtin_factory_create(const dc_config *cfg, dc_builtin_factory **o
     if (!f) return dc_fail(DC_ERR_OUT_OF_MEMORY, "factory");
     snprintf(f->models_dir, sizeof f->models_dir, "%s", cfg->models.models_dir);
     f->max_batch_tokens = cfg->batch.max_tokens_per_batch;
+    f->gpu = cfg->gpu;
+    pthread_mutex_init(&f->placed_mu, NULL);
     f->base.ctx = f;
     f->base.create = fx_create;
     f->base.estimate_memory = fx_estimate;
@@ -226,4 +241,17 @@ dc_status dc_builtin_factory_create(const dc_config *cfg, dc_builtin_factory **o
     return DC_OK;
 }
 
-void dc_builtin_factory_destroy(dc_builtin_factory *f) { free(f); }
+void dc_builtin_factory_destroy(dc_builtin_factory *f) {
+    if (!f) return;
+    pthread_mutex_destroy(&f->placed_mu);
+    free(f);
+}
+
+void dc_builtin_factory_placement(dc_builtin_factory *f, dc_model_id id, char *buf, size_t cap) {
+    if (!cap) return;
+    buf[0] = '\0';
+    if (!f || (unsigned)id >= DC_NUM_MODELS) return;
+    pthread_mutex_lock(&f->placed_mu);
+    snprintf(buf, cap, "%s", f->placed[id]);
+    pthread_mutex_unlock(&f->placed_mu);
+}

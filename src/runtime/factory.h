@@ -4,6 +4,7 @@
 #ifndef DC_RUNTIME_FACTORY_H
 #define DC_RUNTIME_FACTORY_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,7 +20,14 @@ typedef struct dc_builtin_factory {
     uint32_t max_batch_tokens;
     char folder[DC_NUM_MODELS][DC_FOLDER_MAX]; /* discovered at creation ("" = none) */
     char reason[DC_NUM_MODELS][256];           /* why a model is not supported */
+    dc_gpu_config gpu;                         /* [gpu]: models.<name>.device resolves under it */
+    pthread_mutex_t placed_mu;
+    char placed[DC_NUM_MODELS][256]; /* where the last model made runs ("" = none made) */
 } dc_builtin_factory;
+
+/* Where the factory put the last model `id` it made: "cpu", "cuda:0 (fp32)", "cpu (auto: why
+ * not cuda)"; "" before one was made. Copied into buf (thread-safe). */
+void dc_builtin_factory_placement(dc_builtin_factory *f, dc_model_id id, char *buf, size_t cap);
 
 /* Discovers the folders of every enabled model. Never fails for a missing folder: the model is
  * just left out of supported_mask, with the reason recorded. */

@@ -91,6 +91,7 @@ dc_status dc_pipeline_stats_get(dc_pipeline *p, dc_pipeline_stats *o) {
         m->warmup_us = wr.model[i].duration_us;
         snprintf(m->reason, sizeof m->reason, "%.*s", (int)sizeof m->reason - 1,
                  r->state == DC_SLOT_UNAVAILABLE ? r->unavailable_reason : r->last_error_detail);
+        dc_builtin_factory_placement(p->builtin, (dc_model_id)i, m->backend, sizeof m->backend);
         if (p->queue[i]) {
             const dc_batch_stats *b = dc_batch_queue_stats(p->queue[i]);
             m->batches = dc_rt_get(&b->batches);
@@ -229,6 +230,7 @@ dc_status dc_pipeline_metrics_json(dc_pipeline *p, char **out) {
         cJSON_AddItemToObject(o, "queue", latency_json(&m->queue));
         cJSON_AddItemToObject(o, "forward", latency_json(&m->forward));
         if (m->reason[0]) cJSON_AddStringToObject(o, "reason", m->reason);
+        if (m->backend[0]) cJSON_AddStringToObject(o, "backend", m->backend);
     }
     cJSON *hj = cJSON_AddObjectToObject(root, "health");
     cJSON_AddBoolToObject(hj, "healthy", h.healthy);

@@ -118,6 +118,76 @@ dc_status dc_backend_cuda_create(const dc_cuda_options *opt, dc_backend **out) {
     return api->backend_create(&host, opt ? opt : &def, out);
 }
 
+dc_status dc_cuda_check(int device, char *reason, size_t cap) {
+    if (reason && cap) reason[0] = '\0';
+    const dc_cuda_api *api = NULL;
+    dc_status st = dc_cuda_load(&api);
+    int n = 0;
+    char why[192] = "";
+    if (st == DC_OK) st = api->probe(&host, &n, why, sizeof why);
+    if (st == DC_OK && (device < 0 || device >= n))
+        st = dc_fail(DC_ERR_INVALID_ARGUMENT, "cuda: device %d does not exist (%d device%s)",
+                     device, n, n == 1 ? "" : "s");
+    if (st != DC_OK && reason && cap) snprintf(reason, cap, "%s", dc_error_detail());
+    return st;
+}
+
+dc_status dc_cuda_device_query(int device, dc_cuda_device_info *out) {
+    const dc_cuda_api *api = NULL;
+    dc_status st = dc_cuda_load(&api);
+    return st ? st : api->device_info(device, out);
+}
+
+/* The shared backends: a handful of devices at most, so a small table under one lock. */
+#define DC_SHARED_BACKENDS 32
+static struct shared_be {
+    dc_backend *be;
+    int device;
+    bool tf32;
+    uint32_t refs;
+} shared[DC_SHARED_BACKENDS];
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+
+dc_status dc_backend_cuda_acquire(const dc_cuda_options *opt, dc_backend **out) {
+    if (!opt || !out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "cuda acquire: NULL argument");
+    *out = NULL;
+    pthread_mutex_lock(&shared_mu);
+    struct shared_be *free_slot = NULL;
+    for (size_t i = 0; i < DC_SHARED_BACKENDS; i++) {
+        struct shared_be *s = &shared[i];
+        if (s->be && s->device == opt->device && s->tf32 == opt->allow_tf32) {
+            s->refs++;
+            *out = s->be;
+            pthread_mutex_unlock(&shared_mu);
+            return DC_OK;
+        }
+        if (!s->be && !free_slot) free_slot = s;
+    }
+    dc_status st = free_slot ? dc_backend_cuda_create(opt, out)
+                             : dc_fail(DC_ERR_GPU, "cuda: more than %d shared backends",
+                                       DC_SHARED_BACKENDS);
+    if (st == DC_OK) *free_slot = (struct shared_be){*out, opt->device, opt->allow_tf32, 1};
+    pthread_mutex_unlock(&shared_mu);
+    return st;
+}
+
+void dc_backend_cuda_release(dc_backend *be) {
+    if (!be) return;
+    pthread_mutex_lock(&shared_mu);
+    for (size_t i = 0; i < DC_SHARED_BACKENDS; i++) {
+        struct shared_be *s = &shared[i];
+        if (s->be != be) continue;
+        if (--s->refs == 0) {
+            dc_backend_destroy(be);
+            memset(s, 0, sizeof *s);
+        }
+        pthread_mutex_unlock(&shared_mu);
+        return;
+    }
+    pthread_mutex_unlock(&shared_mu);
+    dc_backend_destroy(be); /* not shared: made by dc_backend_cuda_create */
+}
+
 bool dc_backend_is_cuda(const dc_backend *be) {
     return be && be->ops && be->ops->name && !strcmp(be->ops->name, "cuda");
 }

@@ -20,6 +20,20 @@ const char *dc_cuda_library_path(void);
 dc_status dc_backend_cuda_create(const dc_cuda_options *opt, dc_backend **out);
 bool dc_backend_is_cuda(const dc_backend *be);
 
+/* DC_OK when device `device` can be used: the library loads, a driver answers and the
+ * ordinal is below the device count. Otherwise DC_ERR_GPU (or DC_ERR_INVALID_ARGUMENT for an
+ * ordinal out of range) with the reason both in the error detail and in reason. */
+dc_status dc_cuda_check(int device, char *reason, size_t cap);
+/* Name and memory of a device (the library must load). */
+dc_status dc_cuda_device_query(int device, dc_cuda_device_info *out);
+
+/* The backend of one device shared by every model on it (created by the first acquire with
+ * its options, destroyed by the last release). Sharing is safe: the backend's pool and cuBLAS
+ * handles are locked, and every op runs on its one stream, in the order the threads enqueue.
+ * Backends are keyed by (device, allow_tf32); the pool limit of the first acquire holds. */
+dc_status dc_backend_cuda_acquire(const dc_cuda_options *opt, dc_backend **out);
+void dc_backend_cuda_release(dc_backend *be);
+
 /* want: "cpu", "cuda" or "auto" (NULL = "auto"). "cuda" fails when CUDA is unusable; "auto"
  * takes the CPU then. *active is "cpu" or "cuda"; reason (may be NULL) gets why CUDA was not
  * used ("" when it was, or when "cpu" was asked for). */

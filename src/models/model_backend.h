@@ -1,0 +1,44 @@
+/* The backend a pretrained model runs on, and the host ↔ backend moves its code makes.
+ *
+ * Every pointer a backend op takes or fills is backend memory (tensor/backend.h); on the CUDA
+ * backend that is device memory, which host code must never read or write. Model code keeps
+ * host copies for what the host computes (pooling, row selection, masks) and moves data with
+ * the helpers below. On the CPU backend backend memory is host memory: the helpers then hand
+ * the host pointer back and copy nothing, so the CPU path costs what it did. Internal header. */
+#ifndef DC_MODELS_MODEL_BACKEND_H
+#define DC_MODELS_MODEL_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "models/pretrained.h"
+#include "tensor/backend.h"
+
+/* The CPU backend for o->device.kind cpu/auto (o->threads), or the CUDA backend of device
+ * o->device.index shared with every other model there (pool limit o->device.memory_fraction
+ * of its memory). desc (cap bytes) says which: see dc_pretrained_backend_desc. */
+dc_status dc_model_backend_open(const dc_pretrained_options *o, dc_backend **out, char *desc,
+                                size_t cap);
+void dc_model_backend_close(dc_backend *be);
+
+/* true for the CPU backend: backend memory is host memory. */
+bool dc_be_is_host(const dc_backend *be);
+
+/* Backend memory holding a copy of `bytes` of host data; on the CPU *dev = host (no copy).
+ * Give it back with dc_be_drop(be, *dev, host). */
+dc_status dc_be_in(dc_backend *be, const void *host, size_t bytes, void **dev);
+/* Backend memory for an op to write `bytes` into, later fetched into `host`; on the CPU
+ * *dev = host. */
+dc_status dc_be_out(dc_backend *be, void *host, size_t bytes, void **dev);
+/* host ← dev (nothing when they are the same memory). */
+dc_status dc_be_fetch(dc_backend *be, void *host, const void *dev, size_t bytes);
+/* Releases what dc_be_in / dc_be_out allocated (nothing when dev is host; NULL is fine). */
+void dc_be_drop(dc_backend *be, void *dev, const void *host);
+
+/* Moves a malloc'ed host parameter array (n floats) into backend memory once, at load: *p is
+ * replaced by the backend copy and the host array freed. Unchanged on the CPU. Free either
+ * kind with dc_be_param_free. */
+dc_status dc_be_param(dc_backend *be, float **p, size_t n);
+void dc_be_param_free(dc_backend *be, float *p);
+
+#endif
