@@ -1,8 +1,9 @@
 // The CPU stand-in for the CUDA runtime and cuBLAS that libdodeca_cuda_emu.so links instead of
-// the real ones (tests/gpu/emu/CMakeLists.txt): "device" memory is host memory whose ranges are
-// remembered (so cudaPointerGetAttributes can tell device from host), copies are memcpy, streams
-// are synchronous, kernels run block by block with their threads as fibers (cuda_emu.h), GEMMs
-// follow the column-major BLAS definition in double precision. It runs the backend's host code
+// the real ones (tests/gpu/emu/CMakeLists.txt): "device" memory is a host range the host code
+// cannot touch outside the emulated calls (below; cudaPointerGetAttributes tells device from
+// host by the remembered allocations), copies are memcpy, streams are synchronous, kernels run
+// block by block with their threads as fibers (cuda_emu.h), GEMMs follow the column-major BLAS
+// definition in double precision. It runs the backend's host code
 // and the kernels' logic without a GPU; it says nothing about timing, races between blocks, or
 // how the real cuBLAS behaves beyond its documented semantics. The device reports compute
 // capability 9.0; the cuBLASLt FP8 matmul is emulated from its documented definition.
@@ -12,16 +13,157 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime_api.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "emu/cuda_emu.h"
+
+// ---- device memory the host cannot touch ----
+//
+// Every cudaMalloc block is carved from one reserved range (the emulated device's 8 GiB) that
+// stays PROT_NONE except while an emulated runtime / cuBLAS call or a kernel is running
+// (DeviceAccess). Host code that reads or writes a device buffer directly — a crash or garbage
+// on a real GPU — therefore dies here by SIGSEGV at the access instead of passing. One counter
+// serves all threads: the range opens on the first entry and closes on the last exit, so a bad
+// access that overlaps another thread's call can go unnoticed, but a correct program never
+// faults. DC_CUDA_EMU_GUARD=0 leaves the range open (the old behaviour).
+
+namespace {
+
+constexpr size_t kArenaBytes = (size_t)8 << 30; // what cudaGetDeviceProperties reports
+
+std::mutex g_arena_mu; // everything below
+char *g_arena = nullptr;
+bool g_arena_failed = false;
+bool g_guard = false;            // the range is closed outside emulated calls
+int g_inside = 0;                // emulated calls in progress, all threads
+size_t g_page = 4096;
+std::map<size_t, size_t> g_free; // offset → bytes of the free ranges, coalesced
+
+void set_prot(int prot) {
+    if (mprotect(g_arena, kArenaBytes, prot) != 0) {
+        perror("cuda_emu: mprotect of the device memory range");
+        abort(); // with the range closed a correct program would fault: stop here instead
+    }
+}
+
+// Tells on a host access to the range before the default action ends the process.
+void on_segv(int, siginfo_t *si, void *) {
+    uintptr_t a = (uintptr_t)si->si_addr, b = (uintptr_t)g_arena;
+    if (!g_arena || a < b || a >= b + kArenaBytes) return; // not ours: fault again, die as usual
+    static const char msg[] =
+        "cuda_emu: host code touched emulated device memory outside any CUDA call (on a GPU: a "
+        "crash or garbage). DC_CUDA_EMU_GUARD=0 disables this check; the stack (resolve "
+        "+offsets with addr2line -f -e <file>, or run under gdb):\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    void *frames[48];
+    backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
+    // SA_RESETHAND restored the default action: the access runs again and kills the process
+}
+
+void install_segv_note() {
+    struct sigaction old;
+    if (sigaction(SIGSEGV, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+        old.sa_handler != SIG_DFL)
+        return; // someone (ASan, the program) handles SIGSEGV: leave it to them
+    void *warm[2];
+    (void)backtrace(warm, 2); // loads libgcc's unwinder now, not inside the handler
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, nullptr);
+}
+
+// Reserves the range on first use (g_arena_mu held).
+bool arena_ready() {
+    if (g_arena || g_arena_failed) return g_arena != nullptr;
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg > 0) g_page = (size_t)pg;
+    void *m = mmap(nullptr, kArenaBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (m == MAP_FAILED) {
+        perror("cuda_emu: reserving 8 GiB of address space for device memory");
+        g_arena_failed = true;
+        return false;
+    }
+    g_arena = (char *)m;
+    g_free[0] = kArenaBytes;
+    const char *env = getenv("DC_CUDA_EMU_GUARD");
+    g_guard = !(env && strcmp(env, "0") == 0);
+    if (!g_guard || g_inside > 0) set_prot(PROT_READ | PROT_WRITE);
+    if (g_guard) install_segv_note();
+    return true;
+}
+
+void device_enter() {
+    std::lock_guard<std::mutex> lock(g_arena_mu);
+    if (g_inside++ == 0 && g_guard) set_prot(PROT_READ | PROT_WRITE);
+}
+void device_leave() {
+    std::lock_guard<std::mutex> lock(g_arena_mu);
+    if (--g_inside == 0 && g_guard) set_prot(PROT_NONE);
+}
+
+// Brackets the body of every emulated call that reads or writes device memory.
+struct DeviceAccess {
+    DeviceAccess() { device_enter(); }
+    ~DeviceAccess() { device_leave(); }
+    DeviceAccess(const DeviceAccess &) = delete;
+    DeviceAccess &operator=(const DeviceAccess &) = delete;
+};
+
+size_t arena_span(size_t bytes) { return ((bytes ? bytes : 1) + g_page - 1) / g_page * g_page; }
+
+// First fit over the free ranges, whole pages (cudaMalloc's 256-byte alignment and more).
+void *arena_alloc(size_t bytes) {
+    std::lock_guard<std::mutex> lock(g_arena_mu);
+    if (!arena_ready() || bytes > kArenaBytes) return nullptr;
+    const size_t need = arena_span(bytes);
+    for (auto it = g_free.begin(); it != g_free.end(); ++it) {
+        if (it->second < need) continue;
+        const size_t off = it->first, rest = it->second - need;
+        g_free.erase(it);
+        if (rest) g_free[off + need] = rest;
+        return g_arena + off;
+    }
+    return nullptr;
+}
+
+void arena_free(void *p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(g_arena_mu);
+    size_t off = (size_t)((char *)p - g_arena), len = arena_span(bytes);
+    madvise(p, len, MADV_DONTNEED); // the pages go back to the system; cudaMalloc refills
+    auto next = g_free.lower_bound(off);
+    if (next != g_free.end() && off + len == next->first) {
+        len += next->second;
+        next = g_free.erase(next);
+    }
+    if (next != g_free.begin()) {
+        auto prev = std::prev(next);
+        if (prev->first + prev->second == off) {
+            prev->second += len;
+            return;
+        }
+    }
+    g_free[off] = len;
+}
+
+} // namespace
 
 // ---- fibers ----
 
@@ -83,6 +225,7 @@ float dc_emu_shfl_xor(float v, int lane_mask) {
 
 void dc_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
     std::lock_guard<std::mutex> lock(g_launch_mu);
+    DeviceAccess device; // the kernel reads and writes device memory
     static Block b; // fibers and their stacks persist between launches
     const size_t nt = (size_t)block.x * block.y * block.z;
     if (b.fibers.size() < nt) b.fibers.resize(nt);
@@ -147,9 +290,12 @@ bool is_dev(const void *p) {
 extern "C" {
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
-    void *m = nullptr;
-    if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0) return set_last(cudaErrorMemoryAllocation);
-    memset(m, 0xA5, bytes); // uninitialised device memory is not zero
+    void *m = arena_alloc(bytes);
+    if (!m) return set_last(cudaErrorMemoryAllocation);
+    {
+        DeviceAccess device;
+        memset(m, 0xA5, bytes); // uninitialised device memory is not zero
+    }
     std::lock_guard<std::mutex> lock(g_mem_mu);
     g_dev[(uintptr_t)m] = bytes;
     *p = m;
@@ -157,13 +303,15 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 }
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
+    size_t bytes = 0;
     {
         std::lock_guard<std::mutex> lock(g_mem_mu);
         auto it = g_dev.find((uintptr_t)p);
         if (it == g_dev.end()) return set_last(cudaErrorInvalidValue);
+        bytes = it->second;
         g_dev.erase(it);
     }
-    free(p);
+    arena_free(p, bytes);
     return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
@@ -175,6 +323,7 @@ cudaError_t cudaFreeHost(void *p) {
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
+    DeviceAccess device;
     if (n) memmove(d, s, n);
     return cudaSuccess;
 }
@@ -182,6 +331,7 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, 
     return cudaMemcpy(d, s, n, k);
 }
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) {
+    DeviceAccess device;
     memset(d, v, n);
     return cudaSuccess;
 }
@@ -292,6 +442,7 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
         ldb < (tb == CUBLAS_OP_N ? (k ? k : 1) : (n ? n : 1)))
         return CUBLAS_STATUS_INVALID_VALUE;
     if (!is_dev(A) || !is_dev(B) || !is_dev(C)) return CUBLAS_STATUS_INVALID_VALUE;
+    DeviceAccess device;
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double acc = 0;
@@ -323,6 +474,7 @@ cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasOperation_
                                           void *const C[], cudaDataType_t ct, const int ldc[],
                                           int groups, const int size[], cublasComputeType_t) {
     if (!is_dev(A) || !is_dev(B) || !is_dev(C)) return CUBLAS_STATUS_INVALID_VALUE; // device arrays
+    DeviceAccess device; // the pointer arrays are read here, each gemm opens it again
     size_t p = 0;
     for (int g = 0; g < groups; g++)
         for (int s = 0; s < size[g]; s++, p++) {
@@ -457,6 +609,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
     if (!fp8_shape(d, a, b, c, &m, &n, &k) || !is_dev(A) || !is_dev(B) || !is_dev(D) ||
         (d->a_scale && !is_dev(d->a_scale)) || (d->b_scale && !is_dev(d->b_scale)))
         return CUBLAS_STATUS_INVALID_VALUE;
+    DeviceAccess device;
     const double sa = d->a_scale ? *d->a_scale : 1.0, sb = d->b_scale ? *d->b_scale : 1.0;
     const double al = *(const float *)alpha, be = *(const float *)beta;
     const uint8_t *pa = (const uint8_t *)A, *pb = (const uint8_t *)B;

@@ -1,0 +1,111 @@
+/* The emulation's guard on device memory (cuda_emu.cpp): backend buffers work through upload,
+ * ops and download as before, and host code that reads or writes one directly — a crash or
+ * garbage on a real GPU — dies by SIGSEGV. Run as gpu.emulated_guard, and with the argument
+ * "off" under DC_CUDA_EMU_GUARD=0 as gpu.emulated_guard_off, where the same accesses succeed
+ * (so the deaths above come from the guard, not from a bad pointer). */
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gpu_common.h"
+#include "tensor/backend.h"
+
+static int failures;
+
+static void check(bool ok, const char *what) {
+    printf("%-4s %s\n", ok ? "ok" : "FAIL", what);
+    if (!ok) failures++;
+}
+
+/* One direct host access to a device buffer, in a child. Returns the signal that ended the child,
+ * 0 when it completed (and, for a read, saw `want`), -1 otherwise. */
+static int child_access(float *dev, const float *want, size_t n, bool write) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core); /* the expected death leaves no core file */
+        volatile float *p = dev;
+        if (write) {
+            p[n / 2] = 42.0f;
+            _exit(p[n / 2] == 42.0f ? 0 : 2);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (p[i] != want[i]) _exit(2);
+        _exit(0);
+    }
+    int ws = 0;
+    if (waitpid(pid, &ws, 0) != pid) {
+        perror("waitpid");
+        exit(1);
+    }
+    if (WIFSIGNALED(ws)) return WTERMSIG(ws);
+    return WIFEXITED(ws) && WEXITSTATUS(ws) == 0 ? 0 : -1;
+}
+
+static void expect_end(int got, bool guard, const char *what) {
+    char line[160];
+    if (guard)
+        snprintf(line, sizeof line, "host %s of a device buffer dies by SIGSEGV (child: %s %d)",
+                 what, got > 0 ? "signal" : "exit", got);
+    else
+        snprintf(line, sizeof line, "host %s of a device buffer works with the guard off (child: %s %d)",
+                 what, got > 0 ? "signal" : "exit", got);
+    check(guard ? got == SIGSEGV : got == 0, line);
+}
+
+int main(int argc, char **argv) {
+    const bool guard = !(argc > 1 && strcmp(argv[1], "off") == 0);
+    dc_backend *gpu = gpu_or_skip("test_guard", NULL);
+    const dc_backend_ops *ops = gpu->ops;
+    const size_t rows = 5, cols = 300, n = rows * cols;
+    float *a = rnd_array(n, -2, 2), *b = rnd_array(n, -2, 2);
+    float *gamma = rnd_array(cols, 0.5f, 1.5f), *beta = rnd_array(cols, -0.5f, 0.5f);
+    float *want = malloc(n * sizeof *want), *got = malloc(n * sizeof *got);
+    float *da = NULL, *db = NULL;
+    if (!want || !got || ops->alloc(gpu, n * sizeof(float), (void **)&da) ||
+        ops->alloc(gpu, n * sizeof(float), (void **)&db) ||
+        ops->upload(gpu, da, a, n * sizeof(float)) || ops->upload(gpu, db, b, n * sizeof(float))) {
+        fprintf(stderr, "test_guard: device buffers: %s\n", dc_error_detail());
+        return 1;
+    }
+
+    /* (a) upload → add, ReLU, LayerNorm with host γ/β (staged by the backend) → download */
+    ops->add(gpu, da, db, n);
+    ops->activation(gpu, DC_ACT_RELU, da, n);
+    ops->layernorm(gpu, da, NULL, gamma, beta, 1e-5f, rows, cols, da);
+    for (size_t i = 0; i < n; i++) want[i] = a[i] + b[i] > 0.0f ? a[i] + b[i] : 0.0f;
+    dc_kernel_layernorm(want, NULL, gamma, beta, 1e-5f, rows, cols, want);
+    dc_status st = ops->download(gpu, got, da, n * sizeof(float));
+    check(st == DC_OK && nmse(got, want, n) <= 1e-10,
+          "upload, add, relu, layernorm (host gamma/beta), download match the CPU kernels");
+
+    /* (b) the host touches the device buffer itself, in a child */
+    expect_end(child_access(da, got, n, false), guard, "read");
+    expect_end(child_access(da, got, n, true), guard, "write");
+
+    /* the parent's buffer is intact and the backend still works */
+    float *again = malloc(n * sizeof *again);
+    st = again ? ops->download(gpu, again, da, n * sizeof(float)) : DC_ERR_OUT_OF_MEMORY;
+    check(st == DC_OK && memcmp(again, got, n * sizeof(float)) == 0,
+          "the buffer downloads unchanged afterwards");
+
+    ops->release(gpu, da);
+    ops->release(gpu, db);
+    dc_backend_destroy(gpu);
+    free(a);
+    free(b);
+    free(gamma);
+    free(beta);
+    free(want);
+    free(got);
+    free(again);
+    printf("test_guard (guard %s): %s\n", guard ? "on" : "off", failures ? "FAILED" : "passed");
+    return failures ? 1 : 0;
+}
