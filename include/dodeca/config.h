@@ -203,6 +203,7 @@ typedef struct dc_fusion_config {
     char weights[8];            /* "f32" | "bf16": how the expert layers are held */
     uint32_t small_batch;       /* 16: expert rows up to this use the small-batch kernel */
     uint32_t history;           /* 4: previous weight versions kept for rollback */
+    dc_device device;           /* cpu: where the experts run (auto, cpu, cuda:N) */
 } dc_fusion_config;
 
 typedef struct dc_cache_config {

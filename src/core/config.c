@@ -237,6 +237,7 @@ void dc_config_defaults(dc_config *c) {
     strcpy(f->weights, "f32");
     f->small_batch = 16;
     f->history = 4;
+    f->device = (dc_device){DC_DEVICE_CPU, 0};
 
     dc_cache_config *k = &c->cache;
     k->enabled = true;
@@ -352,6 +353,7 @@ static const dc_cfg_field general_fields[] = {
     CF("fusion", "weights", DC_CFG_STRING, fusion.weights),
     CF("fusion", "small_batch", DC_CFG_U32, fusion.small_batch),
     CF("fusion", "history", DC_CFG_U32, fusion.history),
+    CF("fusion", "device", DC_CFG_DEVICE, fusion.device),
 
     CF("cache", "enabled", DC_CFG_BOOL, cache.enabled),
     CF("cache", "max_entries", DC_CFG_U64, cache.max_entries),

@@ -233,6 +233,21 @@ static dc_status validate_fusion(const dc_config *c) {
         (st = vname(c, "fusion.output_init", f->output_init, inits)) ||
         (st = vname(c, "fusion.weights", f->weights, dtypes)))
         return st;
+    if ((unsigned)f->device.kind > DC_DEVICE_CUDA)
+        return vfail(c, "fusion.device", NULL, "fusion.device has an invalid value");
+    if (f->device.kind == DC_DEVICE_CUDA) {
+        if (!c->gpu.enabled)
+            return vfail(c, "fusion.device", "gpu.enabled",
+                         "fusion.device = \"cuda:%u\" but gpu.enabled = false",
+                         (unsigned)f->device.index);
+        bool listed = false;
+        for (uint32_t g = 0; g < c->gpu.device_count; g++)
+            listed = listed || c->gpu.device_ids[g] == f->device.index;
+        if (!listed)
+            return vfail(c, "fusion.device", "gpu.device_ids",
+                         "fusion.device = \"cuda:%u\" is not in gpu.device_ids",
+                         (unsigned)f->device.index);
+    }
     if (f->jl_nnz == 0 || f->jl_nnz > 64 || DC_DIM_FUSED % f->jl_nnz != 0)
         return vfail(c, "fusion.jl_nnz", NULL,
                      "fusion.jl_nnz (%u) must divide %d and be between 1 and 64",

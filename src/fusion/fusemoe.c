@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "fusion/internal.h"
+#include "tensor/backend_loader.h"
 
 /* Weights prepared on this fusemoe's backend: what a forward call holds on to. */
 typedef struct active {
@@ -20,6 +21,8 @@ typedef struct active {
     /* Expert e's output layer is all zero (as initialised): it contributes exactly 0, so the
      * forward skips it (bit-identical) and it needs no prepared copy. */
     bool out_zero[DC_NUM_EXPERTS];
+    dc_fusion_gpu *gpu; /* the experts on the CUDA backend (instead of fc1/fc2/bf1/bf2) */
+    bool cold;          /* on the history of a CUDA fusemoe: nothing prepared (see swap) */
 } active;
 
 struct dc_fusemoe {
@@ -30,6 +33,8 @@ struct dc_fusemoe {
     uint32_t n_history, max_history;
     dc_backend *be;
     bool own_be;
+    bool cuda;         /* the experts run on the CUDA backend */
+    char device[160];  /* where (dc_fusemoe_device) */
     dc_fusion_options run; /* the run-time choices (weights format, small_batch) */
     pthread_mutex_t stats_lock;
     dc_fusion_stats stats; /* sums; finalised by dc_fusemoe_stats */
@@ -44,6 +49,7 @@ static void active_release(active *a) {
         free(a->bf1[e]);
         free(a->bf2[e]);
     }
+    dc_fusion_gpu_free(a->gpu);
     atomic_fetch_sub(&a->w->users, 1);
     dc_fusion_weights_release(a->w);
     free(a);
@@ -56,9 +62,22 @@ static uint16_t *to_bf16(const float *src, size_t n) {
     return d;
 }
 
-/* Prepares `w` (a new reference is taken) on `be` in the format `o` asks for. */
+/* `w` (a new reference is taken) with nothing prepared: a history entry of a CUDA fusemoe. */
+static active *active_cold(dc_fusion_weights *w, dc_backend *be) {
+    active *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    atomic_init(&a->refs, 1);
+    a->w = dc_fusion_weights_retain(w);
+    atomic_fetch_add(&w->users, 1);
+    a->be = be;
+    a->cold = true;
+    return a;
+}
+
+/* Prepares `w` (a new reference is taken) on `be` in the format `o` asks for; on CUDA every
+ * expert goes to the device (experts_gpu.c). */
 static dc_status active_create(dc_fusion_weights *w, dc_backend *be, const dc_fusion_options *o,
-                               active **out) {
+                               bool cuda, active **out) {
     active *a = calloc(1, sizeof *a);
     if (!a) return dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion weights %s", w->info.version);
     atomic_init(&a->refs, 1);
@@ -76,7 +95,7 @@ static dc_status active_create(dc_fusion_weights *w, dc_backend *be, const dc_fu
         p = w->arena + l->fc2_b[e];
         for (size_t i = 0; z && i < DC_FUSION_OUT; i++) z = p[i] == 0.0f;
         a->out_zero[e] = z;
-        if (z) continue;
+        if (z || cuda) continue;
         if (a->bf16) {
             a->bf1[e] = to_bf16(w->arena + l->fc1_w[e], (size_t)w->opt.hidden * DC_FUSION_IN);
             a->bf2[e] = to_bf16(w->arena + l->fc2_w[e], (size_t)DC_FUSION_OUT * w->opt.hidden);
@@ -92,6 +111,7 @@ static dc_status active_create(dc_fusion_weights *w, dc_backend *be, const dc_fu
                                         DC_FUSION_OUT, w->opt.hidden, DC_WEIGHTS_F32, &a->fc2[e]);
         if (st != DC_OK) st = dc_fail_context(st, "fusion weights %s, expert %u", w->info.version, e);
     }
+    if (st == DC_OK && cuda) st = dc_fusion_gpu_prepare(be, w, a->bf16, a->out_zero, &a->gpu);
     if (st != DC_OK) {
         active_release(a);
         return st;
@@ -142,8 +162,12 @@ static dc_status fusemoe_new(const dc_fusion_options *o, dc_fusemoe **out) {
     if (o) f->run = *o;
     else dc_fusion_options_default(&f->run);
     f->be = o ? o->backend : NULL;
-    if (!f->be) {
-        dc_status st = dc_backend_cpu_create(NULL, &f->be);
+    if (f->be) {
+        f->cuda = dc_backend_is_cuda(f->be);
+        snprintf(f->device, sizeof f->device, "%s", f->cuda ? "cuda (the caller's backend)" : "cpu");
+    } else {
+        dc_status st = dc_fusion_backend_open(&f->run, &f->be, &f->cuda, f->device,
+                                              sizeof f->device);
         if (st != DC_OK) {
             dc_fusemoe_destroy(f);
             return st;
@@ -157,7 +181,7 @@ static dc_status fusemoe_new(const dc_fusion_options *o, dc_fusemoe **out) {
 /* Makes w the active weights of a new fusemoe (takes its own reference). */
 static dc_status fusemoe_adopt(dc_fusemoe *f, dc_fusion_weights *w) {
     active *a = NULL;
-    dc_status st = active_create(w, f->be, &f->run, &a);
+    dc_status st = active_create(w, f->be, &f->run, f->cuda, &a);
     if (st != DC_OK) return st;
     f->current = a;
     f->stats.num_experts = w->opt.num_experts;
@@ -210,7 +234,7 @@ void dc_fusemoe_destroy(dc_fusemoe *f) {
     if (!f) return;
     active_release(f->current); /* no call may be in flight: prepared copies go now */
     for (uint32_t i = 0; i < f->n_history; i++) active_release(f->history[i]);
-    if (f->own_be) dc_backend_destroy(f->be);
+    if (f->own_be) dc_fusion_backend_close(f->be, f->cuda);
     pthread_mutex_destroy(&f->swap_lock);
     pthread_mutex_destroy(&f->lock);
     pthread_mutex_destroy(&f->stats_lock);
@@ -218,6 +242,8 @@ void dc_fusemoe_destroy(dc_fusemoe *f) {
 }
 
 dc_backend *dc_fusemoe_backend(dc_fusemoe *f) { return f ? f->be : NULL; }
+
+const char *dc_fusemoe_device(const dc_fusemoe *f) { return f ? f->device : ""; }
 
 dc_fusion_weights *dc_fusemoe_weights(dc_fusemoe *f) {
     if (!f) return NULL;
@@ -236,6 +262,7 @@ size_t dc_fusemoe_bytes(dc_fusemoe *f) {
         if (a->fc2[e]) b += a->be->ops->linear_bytes(a->fc2[e]);
         if (a->bf1[e]) b += (size_t)a->w->opt.hidden * (DC_FUSION_IN + DC_FUSION_OUT) * 2;
     }
+    b += dc_fusion_gpu_bytes(a->gpu);
     active_release(a);
     return b;
 }
@@ -252,12 +279,19 @@ static dc_status swap_locked(dc_fusemoe *f, dc_fusion_weights *w) {
     dc_status st = dc_vec_check_finite(w->arena, w->layout.total, "fusion weights");
     if (st != DC_OK) return dc_fail_context(st, "fusemoe swap to %s", w->info.version);
     active *a = NULL;
-    st = active_create(w, f->be, &f->run, &a);
+    st = active_create(w, f->be, &f->run, f->cuda, &a);
     if (st != DC_OK) return dc_fail_context(st, "fusemoe swap to %s", w->info.version);
-    active *drop = NULL;
+    /* On CUDA the replaced weights leave the device (freed when their last call returns); the
+     * history keeps them cold and a rollback uploads them again. */
+    active *cold = f->cuda && f->max_history ? active_cold(f->current->w, f->be) : NULL;
+    active *drop = NULL, *warm_old = NULL;
     pthread_mutex_lock(&f->lock);
     active *old = f->current;
     f->current = a;
+    if (cold) {
+        warm_old = old;
+        old = cold;
+    }
     if (f->max_history == 0) {
         drop = old;
     } else {
@@ -270,6 +304,7 @@ static dc_status swap_locked(dc_fusemoe *f, dc_fusion_weights *w) {
     }
     pthread_mutex_unlock(&f->lock);
     active_release(drop); /* freed when the last call using it returns */
+    active_release(warm_old);
     return DC_OK;
 }
 
@@ -290,10 +325,23 @@ dc_status dc_fusemoe_rollback(dc_fusemoe *f) {
         pthread_mutex_unlock(&f->swap_lock);
         return dc_fail(DC_ERR_NOT_FOUND, "fusemoe rollback: no previous weights to return to");
     }
+    active *top = f->history[f->n_history - 1]; /* stable: history changes under swap_lock */
+    pthread_mutex_unlock(&f->lock);
+    active *warm = NULL;
+    if (top->cold) { /* prepare outside `lock`: calls keep running meanwhile */
+        dc_status st = active_create(top->w, f->be, &f->run, f->cuda, &warm);
+        if (st != DC_OK) {
+            pthread_mutex_unlock(&f->swap_lock);
+            return dc_fail_context(st, "fusemoe rollback to %s", top->w->info.version);
+        }
+    }
+    pthread_mutex_lock(&f->lock);
     active *drop = f->current;
-    f->current = f->history[--f->n_history];
+    f->n_history--;
+    f->current = warm ? warm : top;
     pthread_mutex_unlock(&f->lock);
     pthread_mutex_unlock(&f->swap_lock);
+    if (warm) active_release(top);
     active_release(drop);
     return DC_OK;
 }
@@ -353,6 +401,7 @@ void dc_fusemoe_stats(dc_fusemoe *f, dc_fusion_stats *out) {
         out->mean_top2_prob = f->top2_sum / (double)out->rows;
     }
     pthread_mutex_unlock(&f->stats_lock);
+    snprintf(out->device, sizeof out->device, "%s", f->device);
 }
 
 void dc_fusemoe_stats_reset(dc_fusemoe *f) {
@@ -422,6 +471,52 @@ static dc_status run_expert(const active *act, uint32_t e, const float *x, size_
     if (st != DC_OK) return st;
     be->ops->activation(be, DC_ACT_GELU_ERF, a, m * H);
     return be->ops->linear_forward(be, act->fc2[e], a, m, o);
+}
+
+/* Every (row, rank) on the device: one dc_fusion_gpu_run for the batch (grouped) or one per
+ * (row, rank) (row by row), outputs into b->eo. The gate's row order is kept. */
+static dc_status experts_on_gpu(const active *act, fwd_buf *b, size_t n, uint32_t k,
+                                bool rowwise) {
+    const uint32_t E = act->w->opt.num_experts;
+    const bool *zero = act->out_zero;
+    uint32_t count[DC_NUM_EXPERTS] = {0};
+    if (rowwise) {
+        dc_status st = DC_OK;
+        for (size_t i = 0; i < n && st == DC_OK; i++)
+            for (uint32_t r = 0; r < b->g[i].k && st == DC_OK; r++) {
+                uint32_t e = b->g[i].selected[r], row = (uint32_t)i;
+                if (zero[e]) continue;
+                count[e] = 1;
+                st = dc_fusion_gpu_run(act->gpu, b->h, &row, count,
+                                       b->eo + (i * k + r) * DC_FUSION_OUT);
+                count[e] = 0;
+            }
+        return st;
+    }
+    uint32_t *rows = malloc(n * k * sizeof *rows);
+    size_t *slot = malloc(n * k * sizeof *slot); /* (row · k + rank) of each gathered row */
+    float *o = malloc(n * k * DC_FUSION_OUT * sizeof *o);
+    dc_status st = rows && slot && o ? DC_OK
+                                     : dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion expert groups");
+    size_t m = 0;
+    for (uint32_t e = 0; e < E && st == DC_OK; e++) {
+        if (zero[e]) continue;
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t r = 0; r < b->g[i].k; r++)
+                if (b->g[i].selected[r] == e) {
+                    rows[m] = (uint32_t)i;
+                    slot[m++] = i * k + r;
+                    count[e]++;
+                }
+    }
+    if (st == DC_OK && m) st = dc_fusion_gpu_run(act->gpu, b->h, rows, count, o);
+    for (size_t j = 0; st == DC_OK && j < m; j++) /* scatter back in input order */
+        memcpy(b->eo + slot[j] * DC_FUSION_OUT, o + j * DC_FUSION_OUT,
+               DC_FUSION_OUT * sizeof(float));
+    free(rows);
+    free(slot);
+    free(o);
+    return st;
 }
 
 static dc_status forward_on(dc_fusemoe *f, const active *act, const dc_concat_embedding *const *in,
@@ -500,7 +595,9 @@ static dc_status forward_on(dc_fusemoe *f, const active *act, const dc_concat_em
 
     /* experts */
     if (!strcmp(act->be->ops->name, "cpu")) dc_backend_cpu_bind_threads(act->be);
-    if (rowwise) {
+    if (act->gpu) {
+        st = experts_on_gpu(act, &b, n, k, rowwise);
+    } else if (rowwise) {
         for (size_t i = 0; i < n && st == DC_OK; i++)
             for (uint32_t r = 0; r < b.g[i].k && st == DC_OK; r++) {
                 uint32_t e = b.g[i].selected[r];

@@ -90,7 +90,13 @@ typedef struct dc_fusion_options {
     uint32_t history;              /* previous weights kept for rollback: 4 */
     dc_fusion_weight_dtype weights;/* f32 */
     uint32_t small_batch;          /* f32: an expert's rows up to this run on the built-in
-                                      small-batch kernel, more on the backend's GEMM: 16 */
+                                      small-batch kernel, more on the backend's GEMM: 16
+                                      (CPU only: on CUDA every row runs on the device) */
+    /* Where the experts run when backend is NULL (docs/fusion.md §3). */
+    dc_device device;              /* cpu; auto = CUDA when gpu_enabled and usable; cuda:N */
+    bool gpu_enabled;              /* gpu.enabled: false keeps auto on the CPU: true */
+    uint32_t gpu_device;           /* the ordinal auto tries (gpu.device_ids[0]): 0 */
+    double gpu_memory_fraction;    /* pool cap of a backend the fusion creates: 0.9 */
 } dc_fusion_options;
 
 /* The documented defaults above. */
@@ -215,6 +221,9 @@ dc_status dc_fusemoe_rollback(dc_fusemoe *f);
 /* A new reference to the active weights (release it). */
 dc_fusion_weights *dc_fusemoe_weights(dc_fusemoe *f);
 dc_backend *dc_fusemoe_backend(dc_fusemoe *f);
+/* Where the experts run: "cpu", "cpu (auto: <why not CUDA>)", "cuda:0 (<device name>)" or
+ * "cuda (the caller's backend)". */
+const char *dc_fusemoe_device(const dc_fusemoe *f);
 /* Bytes of the active weights: host arena plus the copies prepared on the backend. */
 size_t dc_fusemoe_bytes(dc_fusemoe *f);
 
@@ -229,6 +238,7 @@ typedef struct dc_fusion_stats {
     double mean_top1_prob, mean_top2_prob; /* mean largest / second-largest probability */
     double load_balance;                   /* Switch E·Σ f_e·P_e: 1 uniform, E collapsed */
     uint64_t capacity_overflow;            /* assignments past a batch's expert capacity */
+    char device[160];                      /* where the experts ran (dc_fusemoe_device) */
 } dc_fusion_stats;
 
 void dc_fusemoe_stats(dc_fusemoe *f, dc_fusion_stats *out);

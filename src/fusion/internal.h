@@ -102,4 +102,27 @@ size_t dc_fusion_bridge_work_floats(void);
 void dc_fusion_bridge_row(const dc_fusion_weights *w, const float *z, uint32_t mask, float *out,
                           float *work);
 
+/* ---- the experts on the CUDA backend (experts_gpu.c) ---- */
+
+#define DC_FGPU_PAD 8 /* augmented columns per layer: the bias parts, then zeros (alignment) */
+typedef struct dc_fusion_gpu dc_fusion_gpu;
+/* Uploads every expert not in skip[] (may be NULL) in the augmented layout, f32 or bf16. */
+dc_status dc_fusion_gpu_prepare(dc_backend *be, const dc_fusion_weights *w, bool bf16,
+                                const bool *skip, dc_fusion_gpu **out);
+void dc_fusion_gpu_free(dc_fusion_gpu *g);
+size_t dc_fusion_gpu_bytes(const dc_fusion_gpu *g);
+/* Expert outputs of Σ count[e] rows: rows[] index h (8320 floats a row, host), grouped by
+ * expert in increasing order (count[e] rows for expert e); out (host) gets 1536 floats a row
+ * in the same order. */
+dc_status dc_fusion_gpu_run(dc_fusion_gpu *g, const float *h, const uint32_t *rows,
+                            const uint32_t *count, float *out);
+/* Tests: one cublasGemmEx per expert instead of the grouped call. */
+void dc_fusion_gpu_force_fallback(bool on);
+
+/* The backend the experts run on, from o->device (cpu, auto, cuda:N). *cuda says which; desc
+ * says where and, for auto on the CPU, why ("cpu (auto: gpu.enabled = false)"). */
+dc_status dc_fusion_backend_open(const dc_fusion_options *o, dc_backend **out, bool *cuda,
+                                 char *desc, size_t cap);
+void dc_fusion_backend_close(dc_backend *be, bool cuda);
+
 #endif

@@ -75,6 +75,10 @@ void dc_fusion_options_default(dc_fusion_options *o) {
     o->history = 4;
     o->weights = DC_FUSION_WEIGHTS_F32;
     o->small_batch = 16;
+    o->device = (dc_device){DC_DEVICE_CPU, 0};
+    o->gpu_enabled = true;
+    o->gpu_device = 0;
+    o->gpu_memory_fraction = 0.9;
 }
 
 void dc_fusion_options_from_config(const dc_config *config, dc_fusion_options *o) {
@@ -104,6 +108,10 @@ void dc_fusion_options_from_config(const dc_config *config, dc_fusion_options *o
                                                     : DC_FUSION_WEIGHTS_F32;
     o->small_batch = cfg->small_batch;
     o->history = cfg->history;
+    o->device = cfg->device;
+    o->gpu_enabled = config->gpu.enabled;
+    o->gpu_device = config->gpu.device_count ? config->gpu.device_ids[0] : 0;
+    o->gpu_memory_fraction = config->gpu.memory_fraction;
     /* block weights are relative: normalise them to sum 1 (validated: some are > 0) */
     double sum = 0.0;
     for (int m = 0; m < DC_NUM_MODELS; m++) sum += config->models.model[m].fusion_weight;
@@ -165,6 +173,13 @@ dc_status dc_fusion_options_validate(const dc_fusion_options *o) {
                        "enabled", (double)o->bridge_blend);
     if ((unsigned)o->weights > DC_FUSION_WEIGHTS_BF16)
         return dc_fail(DC_ERR_CONFIG, "fusion weights dtype %d out of range", (int)o->weights);
+    if ((unsigned)o->device.kind > DC_DEVICE_CUDA)
+        return dc_fail(DC_ERR_CONFIG, "fusion.device kind %d out of range (auto, cpu, cuda:N)",
+                       (int)o->device.kind);
+    if (!(o->gpu_memory_fraction > 0.0 && o->gpu_memory_fraction <= 1.0) &&
+        o->device.kind != DC_DEVICE_CPU && !o->backend)
+        return dc_fail(DC_ERR_CONFIG, "fusion gpu_memory_fraction (%g) must be in (0, 1]",
+                       o->gpu_memory_fraction);
     if (o->history > 64)
         return dc_fail(DC_ERR_CONFIG, "fusion history (%u) must be <= 64", o->history);
     return DC_OK;
