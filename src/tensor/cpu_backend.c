@@ -96,6 +96,16 @@ static dnnl_status_t make_pd(dnnl_engine_t eng, dnnl_dim_t m, uint32_t n, uint32
     return s;
 }
 
+/* Row-major K×N weights (tag "ab") with a row stride of N rounded up to 16 floats plus 16.
+ * BERT/CLIP widths (768, 1024, 3072, 4096 floats) make rows a multiple of 1–16 KiB apart, so
+ * the rows a GEMM kernel streams together fall into the same cache sets (and alias in 4 KiB
+ * store forwarding); one extra cache line per row spreads them. gemm:jit at 257 × 3072 × 1024
+ * on 2 Zen 3 cores: 70 instead of 32 GFLOP per CPU-second. */
+static dnnl_status_t padded_weights_md(uint32_t n, uint32_t k, dnnl_memory_desc_t *md) {
+    dnnl_dims_t dims = {k, n}, strides = {(dnnl_dim_t)(n + 15) / 16 * 16 + 16, 1};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides);
+}
+
 static void linear_free(dc_linear *l) {
     if (!l) return;
     if (l->prim_rt) dnnl_primitive_destroy(l->prim_rt);
@@ -131,9 +141,23 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
         goto done;
     }
 
-    /* Prefer one run-time-M primitive; fall back to fixed-M primitives. */
-    dnnl_status_t s = make_pd(cpu->engine, DNNL_RUNTIME_DIM_VAL, n_out, k_in, NULL, bias != NULL,
-                              &l->pd_rt);
+    /* Prefer one run-time-M primitive on row-major K×N weights whose row stride is padded
+     * past N (padded_weights_md); then the layout oneDNN picks; then fixed-M primitives. */
+    dnnl_memory_desc_t padded;
+    dnnl_status_t s = padded_weights_md(n_out, k_in, &padded);
+    if (s == dnnl_success)
+        s = make_pd(cpu->engine, DNNL_RUNTIME_DIM_VAL, n_out, k_in, &padded, bias != NULL,
+                    &l->pd_rt);
+    if (s == dnnl_success) {
+        dc_dnnl_impl_name(l->pd_rt, l->impl, sizeof l->impl);
+        if (strstr(l->impl, "ref")) {
+            dnnl_primitive_desc_destroy(l->pd_rt);
+            s = dnnl_unimplemented;
+        }
+    }
+    if (s != dnnl_success)
+        s = make_pd(cpu->engine, DNNL_RUNTIME_DIM_VAL, n_out, k_in, NULL, bias != NULL,
+                    &l->pd_rt);
     if (s == dnnl_success) {
         dc_dnnl_impl_name(l->pd_rt, l->impl, sizeof l->impl);
         if (strstr(l->impl, "ref")) {
@@ -161,6 +185,7 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
                      l->wbytes);
         goto done;
     }
+    memset(l->wdata, 0, l->wbytes); /* the padding past N in each row is never written else */
     /* nn.Linear's [N, K] row-major is the K×N matrix Wᵀ with strides (1, K): tag "ba". */
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {k_in, n_out};
