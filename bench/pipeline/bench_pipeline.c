@@ -9,7 +9,13 @@
  * ViT-L/14) with the small test vocabulary, so the encoder cost is real but SPLADE's
  * 30522-wide MLM head is not (see README).
  *
- * Usage: bench_pipeline [--models-dir DIR | --fixtures DIR] [--requests N] [--quick] */
+ * --device LIST runs the pretrained configuration once per device of the comma-separated list
+ * (cpu, cuda, cuda:N, auto; default cpu), all on the same fixtures and inputs, so one run
+ * compares the CPU with the GPU; --dtype fp32|bf16|fp16|fp8|int8 sets every pretrained
+ * model's quantization (fp32 = none; fp16/fp8 run on CUDA only, int8 on the CPU only).
+ *
+ * Usage: bench_pipeline [--models-dir DIR | --fixtures DIR] [--device LIST] [--dtype T]
+ *                       [--requests N] [--quick] */
 #include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,6 +66,8 @@ static void die(const char *what, dc_status st) {
 typedef struct run_cfg {
     const char *label;
     const char *models_dir; /* NULL: custom models only */
+    dc_device device;       /* of every pretrained model */
+    dc_quantization quant;  /* of every pretrained model */
     size_t requests;
     size_t rounds;
     size_t words;
@@ -74,6 +82,11 @@ static void bench_one(const run_cfg *rc, uint64_t *seed) {
     cfg.batch.queue_capacity = 4096;
     if (rc->models_dir) snprintf(cfg.models.models_dir, sizeof cfg.models.models_dir, "%s", rc->models_dir);
     else snprintf(cfg.models.models_dir, sizeof cfg.models.models_dir, "/nonexistent-dodeca-models");
+    for (int i = 0; i < DC_NUM_MODELS; i++)
+        if (dc_model_info_get((dc_model_id)i)->kind == DC_MODEL_KIND_PRETRAINED) {
+            cfg.models.model[i].device = rc->device;
+            cfg.models.model[i].quantization = rc->quant;
+        }
     dc_pipeline_options o;
     dc_pipeline_options_default(&o);
     dc_pipeline *p = NULL;
@@ -88,6 +101,15 @@ static void bench_one(const run_cfg *rc, uint64_t *seed) {
     printf("\n== %s: %u models loaded (mask 0x%03x), open %.2f s (warm-up %.1f ms, fusion %.1f ms)\n",
            rc->label, h.models_loaded, h.loaded_mask, open_s, (double)w.total_us / 1e3,
            (double)w.fusion_us / 1e3);
+    dc_pipeline_stats bk;
+    if (rc->models_dir && dc_pipeline_stats_get(p, &bk) == DC_OK) {
+        printf("   backends:");
+        for (int i = 0; i < DC_NUM_MODELS; i++)
+            if (bk.model[i].state == DC_MODEL_STATE_LOADED &&
+                dc_model_info_get((dc_model_id)i)->kind == DC_MODEL_KIND_PRETRAINED)
+                printf(" %s %s;", dc_model_info_get((dc_model_id)i)->label, bk.model[i].backend);
+        printf("\n");
+    }
     for (int i = 0; i < DC_NUM_MODELS; i++)
         if (w.model[i].warmed)
             printf("   warm-up %-4s %8.1f ms  (first batch-1 %.2f ms, steady batch-1 %.2f ms)\n",
@@ -252,15 +274,38 @@ int main(int argc, char **argv) {
     const char *fixtures = NULL;
     size_t requests = 0;
     bool quick = false;
+    const char *devices = "cpu", *dtype = "fp32";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models-dir") && i + 1 < argc) models_dir = argv[++i];
         else if (!strcmp(argv[i], "--fixtures") && i + 1 < argc) fixtures = argv[++i];
         else if (!strcmp(argv[i], "--requests") && i + 1 < argc) requests = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) devices = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--models-dir DIR | --fixtures DIR] [--requests N] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--models-dir DIR | --fixtures DIR] [--device cpu,cuda:0,...] "
+                            "[--dtype fp32|bf16|fp16|fp8|int8] [--requests N] [--quick]\n", argv[0]);
             return 2;
         }
+    }
+    dc_quantization quant = DC_QUANTIZATION_NONE;
+    if (strcmp(dtype, "fp32") && dc_quantization_parse(dtype, &quant) != DC_OK) {
+        fprintf(stderr, "bench_pipeline: --dtype %s: %s\n", dtype, dc_error_detail());
+        return 2;
+    }
+    dc_device dev_list[8];
+    char dev_names[8][32];
+    size_t n_dev = 0;
+    for (const char *d = devices; *d && n_dev < 8;) {
+        size_t len = strcspn(d, ",");
+        snprintf(dev_names[n_dev], sizeof dev_names[n_dev], "%.*s", (int)len, d);
+        if (dc_device_parse(dev_names[n_dev], &dev_list[n_dev]) != DC_OK) {
+            fprintf(stderr, "bench_pipeline: --device %s: %s\n", dev_names[n_dev], dc_error_detail());
+            return 2;
+        }
+        n_dev++;
+        d += len;
+        if (*d == ',') d++;
     }
     if (fixtures) {
         write_fixtures(fixtures);
@@ -269,13 +314,17 @@ int main(int argc, char **argv) {
     const char *omp = getenv("OMP_NUM_THREADS");
     printf("dodeca %s pipeline benchmark; OMP_NUM_THREADS=%s\n", dc_version(), omp ? omp : "(unset)");
     uint64_t seed = 1;
-    run_cfg custom = {"custom models (E2, E3, E4, E9)", NULL, requests ? requests : (quick ? 200 : 2000),
+    run_cfg custom = {"custom models (E2, E3, E4, E9)", NULL, {DC_DEVICE_CPU, 0},
+                      DC_QUANTIZATION_NONE, requests ? requests : (quick ? 200 : 2000),
                       quick ? 20 : 200, 24};
     bench_one(&custom, &seed);
-    if (models_dir) {
-        run_cfg all = {"custom + pretrained models", models_dir, requests ? requests : (quick ? 5 : 30),
-                       quick ? 1 : 3, 24};
-        bench_one(&all, &seed);
+    for (size_t d = 0; models_dir && d < n_dev; d++) {
+        char label[128];
+        snprintf(label, sizeof label, "custom + pretrained models on %s (%s)", dev_names[d], dtype);
+        run_cfg all = {label, models_dir, dev_list[d], quant,
+                       requests ? requests : (quick ? 5 : 30), quick ? 1 : 3, 24};
+        uint64_t dseed = seed; /* every device embeds the same inputs */
+        bench_one(&all, &dseed);
     }
     return 0;
 }
