@@ -96,7 +96,8 @@ typedef struct dc_fusion_options {
     dc_device device;              /* cpu; auto = CUDA when gpu_enabled and usable; cuda:N */
     bool gpu_enabled;              /* gpu.enabled: false keeps auto on the CPU: true */
     uint32_t gpu_device;           /* the ordinal auto tries (gpu.device_ids[0]): 0 */
-    double gpu_memory_fraction;    /* pool cap of a backend the fusion creates: 0.9 */
+    double gpu_memory_fraction;    /* pool cap of a backend the fusion creates (share of the
+                                      device's memory; outside (0, 1]: 0.9): 0.9 */
 } dc_fusion_options;
 
 /* The documented defaults above. */

@@ -176,10 +176,6 @@ dc_status dc_fusion_options_validate(const dc_fusion_options *o) {
     if ((unsigned)o->device.kind > DC_DEVICE_CUDA)
         return dc_fail(DC_ERR_CONFIG, "fusion.device kind %d out of range (auto, cpu, cuda:N)",
                        (int)o->device.kind);
-    if (!(o->gpu_memory_fraction > 0.0 && o->gpu_memory_fraction <= 1.0) &&
-        o->device.kind != DC_DEVICE_CPU && !o->backend)
-        return dc_fail(DC_ERR_CONFIG, "fusion gpu_memory_fraction (%g) must be in (0, 1]",
-                       o->gpu_memory_fraction);
     if (o->history > 64)
         return dc_fail(DC_ERR_CONFIG, "fusion history (%u) must be <= 64", o->history);
     return DC_OK;

@@ -76,6 +76,14 @@ static void test_config_key(void **state) {
     dc_fusion_options_from_config(c, &o);
     assert_int_equal(o.device.kind, DC_DEVICE_AUTO);
     assert_false(o.gpu_enabled);
+    o.num_experts = 2;
+    o.top_k = 1;
+    o.hidden = 8;
+    o.gpu_memory_fraction = 0.0; /* allowed with gpu.enabled = false; never read on the CPU */
+    dc_fusemoe *f = NULL;
+    assert_int_equal(dc_fusemoe_create_ex(&o, &f), DC_OK);
+    assert_string_equal(dc_fusemoe_device(f), "cpu (auto: gpu.enabled = false)");
+    dc_fusemoe_destroy(f);
     assert_int_equal(apply(c, "[fusion]\ndevice = \"cuda:1\"\n[gpu]\ndevice_ids = [0, 1]\n"),
                      DC_OK);
     dc_fusion_options_from_config(c, &o);
