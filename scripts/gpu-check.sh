@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU check (docs/gpu.md): run once on a machine with an NVIDIA GPU (H100/H200 class, no
-# network needed). Configures with the CUDA backend for the GPU's own architecture, builds what
-# the check needs, runs the GPU tests (every backend op vs the CPU, grouped GEMM, pool, cuFile,
-# green contexts; BERT/RoBERTa/Longformer end to end in fp32/bf16/fp16/fp8), the codec tests,
-# compute-sanitizer memcheck over the ops test when the toolkit has it, the BERT-base timing
-# (CPU fp32 vs CUDA per format) and, when torch with CUDA (and transformers) is importable, the
-# same forward in PyTorch as a peer. Prints a summary; everything lands in $OUT (or
-# build-gpu-check/results). Budget: under 8 minutes; optional steps are skipped when time runs
-# short.
+# network needed). Builds what the check needs with the CUDA backend for the GPU's own
+# architecture (or unpacks a bundle built elsewhere, PREBUILT=), then runs, most important
+# first: the codec tests; the GPU tests (every backend op vs the CPU, grouped GEMM, pool, cuFile,
+# green contexts; BERT/RoBERTa/Longformer end to end in fp32/bf16/fp16/fp8; the eight pretrained
+# fixtures through the pipeline on cpu and cuda:0; the fusion experts on CUDA); the BERT-base
+# timing (CPU fp32 vs CUDA per format); bench/pipeline at real sizes on the CPU and on CUDA (fp32,
+# then bf16) with the same inputs; PyTorch (transformers, CUDA) on the same checkpoints as the
+# peer, when importable; and compute-sanitizer memcheck over the ops test with the time left.
+# Prints a summary; everything lands in $OUT (or build-gpu-check/results). Budget: under 8
+# minutes; the later steps are skipped when time runs short.
 #
 # Usage: scripts/gpu-check.sh            (from anywhere; BUILD=dir to reuse a build folder)
 #        PREBUILT=bundle.tar.xz scripts/gpu-check.sh
@@ -71,7 +73,7 @@ note "cpu: $(nproc) cores; arches: $archs; build: $build"
 
 # ---- configure and build ----
 if [ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then export CUDACXX=/usr/local/cuda/bin/nvcc; fi
-targets="dodeca dodeca_cuda gpu_test_backend_ops gpu_test_bert_gpu gpu_bench_bert_gpu test_fp8 test_fp4"
+targets="dodeca dodeca_cuda gpu_test_backend_ops gpu_test_bert_gpu gpu_test_pipeline gpu_test_fusion_gpu gpu_bench_bert_gpu gpu_bench_fusion_gpu bench_pipeline test_fp8 test_fp4"
 if [ -n "${PREBUILT:-}" ]; then
   note "prebuilt: $PREBUILT; LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 elif command -v cmake >/dev/null 2>&1; then
@@ -79,7 +81,7 @@ elif command -v cmake >/dev/null 2>&1; then
   command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
   [ -f "$build/CMakeCache.txt" ] && gen=""
   step configure 120 cmake -S "$root" -B "$build" $gen -DDC_CUDA=ON "-DDC_CUDA_ARCHS=$archs" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo || { note "configure failed: see $out/configure.txt"; exit 1; }
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDC_BUILD_BENCH=ON || { note "configure failed: see $out/configure.txt"; exit 1; }
   # shellcheck disable=SC2086
   step build 300 cmake --build "$build" -j"$jobs" --target $targets || { note "build failed: see $out/build.txt"; exit 1; }
 else
@@ -93,21 +95,76 @@ export DC_CUDA_LIBRARY="$lib"
 step info 30 "$build/dodeca" info
 sed 's/^/  /' "$out/info.txt" | tee -a "$summary"
 
-# ---- tests ----
+# ---- tests (a skip means the device was not usable: here that is a failure) ----
+# test NAME LIMIT PROGRAM: runs a GPU test program and copies its verdict lines to the summary
+gpu_test() {
+  local name=$1 limit=$2 prog=$3
+  step "$name" "$limit" "$build/$prog" || status=1
+  grep -E "^(FAIL|ok|device:)|checks passed|passed|SKIP|skipped|cosine" "$out/$name.txt" | head -40 |
+    sed 's/^/  /' | tee -a "$summary"
+}
 step test_fp8 30 "$build/tests/test_fp8" || status=1
 step test_fp4 30 "$build/tests/test_fp4" || status=1
-step backend_ops 180 "$build/tests/gpu/gpu_test_backend_ops"
-rc=$?
-[ $rc -ne 0 ] && status=1 # a skip here means the device was not usable: that is a failure
-grep -E "^(FAIL|device:)|checks passed|SKIP" "$out/backend_ops.txt" | sed 's/^/  /' | tee -a "$summary"
-step bert_gpu 180 "$build/tests/gpu/gpu_test_bert_gpu"
-[ $? -ne 0 ] && status=1
-grep -E "^(ok|FAIL)|checks passed|SKIP" "$out/bert_gpu.txt" | sed 's/^/  /' | tee -a "$summary"
+gpu_test backend_ops 120 tests/gpu/gpu_test_backend_ops
+gpu_test bert_gpu 120 tests/gpu/gpu_test_bert_gpu
+gpu_test pipeline 150 tests/gpu/gpu_test_pipeline
+gpu_test fusion_gpu 60 tests/gpu/gpu_test_fusion_gpu
+
+# ---- timing: BERT-base, 32 x 128 tokens, CPU fp32 vs CUDA per format ----
+fx="$build/bench-fixture"
+if [ "$(left)" -gt 300 ]; then
+  step bench_bert 90 "$build/tests/gpu/gpu_bench_bert_gpu" --seqs 32 --len 128 --layers 12 \
+    --iters 10 --cpu-iters 2 --fixture "$fx"
+  sed 's/^/  /' "$out/bench_bert.txt" | tee -a "$summary"
+else
+  note "bench_bert         skipped (time)"
+fi
+
+# ---- timing: the fusion experts, CPU f32 vs CUDA grouped / fallback / bf16 ----
+if [ "$(left)" -gt 280 ]; then
+  step bench_fusion 60 "$build/tests/gpu/gpu_bench_fusion_gpu" --batches 1,8,32,128
+  sed 's/^/  /' "$out/bench_fusion.txt" | tee -a "$summary"
+fi
+
+# ---- the whole pipeline: real-size random checkpoints, CPU and CUDA on the same inputs ----
+pfx=/tmp/dodeca-gpu-fixtures
+bp="$build/bench/bench_pipeline"
+if [ -x "$bp" ] && [ "$(left)" -gt 200 ]; then
+  step pipeline_fp32 180 "$bp" --fixtures "$pfx" --device cpu,cuda --requests 100
+  grep -E "^(=|--|custom|single|stages|pipeline|throughput|cache|backends)|^ *E[0-9]+ " \
+    "$out/pipeline_fp32.txt" | head -60 | sed 's/^/  /' | tee -a "$summary"
+else
+  note "pipeline_fp32      skipped (time or no bench_pipeline)"
+fi
+if [ -x "$bp" ] && [ -d "$pfx" ] && [ "$(left)" -gt 120 ]; then
+  step pipeline_bf16 80 "$bp" --fixtures "$pfx" --device cuda --dtype bf16 --requests 100
+  grep -E "^(=|--|single|throughput|backends)" "$out/pipeline_bf16.txt" | head -20 |
+    sed 's/^/  /' | tee -a "$summary"
+fi
+
+# ---- peers: the same checkpoints in PyTorch (transformers) on the GPU ----
+if [ "$(left)" -gt 60 ] &&
+  python3 -c "import torch, transformers; assert torch.cuda.is_available()" >/dev/null 2>&1; then
+  if [ -d "$fx" ]; then
+    step peer_bert 40 python3 "$root/bench/gpu/peer_torch.py" "$(dirname "$fx")" \
+      --only "$(basename "$fx")" --dtypes fp32,tf32,bf16,fp16 --shapes 32x128
+    sed 's/^/  /' "$out/peer_bert.txt" | tee -a "$summary"
+  fi
+  if [ -d "$pfx" ] && [ "$(left)" -gt 40 ]; then
+    lim=$(($(left) - 20))
+    [ $lim -gt 150 ] && lim=150
+    step peer_pipeline $lim python3 "$root/bench/gpu/peer_torch.py" "$pfx" \
+      --dtypes fp32,tf32,bf16 --shapes 1x32,32x32 --budget $((lim - 20))
+    sed 's/^/  /' "$out/peer_pipeline.txt" | tee -a "$summary"
+  fi
+else
+  note "peer_torch         skipped (no torch+transformers with CUDA, or time)"
+fi
 
 # ---- optional: memcheck of every kernel the ops test launches ----
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-if [ -n "$san" ] && [ "$(left)" -gt 200 ]; then
-  step memcheck 120 "$san" --tool memcheck --leak-check no --error-exitcode 9 \
+if [ -n "$san" ] && [ "$(left)" -gt 60 ]; then
+  step memcheck $(($(left) - 10)) "$san" --tool memcheck --leak-check no --error-exitcode 9 \
     "$build/tests/gpu/gpu_test_backend_ops"
   rc=$?
   [ $rc -ne 0 ] && [ $rc -ne 124 ] && status=1
@@ -115,50 +172,7 @@ if [ -n "$san" ] && [ "$(left)" -gt 200 ]; then
 else
   note "memcheck           skipped ($([ -n "$san" ] && echo "time" || echo "no compute-sanitizer"))"
 fi
-
-# ---- timing: BERT-base, 32 x 128 tokens, CPU fp32 vs CUDA per format ----
-fx="$build/bench-fixture"
-if [ "$(left)" -gt 90 ]; then
-  lim=$(($(left) - 60))
-  [ $lim -gt 180 ] && lim=180
-  step bench $lim "$build/tests/gpu/gpu_bench_bert_gpu" --seqs 32 --len 128 --layers 12 \
-    --iters 10 --cpu-iters 2 --fixture "$fx"
-  sed 's/^/  /' "$out/bench.txt" | tee -a "$summary"
-else
-  note "bench              skipped (time)"
-fi
-
-# ---- optional peer: the same checkpoint and batch in PyTorch (transformers' BertModel) ----
-if [ -d "$fx" ] && [ "$(left)" -gt 40 ] &&
-  python3 -c "import torch, transformers; assert torch.cuda.is_available()" >/dev/null 2>&1; then
-  cat >"$out/peer_torch.py" <<'PY'
-import sys, time, torch, transformers
-d = sys.argv[1]
-torch.manual_seed(0)
-ids = torch.randint(5, 65, (32, 128), device="cuda")
-print("torch", torch.__version__, "transformers", transformers.__version__, torch.cuda.get_device_name())
-print("%-6s %-6s %12s %14s" % ("device", "dtype", "ms/batch", "tokens/s"))
-for name, dt, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
-                       ("bf16", torch.bfloat16, False), ("fp16", torch.float16, False)):
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    m = transformers.BertModel.from_pretrained(d, torch_dtype=dt).cuda().eval()
-    with torch.inference_mode():
-        m(input_ids=ids)
-        torch.cuda.synchronize()
-        best = 1e30
-        for _ in range(10):
-            t = time.perf_counter()
-            m(input_ids=ids)
-            torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t)
-    print("%-6s %-6s %12.2f %14.0f" % ("torch", name, best * 1e3, ids.numel() / best))
-PY
-  step peer_torch 60 python3 "$out/peer_torch.py" "$fx"
-  sed 's/^/  /' "$out/peer_torch.txt" | tee -a "$summary"
-else
-  note "peer_torch         skipped (no torch+transformers with CUDA, no fixture, or time)"
-fi
-rm -rf "$fx"
+rm -rf "$fx" "$pfx"
 
 note "total $(elapsed)s; $([ $status -eq 0 ] && echo "GPU CHECK PASSED" || echo "GPU CHECK FAILED")"
 exit $status

@@ -4,6 +4,7 @@ transformers, timed at the shapes the pipeline runs, on CUDA (or the CPU for a d
 
 Usage: peer_torch.py FIXTURES [--device cuda|cpu] [--dtypes fp32,tf32,bf16]
                      [--shapes 1x32,32x32,32x128] [--iters N] [--budget SECONDS]
+                     [--only FOLDER,...]
 
 FIXTURES is the folder `bench_pipeline --fixtures DIR` writes (semantic, sparse, graph, entity,
 late_interaction, causal, code, multimodal; random weights at the real sizes). Each model's
@@ -80,6 +81,7 @@ def main():
     ap.add_argument("--shapes", default="1x32,32x32,32x128")
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--budget", type=float, default=1e9)
+    ap.add_argument("--only", help="these folders of FIXTURES instead of the pipeline's eight")
     a = ap.parse_args()
     dev = a.device
     if dev == "cuda" and not torch.cuda.is_available():
@@ -92,7 +94,7 @@ def main():
     print("torch %s, transformers %s, %s" % (torch.__version__, transformers.__version__, name))
     print("%-17s %-5s %-16s %10s %10s" % ("model", "dtype", "shape", "ms", "items/s"))
     t_start = time.time()
-    for folder in FOLDERS:
+    for folder in a.only.split(",") if a.only else FOLDERS:
         path = os.path.join(a.fixtures, folder)
         if not os.path.exists(os.path.join(path, "config.json")):
             continue
