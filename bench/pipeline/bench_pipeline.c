@@ -311,6 +311,7 @@ int main(int argc, char **argv) {
         write_fixtures(fixtures);
         models_dir = fixtures;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a run cut short by a time limit keeps what it printed */
     const char *omp = getenv("OMP_NUM_THREADS");
     printf("dodeca %s pipeline benchmark; OMP_NUM_THREADS=%s\n", dc_version(), omp ? omp : "(unset)");
     uint64_t seed = 1;
