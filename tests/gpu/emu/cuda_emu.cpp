@@ -22,6 +22,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -47,22 +48,31 @@
 // ---- device memory the host cannot touch ----
 //
 // Every cudaMalloc block is carved from one reserved range (the emulated device's 8 GiB) that
-// stays PROT_NONE except while an emulated runtime / cuBLAS call or a kernel is running
+// the host cannot touch except while an emulated runtime / cuBLAS call or a kernel is running
 // (DeviceAccess). Host code that reads or writes a device buffer directly — a crash or garbage
-// on a real GPU — therefore dies here by SIGSEGV at the access instead of passing. One counter
-// serves all threads: the range opens on the first entry and closes on the last exit, so a bad
-// access that overlaps another thread's call can go unnoticed, but a correct program never
-// faults. DC_CUDA_EMU_GUARD=0 leaves the range open (the old behaviour).
+// on a real GPU — therefore dies here by SIGSEGV at the access instead of passing.
+//
+// Per thread where the CPU has memory protection keys (the range carries its own key; entering
+// a call grants the key to the calling thread only, a register write): the pipeline runs models
+// in several threads, and a process-wide switch would be open nearly all the time there.
+// Without keys (or DC_CUDA_EMU_GUARD=process) the range is mprotect'ed PROT_NONE and one
+// counter opens it on the first entry of any thread and closes it on the last exit: a bad access
+// that overlaps another thread's call goes unnoticed then, but a correct program never faults.
+// DC_CUDA_EMU_GUARD=0 leaves the range open (the old behaviour).
 
 namespace {
 
 constexpr size_t kArenaBytes = (size_t)8 << 30; // what cudaGetDeviceProperties reports
 
-std::mutex g_arena_mu; // everything below
+enum GuardMode { kGuardOff, kGuardProcess, kGuardThread };
+
+std::mutex g_arena_mu; // the range, its free list, the process-wide counter
 char *g_arena = nullptr;
 bool g_arena_failed = false;
-bool g_guard = false;            // the range is closed outside emulated calls
-int g_inside = 0;                // emulated calls in progress, all threads
+std::atomic<int> g_mode{kGuardOff}; // decided with the range
+int g_pkey = -1;                    // kGuardThread: the range's protection key
+int g_inside = 0;                   // emulated calls in progress, all threads
+thread_local int t_inside = 0;      // emulated calls in progress in this thread
 size_t g_page = 4096;
 std::map<size_t, size_t> g_free; // offset → bytes of the free ranges, coalesced
 
@@ -78,7 +88,7 @@ void on_segv(int, siginfo_t *si, void *) {
     uintptr_t a = (uintptr_t)si->si_addr, b = (uintptr_t)g_arena;
     if (!g_arena || a < b || a >= b + kArenaBytes) return; // not ours: fault again, die as usual
     static const char msg[] =
-        "cuda_emu: host code touched emulated device memory outside any CUDA call (on a GPU: a "
+        "cuda_emu: host code touched emulated device memory outside an emulated CUDA call (on a GPU: a "
         "crash or garbage). DC_CUDA_EMU_GUARD=0 disables this check; the stack (resolve "
         "+offsets with addr2line -f -e <file>, or run under gdb):\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
@@ -118,19 +128,34 @@ bool arena_ready() {
     g_arena = (char *)m;
     g_free[0] = kArenaBytes;
     const char *env = getenv("DC_CUDA_EMU_GUARD");
-    g_guard = !(env && strcmp(env, "0") == 0);
-    if (!g_guard || g_inside > 0) set_prot(PROT_READ | PROT_WRITE);
-    if (g_guard) install_segv_note();
+    if (env && strcmp(env, "0") == 0) {
+        set_prot(PROT_READ | PROT_WRITE);
+        return true; // g_mode stays kGuardOff
+    }
+    // a new key starts access-disabled here; the other threads' default rights deny it too
+    int key = env && strcmp(env, "process") == 0 ? -1 : pkey_alloc(0, PKEY_DISABLE_ACCESS);
+    if (key >= 0 && pkey_mprotect(g_arena, kArenaBytes, PROT_READ | PROT_WRITE, key) == 0) {
+        g_pkey = key;
+        if (t_inside > 0) pkey_set(key, 0);
+        g_mode = kGuardThread;
+    } else {
+        if (key >= 0) pkey_free(key);
+        if (g_inside > 0) set_prot(PROT_READ | PROT_WRITE);
+        g_mode = kGuardProcess;
+    }
+    install_segv_note();
     return true;
 }
 
 void device_enter() {
+    if (t_inside++ == 0 && g_mode == kGuardThread) pkey_set(g_pkey, 0);
     std::lock_guard<std::mutex> lock(g_arena_mu);
-    if (g_inside++ == 0 && g_guard) set_prot(PROT_READ | PROT_WRITE);
+    if (g_inside++ == 0 && g_mode == kGuardProcess) set_prot(PROT_READ | PROT_WRITE);
 }
 void device_leave() {
+    if (--t_inside == 0 && g_mode == kGuardThread) pkey_set(g_pkey, PKEY_DISABLE_ACCESS);
     std::lock_guard<std::mutex> lock(g_arena_mu);
-    if (--g_inside == 0 && g_guard) set_prot(PROT_NONE);
+    if (--g_inside == 0 && g_mode == kGuardProcess) set_prot(PROT_NONE);
 }
 
 // Brackets the body of every emulated call that reads or writes device memory.
@@ -662,6 +687,19 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
             ((float *)D)[i + j * dl->ld] = (float)(al * sa * sb * acc + be * cv);
         }
     return CUBLAS_STATUS_SUCCESS;
+}
+
+// For tests/gpu/emu/test_guard.c (found with dlsym): how the guard works ("off", "process",
+// "thread"; "unset" before the first cudaMalloc), and a way to hold device memory open in the
+// calling thread as an emulated call does (open = 1) and to close it again (open = 0).
+__attribute__((visibility("default"))) const char *dc_cuda_emu_guard_mode(void) {
+    std::lock_guard<std::mutex> lock(g_arena_mu);
+    if (!g_arena) return "unset";
+    return g_mode == kGuardThread ? "thread" : g_mode == kGuardProcess ? "process" : "off";
+}
+__attribute__((visibility("default"))) void dc_cuda_emu_hold(int open) {
+    if (open) device_enter();
+    else device_leave();
 }
 
 } // extern "C"

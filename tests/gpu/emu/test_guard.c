@@ -1,8 +1,11 @@
 /* The emulation's guard on device memory (cuda_emu.cpp): backend buffers work through upload,
  * ops and download as before, and host code that reads or writes one directly — a crash or
- * garbage on a real GPU — dies by SIGSEGV. Run as gpu.emulated_guard, and with the argument
- * "off" under DC_CUDA_EMU_GUARD=0 as gpu.emulated_guard_off, where the same accesses succeed
- * (so the deaths above come from the guard, not from a bad pointer). */
+ * garbage on a real GPU — dies by SIGSEGV, also while another thread is inside an emulated call
+ * when the guard is per thread. The argument names the guard wanted: "auto" (the default: per
+ * thread where the CPU has protection keys), "process" (DC_CUDA_EMU_GUARD=process), "off"
+ * (DC_CUDA_EMU_GUARD=0: the same accesses succeed, so the deaths come from the guard). */
+#include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -53,7 +56,7 @@ static int child_access(float *dev, const float *want, size_t n, bool write) {
 }
 
 static void expect_end(int got, bool guard, const char *what) {
-    char line[160];
+    char line[224];
     if (guard)
         snprintf(line, sizeof line, "host %s of a device buffer dies by SIGSEGV (child: %s %d)",
                  what, got > 0 ? "signal" : "exit", got);
@@ -63,9 +66,41 @@ static void expect_end(int got, bool guard, const char *what) {
     check(guard ? got == SIGSEGV : got == 0, line);
 }
 
+/* The emulation's test hooks (cuda_emu.cpp), from the library the loader opened. */
+static const char *(*guard_mode)(void);
+static void (*hold)(int open);
+
+/* Another thread holding device memory open, as during an emulated call of its own. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int stage; /* 1: the other thread is inside, 2: it may leave */
+
+static void *holder(void *arg) {
+    (void)arg;
+    hold(1);
+    pthread_mutex_lock(&mu);
+    stage = 1;
+    pthread_cond_broadcast(&cv);
+    while (stage != 2) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    hold(0);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    const bool guard = !(argc > 1 && strcmp(argv[1], "off") == 0);
+    const char *wanted = argc > 1 ? argv[1] : "auto";
+    const bool guard = strcmp(wanted, "off") != 0;
     dc_backend *gpu = gpu_or_skip("test_guard", NULL);
+    const char *lib = getenv("DC_CUDA_LIBRARY");
+    void *h = lib ? dlopen(lib, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    void *sym_mode = h ? dlsym(h, "dc_cuda_emu_guard_mode") : NULL;
+    void *sym_hold = h ? dlsym(h, "dc_cuda_emu_hold") : NULL;
+    memcpy(&guard_mode, &sym_mode, sizeof guard_mode); /* object → function pointer, as POSIX allows */
+    memcpy(&hold, &sym_hold, sizeof hold);
+    if (!guard_mode || !hold) {
+        printf("test_guard: SKIP: DC_CUDA_LIBRARY is not the emulation\n");
+        return DC_SKIP;
+    }
     const dc_backend_ops *ops = gpu->ops;
     const size_t rows = 5, cols = 300, n = rows * cols;
     float *a = rnd_array(n, -2, 2), *b = rnd_array(n, -2, 2);
@@ -89,9 +124,36 @@ int main(int argc, char **argv) {
     check(st == DC_OK && nmse(got, want, n) <= 1e-10,
           "upload, add, relu, layernorm (host gamma/beta), download match the CPU kernels");
 
+    const char *mode = guard_mode();
+    char line[160];
+    snprintf(line, sizeof line, "the guard is \"%s\" (wanted: %s)", mode, wanted);
+    check(strcmp(wanted, "auto") == 0 ? strcmp(mode, "thread") == 0 || strcmp(mode, "process") == 0
+                                      : strcmp(mode, wanted) == 0,
+          line);
+
     /* (b) the host touches the device buffer itself, in a child */
     expect_end(child_access(da, got, n, false), guard, "read");
     expect_end(child_access(da, got, n, true), guard, "write");
+
+    /* (c) ... while another thread is inside an emulated call (the pipeline's case) */
+    if (strcmp(mode, "process") != 0) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, holder, NULL) != 0) {
+            perror("pthread_create");
+            return 1;
+        }
+        pthread_mutex_lock(&mu);
+        while (stage != 1) pthread_cond_wait(&cv, &mu);
+        pthread_mutex_unlock(&mu);
+        expect_end(child_access(da, got, n, false), guard, "read (another thread in a call)");
+        pthread_mutex_lock(&mu);
+        stage = 2;
+        pthread_cond_broadcast(&cv);
+        pthread_mutex_unlock(&mu);
+        pthread_join(th, NULL);
+    } else {
+        printf("--   not checked: a process-wide guard is open while any thread is in a call\n");
+    }
 
     /* the parent's buffer is intact and the backend still works */
     float *again = malloc(n * sizeof *again);
@@ -102,6 +164,7 @@ int main(int argc, char **argv) {
     ops->release(gpu, da);
     ops->release(gpu, db);
     dc_backend_destroy(gpu);
+    dlclose(h);
     free(a);
     free(b);
     free(gamma);
@@ -109,6 +172,6 @@ int main(int argc, char **argv) {
     free(want);
     free(got);
     free(again);
-    printf("test_guard (guard %s): %s\n", guard ? "on" : "off", failures ? "FAILED" : "passed");
+    printf("test_guard (guard %s): %s\n", mode, failures ? "FAILED" : "passed");
     return failures ? 1 : 0;
 }
