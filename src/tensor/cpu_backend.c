@@ -42,6 +42,7 @@ struct dc_linear {
     dnnl_primitive_desc_t pd_rt; /* run-time-M primitive; NULL on the fixed-M path */
     dnnl_primitive_t prim_rt;
     dc_cpu_qlinear *q; /* bf16 / int8 layers: everything lives there */
+    size_t ldw; /* row stride of the padded row-major weights (padded_weights_md); 0: other layout */
     char impl[128];
 };
 
@@ -94,6 +95,25 @@ static dnnl_status_t make_pd(dnnl_engine_t eng, dnnl_dim_t m, uint32_t n, uint32
     if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     return s;
+}
+
+/* Up to this many rows, products run on dc_kernel_gemm_small over the same padded weights: a
+ * few rows make the product a stream of the weights, which that kernel reads in long row runs
+ * (BERT-base at 16 tokens: 12-15 % less CPU time than gemm:jit, which was ahead at 32 rows). */
+#define DC_SMALL_ROWS 16
+
+typedef struct small_job {
+    const dc_linear *l;
+    const float *x;
+    float *y;
+    size_t rows;
+} small_job;
+
+static void small_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const small_job *j = ctx;
+    dc_kernel_gemm_small(j->x, j->rows, j->l->k, j->l->wdata, j->l->ldw, j->l->bias, j->l->n,
+                         j->y, j->l->n, lo * 16, hi * 16);
 }
 
 /* Row-major K×N weights (tag "ab") with a row stride of N rounded up to 16 floats plus 16.
@@ -153,6 +173,8 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
         if (strstr(l->impl, "ref")) {
             dnnl_primitive_desc_destroy(l->pd_rt);
             s = dnnl_unimplemented;
+        } else {
+            l->ldw = (size_t)padded.format_desc.blocking.strides[0];
         }
     }
     if (s != dnnl_success)
@@ -179,6 +201,10 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     }
     l->wmd = *chosen;
     l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
+    /* the strided layout's size ends at the last row's n-th float; dc_kernel_gemm_small reads
+     * whole 16-float strips, so the last row gets its padding too */
+    if (l->ldw && l->wbytes < (size_t)k_in * l->ldw * sizeof(float))
+        l->wbytes = (size_t)k_in * l->ldw * sizeof(float);
     if (posix_memalign(&l->wdata, 64, l->wbytes ? l->wbytes : 64) != 0) {
         l->wdata = NULL;
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u: %zu weight bytes", n_out, k_in,
@@ -236,6 +262,13 @@ static dc_status cpu_linear_forward(dc_backend *be, const dc_linear *l, const fl
     if (l->q) {
         st = dc_cpu_qlinear_forward(cpu->engine, l->q, x, rows, y);
         return st ? dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows) : DC_OK;
+    }
+    if (l->ldw && rows <= DC_SMALL_ROWS && rows <= DC_GEMM_SMALL_ROWS) {
+        /* strips of 16 columns, one contiguous run per thread */
+        small_job j = {l, x, y, rows};
+        size_t strips = (l->n + 15) / 16, th = dc_cpu_parallel_threads();
+        dc_cpu_parallel_for(strips, (strips + th - 1) / th, 0, small_piece, &j);
+        return DC_OK;
     }
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
