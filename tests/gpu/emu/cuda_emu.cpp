@@ -519,11 +519,43 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
     return CUBLAS_STATUS_SUCCESS;
 }
 
+// The type combinations cuBLAS documents for cublasGemmEx, of those the emulation computes
+// (f32 scale; real f32/bf16/f16 data): A and B of one type; COMPUTE_32F takes f32 → f32 and
+// bf16/f16 → the same type or f32; the FAST_* compute types take f32 → f32 only. The rest
+// (16F compute with half scalars, int8, f64, complex) answer NOT_SUPPORTED here.
+static bool gemm_ex_takes(cublasComputeType_t comp, cudaDataType_t at, cudaDataType_t bt,
+                          cudaDataType_t ct) {
+    if (at != bt) return false;
+    switch (comp) {
+    case CUBLAS_COMPUTE_32F:
+    case CUBLAS_COMPUTE_32F_PEDANTIC:
+        if (at == CUDA_R_32F) return ct == CUDA_R_32F;
+        if (at == CUDA_R_16BF || at == CUDA_R_16F) return ct == at || ct == CUDA_R_32F;
+        return false;
+    case CUBLAS_COMPUTE_32F_FAST_TF32:
+    case CUBLAS_COMPUTE_32F_FAST_16F:
+    case CUBLAS_COMPUTE_32F_FAST_16BF: return at == CUDA_R_32F && ct == CUDA_R_32F;
+    default: return false;
+    }
+}
+
+// cublasGemmGroupedBatchedEx's documented table is narrower: C has the inputs' type
+// (COMPUTE_32F: f32, bf16, f16; FAST_TF32: f32). A mixed pair answers NOT_SUPPORTED, as a
+// combination the library does not take.
+static bool gemm_grouped_takes(cublasComputeType_t comp, cudaDataType_t at, cudaDataType_t bt,
+                               cudaDataType_t ct) {
+    if (at != bt || ct != at) return false;
+    if (comp == CUBLAS_COMPUTE_32F)
+        return at == CUDA_R_32F || at == CUDA_R_16BF || at == CUDA_R_16F;
+    return comp == CUBLAS_COMPUTE_32F_FAST_TF32 && at == CUDA_R_32F;
+}
+
 cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
                             int n, int k, const void *alpha, const void *A, cudaDataType_t at,
                             int lda, const void *B, cudaDataType_t bt, int ldb, const void *beta,
-                            void *C, cudaDataType_t ct, int ldc, cublasComputeType_t,
+                            void *C, cudaDataType_t ct, int ldc, cublasComputeType_t comp,
                             cublasGemmAlgo_t) {
+    if (!gemm_ex_takes(comp, at, bt, ct)) return CUBLAS_STATUS_NOT_SUPPORTED;
     return gemm(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
                 *(const float *)beta, C, ct, ldc);
 }
@@ -534,7 +566,8 @@ cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasOperation_
                                           cudaDataType_t at, const int lda[], const void *const B[],
                                           cudaDataType_t bt, const int ldb[], const void *beta,
                                           void *const C[], cudaDataType_t ct, const int ldc[],
-                                          int groups, const int size[], cublasComputeType_t) {
+                                          int groups, const int size[], cublasComputeType_t comp) {
+    if (!gemm_grouped_takes(comp, at, bt, ct)) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (!is_dev(A) || !is_dev(B) || !is_dev(C)) return CUBLAS_STATUS_INVALID_VALUE; // device arrays
     DeviceAccess device; // the pointer arrays are read here, each gemm opens it again
     size_t p = 0;
