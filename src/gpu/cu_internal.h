@@ -23,11 +23,13 @@ dc_status dc_cublas_status(cublasStatus_t s, const char *what);
 
 #define DC_POOL_BUCKETS 48
 typedef struct dc_pool_block dc_pool_block;
+typedef struct dc_pool_weights dc_pool_weights;
 typedef struct dc_cu_pool {
     pthread_mutex_t mu;
     dc_pool_block *free_list[DC_POOL_BUCKETS]; /* cached blocks per size class */
     dc_pool_block **live;                      /* open-addressing table: ptr → block */
     size_t live_cap, live_n;
+    dc_pool_weights *weights; /* exact-size weight allocations (few, long-lived) */
     dc_cuda_pool_stats st;
 } dc_cu_pool;
 
@@ -36,6 +38,10 @@ void dc_pool_destroy(dc_cu_pool *p); /* frees every block (the device must be id
 dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out);
 void dc_pool_release(dc_cu_pool *p, void *ptr);
 void dc_pool_trim(dc_cu_pool *p);
+/* Exact-size device memory outside the classes, counted in st.weights and against the cap. */
+dc_status dc_pool_weights_alloc(dc_cu_pool *p, size_t bytes, void **out);
+/* false when ptr is not a weights allocation of this pool (nothing freed) */
+bool dc_pool_weights_free(dc_cu_pool *p, void *ptr);
 void dc_pool_stats(dc_cu_pool *p, dc_cuda_pool_stats *out);
 /* bucket of a request, for tests and statistics (size classes 256 << b) */
 uint32_t dc_pool_bucket(size_t bytes);
@@ -91,6 +97,8 @@ dc_status dc_cu_linear_forward(dc_backend *be, const dc_linear *l, const float *
 size_t dc_cu_linear_bytes(const dc_linear *l);
 dc_status dc_cu_grouped_gemm(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
                              uint32_t n, bool force_fallback);
+dc_status dc_cu_grouped_gemm_ex(dc_backend *be, dc_gemm_dtype in, dc_gemm_dtype out,
+                                const dc_gemm_problem *p, uint32_t n, bool force_fallback);
 
 /* ---- attention (cuda_backend.c) ---- */
 

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define DC_CUDA_ABI 1
+#define DC_CUDA_ABI 2 /* 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights */
 #define DC_CUDA_ENTRY_SYMBOL "dc_cuda_entry"
 #define DC_CUDA_LIBRARY_NAME "libdodeca_cuda.so"
 
@@ -46,11 +46,13 @@ typedef struct dc_cuda_pool_stats {
     uint64_t hits, misses;  /* allocations served from the cache / by cudaMalloc */
     uint64_t failures;      /* allocations refused (DC_ERR_OUT_OF_MEMORY) */
     size_t in_use, cached;  /* bytes handed out / held free in the buckets */
-    size_t peak, limit;     /* most bytes in use + cached at once; the cap */
+    size_t peak, limit;     /* most bytes in use + cached + weights at once; the cap */
+    size_t weights;         /* bytes held by weights_alloc (exact sizes, counted in the cap) */
 } dc_cuda_pool_stats;
 
 /* Grouped GEMM for the fusion experts: problem p is Y_p[m_p, n_p] = X_p[m_p, k_p]·W_p[n_p, k_p]ᵀ
- * (row-major, device memory, all of one dtype). m_p = 0 is allowed (nothing to do). */
+ * (row-major, device memory). X and W share one dtype, Y has its own (grouped_gemm_ex); products
+ * accumulate in f32. m_p = 0 is allowed (nothing to do). */
 typedef enum dc_gemm_dtype { DC_GEMM_F32 = 0, DC_GEMM_BF16 = 1, DC_GEMM_F16 = 2 } dc_gemm_dtype;
 typedef struct dc_gemm_problem {
     uint32_t m, n, k;
@@ -81,6 +83,20 @@ typedef struct dc_cuda_api {
     /* force_fallback: loop cublasGemmEx even when the grouped call exists (tests). */
     dc_status (*grouped_gemm)(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
                               uint32_t n, bool force_fallback);
+    /* As grouped_gemm with x, w of dtype `in` and y of dtype `out`: in = out (any), or bf16/f16
+     * in with f32 out (CUBLAS_COMPUTE_32F). A pair cublasGemmGroupedBatchedEx does not take
+     * runs as one cublasGemmEx per problem; DC_ERR_UNSUPPORTED_FORMAT for other pairs. */
+    dc_status (*grouped_gemm_ex)(dc_backend *be, dc_gemm_dtype in, dc_gemm_dtype out,
+                                 const dc_gemm_problem *p, uint32_t n, bool force_fallback);
+    /* y[i] = x[i] as bf16 or f16 (dtype), round to nearest even, n values in device memory;
+     * enqueued on the backend's stream like the other ops. */
+    dc_status (*to_half)(dc_backend *be, const float *x, void *y, size_t n, dc_gemm_dtype dtype);
+    /* Device memory of exactly `bytes` outside the pool's size classes (cudaMalloc), for
+     * long-lived weights. Counted in pool_stats.weights and against the pool's cap (a request
+     * past it first returns the pool's cache, then fails with DC_ERR_OUT_OF_MEMORY).
+     * weights_free waits for the stream (no kernel still reads it); NULL is ignored. */
+    dc_status (*weights_alloc)(dc_backend *be, size_t bytes, void **out);
+    void (*weights_free)(dc_backend *be, void *p);
     /* Reads bytes [offset, offset+bytes) of a file into device memory: cuFile (GPUDirect
      * Storage, libcufile.so.0 loaded at run time) or, when that is absent or refuses,
      * pread into pinned memory and a copy. *used_gds says which. */

@@ -351,6 +351,34 @@ static void cu_pool_trim(dc_backend *be) {
     if (dc_cu_enter(cb) == DC_OK) dc_pool_trim(&cb->pool);
 }
 
+static dc_status cu_to_half(dc_backend *be, const float *x, void *y, size_t n,
+                            dc_gemm_dtype dtype) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dtype != DC_GEMM_BF16 && dtype != DC_GEMM_F16)
+        return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT, "to_half: dtype %d is not bf16 or f16",
+                          (int)dtype);
+    dc_status st = dc_cu_enter(cb);
+    if (st || (st = dc_cu_take_sticky(cb))) return st;
+    if (!n) return DC_OK;
+    return dc_cu_status((cudaError_t)dc_cuk_to_half(cb->stream, x, y, n, dtype == DC_GEMM_BF16),
+                        "to_half");
+}
+
+static dc_status cu_weights_alloc(dc_backend *be, size_t bytes, void **out) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    *out = NULL;
+    dc_status st = dc_cu_enter(cb);
+    return st ? st : dc_pool_weights_alloc(&cb->pool, bytes, out);
+}
+
+static void cu_weights_free(dc_backend *be, void *p) {
+    if (!p) return;
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb) == DC_OK) cudaStreamSynchronize(cb->stream); /* no kernel still reads it */
+    if (!dc_pool_weights_free(&cb->pool, p))
+        dc_cu_note(cb, cudaErrorInvalidValue, "weights_free: not a weights_alloc pointer");
+}
+
 static const dc_cuda_api cuda_api = {
     .abi = DC_CUDA_ABI,
     .build = DC_CUDA_BUILD_INFO,
@@ -360,6 +388,10 @@ static const dc_cuda_api cuda_api = {
     .pool_stats = cu_pool_stats,
     .pool_trim = cu_pool_trim,
     .grouped_gemm = dc_cu_grouped_gemm,
+    .grouped_gemm_ex = dc_cu_grouped_gemm_ex,
+    .to_half = cu_to_half,
+    .weights_alloc = cu_weights_alloc,
+    .weights_free = cu_weights_free,
     .file_read = dc_cu_file_read,
     .green_split = dc_cu_green_split,
 };

@@ -278,20 +278,102 @@ static cudaDataType_t gemm_type(dc_gemm_dtype t) {
     return t == DC_GEMM_BF16 ? CUDA_R_16BF : t == DC_GEMM_F16 ? CUDA_R_16F : CUDA_R_32F;
 }
 
-static dc_status grouped_fallback(dc_cu_backend *cb, dc_gemm_dtype dtype, const dc_gemm_problem *p,
-                                  uint32_t n) {
+static const char *gemm_type_name(dc_gemm_dtype t) {
+    return t == DC_GEMM_BF16 ? "bf16" : t == DC_GEMM_F16 ? "f16" : t == DC_GEMM_F32 ? "f32" : "?";
+}
+
+static bool valid_dtype(dc_gemm_dtype t) {
+    return t == DC_GEMM_F32 || t == DC_GEMM_BF16 || t == DC_GEMM_F16;
+}
+
+static dc_status grouped_fallback(dc_cu_backend *cb, dc_gemm_dtype in, dc_gemm_dtype out,
+                                  const dc_gemm_problem *p, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         if (!p[i].m) continue;
         dc_status st = gemm_ex(cb, (int)p[i].n, (int)p[i].m, (int)p[i].k, p[i].w, p[i].x,
-                               gemm_type(dtype), p[i].y, gemm_type(dtype));
+                               gemm_type(in), p[i].y, gemm_type(out));
         if (st) return dc_cu_fail(st, "grouped gemm problem %u: %s", i, "cublasGemmEx failed");
     }
     return DC_OK;
 }
 
-dc_status dc_cu_grouped_gemm(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
-                             uint32_t n, bool force_fallback) {
+#if defined(CUBLAS_VERSION) && CUBLAS_VERSION >= 120500
+/* One cublasGemmGroupedBatchedEx over the problems with rows; *declined when the library does
+ * not take the type pair (the caller loops cublasGemmEx instead). */
+static dc_status grouped_call(dc_cu_backend *cb, dc_gemm_dtype in, dc_gemm_dtype out,
+                              const dc_gemm_problem *p, uint32_t n, bool *declined) {
+    *declined = false;
+    uint32_t g = 0;
+    for (uint32_t i = 0; i < n; i++) g += p[i].m != 0;
+    if (!g) return DC_OK;
+    dc_status st = DC_OK;
+    /* host arrays per group (one problem each), device arrays of pointers */
+    size_t ints = 7 * (size_t)g;
+    int *iv = malloc(ints * sizeof *iv);
+    cublasOperation_t *ops = malloc(2 * (size_t)g * sizeof *ops);
+    float *ab = malloc(2 * (size_t)g * sizeof *ab);
+    const void **hp = malloc(3 * (size_t)g * sizeof *hp);
+    void *dp = NULL;
+    if (!iv || !ops || !ab || !hp) {
+        st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "grouped gemm: %u groups", g);
+        goto done;
+    }
+    int *mv = iv, *nv = iv + g, *kv = iv + 2 * g, *lda = iv + 3 * g, *ldb = iv + 4 * g,
+        *ldc = iv + 5 * g, *gs = iv + 6 * g;
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!p[i].m) continue;
+        ops[j] = CUBLAS_OP_T;
+        ops[g + j] = CUBLAS_OP_N;
+        mv[j] = (int)p[i].n;
+        nv[j] = (int)p[i].m;
+        kv[j] = (int)p[i].k;
+        lda[j] = ldb[j] = (int)p[i].k;
+        ldc[j] = (int)p[i].n;
+        gs[j] = 1;
+        ab[j] = 1.0f;
+        ab[g + j] = 0.0f;
+        hp[j] = p[i].w;
+        hp[g + j] = p[i].x;
+        hp[2 * g + j] = p[i].y;
+        j++;
+    }
+    if ((st = dc_pool_alloc(&cb->pool, 3 * (size_t)g * sizeof *hp, &dp))) goto done;
+    if ((st = dc_cu_status(cudaMemcpyAsync(dp, hp, 3 * (size_t)g * sizeof *hp,
+                                           cudaMemcpyHostToDevice, cb->stream),
+                           "grouped gemm pointers")))
+        goto done;
+    const void *const *da = (const void *const *)dp;
+    cudaDataType_t t = gemm_type(in), tc = gemm_type(out);
+    pthread_mutex_lock(&cb->blas_mu);
+    cublasStatus_t s = cublasGemmGroupedBatchedEx(
+        cb->blas, ops, ops + g, mv, nv, kv, ab, da, t, lda, da + g, t, ldb, ab + g,
+        (void *const *)(da + 2 * g), tc, ldc, (int)g, gs, CUBLAS_COMPUTE_32F);
+    pthread_mutex_unlock(&cb->blas_mu);
+    /* NOT_SUPPORTED is what cuBLAS answers for a type combination it lacks; a mixed pair may
+     * also be refused as INVALID_VALUE by a library that predates it */
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED || (in != out && s == CUBLAS_STATUS_INVALID_VALUE))
+        *declined = true;
+    else
+        st = dc_cublas_status(s, "cublasGemmGroupedBatchedEx");
+    /* the host arrays must outlive the enqueue only; the pointer block is stream-ordered */
+done:
+    dc_pool_release(&cb->pool, dp);
+    free(iv);
+    free(ops);
+    free(ab);
+    free(hp);
+    return st;
+}
+#endif
+
+dc_status dc_cu_grouped_gemm_ex(dc_backend *be, dc_gemm_dtype in, dc_gemm_dtype out,
+                                const dc_gemm_problem *p, uint32_t n, bool force_fallback) {
     dc_cu_backend *cb = dc_cu_of(be);
+    if (!valid_dtype(in) || !valid_dtype(out) || (in != out && (in == DC_GEMM_F32 || out != DC_GEMM_F32)))
+        return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                          "grouped gemm: %s inputs with %s output (same type, or bf16/f16 to f32)",
+                          gemm_type_name(in), gemm_type_name(out));
     dc_status st = dc_cu_enter(cb);
     if (st || (st = dc_cu_take_sticky(cb))) return st;
     for (uint32_t i = 0; i < n; i++)
@@ -300,68 +382,18 @@ dc_status dc_cu_grouped_gemm(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_
                               p[i].m, p[i].n, p[i].k);
 #if defined(CUBLAS_VERSION) && CUBLAS_VERSION >= 120500
     if (!force_fallback) {
-        uint32_t g = 0;
-        for (uint32_t i = 0; i < n; i++) g += p[i].m != 0;
-        if (!g) return DC_OK;
-        /* host arrays per group (one problem each), device arrays of pointers */
-        size_t ints = 7 * (size_t)g;
-        int *iv = malloc(ints * sizeof *iv);
-        cublasOperation_t *ops = malloc(2 * (size_t)g * sizeof *ops);
-        float *ab = malloc(2 * (size_t)g * sizeof *ab);
-        const void **hp = malloc(3 * (size_t)g * sizeof *hp);
-        void *dp = NULL;
-        if (!iv || !ops || !ab || !hp) {
-            st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "grouped gemm: %u groups", g);
-            goto grouped_done;
-        }
-        int *mv = iv, *nv = iv + g, *kv = iv + 2 * g, *lda = iv + 3 * g, *ldb = iv + 4 * g,
-            *ldc = iv + 5 * g, *gs = iv + 6 * g;
-        uint32_t j = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (!p[i].m) continue;
-            ops[j] = CUBLAS_OP_T;
-            ops[g + j] = CUBLAS_OP_N;
-            mv[j] = (int)p[i].n;
-            nv[j] = (int)p[i].m;
-            kv[j] = (int)p[i].k;
-            lda[j] = ldb[j] = (int)p[i].k;
-            ldc[j] = (int)p[i].n;
-            gs[j] = 1;
-            ab[j] = 1.0f;
-            ab[g + j] = 0.0f;
-            hp[j] = p[i].w;
-            hp[g + j] = p[i].x;
-            hp[2 * g + j] = p[i].y;
-            j++;
-        }
-        if ((st = dc_pool_alloc(&cb->pool, 3 * (size_t)g * sizeof *hp, &dp))) goto grouped_done;
-        if ((st = dc_cu_status(cudaMemcpyAsync(dp, hp, 3 * (size_t)g * sizeof *hp,
-                                               cudaMemcpyHostToDevice, cb->stream),
-                               "grouped gemm pointers")))
-            goto grouped_done;
-        const void *const *da = (const void *const *)dp;
-        cudaDataType_t t = gemm_type(dtype);
-        pthread_mutex_lock(&cb->blas_mu);
-        cublasStatus_t s = cublasGemmGroupedBatchedEx(
-            cb->blas, ops, ops + g, mv, nv, kv, ab, da, t, lda, da + g, t, ldb, ab + g,
-            (void *const *)(da + 2 * g), t, ldc, (int)g, gs, CUBLAS_COMPUTE_32F);
-        pthread_mutex_unlock(&cb->blas_mu);
-        if (s == CUBLAS_STATUS_NOT_SUPPORTED) {
-            st = grouped_fallback(cb, dtype, p, n); /* same math, one call per problem */
-        } else {
-            st = dc_cublas_status(s, "cublasGemmGroupedBatchedEx");
-            /* the host arrays must outlive the enqueue only; the pointer block is stream-ordered */
-        }
-    grouped_done:
-        dc_pool_release(&cb->pool, dp);
-        free(iv);
-        free(ops);
-        free(ab);
-        free(hp);
-        return st;
+        bool declined = false;
+        st = grouped_call(cb, in, out, p, n, &declined);
+        if (st || !declined) return st;
+        /* same math, one call per problem */
     }
 #else
     (void)force_fallback;
 #endif
-    return grouped_fallback(cb, dtype, p, n);
+    return grouped_fallback(cb, in, out, p, n);
+}
+
+dc_status dc_cu_grouped_gemm(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
+                             uint32_t n, bool force_fallback) {
+    return dc_cu_grouped_gemm_ex(be, dtype, dtype, p, n, force_fallback);
 }

@@ -4,7 +4,11 @@
  * backend runs on its one stream, so a block released after enqueuing work is only handed to work
  * enqueued later. The cap counts bytes in use plus cached; past it, or when cudaMalloc fails, the
  * cache is returned to the driver and the request retried once, then refused with
- * DC_ERR_OUT_OF_MEMORY (never an abort). */
+ * DC_ERR_OUT_OF_MEMORY (never an abort).
+ *
+ * Weights (dc_pool_weights_alloc) are cudaMalloc'ed at their exact size beside the classes: they
+ * live as long as a model or a fusion version, so a power-of-two class would waste up to half.
+ * They count against the same cap (st.weights), so a configured memory limit bounds both. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +19,12 @@ struct dc_pool_block {
     size_t bytes; /* the size class */
     uint32_t bucket;
     dc_pool_block *next; /* free list */
+};
+
+struct dc_pool_weights {
+    void *ptr;
+    size_t bytes;
+    dc_pool_weights *next;
 };
 
 #define DC_POOL_MIN_SHIFT 8
@@ -113,8 +123,19 @@ void dc_pool_destroy(dc_cu_pool *p) {
             free(p->live[i]);
         }
     free(p->live);
+    while (p->weights) {
+        dc_pool_weights *w = p->weights;
+        p->weights = w->next;
+        cudaFree(w->ptr);
+        free(w);
+    }
     pthread_mutex_destroy(&p->mu);
     memset(p, 0, sizeof *p);
+}
+
+static void note_peak(dc_cu_pool *p) {
+    size_t total = p->st.in_use + p->st.cached + p->st.weights;
+    if (total > p->st.peak) p->st.peak = total;
 }
 
 dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out) {
@@ -130,12 +151,14 @@ dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out) {
         p->st.cached -= blk->bytes;
         p->st.hits++;
     } else {
-        if (p->st.limit && p->st.in_use + p->st.cached + cls > p->st.limit) free_cached(p);
-        if (p->st.limit && p->st.in_use + cls > p->st.limit) {
+        const size_t held = p->st.in_use + p->st.weights;
+        if (p->st.limit && held + p->st.cached + cls > p->st.limit) free_cached(p);
+        if (p->st.limit && (cls > p->st.limit || held > p->st.limit - cls)) {
             p->st.failures++;
             st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY,
-                            "gpu pool: %zu bytes requested (class %zu) with %zu of %zu in use",
-                            bytes, cls, p->st.in_use, p->st.limit);
+                            "gpu pool: %zu bytes requested (class %zu) with %zu of %zu in use "
+                            "(%zu of them weights)",
+                            bytes, cls, held, p->st.limit, p->st.weights);
             goto done;
         }
         blk = calloc(1, sizeof *blk);
@@ -168,7 +191,7 @@ dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out) {
         goto done;
     }
     p->st.in_use += blk->bytes;
-    if (p->st.in_use + p->st.cached > p->st.peak) p->st.peak = p->st.in_use + p->st.cached;
+    note_peak(p);
     *out = blk->ptr;
 done:
     pthread_mutex_unlock(&p->mu);
@@ -198,4 +221,63 @@ void dc_pool_stats(dc_cu_pool *p, dc_cuda_pool_stats *out) {
     pthread_mutex_lock(&p->mu);
     *out = p->st;
     pthread_mutex_unlock(&p->mu);
+}
+
+dc_status dc_pool_weights_alloc(dc_cu_pool *p, size_t bytes, void **out) {
+    *out = NULL;
+    if (!bytes) bytes = 1;
+    dc_pool_weights *w = calloc(1, sizeof *w);
+    if (!w) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu weights: record");
+    dc_status st = DC_OK;
+    pthread_mutex_lock(&p->mu);
+    const size_t held = p->st.in_use + p->st.weights;
+    if (p->st.limit && held + p->st.cached + bytes > p->st.limit) free_cached(p);
+    if (p->st.limit && (bytes > p->st.limit || held > p->st.limit - bytes)) {
+        p->st.failures++;
+        st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY,
+                        "gpu weights: %zu bytes requested with %zu of %zu in use (pool %zu, "
+                        "weights %zu)",
+                        bytes, held, p->st.limit, p->st.in_use, p->st.weights);
+        goto done;
+    }
+    cudaError_t e = cudaMalloc(&w->ptr, bytes);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        free_cached(p);
+        e = cudaMalloc(&w->ptr, bytes);
+    }
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        p->st.failures++;
+        st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu weights: cudaMalloc of %zu bytes: %s", bytes,
+                        cudaGetErrorString(e));
+        goto done;
+    }
+    w->bytes = bytes;
+    w->next = p->weights;
+    p->weights = w;
+    p->st.weights += bytes;
+    note_peak(p);
+    *out = w->ptr;
+    w = NULL;
+done:
+    pthread_mutex_unlock(&p->mu);
+    free(w);
+    return st;
+}
+
+bool dc_pool_weights_free(dc_cu_pool *p, void *ptr) {
+    if (!ptr) return true;
+    pthread_mutex_lock(&p->mu);
+    dc_pool_weights **at = &p->weights;
+    while (*at && (*at)->ptr != ptr) at = &(*at)->next;
+    dc_pool_weights *w = *at;
+    if (w) {
+        *at = w->next;
+        p->st.weights -= w->bytes;
+        cudaFree(w->ptr);
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(w);
+    return w != NULL;
 }

@@ -1,12 +1,14 @@
 /* Every op of the CUDA backend against the CPU backend on random inputs (normalised error,
  * as llama.cpp's test-backend-ops), plus the CUDA-only calls: grouped GEMM (grouped vs the
- * per-problem fallback vs a double reference), the pool (hits, cap → DC_ERR_OUT_OF_MEMORY),
+ * per-problem fallback vs a double reference, f32 and bf16/f16 → f32), f32 → bf16/f16 on the
+ * device (bit-exact vs round to nearest even), weights memory, the pool (hits, cap → DC_ERR_OUT_OF_MEMORY),
  * file reads (cuFile or fallback vs forced pread) and green-context splitting. Exits 77 without
  * the CUDA library, a driver or a device; prints one line per check and fails on any miss. */
 #include <stdint.h>
 #include <unistd.h>
 
 #include "gpu_common.h"
+#include "tensor/quant.h"
 
 static int failures, checks;
 static dc_backend *cpu, *gpu;
@@ -278,6 +280,185 @@ static void test_grouped(void) {
     }
 }
 
+/* f16 bits of the finite or infinite f32 x, round to nearest even (a reference independent of
+ * CUDA's: binary search over the non-negative f16 codes, which order like their values). */
+static double f16_value(uint16_t h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+static uint16_t f16_rne(float x) {
+    const uint16_t sign = signbit(x) ? 0x8000 : 0;
+    const double a = fabs((double)x);
+    if (a >= 65520.0) return sign | 0x7c00; /* past max + half an ulp: infinity */
+    uint16_t lo = 0, hi = 0x7bff;           /* largest code with value <= a */
+    while (lo < hi) {
+        uint16_t mid = (uint16_t)((lo + hi + 1) / 2);
+        if (f16_value(mid) <= a) lo = mid;
+        else hi = (uint16_t)(mid - 1);
+    }
+    if (lo == 0x7bff) return sign | lo;
+    double dl = a - f16_value(lo), du = f16_value((uint16_t)(lo + 1)) - a;
+    uint16_t r = dl < du ? lo : du < dl ? (uint16_t)(lo + 1) : (lo & 1) ? (uint16_t)(lo + 1) : lo;
+    return sign | r;
+}
+
+static float from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Half of x (bf16 or f16), as the test's reference rounds it. */
+static uint16_t half_ref(float x, dc_gemm_dtype t) {
+    return t == DC_GEMM_BF16 ? dc_quant_bf16_from_f32(x) : f16_rne(x);
+}
+
+static float half_value(uint16_t h, dc_gemm_dtype t) {
+    return t == DC_GEMM_BF16 ? dc_quant_bf16_to_f32(h) : (float)f16_value(h);
+}
+
+static void test_to_half(dc_gemm_dtype t) {
+    const char *name = t == DC_GEMM_BF16 ? "bf16" : "f16";
+    enum { N = 5000 };
+    float *x = rnd_array(N, -1, 1);
+    size_t i = 0;
+    /* specials, ties (even and odd kept bit), just off ties, subnormals, overflow */
+    const uint32_t special[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+                                0x3f808000u, 0x3f818000u, 0x3f807fffu, 0x3f808001u, 0x00000001u,
+                                0x00018000u, 0x807fffffu, 0x7f7fffffu, 0x7f7f8000u, 0x3f801000u,
+                                0x3f803000u, 0x3f800fffu, 0x33800000u, 0x33000000u, 0x33000001u,
+                                0x477fe000u, 0x477ff000u, 0x477fefffu, 0x38800000u, 0x387fc000u};
+    for (; i < sizeof special / sizeof special[0]; i++) x[i] = from_bits(special[i]);
+    for (; i < N / 2; i++) x[i] = ldexpf(x[i], (int)(i % 60) - 30); /* exponents ±30 */
+    for (; i < 3 * N / 4; i++) { /* exact ties of both formats */
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        x[i] = from_bits(t == DC_GEMM_BF16 ? (u & 0xffff0000u) | 0x8000u
+                                           : (u & 0xffffe000u) | 0x1000u);
+    }
+    float *dx = dev(x, N * sizeof *x);
+    void *dy = NULL;
+    gpu->ops->alloc(gpu, N * sizeof(uint16_t), &dy);
+    dc_status st = api->to_half(gpu, dx, dy, N, t);
+    uint16_t *y = calloc(N, sizeof *y);
+    if (st == DC_OK) st = gpu->ops->download(gpu, y, dy, N * sizeof *y);
+    size_t bad = 0, first = N;
+    for (size_t j = 0; st == DC_OK && j < N; j++) {
+        uint16_t r = half_ref(x[j], t);
+        bool same = isnan(x[j]) ? isnan(half_value(y[j], t)) : y[j] == r;
+        if (!same && first == N) first = j;
+        bad += !same;
+    }
+    char what[128];
+    snprintf(what, sizeof what, "f32 -> %s, %d values bit-exact (%zu differ)", name, N, bad);
+    if (first < N) {
+        uint32_t u;
+        memcpy(&u, &x[first], sizeof u);
+        fprintf(stderr, "to_half %s: x bits %08x gave %04x, expected %04x\n", name, (unsigned)u,
+                y[first], half_ref(x[first], t));
+    }
+    expect(st == DC_OK && bad == 0, "to_half", what);
+    expect(api->to_half(gpu, dx, dy, N, DC_GEMM_F32) == DC_ERR_UNSUPPORTED_FORMAT, "to_half",
+           "an f32 target is DC_ERR_UNSUPPORTED_FORMAT");
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, dy);
+    free(x), free(y);
+}
+
+/* Half inputs, f32 output: grouped and forced fallback vs a double reference on the rounded
+ * inputs (the products are exact in f32, only the f32 accumulation differs). */
+static void test_grouped_ex(dc_gemm_dtype t) {
+    const char *name = t == DC_GEMM_BF16 ? "bf16" : "f16";
+    const uint32_t ms[] = {0, 1, 7, 128, 33}, n = 96, k = 72, np = 5;
+    dc_gemm_problem p[5], pf[5];
+    float *ref[5];
+    for (uint32_t i = 0; i < np; i++) {
+        uint32_t m = ms[i];
+        float *hx = rnd_array((size_t)m * k, -1, 1), *hw = rnd_array((size_t)n * k, -1, 1);
+        uint16_t *qx = malloc(((size_t)m * k + 1) * 2), *qw = malloc((size_t)n * k * 2);
+        for (size_t j = 0; j < (size_t)m * k; j++) qx[j] = half_ref(hx[j], t), hx[j] = half_value(qx[j], t);
+        for (size_t j = 0; j < (size_t)n * k; j++) qw[j] = half_ref(hw[j], t), hw[j] = half_value(qw[j], t);
+        ref[i] = calloc((size_t)m * n + 1, 4);
+        for (uint32_t r = 0; r < m; r++)
+            for (uint32_t c = 0; c < n; c++) {
+                double acc = 0;
+                for (uint32_t j = 0; j < k; j++) acc += (double)hx[r * k + j] * hw[c * k + j];
+                ref[i][(size_t)r * n + c] = (float)acc;
+            }
+        p[i] = (dc_gemm_problem){m, n, k, dev(qx, (size_t)m * k * 2), dev(qw, (size_t)n * k * 2), NULL};
+        gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &p[i].y);
+        pf[i] = p[i];
+        gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &pf[i].y);
+        free(hx), free(hw), free(qx), free(qw);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%s -> f32 grouped call", name);
+    expect(api->grouped_gemm_ex(gpu, t, DC_GEMM_F32, p, np, false) == DC_OK, "grouped gemm ex", what);
+    snprintf(what, sizeof what, "%s -> f32 forced per-problem fallback", name);
+    expect(api->grouped_gemm_ex(gpu, t, DC_GEMM_F32, pf, np, true) == DC_OK, "grouped gemm ex", what);
+    double worst = 0, worst_f = 0;
+    for (uint32_t i = 0; i < np; i++) {
+        size_t cnt = (size_t)ms[i] * n;
+        if (!cnt) continue;
+        float *y = host_of(p[i].y, cnt), *yf = host_of(pf[i].y, cnt);
+        double e = nmse(y, ref[i], cnt), ef = nmse(yf, ref[i], cnt);
+        worst = e > worst ? e : worst, worst_f = ef > worst_f ? ef : worst_f;
+        free(y), free(yf);
+    }
+    snprintf(what, sizeof what, "%s -> f32 grouped vs double reference", name);
+    report("grouped gemm ex", what, worst, 1e-10);
+    snprintf(what, sizeof what, "%s -> f32 fallback vs double reference", name);
+    report("grouped gemm ex", what, worst_f, 1e-10);
+    snprintf(what, sizeof what, "f32 -> %s is DC_ERR_UNSUPPORTED_FORMAT", name);
+    expect(api->grouped_gemm_ex(gpu, DC_GEMM_F32, t, p, np, false) == DC_ERR_UNSUPPORTED_FORMAT,
+           "grouped gemm ex", what);
+    for (uint32_t i = 0; i < np; i++) {
+        gpu->ops->release(gpu, (void *)p[i].x), gpu->ops->release(gpu, (void *)p[i].w);
+        gpu->ops->release(gpu, p[i].y), gpu->ops->release(gpu, pf[i].y);
+        free(ref[i]);
+    }
+}
+
+/* Weights memory: exact sizes outside the classes, counted in the stats and under the cap. */
+static void test_weights(void) {
+    dc_cuda_options o = {.device = 0, .pool_limit = 1u << 20};
+    dc_backend *small = NULL;
+    if (dc_backend_cuda_create(&o, &small)) {
+        expect(false, "weights", "backend with a 1 MiB cap");
+        return;
+    }
+    void *w1 = NULL, *w2 = NULL, *w3 = NULL, *b = NULL;
+    dc_cuda_pool_stats ps;
+    dc_status s1 = api->weights_alloc(small, 300000, &w1);
+    dc_status s2 = api->weights_alloc(small, 500001, &w2);
+    api->pool_stats(small, &ps);
+    expect(s1 == DC_OK && s2 == DC_OK && ps.weights == 800001 && ps.in_use == 0,
+           "weights", "two allocations counted at their exact sizes (800001 bytes)");
+    /* the weights hold the cap: a 256 KiB pool class no longer fits, nor do more weights */
+    dc_status sb = small->ops->alloc(small, 200000, &b);
+    dc_status s3 = api->weights_alloc(small, 300000, &w3);
+    expect(sb == DC_ERR_OUT_OF_MEMORY && s3 == DC_ERR_OUT_OF_MEMORY, "weights",
+           "the cap bounds pool blocks and weights together (DC_ERR_OUT_OF_MEMORY)");
+    float h[64], back[64];
+    for (int i = 0; i < 64; i++) h[i] = (float)i * 0.5f;
+    bool rt = s2 == DC_OK && small->ops->upload(small, w2, h, sizeof h) == DC_OK &&
+              small->ops->download(small, back, w2, sizeof back) == DC_OK &&
+              !memcmp(h, back, sizeof h);
+    expect(rt, "weights", "upload and download through weights memory");
+    api->weights_free(small, w1);
+    api->weights_free(small, NULL);
+    sb = small->ops->alloc(small, 200000, &b);
+    api->pool_stats(small, &ps);
+    expect(sb == DC_OK && ps.weights == 500001 && ps.peak <= o.pool_limit, "weights",
+           "freed weights make room again; peak within the cap");
+    small->ops->release(small, b);
+    api->weights_free(small, w2);
+    api->pool_stats(small, &ps);
+    expect(ps.weights == 0 && ps.in_use == 0, "weights", "every weights allocation released");
+    dc_backend_destroy(small);
+}
+
 static void test_pool(void) {
     dc_cuda_options o = {.device = 0, .pool_limit = 1u << 20};
     dc_backend *small = NULL;
@@ -382,6 +563,11 @@ int main(void) {
     test_embed_sum();
     test_attention();
     test_grouped();
+    test_grouped_ex(DC_GEMM_BF16);
+    test_grouped_ex(DC_GEMM_F16);
+    test_to_half(DC_GEMM_BF16);
+    test_to_half(DC_GEMM_F16);
+    test_weights();
     test_pool();
     test_file_read();
     test_green();
