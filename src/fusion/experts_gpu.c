@@ -1,6 +1,10 @@
 /* The fusion experts on the CUDA backend: every selected expert's rows in one grouped GEMM per
- * layer (dc_cuda_api.grouped_gemm), so a batch costs one upload, two grouped products, one
- * GELU and one download whatever the number of experts it touches.
+ * layer (dc_cuda_api.grouped_gemm_ex), so a batch costs one upload, two grouped products, one
+ * GELU and one download whatever the number of experts it touches. The products write f32 in
+ * both formats; with bf16 weights the rows go up as bf16 and the GELU'd hidden rows are
+ * converted to bf16 on the device (to_half) for fc2, so no hidden row crosses to the host.
+ * Expert matrices live in weights_alloc memory (exact sizes, not the pool's power-of-two
+ * classes).
  *
  * The grouped GEMM computes Y = X·Wᵀ without a bias, and the backend table has no bias
  * broadcast, so each bias rides in the product as augmented columns (DC_FGPU_PAD extra, to keep
@@ -61,6 +65,7 @@ static void split(float v, bool bf16, float *hi, float *lo) {
     *lo = v - *hi;
 }
 
+/* A per-batch buffer from the pool, filled from the host. */
 static dc_status upload_new(dc_backend *be, const void *host, size_t bytes, void **dev) {
     *dev = NULL;
     dc_status st = be->ops->alloc(be, bytes, dev);
@@ -72,11 +77,24 @@ static dc_status upload_new(dc_backend *be, const void *host, size_t bytes, void
     return st;
 }
 
+/* An expert matrix in weights memory (exact size, outside the pool's classes). */
+static dc_status upload_weights(const dc_fusion_gpu *g, const void *host, size_t bytes,
+                                void **dev) {
+    *dev = NULL;
+    dc_status st = g->api->weights_alloc(g->be, bytes, dev);
+    if (st == DC_OK) st = g->be->ops->upload(g->be, *dev, host, bytes);
+    if (st != DC_OK && *dev) {
+        g->api->weights_free(g->be, *dev);
+        *dev = NULL;
+    }
+    return st;
+}
+
 void dc_fusion_gpu_free(dc_fusion_gpu *g) {
     if (!g) return;
     for (uint32_t e = 0; e < DC_NUM_EXPERTS; e++) {
-        if (g->w1[e]) g->be->ops->release(g->be, g->w1[e]);
-        if (g->w2[e]) g->be->ops->release(g->be, g->w2[e]);
+        g->api->weights_free(g->be, g->w1[e]);
+        g->api->weights_free(g->be, g->w2[e]);
     }
     free(g);
 }
@@ -122,7 +140,7 @@ dc_status dc_fusion_gpu_prepare(dc_backend *be, const dc_fusion_weights *w, bool
         }
         for (uint32_t j = g->H; j < g->H + 2; j++) /* the constant columns fc2's bias rides on */
             put(host, bf16, (size_t)j * g->k1 + DC_FUSION_IN, CONST_COL);
-        st = upload_new(be, host, n1 * es, &g->w1[e]);
+        st = upload_weights(g, host, n1 * es, &g->w1[e]);
         if (st != DC_OK) break;
         memset(host, 0, n2 * es);
         for (uint32_t r = 0; r < DC_FUSION_OUT; r++) {
@@ -134,8 +152,8 @@ dc_status dc_fusion_gpu_prepare(dc_backend *be, const dc_fusion_weights *w, bool
             put(host, bf16, row + g->H, hi);
             put(host, bf16, row + g->H + 1, lo);
         }
-        st = upload_new(be, host, n2 * es, &g->w2[e]);
-        g->bytes += (n1 + n2) * es;
+        st = upload_weights(g, host, n2 * es, &g->w2[e]);
+        if (st == DC_OK) g->bytes += (n1 + n2) * es;
     }
     free(host);
     if (st != DC_OK) {
@@ -146,9 +164,9 @@ dc_status dc_fusion_gpu_prepare(dc_backend *be, const dc_fusion_weights *w, bool
     return DC_OK;
 }
 
-/* One grouped product per layer over the experts with rows. */
+/* One grouped product per layer over the experts with rows: x in the weights' format, y f32. */
 static dc_status layer(dc_fusion_gpu *g, bool second, const uint32_t *count, const void *x,
-                       void *y) {
+                       float *y) {
     dc_gemm_problem p[DC_NUM_EXPERTS];
     const size_t es = esize(g);
     const uint32_t n = second ? DC_FUSION_OUT : g->h1, k = second ? g->h1 : g->k1;
@@ -159,34 +177,11 @@ static dc_status layer(dc_fusion_gpu *g, bool second, const uint32_t *count, con
         p[np++] = (dc_gemm_problem){.m = count[e], .n = n, .k = k,
                                     .x = (const uint8_t *)x + off * k * es,
                                     .w = second ? g->w2[e] : g->w1[e],
-                                    .y = (uint8_t *)y + off * n * es};
+                                    .y = y + off * n};
         off += count[e];
     }
-    return g->api->grouped_gemm(g->be, g->bf16 ? DC_GEMM_BF16 : DC_GEMM_F32, p, np,
-                                atomic_load(&force_fallback));
-}
-
-/* bf16: the grouped GEMM writes bf16, and the backend has no bf16 → f32 op, so GELU runs on the
- * host between the layers (see docs/fusion.md; a device conversion op removes the trip). */
-static dc_status gelu_on_host(dc_fusion_gpu *g, void *a_dev, size_t rows) {
-    const size_t n = rows * g->h1;
-    uint16_t *h = malloc(n * sizeof *h);
-    float *f = malloc(n * sizeof *f);
-    dc_status st = h && f ? DC_OK : dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion experts: hidden rows");
-    if (st == DC_OK) st = g->be->ops->download(g->be, h, a_dev, n * sizeof *h);
-    if (st == DC_OK) {
-        for (size_t i = 0; i < n; i++) f[i] = bf16_value(h[i]);
-        dc_kernel_activation(DC_ACT_GELU_ERF, f, n);
-        for (size_t r = 0; r < rows; r++) { /* exactly C, whatever the host erf does at 11.3 */
-            f[r * g->h1 + g->H] = CONST_COL;
-            f[r * g->h1 + g->H + 1] = CONST_COL;
-        }
-        for (size_t i = 0; i < n; i++) h[i] = dc_fusion_f32_to_bf16(f[i]);
-        st = g->be->ops->upload(g->be, a_dev, h, n * sizeof *h);
-    }
-    free(h);
-    free(f);
-    return st;
+    return g->api->grouped_gemm_ex(g->be, g->bf16 ? DC_GEMM_BF16 : DC_GEMM_F32, DC_GEMM_F32, p,
+                                   np, atomic_load(&force_fallback));
 }
 
 dc_status dc_fusion_gpu_run(dc_fusion_gpu *g, const float *h, const uint32_t *rows,
@@ -202,11 +197,9 @@ dc_status dc_fusion_gpu_run(dc_fusion_gpu *g, const float *h, const uint32_t *ro
     const size_t es = esize(g);
     const size_t nx = m * g->k1, na = m * g->h1, no = m * DC_FUSION_OUT;
     void *xs = calloc(nx, es);
-    uint16_t *os = g->bf16 ? malloc(no * sizeof *os) : NULL;
-    void *xd = NULL, *ad = NULL, *od = NULL;
-    dc_status st = xs && (!g->bf16 || os) ? DC_OK
-                                          : dc_fail(DC_ERR_OUT_OF_MEMORY,
-                                                    "fusion experts on cuda: %zu rows", m);
+    void *xd = NULL, *ah = NULL;
+    float *ad = NULL, *od = NULL;
+    dc_status st = xs ? DC_OK : dc_fail(DC_ERR_OUT_OF_MEMORY, "fusion experts on cuda: %zu rows", m);
     for (size_t i = 0; st == DC_OK && i < m; i++) { /* gather [h | 1 1 0…] rows */
         const float *src = h + (size_t)rows[i] * DC_FUSION_IN;
         size_t row = i * g->k1;
@@ -218,22 +211,20 @@ dc_status dc_fusion_gpu_run(dc_fusion_gpu *g, const float *h, const uint32_t *ro
         put(xs, g->bf16, row + DC_FUSION_IN + 1, 1.0f);
     }
     if (st == DC_OK) st = upload_new(be, xs, nx * es, &xd);
-    if (st == DC_OK) st = be->ops->alloc(be, na * es, &ad);
-    if (st == DC_OK) st = be->ops->alloc(be, no * es, &od);
+    if (st == DC_OK) st = be->ops->alloc(be, na * sizeof(float), (void **)&ad);
+    if (st == DC_OK && g->bf16) st = be->ops->alloc(be, na * sizeof(uint16_t), &ah);
+    if (st == DC_OK) st = be->ops->alloc(be, no * sizeof(float), (void **)&od);
     if (st == DC_OK) st = layer(g, false, count, xd, ad);
-    if (st == DC_OK) {
-        if (g->bf16) st = gelu_on_host(g, ad, m);
-        else be->ops->activation(be, DC_ACT_GELU_ERF, ad, na); /* errors surface below */
-    }
-    if (st == DC_OK) st = layer(g, true, count, ad, od);
-    if (st == DC_OK) st = be->ops->download(be, g->bf16 ? (void *)os : (void *)out, od, no * es);
-    if (st == DC_OK && g->bf16)
-        for (size_t i = 0; i < no; i++) out[i] = bf16_value(os[i]);
+    /* GELU in f32 on the device keeps C = 16 (a fixed point); errors surface at the next call */
+    if (st == DC_OK) be->ops->activation(be, DC_ACT_GELU_ERF, ad, na);
+    if (st == DC_OK && g->bf16) st = g->api->to_half(be, ad, ah, na, DC_GEMM_BF16);
+    if (st == DC_OK) st = layer(g, true, count, g->bf16 ? ah : (void *)ad, od);
+    if (st == DC_OK) st = be->ops->download(be, out, od, no * sizeof(float));
     if (xd) be->ops->release(be, xd);
     if (ad) be->ops->release(be, ad);
+    if (ah) be->ops->release(be, ah);
     if (od) be->ops->release(be, od);
     free(xs);
-    free(os);
     if (st != DC_OK) return dc_fail_context(st, "fusion experts on cuda (%zu rows)", m);
     return DC_OK;
 }

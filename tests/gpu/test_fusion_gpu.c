@@ -1,9 +1,11 @@
 /* The fusion experts on the CUDA backend against the CPU fusion: the fused vectors of a batch
  * agree within 1e-4 max-abs (issue 11) for top-2 and top-5 routing, batches that leave experts
  * without rows, grouped and forced-fallback GEMM and row-by-row execution; bf16 expert weights
- * stay within the CPU bf16 path's bound (cosine > 0.9999 against f32); a hot swap and a
- * rollback (which uploads the cold weights again) give the CPU results of those weights; every
- * device buffer is released. Exit 77 without a CUDA library, driver or device. */
+ * lose at most twice the cosine the CPU bf16 path loses against f32 (f32 outputs now; the
+ * rows and hidden activations are bf16 in the native product, the CPU keeps them f32); the expert matrices take their exact bytes of device memory (weights
+ * memory, not pool classes); a hot swap and a rollback (which uploads the cold weights again)
+ * give the CPU results of those weights; every device buffer is released. Exit 77 without a
+ * CUDA library, driver or device. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "gpu_common.h"
 
 static int failures, checks;
+
 
 static void expect(bool cond, const char *what) {
     checks++;
@@ -199,10 +202,12 @@ static void check_bf16(const dc_fusion_options *base) {
         dc_fused_embedding *g16 = run(gpu16, c, n, DC_FUSION_EXEC_GROUPED);
         diff d = compare(g16, r32, n), d16 = compare(g16, r16, n), c16 = compare(r16, r32, n);
         char what[256];
+        /* bf16 outputs (the old host round trip) lost ~4x the CPU's 1 - cos here */
+        const double bound = 1.0 - 2.0 * (1.0 - c16.min_cos);
         snprintf(what, sizeof what, "bf16 %s: worst cosine vs cpu f32 %.7f (cpu bf16: %.7f; "
-                 "bound 0.9999), max |cuda bf16 - cpu bf16| %.2e",
-                 mode ? "forced fallback" : "grouped", d.min_cos, c16.min_cos, d16.max_abs);
-        expect(d.min_cos > 0.9999 && d.same_routing, what);
+                 "bound %.7f), max |cuda bf16 - cpu bf16| %.2e",
+                 mode ? "forced fallback" : "grouped", d.min_cos, c16.min_cos, bound, d16.max_abs);
+        expect(d.min_cos >= bound && c16.min_cos > 0.9999 && d.same_routing, what);
         free(g16);
     }
     dc_fusion_gpu_force_fallback(false);
@@ -250,21 +255,29 @@ static void check_swap(const dc_fusion_options *base) {
     expect(d.max_abs <= 1e-4, "swap: weights B on cuda = cpu");
     dc_cuda_pool_stats ps;
     api->pool_stats(be, &ps);
-    size_t one_version = ps.in_use;
+    /* W1' [H+PAD, IN+PAD] and W2' [OUT, H+PAD] f32 per expert, nothing rounded up */
+    const size_t h1 = base->hidden + DC_FGPU_PAD;
+    const size_t want = (size_t)base->num_experts * 4 *
+                        (h1 * (DC_FUSION_IN + DC_FGPU_PAD) + (size_t)DC_FUSION_OUT * h1);
+    char what[200];
+    snprintf(what, sizeof what, "active version: %zu bytes of weights memory (the matrices: %zu), "
+             "%zu in pool blocks", ps.weights, want, ps.in_use);
+    expect(ps.weights == want && ps.in_use == 0, what);
+    size_t one_version = ps.weights;
     expect(dc_fusemoe_rollback(g) == DC_OK, "rollback: to weights A (uploaded again)");
     api->pool_stats(be, &ps);
-    char what[160];
     snprintf(what, sizeof what, "rollback: %zu bytes on the device, as with one version (%zu)",
-             ps.in_use, one_version);
-    expect(ps.in_use == one_version, what);
+             ps.weights + ps.in_use, one_version);
+    expect(ps.weights == one_version && ps.in_use == 0, what);
     x = run(g, c, n, DC_FUSION_EXEC_GROUPED);
     d = compare(x, ra, n);
     free(x);
     expect(d.max_abs <= 1e-4, "rollback: weights A on cuda = cpu");
     dc_fusemoe_destroy(g);
     api->pool_stats(be, &ps);
-    snprintf(what, sizeof what, "every device buffer released (%zu bytes in use)", ps.in_use);
-    expect(ps.in_use == 0, what);
+    snprintf(what, sizeof what, "every device buffer released (%zu bytes in use, %zu weights)",
+             ps.in_use, ps.weights);
+    expect(ps.in_use == 0 && ps.weights == 0, what);
     dc_fusion_weights_release(wa);
     dc_fusion_weights_release(wb);
     free(ra);
