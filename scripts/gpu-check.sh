@@ -5,8 +5,8 @@
 # first: the codec tests; the GPU tests (every backend op vs the CPU, grouped GEMM, pool, cuFile,
 # green contexts; BERT/RoBERTa/Longformer end to end in fp32/bf16/fp16/fp8; the eight pretrained
 # fixtures through the pipeline on cpu and cuda:0; the fusion experts on CUDA); the BERT-base
-# timing (CPU fp32 vs CUDA per format); bench/pipeline at real sizes on the CPU and on CUDA (fp32,
-# then bf16) with the same inputs; PyTorch (transformers, CUDA) on the same checkpoints as the
+# timing (CPU fp32 vs CUDA per format); bench/pipeline at real sizes on CUDA (fp32, then bf16) and on
+# the CPU with the same inputs; PyTorch (transformers, CUDA) on the same checkpoints as the
 # peer, when importable; and compute-sanitizer memcheck over the ops test with the time left.
 # Prints a summary; everything lands in $OUT (or build-gpu-check/results). Budget: under 8
 # minutes; the later steps are skipped when time runs short.
@@ -130,15 +130,20 @@ fi
 pfx=/tmp/dodeca-gpu-fixtures
 bp="$build/bench/bench_pipeline"
 if [ -x "$bp" ] && [ "$(left)" -gt 200 ]; then
-  step pipeline_fp32 180 "$bp" --fixtures "$pfx" --device cpu,cuda --requests 100
-  grep -E "^(=|--|custom|single|stages|pipeline|throughput|cache|backends)|^ *E[0-9]+ " \
-    "$out/pipeline_fp32.txt" | head -60 | sed 's/^/  /' | tee -a "$summary"
+  step pipeline_cuda 150 "$bp" --fixtures "$pfx" --device cuda --requests 100
+  grep -E "^(==|single|throughput|cache)|^ *(stages|per-model|pipeline overhead|backends)" \
+    "$out/pipeline_cuda.txt" | sed 's/^/  /' | tee -a "$summary"
 else
-  note "pipeline_fp32      skipped (time or no bench_pipeline)"
+  note "pipeline_cuda      skipped (time or no bench_pipeline)"
 fi
-if [ -x "$bp" ] && [ -d "$pfx" ] && [ "$(left)" -gt 120 ]; then
-  step pipeline_bf16 80 "$bp" --fixtures "$pfx" --device cuda --dtype bf16 --requests 100
-  grep -E "^(=|--|single|throughput|backends)" "$out/pipeline_bf16.txt" | head -20 |
+if [ -x "$bp" ] && [ -d "$pfx" ] && [ "$(left)" -gt 150 ]; then
+  step pipeline_cuda_bf16 70 "$bp" --fixtures "$pfx" --device cuda --dtype bf16 --requests 100
+  grep -E "^(==|single|throughput)|^ *(per-model|backends)" "$out/pipeline_cuda_bf16.txt" |
+    sed 's/^/  /' | tee -a "$summary"
+fi
+if [ -x "$bp" ] && [ -d "$pfx" ] && [ "$(left)" -gt 130 ]; then
+  step pipeline_cpu 90 "$bp" --fixtures "$pfx" --device cpu --quick --requests 20
+  grep -E "^(==|single|throughput)|^ *(per-model|backends)" "$out/pipeline_cpu.txt" |
     sed 's/^/  /' | tee -a "$summary"
 fi
 
