@@ -6,8 +6,11 @@
  * independent partial sums so they vectorise without -ffast-math. exp and erf are polynomial /
  * rational approximations (a few ulp) because libm's scalar calls would dominate GELU. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
-/* -O2's very-cheap vectoriser model refuses loops that need an epilogue: all of ours. */
-#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+/* -O2's very-cheap vectoriser model refuses loops that need an epilogue: all of ours. With
+ * -ftrapping-math (the default) gcc will not if-convert the float compares of the exp / erf
+ * clamps, so GELU, quick-GELU and attention's softmax exp ran one float at a time ("control
+ * flow in loop"); no-trapping-math only drops FP-exception semantics nothing here relies on. */
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
 #endif
 
 #include <math.h>
