@@ -84,8 +84,9 @@ typedef struct dc_cuda_api {
     dc_status (*grouped_gemm)(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
                               uint32_t n, bool force_fallback);
     /* As grouped_gemm with x, w of dtype `in` and y of dtype `out`: in = out (any), or bf16/f16
-     * in with f32 out (CUBLAS_COMPUTE_32F). A pair cublasGemmGroupedBatchedEx does not take
-     * runs as one cublasGemmEx per problem; DC_ERR_UNSUPPORTED_FORMAT for other pairs. */
+     * in with f32 out (CUBLAS_COMPUTE_32F); DC_ERR_UNSUPPORTED_FORMAT for other pairs. A mixed
+     * pair runs as one cublasGemmEx per problem: cublasGemmGroupedBatchedEx takes only outputs
+     * of the inputs' type (documented; NOT_SUPPORTED from cuBLAS 13.1 on an H200). */
     dc_status (*grouped_gemm_ex)(dc_backend *be, dc_gemm_dtype in, dc_gemm_dtype out,
                                  const dc_gemm_problem *p, uint32_t n, bool force_fallback);
     /* y[i] = x[i] as bf16 or f16 (dtype), round to nearest even, n values in device memory;
