@@ -337,22 +337,54 @@ void dc_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void(
 
 namespace {
 std::mutex g_mem_mu;
-std::map<uintptr_t, size_t> g_dev; // base → bytes of every "device" allocation
+std::map<uintptr_t, size_t> g_dev;    // base → bytes of every "device" allocation
+std::map<uintptr_t, size_t> g_pinned; // the same for cudaMallocHost
 cudaError_t g_last = cudaSuccess;
 
 cudaError_t set_last(cudaError_t e) {
     if (e != cudaSuccess) g_last = e;
     return e;
 }
+// Whether p lies in one of the blocks (g_mem_mu held); `end_too` accepts one past the end.
+bool in_blocks(const std::map<uintptr_t, size_t> &m, const void *p, bool end_too) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = m.upper_bound(a);
+    if (it == m.begin()) return false;
+    --it;
+    size_t n = it->second ? it->second : 1;
+    return a >= it->first && (a < it->first + n || (end_too && a == it->first + n));
+}
 bool is_dev(const void *p) {
     std::lock_guard<std::mutex> lock(g_mem_mu);
-    uintptr_t a = (uintptr_t)p;
-    auto it = g_dev.upper_bound(a);
-    if (it == g_dev.begin()) return false;
-    --it;
-    return a >= it->first && a < it->first + (it->second ? it->second : 1);
+    return in_blocks(g_dev, p, false);
+}
+bool is_pinned(const void *p) {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    return in_blocks(g_pinned, p, false);
 }
 } // namespace
+
+// Device or pinned memory (mapped into the device's address space on a GPU), a pointer one past
+// a block's end included (an empty range). DC_CUDA_EMU_GUARD=0 turns the check off.
+bool dc_emu_kernel_may_use(const void *p) {
+    static const bool off = [] {
+        const char *env = getenv("DC_CUDA_EMU_GUARD");
+        return env && strcmp(env, "0") == 0;
+    }();
+    if (off) return true;
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    return in_blocks(g_dev, p, true) || in_blocks(g_pinned, p, true);
+}
+
+void dc_emu_bad_kernel_arg(const char *kernel, int index, const void *p) {
+    fprintf(stderr,
+            "cuda_emu: kernel %s, argument %d: %p is host memory, not device memory (on a GPU: an "
+            "illegal address fault). DC_CUDA_EMU_GUARD=0 disables this check; the stack:\n",
+            kernel, index, p);
+    void *frames[48];
+    backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
+    abort();
+}
 
 extern "C" {
 
@@ -383,9 +415,19 @@ cudaError_t cudaFree(void *p) {
 }
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
     *p = malloc(bytes ? bytes : 1);
-    return *p ? cudaSuccess : set_last(cudaErrorMemoryAllocation);
+    if (!*p) return set_last(cudaErrorMemoryAllocation);
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    g_pinned[(uintptr_t)*p] = bytes;
+    return cudaSuccess;
 }
 cudaError_t cudaFreeHost(void *p) {
+    if (!p) return cudaSuccess;
+    {
+        std::lock_guard<std::mutex> lock(g_mem_mu);
+        auto it = g_pinned.find((uintptr_t)p);
+        if (it == g_pinned.end()) return set_last(cudaErrorInvalidValue);
+        g_pinned.erase(it);
+    }
     free(p);
     return cudaSuccess;
 }
@@ -448,7 +490,9 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *at, const void *p) {
     memset(at, 0, sizeof *at);
-    at->type = is_dev(p) ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+    at->type = is_dev(p) ? cudaMemoryTypeDevice
+               : is_pinned(p) ? cudaMemoryTypeHost
+                              : cudaMemoryTypeUnregistered;
     return cudaSuccess;
 }
 cudaError_t cudaGetLastError(void) {

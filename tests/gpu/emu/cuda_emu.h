@@ -48,7 +48,22 @@ static inline unsigned __float_as_uint(float f) {
 }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 
+// A kernel's pointer arguments must be device (or pinned) memory: on a GPU a pageable host
+// pointer faults (illegal address), here the kernel would just read it. Checked before each
+// launch (pointers inside struct arguments are not); a host pointer aborts naming the kernel.
+bool dc_emu_kernel_may_use(const void *p);
+[[noreturn]] void dc_emu_bad_kernel_arg(const char *kernel, int index, const void *p);
+template <typename T> inline void dc_emu_check_arg(const char *, int, const T &) {}
+template <typename T> inline void dc_emu_check_arg(const char *kernel, int index, T *p) {
+    if (p && !dc_emu_kernel_may_use(p)) dc_emu_bad_kernel_arg(kernel, index, p);
+}
+template <typename... A> inline void dc_emu_check_args(const char *kernel, const A &...a) {
+    int index = 0; // counted from 1 in the message
+    (dc_emu_check_arg(kernel, ++index, a), ...);
+}
+
 #define DC_LAUNCH(kernel, grid, block, smem, stream, ...)                                      \
-    ((void)(stream), dc_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); }))
+    ((void)(stream), dc_emu_check_args(#kernel, __VA_ARGS__),                                  \
+     dc_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); }))
 
 #endif

@@ -3,7 +3,8 @@
  * garbage on a real GPU — dies by SIGSEGV, also while another thread is inside an emulated call
  * when the guard is per thread. The argument names the guard wanted: "auto" (the default: per
  * thread where the CPU has protection keys), "process" (DC_CUDA_EMU_GUARD=process), "off"
- * (DC_CUDA_EMU_GUARD=0: the same accesses succeed, so the deaths come from the guard). */
+ * (DC_CUDA_EMU_GUARD=0: the same accesses succeed, so the deaths come from the guard). The other
+ * direction too: a kernel handed a host pointer (an illegal address on a GPU) aborts. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -154,6 +155,27 @@ int main(int argc, char **argv) {
     } else {
         printf("--   not checked: a process-wide guard is open while any thread is in a call\n");
     }
+
+    /* (d) an op whose kernel gets a host array where backend memory is required */
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        ops->add(gpu, da, b, n); /* b is host memory: add does not stage its inputs */
+        _exit(ops->download(gpu, want, da, n * sizeof(float)) == DC_OK ? 0 : 2);
+    }
+    int ws = 0;
+    if (pid < 0 || waitpid(pid, &ws, 0) != pid) {
+        perror("fork/waitpid");
+        return 1;
+    }
+    snprintf(line, sizeof line, "a kernel handed a host pointer %s (child: %s %d)",
+             guard ? "aborts" : "runs with the guard off", WIFSIGNALED(ws) ? "signal" : "exit",
+             WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+    check(guard ? WIFSIGNALED(ws) && WTERMSIG(ws) == SIGABRT : WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+          line);
 
     /* the parent's buffer is intact and the backend still works */
     float *again = malloc(n * sizeof *again);
