@@ -300,19 +300,27 @@ DC_BODY void attention_head_body(const float *q, size_t ld_q, const float *k, co
             V8_STORE(dst + 16, s2);
             V8_STORE(dst + 24, s3);
         }
+        /* Scale, then exclude keys outside the band, masked, or global (counted once, below);
+         * in separate plain loops so they vectorise (one loop with all the tests ran scalar,
+         * a fifth of the kernel's time at 128 tokens). */
+        for (uint32_t t = 0; t < nb; t++) sc[t] *= scale;
+        for (uint32_t t = 0; t < lo - base; t++) sc[t] = -INFINITY;
+        const uint32_t tn = hi + 1 - base; /* keys base + tn … are past the band */
+        for (uint32_t t = tn; t < nb; t++) sc[t] = -INFINITY;
+        if (key_mask)
+            for (uint32_t t = 0; t < tn; t++) sc[t] += key_mask[base + t] ? 0.0f : -INFINITY;
+        if (gflag)
+            for (uint32_t t = 0; t < tn; t++) sc[t] += gflag[base + t] ? -INFINITY : 0.0f;
+        float mxl[LANES];
+        for (int l = 0; l < LANES; l++) mxl[l] = -INFINITY;
+        uint32_t t0 = 0;
+        for (; t0 + LANES <= nb; t0 += LANES)
+            for (int l = 0; l < LANES; l++) mxl[l] = sc[t0 + l] > mxl[l] ? sc[t0 + l] : mxl[l];
         float mx = -INFINITY;
-        uint32_t live = 0;
-        for (uint32_t t = 0; t < nb; t++) {
-            uint32_t j = base + t;
-            /* outside the band, masked, or global (counted once, below) */
-            if (j < lo || j > hi || (key_mask && !key_mask[j]) || (gflag && gflag[j])) {
-                sc[t] = -INFINITY;
-                continue;
-            }
-            sc[t] *= scale;
-            mx = sc[t] > mx ? sc[t] : mx;
-            live++;
-        }
+        for (; t0 < nb; t0++) mx = sc[t0] > mx ? sc[t0] : mx;
+        for (int l = 0; l < LANES; l++) mx = mxl[l] > mx ? mxl[l] : mx;
+        /* every banded key excluded leaves mx at -inf (scores of finite inputs are finite) */
+        uint32_t live = mx > -INFINITY;
         for (uint32_t g = 0; g < n_glob; g++) {
             uint32_t j = glist[g];
             if (key_mask && !key_mask[j]) {
