@@ -376,14 +376,20 @@ bool dc_emu_kernel_may_use(const void *p) {
     return in_blocks(g_dev, p, true) || in_blocks(g_pinned, p, true);
 }
 
-void dc_emu_bad_kernel_arg(const char *kernel, int index, const void *p) {
+void dc_emu_bad_kernel_field(const char *kernel, const char *field, const void *p) {
     fprintf(stderr,
-            "cuda_emu: kernel %s, argument %d: %p is host memory, not device memory (on a GPU: an "
+            "cuda_emu: kernel %s, %s: %p is host memory, not device memory (on a GPU: an "
             "illegal address fault). DC_CUDA_EMU_GUARD=0 disables this check; the stack:\n",
-            kernel, index, p);
+            kernel, field, p);
     void *frames[48];
     backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
     abort();
+}
+
+void dc_emu_bad_kernel_arg(const char *kernel, int index, const void *p) {
+    char field[32];
+    snprintf(field, sizeof field, "argument %d", index);
+    dc_emu_bad_kernel_field(kernel, field, p);
 }
 
 extern "C" {

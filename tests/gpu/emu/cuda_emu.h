@@ -50,9 +50,10 @@ static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 
 // A kernel's pointer arguments must be device (or pinned) memory: on a GPU a pageable host
 // pointer faults (illegal address), here the kernel would just read it. Checked before each
-// launch (pointers inside struct arguments are not); a host pointer aborts naming the kernel.
+// launch (and those of the attention plan); a host pointer aborts naming the kernel.
 bool dc_emu_kernel_may_use(const void *p);
 [[noreturn]] void dc_emu_bad_kernel_arg(const char *kernel, int index, const void *p);
+[[noreturn]] void dc_emu_bad_kernel_field(const char *kernel, const char *field, const void *p);
 template <typename T> inline void dc_emu_check_arg(const char *, int, const T &) {}
 template <typename T> inline void dc_emu_check_arg(const char *kernel, int index, T *p) {
     if (p && !dc_emu_kernel_may_use(p)) dc_emu_bad_kernel_arg(kernel, index, p);
@@ -61,6 +62,23 @@ template <typename... A> inline void dc_emu_check_args(const char *kernel, const
     int index = 0; // counted from 1 in the message
     (dc_emu_check_arg(kernel, ++index, a), ...);
 }
+
+#ifdef DC_GPU_KERNELS_H
+// The attention kernel takes its plan by value: its pointers are checked one by one.
+inline void dc_emu_check_arg(const char *kernel, int index, const dc_cuk_attn &a) {
+    (void)index;
+    const void *const p[] = {a.q,     a.k,        a.v,     a.out,    a.q_row, a.q_seq,
+                             a.start, a.key_mask, a.gflag, a.gstart, a.glist};
+    static const char *const name[] = {"attention plan .q",     "attention plan .k",
+                                       "attention plan .v",     "attention plan .out",
+                                       "attention plan .q_row", "attention plan .q_seq",
+                                       "attention plan .start", "attention plan .key_mask",
+                                       "attention plan .gflag", "attention plan .gstart",
+                                       "attention plan .glist"};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
+        if (p[i] && !dc_emu_kernel_may_use(p[i])) dc_emu_bad_kernel_field(kernel, name[i], p[i]);
+}
+#endif
 
 #define DC_LAUNCH(kernel, grid, block, smem, stream, ...)                                      \
     ((void)(stream), dc_emu_check_args(#kernel, __VA_ARGS__),                                  \
