@@ -3,12 +3,14 @@
 # (peers.py) on the same random-weight checkpoints, same inputs, same thread count; one table.
 #
 # Usage: bench/encoder/run.sh [--threads N] [--budget S] [--rounds R] [--models a,b]
-#                             [--wait auto|active|passive] [--out FILE] [--no-peers]
+#                             [--shapes 1x16,...] [--wait auto|active|passive] [--out FILE]
+#                             [--no-peers]
 #   --threads  intra-op threads for all three engines (default 2)
 #   --budget   seconds of timed runs per (engine, model, shape) (default 2; at least one run)
 #   --rounds   ours → peers alternations per model; each engine keeps its best median (default 1)
 #   --out      raw results (default $build/encoder/results.txt; table.py FILE N reprints them)
 #   --models   any of bert-base,bert-large,roberta-base,longformer-base,clip-text,clip-vision
+#   --shapes   only these of each model's shapes (e.g. 1x16 with --rounds 3 for the noisy small ones)
 #   --wait     how idle pool threads wait, for all three engines: active spins (OpenMP's and
 #              ORT's default), passive sleeps (OMP_WAIT_POLICY=PASSIVE for ours and PyTorch,
 #              ORT allow_spinning=0). auto (default): passive when the load average exceeds
@@ -19,7 +21,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${DC_BENCH_BUILD:-$root/build-bench}
-threads=2 budget=2 rounds=1 peers=1 wait=auto out=
+threads=2 budget=2 rounds=1 peers=1 wait=auto out= only=
 models=bert-base,bert-large,roberta-base,longformer-base,clip-text,clip-vision
 while [ $# -gt 0 ]; do
   case $1 in
@@ -27,10 +29,11 @@ while [ $# -gt 0 ]; do
     --budget) budget=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
+    --shapes) only=$2; shift 2 ;;
     --wait) wait=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-peers) peers=0; shift ;;
-    *) sed -n '2,19p' "$0"; exit 2 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
 done
 declare -A shapes=(
@@ -67,6 +70,11 @@ spin=1
 if [ "$wait" = passive ]; then export OMP_WAIT_POLICY=PASSIVE; spin=0; fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; wait policy $wait" | tee -a "$out"
 for m in $(echo "$models" | tr , ' '); do
+  if [ -n "$only" ]; then
+    keep=$(echo "${shapes[$m]}" | tr , '\n' | grep -Fx -f <(echo "$only" | tr , '\n') | paste -sd, || true)
+    [ -n "$keep" ] || continue
+    shapes[$m]=$keep
+  fi
   for r in $(seq "$rounds"); do
     "$build/bench/bench_encoder" --dir "$fx" --model "$m" --shapes "${shapes[$m]}" \
       --threads "$threads" --budget "$budget" --dump "$fx" | tee -a "$out"
