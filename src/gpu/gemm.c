@@ -177,20 +177,22 @@ static dc_status fp8_forward(dc_cu_backend *cb, const dc_linear *l, const float 
                              float *y) {
     const size_t count = (size_t)rows * l->k;
     uint8_t *xq = NULL;
-    float *sc = NULL; /* [0] amax, [1] scale */
+    /* [0] amax, [4] scale: cublasLtMatmul refuses (NOT_SUPPORTED, after its heuristic accepted
+     * the shapes) a scale pointer that is not 16-byte aligned, as seen on an H200 */
+    float *sc = NULL;
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
     cublasLtMatmulPreference_t pref = NULL;
     dc_status st = dc_pool_alloc(&cb->pool, count, (void **)&xq);
-    if (!st) st = dc_pool_alloc(&cb->pool, 2 * sizeof(float), (void **)&sc);
+    if (!st) st = dc_pool_alloc(&cb->pool, 8 * sizeof(float), (void **)&sc);
     if (!st) st = dc_cu_status((cudaError_t)dc_cuk_amax(cb->stream, x, count, sc), "amax");
     if (!st)
-        st = dc_cu_status((cudaError_t)dc_cuk_fp8_quantize(cb->stream, x, count, sc, sc + 1, xq),
+        st = dc_cu_status((cudaError_t)dc_cuk_fp8_quantize(cb->stream, x, count, sc, sc + 4, xq),
                           "fp8 activations");
     if (st) goto done;
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     const float one = 1.0f, zero = 0.0f;
-    const float *a_scale = l->w_scale, *b_scale = sc + 1;
+    const float *a_scale = l->w_scale, *b_scale = sc + 4;
     const size_t ws = cb->lt_workspace_bytes;
 #define LT(call, what)                                                                         \
     do {                                                                                       \

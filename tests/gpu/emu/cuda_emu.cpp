@@ -754,6 +754,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
     if (!fp8_shape(d, a, b, c, &m, &n, &k) || !is_dev(A) || !is_dev(B) || !is_dev(D) ||
         (d->a_scale && !is_dev(d->a_scale)) || (d->b_scale && !is_dev(d->b_scale)))
         return CUBLAS_STATUS_INVALID_VALUE;
+    // FP8 wants 16-byte aligned matrices (documented) and scale pointers (an H200 with cuBLAS
+    // 13.1 answered NOT_SUPPORTED at the matmul for a scale 4 bytes into a block)
+    const void *aligned[] = {A, B, C, D, d->a_scale, d->b_scale};
+    for (const void *p : aligned)
+        if ((uintptr_t)p % 16) return CUBLAS_STATUS_NOT_SUPPORTED;
     DeviceAccess device;
     const double sa = d->a_scale ? *d->a_scale : 1.0, sb = d->b_scale ? *d->b_scale : 1.0;
     const double al = *(const float *)alpha, be = *(const float *)beta;
