@@ -180,4 +180,9 @@ fi
 rm -rf "$fx" "$pfx"
 
 note "total $(elapsed)s; $([ $status -eq 0 ] && echo "GPU CHECK PASSED" || echo "GPU CHECK FAILED")"
+# one archive of the step logs beside the summary (the device tool returns at most 8 files)
+if tar -C "$out" -czf /tmp/gpu-check-logs.tgz --exclude=summary.txt . 2>/dev/null; then
+  find "$out" -maxdepth 1 -type f ! -name summary.txt -delete
+  mv /tmp/gpu-check-logs.tgz "$out/logs.tgz"
+fi
 exit $status

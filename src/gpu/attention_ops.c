@@ -22,9 +22,12 @@ static dc_status run(dc_backend *be, const float *q, size_t ld_q, const float *k
     uint32_t *start = malloc(((size_t)ns + 1) * sizeof *start);
     if (!start) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "attention: %u offsets", ns);
     if (dc_cu_is_device(seqs->start)) {
-        st = dc_cu_status(cudaMemcpy(start, seqs->start, ((size_t)ns + 1) * sizeof *start,
-                                     cudaMemcpyDeviceToHost),
+        /* on the backend's stream (non-blocking): a plain cudaMemcpy would not wait for work
+         * queued there that writes the offsets */
+        st = dc_cu_status(cudaMemcpyAsync(start, seqs->start, ((size_t)ns + 1) * sizeof *start,
+                                          cudaMemcpyDeviceToHost, cb->stream),
                           "attention offsets");
+        if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), "attention offsets");
         if (st) {
             free(start);
             return st;

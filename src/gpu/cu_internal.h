@@ -61,9 +61,6 @@ typedef struct dc_cu_backend {
     size_t lt_workspace_bytes;
     pthread_mutex_t blas_mu; /* handles are shared; enqueue under the lock */
     dc_cu_pool pool;
-    /* first error of a void op (layernorm, add, ...), returned by the next fallible op */
-    _Atomic int sticky;
-    char sticky_what[96];
     dc_cu_green *green;
 } dc_cu_backend;
 
@@ -71,7 +68,8 @@ static inline dc_cu_backend *dc_cu_of(dc_backend *be) { return (dc_cu_backend *)
 
 /* Makes the backend's device current on the calling thread. */
 dc_status dc_cu_enter(dc_cu_backend *cb);
-/* Remembers the first failure of a void op. */
+/* Remembers the calling thread's first failure of a void op (layernorm, add, ...); the
+ * thread's next fallible op on the same backend returns it. */
 void dc_cu_note(dc_cu_backend *cb, cudaError_t e, const char *what);
 /* The remembered failure as a status (and clears it), DC_OK when none. */
 dc_status dc_cu_take_sticky(dc_cu_backend *cb);

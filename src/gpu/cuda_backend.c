@@ -45,17 +45,27 @@ dc_status dc_cu_enter(dc_cu_backend *cb) {
     return dc_cu_status(cudaSetDevice(cb->device), "cudaSetDevice");
 }
 
+/* The first failure of a thread's void ops, returned by that thread's next fallible op on the
+ * same backend. Per thread: a backend shared by several models (one per device) must not hand
+ * one model's failure to another. */
+static _Thread_local struct {
+    const dc_cu_backend *cb;
+    int e;
+    char what[96];
+} sticky;
+
 void dc_cu_note(dc_cu_backend *cb, cudaError_t e, const char *what) {
-    if (e == cudaSuccess) return;
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&cb->sticky, &expected, (int)e))
-        snprintf(cb->sticky_what, sizeof cb->sticky_what, "%s", what);
+    if (e == cudaSuccess || sticky.e) return;
+    sticky.cb = cb;
+    sticky.e = (int)e;
+    snprintf(sticky.what, sizeof sticky.what, "%s", what);
 }
 
 dc_status dc_cu_take_sticky(dc_cu_backend *cb) {
-    int e = atomic_exchange(&cb->sticky, 0);
-    if (!e) return DC_OK;
-    return dc_cu_status((cudaError_t)e, cb->sticky_what);
+    if (!sticky.e || sticky.cb != cb) return DC_OK;
+    int e = sticky.e;
+    sticky.e = 0;
+    return dc_cu_status((cudaError_t)e, sticky.what);
 }
 
 bool dc_cu_is_device(const void *ptr) {
@@ -322,7 +332,6 @@ static dc_status cu_backend_create(const dc_cuda_host *host, const dc_cuda_optio
     be->impl = cb;
     cb->device = dev;
     cb->allow_tf32 = opt && opt->allow_tf32;
-    atomic_init(&cb->sticky, 0);
     pthread_mutex_init(&cb->blas_mu, NULL);
     dc_cuda_device_info info;
     if ((st = cu_device_info(dev, &info))) goto fail;
