@@ -313,7 +313,8 @@ size_t dc_bert_memory_bytes(const dc_bert *m) { return m ? m->bytes : 0; }
 
 /* The i-th parameter array an op reads (tables, LayerNorm γ/β) and its length; false past
  * the last. */
-static bool param_at(dc_bert *m, size_t i, float ***p, size_t *n) {
+static bool param_at(void *model, size_t i, float ***p, size_t *n) {
+    dc_bert *m = model;
     const dc_bert_config *c = &m->cfg;
     const size_t H = c->hidden;
     float **emb[5] = {&m->word, &m->pos, &m->type, &m->emb_ln_g, &m->emb_ln_b};
@@ -344,12 +345,7 @@ void dc_bert_destroy(dc_bert *m) {
                 if (ls[j]) m->be->ops->linear_destroy(m->be, ls[j]);
         }
     }
-    float **p = NULL;
-    size_t n = 0;
-    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
-        if (m->params_moved) dc_be_param_free(m->be, *p);
-        else free(*p);
-    }
+    dc_be_params_free(m->be, m, param_at, m->params_moved);
     free(m->layer);
     free(m);
 }
@@ -419,18 +415,7 @@ done:
  * (the host arrays not yet moved are freed). */
 static dc_status params_to_backend(dc_bert *m) {
     m->params_moved = true;
-    dc_status st = DC_OK;
-    float **p = NULL;
-    size_t n = 0;
-    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
-        if (st == DC_OK) {
-            st = dc_be_param(m->be, p, n);
-        } else {
-            free(*p);
-            *p = NULL;
-        }
-    }
-    return st;
+    return dc_be_params_move(m->be, m, param_at);
 }
 
 dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_backend *be,

@@ -189,7 +189,8 @@ static void tower_free(dc_backend *be, clip_tower *t) {
 
 /* The i-th float array an op reads (embeddings, LayerNorm γ/β) and its length; false past
  * the last. */
-static bool param_at(dc_clip *m, size_t i, float ***p, size_t *n) {
+static bool param_at(void *model, size_t i, float ***p, size_t *n) {
+    dc_clip *m = model;
     const dc_clip_config *c = &m->cfg;
     const size_t Ht = c->text.hidden, Hv = c->vision.hidden;
     const size_t grid = c->patch_size ? c->image_size / c->patch_size : 0;
@@ -225,18 +226,7 @@ static bool param_at(dc_clip *m, size_t i, float ***p, size_t *n) {
  * pointer left is backend memory, even on failure (host arrays not yet moved are freed). */
 static dc_status params_to_backend(dc_clip *m) {
     m->params_moved = true;
-    dc_status st = DC_OK;
-    float **p = NULL;
-    size_t n = 0;
-    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
-        if (st == DC_OK) {
-            st = dc_be_param(m->be, p, n);
-        } else {
-            free(*p);
-            *p = NULL;
-        }
-    }
-    return st;
+    return dc_be_params_move(m->be, m, param_at);
 }
 
 void dc_clip_destroy(dc_clip *m) {
@@ -244,12 +234,7 @@ void dc_clip_destroy(dc_clip *m) {
     tower_free(m->be, &m->text);
     tower_free(m->be, &m->vision);
     if (m->patch) m->be->ops->linear_destroy(m->be, m->patch);
-    float **p = NULL;
-    size_t n = 0;
-    for (size_t i = 0; param_at(m, i, &p, &n); i++) {
-        if (m->params_moved) dc_be_param_free(m->be, *p);
-        else free(*p);
-    }
+    dc_be_params_free(m->be, m, param_at, m->params_moved);
     free(m->text.layer);
     free(m->vision.layer);
     free(m);

@@ -93,6 +93,30 @@ void dc_be_param_free(dc_backend *be, float *p) {
     else be->ops->release(be, p);
 }
 
+dc_status dc_be_params_move(dc_backend *be, void *model, dc_be_param_iter at) {
+    dc_status st = DC_OK;
+    float **p = NULL;
+    size_t n = 0;
+    for (size_t i = 0; at(model, i, &p, &n); i++) {
+        if (st == DC_OK) {
+            st = dc_be_param(be, p, n);
+        } else {
+            free(*p);
+            *p = NULL;
+        }
+    }
+    return st;
+}
+
+void dc_be_params_free(dc_backend *be, void *model, dc_be_param_iter at, bool moved) {
+    float **p = NULL;
+    size_t n = 0;
+    for (size_t i = 0; at(model, i, &p, &n); i++) {
+        if (moved) dc_be_param_free(be, *p);
+        else free(*p);
+    }
+}
+
 /* ---- placement from the configuration ---- */
 
 static dc_status weights_for(dc_device_kind kind, dc_quantization q, dc_weight_format *out) {

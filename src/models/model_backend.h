@@ -41,4 +41,13 @@ void dc_be_drop(dc_backend *be, void *dev, const void *host);
 dc_status dc_be_param(dc_backend *be, float **p, size_t n);
 void dc_be_param_free(dc_backend *be, float *p);
 
+/* A model's parameter arrays one by one: the i-th array's address and length in floats; false
+ * past the last. */
+typedef bool (*dc_be_param_iter)(void *model, size_t i, float ***p, size_t *n);
+/* dc_be_param over every array of the model; afterwards every pointer is backend memory or
+ * NULL, even on failure (the arrays not yet moved are freed). */
+dc_status dc_be_params_move(dc_backend *be, void *model, dc_be_param_iter at);
+/* Frees every array: backend memory once moved, host memory before. */
+void dc_be_params_free(dc_backend *be, void *model, dc_be_param_iter at, bool moved);
+
 #endif
