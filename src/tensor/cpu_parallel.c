@@ -8,6 +8,26 @@
 
 #include "tensor/cpu_parallel.h"
 
+/* ThreadSanitizer cannot see libgomp's fork and join (the library is not instrumented), so
+ * the team's reads of the job and its context look racy against whatever the caller writes
+ * next at the same stack address; these annotations state the two edges. */
+#if defined(__SANITIZE_THREAD__)
+#define DC_PARALLEL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DC_PARALLEL_TSAN 1
+#endif
+#endif
+#ifdef DC_PARALLEL_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define tsan_acquire(p) __tsan_acquire(p)
+#define tsan_release(p) __tsan_release(p)
+#else
+#define tsan_acquire(p) ((void)(p))
+#define tsan_release(p) ((void)(p))
+#endif
+
 typedef void (*gomp_parallel_fn)(void (*)(void *), void *, unsigned, unsigned);
 typedef int (*omp_int_fn)(void);
 
@@ -59,7 +79,9 @@ static void run_pieces(job *j, unsigned tid) {
 
 static void trampoline(void *arg) {
     job *j = arg;
+    tsan_acquire(j); /* the fork: the caller's writes before gomp_parallel */
     run_pieces(j, (unsigned)omp_thread_num());
+    tsan_release(j); /* the join: this member's accesses before gomp_parallel returns */
 }
 
 void dc_cpu_parallel_for(size_t n, size_t grain, unsigned max_threads, dc_parallel_fn fn,
@@ -75,5 +97,7 @@ void dc_cpu_parallel_for(size_t n, size_t grain, unsigned max_threads, dc_parall
         return;
     }
     job j = {fn, ctx, n, grain, 0};
+    tsan_release(&j);
     gomp_parallel(trampoline, &j, team, 0);
+    tsan_acquire(&j);
 }
