@@ -22,13 +22,7 @@ static dc_concat_embedding *inputs(size_t n) {
         c[i].present_mask = DC_ALL_MODELS_MASK;
         for (int m = 0; m < DC_NUM_MODELS; m++) {
             const dc_model_info *info = dc_model_info_get((dc_model_id)m);
-            float *v = c[i].vector + info->offset;
-            double s = 0;
-            for (uint32_t j = 0; j < info->dim; j++) {
-                v[j] = rnd(-1.0f, 1.0f);
-                s += (double)v[j] * v[j];
-            }
-            for (uint32_t j = 0; j < info->dim; j++) v[j] = (float)(v[j] / sqrt(s));
+            rnd_unit(c[i].vector + info->offset, info->dim);
         }
     }
     return c;

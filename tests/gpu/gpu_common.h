@@ -27,6 +27,16 @@ static inline float *rnd_array(size_t n, float lo, float hi) {
     return a;
 }
 
+/* v[0..n) random in [-1, 1), then scaled to unit L2 norm (an embedding block). */
+static inline void rnd_unit(float *v, size_t n) {
+    double s = 0;
+    for (size_t j = 0; j < n; j++) {
+        v[j] = rnd(-1.0f, 1.0f);
+        s += (double)v[j] * v[j];
+    }
+    for (size_t j = 0; j < n; j++) v[j] = (float)(v[j] / sqrt(s));
+}
+
 /* The CUDA backend, or exit 77 naming why there is none. */
 static inline dc_backend *gpu_or_skip(const char *prog, const dc_cuda_options *opt) {
     dc_backend *be = NULL;
