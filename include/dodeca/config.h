@@ -224,7 +224,8 @@ typedef struct dc_gpu_config {
     double memory_fraction; /* 0.9, in (0, 1] */
     bool use_cuda_graphs;   /* true */
     bool mixed_precision;   /* true */
-    bool green_contexts;    /* false */
+    bool green_contexts;    /* false: split each device's SMs between the models' streams */
+    uint32_t green_partitions; /* 4: SM partitions per device when green_contexts, [2, 16] */
 } dc_gpu_config;
 
 typedef struct dc_pii_config {

@@ -255,6 +255,7 @@ void dc_config_defaults(dc_config *c) {
     g->use_cuda_graphs = true;
     g->mixed_precision = true;
     g->green_contexts = false;
+    g->green_partitions = 4;
 
     c->pii.enabled = true;
     c->pii.mode = DC_PII_PLACEHOLDER;
@@ -370,6 +371,7 @@ static const dc_cfg_field general_fields[] = {
     CF("gpu", "use_cuda_graphs", DC_CFG_BOOL, gpu.use_cuda_graphs),
     CF("gpu", "mixed_precision", DC_CFG_BOOL, gpu.mixed_precision),
     CF("gpu", "green_contexts", DC_CFG_BOOL, gpu.green_contexts),
+    CF("gpu", "green_partitions", DC_CFG_U32, gpu.green_partitions),
 
     CF("pii", "enabled", DC_CFG_BOOL, pii.enabled),
     CF("pii", "mode", DC_CFG_PII, pii.mode),

@@ -324,6 +324,9 @@ static dc_status validate_gpu(const dc_config *c) {
             if (g->device_ids[i] == g->device_ids[j])
                 return vfail(c, "gpu.device_ids", NULL, "gpu.device_ids lists device %u twice",
                              (unsigned)g->device_ids[i]);
+    if (g->green_partitions < 2 || g->green_partitions > 16)
+        return vfail(c, "gpu.green_partitions", NULL,
+                     "gpu.green_partitions (%u) must be in [2, 16]", (unsigned)g->green_partitions);
     return DC_OK;
 }
 

@@ -19,24 +19,39 @@ extern dc_status (*dc_cu_fail_fn)(dc_status s, const char *fmt, ...);
 dc_status dc_cu_status(cudaError_t e, const char *what);
 dc_status dc_cublas_status(cublasStatus_t s, const char *what);
 
-/* ---- the memory pool: power-of-two buckets from 256 B, a cap, statistics ---- */
+/* ---- the memory pool: power-of-two buckets from 256 B, a cap, statistics ----
+ *
+ * One pool per device (dc_cu_pool_core) and one view of it per stream (dc_cu_pool): every
+ * allocation and release names the stream it is ordered on, so a block another stream released
+ * is handed out only after that stream's work on it (pool.c). */
 
 #define DC_POOL_BUCKETS 48
 typedef struct dc_pool_block dc_pool_block;
 typedef struct dc_pool_weights dc_pool_weights;
-typedef struct dc_cu_pool {
+typedef struct dc_cu_pool_core {
     pthread_mutex_t mu;
     dc_pool_block *free_list[DC_POOL_BUCKETS]; /* cached blocks per size class */
     dc_pool_block **live;                      /* open-addressing table: ptr → block */
     size_t live_cap, live_n;
     dc_pool_weights *weights; /* exact-size weight allocations (few, long-lived) */
     dc_cuda_pool_stats st;
+} dc_cu_pool_core;
+
+typedef struct dc_cu_pool {
+    dc_cu_pool_core *core;
+    cudaStream_t stream; /* the stream this view's allocations and releases are ordered on */
+    cudaEvent_t done;    /* recorded on `stream` when another stream takes a block it released */
 } dc_cu_pool;
 
-dc_status dc_pool_init(dc_cu_pool *p, size_t limit);
-void dc_pool_destroy(dc_cu_pool *p); /* frees every block (the device must be idle) */
+dc_status dc_pool_core_init(dc_cu_pool_core *c, size_t limit);
+void dc_pool_core_destroy(dc_cu_pool_core *c); /* frees every block (the device must be idle) */
+/* A view for `stream` (creates its event). */
+dc_status dc_pool_attach(dc_cu_pool *p, dc_cu_pool_core *c, cudaStream_t stream);
+/* Ends a view: its stream must be idle (synchronised); the blocks it released become free for
+ * any stream without a wait. */
+void dc_pool_detach(dc_cu_pool *p);
 dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out);
-void dc_pool_release(dc_cu_pool *p, void *ptr);
+void dc_pool_release(dc_cu_pool *p, void *ptr); /* after enqueuing the block's last use */
 void dc_pool_trim(dc_cu_pool *p);
 /* Exact-size device memory outside the classes, counted in st.weights and against the cap. */
 dc_status dc_pool_weights_alloc(dc_cu_pool *p, size_t bytes, void **out);
@@ -46,22 +61,36 @@ void dc_pool_stats(dc_cu_pool *p, dc_cuda_pool_stats *out);
 /* bucket of a request, for tests and statistics (size classes 256 << b) */
 uint32_t dc_pool_bucket(size_t bytes);
 
-/* ---- the backend ---- */
+/* ---- the backend: one stream context per dc_backend, one shared state per device ---- */
 
 typedef struct dc_cu_green dc_cu_green;
+
+/* What the stream contexts of one device share (refcounted by them, cuda_backend.c). */
+typedef struct dc_cu_device {
+    pthread_mutex_t mu; /* refs, next_partition, green */
+    uint32_t refs;      /* open stream contexts */
+    uint32_t next_partition;
+    int device;
+    int sm_count;
+    dc_cu_pool_core pool;
+    dc_cu_green *green;         /* SM partitions, or NULL */
+    char green_reason[128];     /* why green contexts were asked for and not made */
+} dc_cu_device;
 
 typedef struct dc_cu_backend {
     int device;
     int cc_major, cc_minor;
     bool allow_tf32;
-    cudaStream_t stream; /* every op is ordered on this stream: the pool reuses blocks in order */
-    cublasHandle_t blas;
-    cublasLtHandle_t lt;
+    cudaStream_t stream; /* this context's ops are ordered on it; other contexts run beside */
+    cublasHandle_t blas; /* this context's own handles (cuBLAS handles are not shared across */
+    cublasLtHandle_t lt; /* streams), bound to `stream` */
     void *lt_workspace;
     size_t lt_workspace_bytes;
-    pthread_mutex_t blas_mu; /* handles are shared; enqueue under the lock */
-    dc_cu_pool pool;
-    dc_cu_green *green;
+    pthread_mutex_t blas_mu; /* one context may still be called from several threads */
+    dc_cu_pool pool;         /* the device's pool, seen from `stream` */
+    dc_cu_device *dev;
+    int partition;           /* green partition of `stream`, -1 for an ordinary stream */
+    bool stream_foreign;     /* made by the driver API (green): destroyed through it */
 } dc_cu_backend;
 
 static inline dc_cu_backend *dc_cu_of(dc_backend *be) { return (dc_cu_backend *)be->impl; }
@@ -93,6 +122,7 @@ void dc_cu_linear_destroy(dc_backend *be, dc_linear *l);
 dc_status dc_cu_linear_forward(dc_backend *be, const dc_linear *l, const float *x, size_t rows,
                                float *y);
 size_t dc_cu_linear_bytes(const dc_linear *l);
+const char *dc_cu_linear_impl(const dc_linear *l);
 dc_status dc_cu_grouped_gemm(dc_backend *be, dc_gemm_dtype dtype, const dc_gemm_problem *p,
                              uint32_t n, bool force_fallback);
 dc_status dc_cu_grouped_gemm_ex(dc_backend *be, dc_gemm_dtype in, dc_gemm_dtype out,
@@ -115,6 +145,14 @@ dc_status dc_cu_file_read(dc_backend *be, const char *path, uint64_t offset, siz
                           void *dst, bool force_posix, bool *used_gds);
 dc_status dc_cu_green_split(dc_backend *be, uint32_t want, uint32_t min_sms,
                             dc_cuda_partition *out);
-void dc_cu_green_destroy(dc_cu_backend *cb);
+/* Splits dev's SMs once into up to `want` partitions (caller holds dev->mu); on failure
+ * records the reason in dev->green_reason and leaves dev->green NULL. */
+void dc_cu_green_make(dc_cu_device *dev, uint32_t want, uint32_t min_sms, dc_cuda_partition *out);
+uint32_t dc_cu_green_count(const dc_cu_device *dev);
+uint32_t dc_cu_green_sms(const dc_cu_device *dev, uint32_t partition);
+/* A non-blocking stream on partition `partition` (a cudaStream_t is a CUstream). */
+dc_status dc_cu_green_stream(dc_cu_device *dev, uint32_t partition, cudaStream_t *out);
+void dc_cu_green_stream_destroy(cudaStream_t s);
+void dc_cu_green_destroy(dc_cu_device *dev);
 
 #endif

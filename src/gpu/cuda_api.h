@@ -18,7 +18,9 @@
 extern "C" {
 #endif
 
-#define DC_CUDA_ABI 2 /* 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights */
+/* 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights;
+ * 3: stream contexts (stream_open, stream_info), green_partitions, pool_stats.cross_stream */
+#define DC_CUDA_ABI 3
 #define DC_CUDA_ENTRY_SYMBOL "dc_cuda_entry"
 #define DC_CUDA_LIBRARY_NAME "libdodeca_cuda.so"
 
@@ -32,6 +34,10 @@ typedef struct dc_cuda_options {
     int device;             /* ordinal */
     size_t pool_limit;      /* bytes the pool may hold; 0 = 90% of the device's memory */
     bool allow_tf32;        /* f32 linears on TF32 tensor cores (10-bit mantissa products) */
+    /* ≥ 2: split the device's SMs into up to this many green contexts when its first context
+     * is made, and put each stream context's stream on one of them in turn; 0 or 1: ordinary
+     * streams. Unavailable green contexts fall back to ordinary streams (stream_info says why). */
+    uint32_t green_partitions;
 } dc_cuda_options;
 
 typedef struct dc_cuda_device_info {
@@ -48,6 +54,7 @@ typedef struct dc_cuda_pool_stats {
     size_t in_use, cached;  /* bytes handed out / held free in the buckets */
     size_t peak, limit;     /* most bytes in use + cached + weights at once; the cap */
     size_t weights;         /* bytes held by weights_alloc (exact sizes, counted in the cap) */
+    uint64_t cross_stream;  /* hits on a block another stream released (each after a wait) */
 } dc_cuda_pool_stats;
 
 /* Grouped GEMM for the fusion experts: problem p is Y_p[m_p, n_p] = X_p[m_p, k_p]·W_p[n_p, k_p]ᵀ
@@ -68,6 +75,16 @@ typedef struct dc_cuda_partition {
     char reason[128];        /* why the fallback was taken ("" when green) */
 } dc_cuda_partition;
 
+/* One stream context (dc_cuda_api.stream_info). */
+typedef struct dc_cuda_stream_info {
+    uint32_t contexts;     /* stream contexts open on the device, this one included */
+    bool green;            /* the stream runs on a green context (an SM partition) */
+    uint32_t partition;    /* which one (0 when not green) */
+    uint32_t n_partitions; /* partitions of the device (0 when none) */
+    uint32_t sm_count;     /* SMs of this stream's partition, or of the whole device */
+    char reason[128];      /* green contexts asked for but not used: why ("" otherwise) */
+} dc_cuda_stream_info;
+
 typedef struct dc_cuda_api {
     uint32_t abi;
     const char *build; /* toolkit version and arches the library was compiled for */
@@ -75,9 +92,19 @@ typedef struct dc_cuda_api {
      * driver", "no device", ...) in reason. */
     dc_status (*probe)(const dc_cuda_host *host, int *n_devices, char *reason, size_t cap);
     dc_status (*device_info)(int device, dc_cuda_device_info *out);
+    /* A stream context on device opt->device: its own non-blocking stream, cuBLAS and cuBLASLt
+     * handles and workspace, a view of the device's pool. The first context of a device makes
+     * the device's state (pool with its cap, green partitions); stream_open adds contexts to
+     * the device of `base` (any open context): one pool and one cap for all of them, the
+     * allow_tf32 of opt per context (its pool_limit and green_partitions are the first's).
+     * Each context is a dc_backend closed with its destroy; the device's state goes with the
+     * last. Ops of one context are ordered on its stream; contexts run concurrently. */
     dc_status (*backend_create)(const dc_cuda_host *host, const dc_cuda_options *opt,
                                 dc_backend **out);
-    /* The calls below take a backend made by backend_create. */
+    dc_status (*stream_open)(const dc_cuda_host *host, dc_backend *base,
+                             const dc_cuda_options *opt, dc_backend **out);
+    void (*stream_info)(dc_backend *be, dc_cuda_stream_info *out);
+    /* The calls below take a backend made by backend_create or stream_open. */
     void (*pool_stats)(dc_backend *be, dc_cuda_pool_stats *out);
     void (*pool_trim)(dc_backend *be); /* returns cached blocks to the driver */
     /* force_fallback: loop cublasGemmEx even when the grouped call exists (tests). */
@@ -104,7 +131,9 @@ typedef struct dc_cuda_api {
     dc_status (*file_read)(dc_backend *be, const char *path, uint64_t offset, size_t bytes,
                            void *dst, bool force_posix, bool *used_gds);
     /* Splits the device's SMs into up to `want` green contexts of at least min_sms each, or
-     * falls back to one partition. Partitions live until the backend is destroyed. */
+     * falls back to one partition. Partitions live until the device's last context is
+     * closed; a device already split answers with its partitions (contexts made after the
+     * split put their streams on them in turn). */
     dc_status (*green_split)(dc_backend *be, uint32_t want, uint32_t min_sms,
                              dc_cuda_partition *out);
 } dc_cuda_api;

@@ -1,6 +1,12 @@
 /* The CUDA backend: the dc_backend table over the kernels in kernels.cu / attention.cu, cuBLAS
  * for the linears (gemm.c) and the pool (pool.c); plus the library's one exported symbol.
  *
+ * Each dc_backend is one stream context: its own non-blocking stream (on a green-context SM
+ * partition when the device was split), its own cuBLAS / cuBLASLt handles and workspace, and a
+ * view of the pool of its device, which every context of that device shares (dc_cu_device,
+ * refcounted by its contexts). So models in their own threads run side by side on one device
+ * under one memory cap.
+ *
  * Pointer arguments: the models pass some host arrays where the interface asks for backend
  * memory (embedding tables, LayerNorm parameters, token indices, sequence offsets). Each op
  * checks with cudaPointerGetAttributes and uploads a host array into a pool block first (an
@@ -224,17 +230,20 @@ static void cu_embed_sum(dc_backend *be, size_t rows, size_t cols, const float *
     for (int t = 0; t < 3; t++) dc_pool_release(&cb->pool, tmp[t]);
 }
 
+static void device_unref(dc_cu_device *d);
+
 static void cu_destroy(dc_backend *be) {
     if (!be) return;
     dc_cu_backend *cb = dc_cu_of(be);
     if (cb) {
         if (cudaSetDevice(cb->device) == cudaSuccess && cb->stream)
             cudaStreamSynchronize(cb->stream);
-        dc_cu_green_destroy(cb);
+        dc_pool_detach(&cb->pool); /* after the sync: what it released is idle now */
         dc_cu_gemm_destroy(cb);
-        dc_pool_destroy(&cb->pool);
-        if (cb->stream) cudaStreamDestroy(cb->stream);
+        if (cb->stream && cb->stream_foreign) dc_cu_green_stream_destroy(cb->stream);
+        else if (cb->stream) cudaStreamDestroy(cb->stream);
         pthread_mutex_destroy(&cb->blas_mu);
+        if (cb->dev) device_unref(cb->dev);
         free(cb);
     }
     free(be);
@@ -256,6 +265,7 @@ static const dc_backend_ops cuda_ops = {
     .attention = dc_cu_attention,
     .attention_ex = dc_cu_attention_ex,
     .linear_bytes = dc_cu_linear_bytes,
+    .linear_impl = dc_cu_linear_impl,
     .destroy = cu_destroy,
 };
 
@@ -310,6 +320,104 @@ static dc_status cu_device_info(int device, dc_cuda_device_info *out) {
     return DC_OK;
 }
 
+/* ---- devices and stream contexts ---- */
+
+static void device_unref(dc_cu_device *d) {
+    pthread_mutex_lock(&d->mu);
+    const bool last = --d->refs == 0;
+    pthread_mutex_unlock(&d->mu);
+    if (!last) return;
+    dc_cu_green_destroy(d);
+    dc_pool_core_destroy(&d->pool);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+/* SMs per partition: an equal share rounded down to a multiple of 8 (the split's granularity
+ * on Hopper; finer elsewhere), at least 8. */
+static uint32_t green_share(int sms, uint32_t want) {
+    uint32_t per = want ? (uint32_t)(sms > 0 ? sms : 0) / want : 0;
+    per -= per % 8;
+    return per < 8 ? 8 : per;
+}
+
+static dc_status device_open(const dc_cuda_options *opt, const dc_cuda_device_info *info,
+                             dc_cu_device **out) {
+    *out = NULL;
+    dc_cu_device *d = calloc(1, sizeof *d);
+    if (!d) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "cuda device state");
+    if (pthread_mutex_init(&d->mu, NULL) != 0) {
+        free(d);
+        return dc_cu_fail(DC_ERR_INTERNAL, "cuda device state: mutex");
+    }
+    d->device = opt->device;
+    d->sm_count = info->sm_count;
+    size_t limit = opt->pool_limit ? opt->pool_limit : info->total_bytes / 10 * 9;
+    dc_status st = dc_pool_core_init(&d->pool, limit);
+    if (st) {
+        pthread_mutex_destroy(&d->mu);
+        free(d);
+        return st;
+    }
+    if (opt->green_partitions >= 2) {
+        dc_cuda_partition part;
+        dc_cu_green_make(d, opt->green_partitions,
+                         green_share(info->sm_count, opt->green_partitions), &part);
+    }
+    *out = d;
+    return DC_OK;
+}
+
+/* A stream context on d (takes a reference to it). */
+static dc_status context_open(dc_cu_device *d, const dc_cuda_options *opt, int cc_major,
+                              int cc_minor, dc_backend **out) {
+    *out = NULL;
+    dc_backend *be = calloc(1, sizeof *be);
+    dc_cu_backend *cb = calloc(1, sizeof *cb);
+    if (!be || !cb) {
+        free(be);
+        free(cb);
+        return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "cuda stream context");
+    }
+    be->ops = &cuda_ops;
+    be->impl = cb;
+    cb->device = d->device;
+    cb->cc_major = cc_major;
+    cb->cc_minor = cc_minor;
+    cb->allow_tf32 = opt && opt->allow_tf32;
+    cb->partition = -1;
+    pthread_mutex_init(&cb->blas_mu, NULL);
+    pthread_mutex_lock(&d->mu);
+    d->refs++;
+    cb->dev = d;
+    const uint32_t n_green = dc_cu_green_count(d);
+    const uint32_t part = n_green ? d->next_partition++ % n_green : 0;
+    pthread_mutex_unlock(&d->mu);
+    dc_status st = dc_cu_enter(cb);
+    if (st) goto fail;
+    if (n_green && dc_cu_green_stream(d, part, &cb->stream) == DC_OK) {
+        cb->partition = (int)part;
+        cb->stream_foreign = true;
+    } else {
+        if (n_green) { /* the partitions exist but this stream could not be put on one */
+            pthread_mutex_lock(&d->mu);
+            snprintf(d->green_reason, sizeof d->green_reason, "%s", "cuGreenCtxStreamCreate failed");
+            pthread_mutex_unlock(&d->mu);
+        }
+        cb->stream = NULL;
+        if ((st = dc_cu_status(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
+                               "cudaStreamCreate")))
+            goto fail;
+    }
+    if ((st = dc_pool_attach(&cb->pool, &d->pool, cb->stream))) goto fail;
+    if ((st = dc_cu_gemm_init(cb))) goto fail;
+    *out = be;
+    return DC_OK;
+fail:
+    cu_destroy(be);
+    return st;
+}
+
 static dc_status cu_backend_create(const dc_cuda_host *host, const dc_cuda_options *opt,
                                    dc_backend **out) {
     set_host(host);
@@ -318,37 +426,45 @@ static dc_status cu_backend_create(const dc_cuda_host *host, const dc_cuda_optio
     char why[160];
     dc_status st = cu_probe(host, &n, why, sizeof why);
     if (st) return st;
-    int dev = opt ? opt->device : 0;
-    if (dev < 0 || dev >= n)
-        return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "cuda: device %d of %d", dev, n);
-    dc_backend *be = calloc(1, sizeof *be);
-    dc_cu_backend *cb = calloc(1, sizeof *cb);
-    if (!be || !cb) {
-        free(be);
-        free(cb);
-        return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "cuda backend");
-    }
-    be->ops = &cuda_ops;
-    be->impl = cb;
-    cb->device = dev;
-    cb->allow_tf32 = opt && opt->allow_tf32;
-    pthread_mutex_init(&cb->blas_mu, NULL);
+    dc_cuda_options o = {.device = 0, .pool_limit = 0, .allow_tf32 = false, .green_partitions = 0};
+    if (opt) o = *opt;
+    if (o.device < 0 || o.device >= n)
+        return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "cuda: device %d of %d", o.device, n);
     dc_cuda_device_info info;
-    if ((st = cu_device_info(dev, &info))) goto fail;
-    cb->cc_major = info.cc_major;
-    cb->cc_minor = info.cc_minor;
-    size_t limit = opt && opt->pool_limit ? opt->pool_limit : info.total_bytes / 10 * 9;
-    if ((st = dc_pool_init(&cb->pool, limit))) goto fail;
-    if ((st = dc_cu_enter(cb))) goto fail;
-    if ((st = dc_cu_status(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
-                           "cudaStreamCreate")))
-        goto fail;
-    if ((st = dc_cu_gemm_init(cb))) goto fail;
-    *out = be;
-    return DC_OK;
-fail:
-    cu_destroy(be);
+    if ((st = cu_device_info(o.device, &info))) return st;
+    if ((st = dc_cu_status(cudaSetDevice(o.device), "cudaSetDevice"))) return st;
+    dc_cu_device *d = NULL;
+    if ((st = device_open(&o, &info, &d))) return st;
+    pthread_mutex_lock(&d->mu);
+    d->refs++; /* held while the first context opens: a failure there frees d once */
+    pthread_mutex_unlock(&d->mu);
+    st = context_open(d, &o, info.cc_major, info.cc_minor, out);
+    device_unref(d);
     return st;
+}
+
+static dc_status cu_stream_open(const dc_cuda_host *host, dc_backend *base,
+                                const dc_cuda_options *opt, dc_backend **out) {
+    set_host(host);
+    *out = NULL;
+    if (!base || !base->impl || base->ops != &cuda_ops)
+        return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "cuda stream_open: not a CUDA backend");
+    const dc_cu_backend *b = dc_cu_of(base);
+    return context_open(b->dev, opt, b->cc_major, b->cc_minor, out);
+}
+
+static void cu_stream_info(dc_backend *be, dc_cuda_stream_info *out) {
+    memset(out, 0, sizeof *out);
+    dc_cu_backend *cb = dc_cu_of(be);
+    dc_cu_device *d = cb->dev;
+    pthread_mutex_lock(&d->mu);
+    out->contexts = d->refs;
+    out->green = cb->partition >= 0;
+    out->partition = out->green ? (uint32_t)cb->partition : 0;
+    out->n_partitions = dc_cu_green_count(d);
+    out->sm_count = out->green ? dc_cu_green_sms(d, out->partition) : (uint32_t)d->sm_count;
+    if (!out->green) snprintf(out->reason, sizeof out->reason, "%s", d->green_reason);
+    pthread_mutex_unlock(&d->mu);
 }
 
 static void cu_pool_stats(dc_backend *be, dc_cuda_pool_stats *out) {
@@ -394,6 +510,8 @@ static const dc_cuda_api cuda_api = {
     .probe = cu_probe,
     .device_info = cu_device_info,
     .backend_create = cu_backend_create,
+    .stream_open = cu_stream_open,
+    .stream_info = cu_stream_info,
     .pool_stats = cu_pool_stats,
     .pool_trim = cu_pool_trim,
     .grouped_gemm = dc_cu_grouped_gemm,

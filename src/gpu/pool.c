@@ -1,10 +1,22 @@
 /* Device memory pool: requests round up to a power-of-two size class (256 B and up); a released
  * block goes to its class's free list and serves the next request of that class without a
- * cudaMalloc (which synchronises the device). Blocks are reused in stream order: every op of a
- * backend runs on its one stream, so a block released after enqueuing work is only handed to work
- * enqueued later. The cap counts bytes in use plus cached; past it, or when cudaMalloc fails, the
- * cache is returned to the driver and the request retried once, then refused with
- * DC_ERR_OUT_OF_MEMORY (never an abort).
+ * cudaMalloc (which synchronises the device). The cap counts bytes in use plus cached; past it,
+ * or when cudaMalloc fails, the cache is returned to the driver and the request retried once,
+ * then refused with DC_ERR_OUT_OF_MEMORY (never an abort).
+ *
+ * Streams. One pool (one cap, one set of statistics) per device, used by every stream context
+ * on it through a view that names its stream. A block is released as soon as its last use is
+ * enqueued, so it may still be in use on the device: it carries the view that released it.
+ * The same stream may take it back at once (its later work runs after). Another stream takes
+ * it only after recording an event on the releasing stream and making its own stream wait on
+ * that event (cudaStreamWaitEvent: no host synchronisation; a cudaStreamSynchronize of the
+ * releasing stream if either call fails). The event is recorded when the block changes
+ * streams, not at every release: recording later covers at least the work enqueued before the
+ * release, so it is as safe and costs nothing on the common same-stream path. A request first
+ * looks for a block of its own stream (or of none: a closed context's, whose stream was
+ * synchronised) and only then takes another stream's. Chosen over cudaMallocAsync and
+ * cudaMemPool, whose release threshold is not a hard cap: this keeps the cap, the statistics
+ * and DC_ERR_OUT_OF_MEMORY exactly as they were with one stream.
  *
  * Weights (dc_pool_weights_alloc) are cudaMalloc'ed at their exact size beside the classes: they
  * live as long as a model or a fusion version, so a power-of-two class would waste up to half.
@@ -18,7 +30,8 @@ struct dc_pool_block {
     void *ptr;
     size_t bytes; /* the size class */
     uint32_t bucket;
-    dc_pool_block *next; /* free list */
+    const dc_cu_pool *released_by; /* the view that released it; NULL: idle, any stream */
+    dc_pool_block *next;            /* free list */
 };
 
 struct dc_pool_weights {
@@ -43,7 +56,7 @@ static size_t hash_ptr(const void *p, size_t cap) {
     return (size_t)(v >> 7) & (cap - 1);
 }
 
-static dc_status live_grow(dc_cu_pool *p) {
+static dc_status live_grow(dc_cu_pool_core *p) {
     size_t cap = p->live_cap ? p->live_cap * 2 : 256;
     dc_pool_block **t = calloc(cap, sizeof *t);
     if (!t) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: block table of %zu", cap);
@@ -60,7 +73,7 @@ static dc_status live_grow(dc_cu_pool *p) {
     return DC_OK;
 }
 
-static dc_status live_put(dc_cu_pool *p, dc_pool_block *b) {
+static dc_status live_put(dc_cu_pool_core *p, dc_pool_block *b) {
     if ((p->live_n + 1) * 2 > p->live_cap) {
         dc_status st = live_grow(p);
         if (st) return st;
@@ -73,7 +86,7 @@ static dc_status live_put(dc_cu_pool *p, dc_pool_block *b) {
 }
 
 /* Removes and returns the block of ptr (backward-shift deletion keeps probe chains intact). */
-static dc_pool_block *live_take(dc_cu_pool *p, const void *ptr) {
+static dc_pool_block *live_take(dc_cu_pool_core *p, const void *ptr) {
     if (!p->live_cap) return NULL;
     size_t mask = p->live_cap - 1, h = hash_ptr(ptr, p->live_cap);
     while (p->live[h] && p->live[h]->ptr != ptr) h = (h + 1) & mask;
@@ -95,7 +108,7 @@ static dc_pool_block *live_take(dc_cu_pool *p, const void *ptr) {
     return b;
 }
 
-dc_status dc_pool_init(dc_cu_pool *p, size_t limit) {
+dc_status dc_pool_core_init(dc_cu_pool_core *p, size_t limit) {
     memset(p, 0, sizeof *p);
     if (pthread_mutex_init(&p->mu, NULL) != 0)
         return dc_cu_fail(DC_ERR_INTERNAL, "gpu pool: mutex");
@@ -103,7 +116,62 @@ dc_status dc_pool_init(dc_cu_pool *p, size_t limit) {
     return DC_OK;
 }
 
-static void free_cached(dc_cu_pool *p) {
+dc_status dc_pool_attach(dc_cu_pool *v, dc_cu_pool_core *c, cudaStream_t stream) {
+    v->core = c;
+    v->stream = stream;
+    v->done = NULL;
+    cudaError_t e = cudaEventCreateWithFlags(&v->done, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        v->done = NULL;
+        (void)cudaGetLastError();
+        return dc_cu_fail(DC_ERR_GPU, "gpu pool: stream event: %s", cudaGetErrorString(e));
+    }
+    return DC_OK;
+}
+
+void dc_pool_detach(dc_cu_pool *v) {
+    if (!v->core) return;
+    dc_cu_pool_core *p = v->core;
+    pthread_mutex_lock(&p->mu);
+    for (uint32_t b = 0; b < DC_POOL_BUCKETS; b++)
+        for (dc_pool_block *blk = p->free_list[b]; blk; blk = blk->next)
+            if (blk->released_by == v) blk->released_by = NULL; /* its stream is idle */
+    pthread_mutex_unlock(&p->mu);
+    if (v->done) cudaEventDestroy(v->done);
+    v->done = NULL;
+    v->core = NULL;
+}
+
+/* Orders v's stream after the work `from` enqueued before it released a block. */
+static bool order_after(const dc_cu_pool *v, const dc_cu_pool *from) {
+    cudaError_t e = from->done ? cudaEventRecord(from->done, from->stream) : cudaErrorInvalidValue;
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(v->stream, from->done, 0);
+    if (e == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    if (cudaStreamSynchronize(from->stream) == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    return false;
+}
+
+/* A cached block of class b for v: its own stream's (or an idle one) first, looking at up to
+ * 64 entries, else the most recently released of another stream after ordering v after it. */
+static dc_pool_block *take_cached(dc_cu_pool_core *p, const dc_cu_pool *v, uint32_t b) {
+    dc_pool_block **at = &p->free_list[b];
+    for (int seen = 0; *at && seen < 64; at = &(*at)->next, seen++)
+        if ((*at)->released_by == v || !(*at)->released_by) break;
+    if (!*at || ((*at)->released_by != v && (*at)->released_by)) {
+        at = &p->free_list[b];
+        if (!*at || !order_after(v, (*at)->released_by)) return NULL;
+        p->st.cross_stream++;
+    }
+    dc_pool_block *blk = *at;
+    *at = blk->next;
+    blk->next = NULL;
+    blk->released_by = NULL;
+    return blk;
+}
+
+static void free_cached(dc_cu_pool_core *p) {
     for (uint32_t b = 0; b < DC_POOL_BUCKETS; b++) {
         while (p->free_list[b]) {
             dc_pool_block *blk = p->free_list[b];
@@ -115,7 +183,8 @@ static void free_cached(dc_cu_pool *p) {
     }
 }
 
-void dc_pool_destroy(dc_cu_pool *p) {
+/* cudaFree waits for the device to be idle, so blocks still used by a stream are safe here. */
+void dc_pool_core_destroy(dc_cu_pool_core *p) {
     free_cached(p);
     for (size_t i = 0; i < p->live_cap; i++)
         if (p->live[i]) {
@@ -133,21 +202,21 @@ void dc_pool_destroy(dc_cu_pool *p) {
     memset(p, 0, sizeof *p);
 }
 
-static void note_peak(dc_cu_pool *p) {
+static void note_peak(dc_cu_pool_core *p) {
     size_t total = p->st.in_use + p->st.cached + p->st.weights;
     if (total > p->st.peak) p->st.peak = total;
 }
 
-dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out) {
+dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
     *out = NULL;
+    dc_cu_pool_core *p = v->core;
     uint32_t b = dc_pool_bucket(bytes ? bytes : 1);
     size_t cls = bucket_bytes(b);
     if (cls < bytes) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: %zu bytes", bytes);
     dc_status st = DC_OK;
     pthread_mutex_lock(&p->mu);
-    dc_pool_block *blk = p->free_list[b];
+    dc_pool_block *blk = take_cached(p, v, b);
     if (blk) {
-        p->free_list[b] = blk->next;
         p->st.cached -= blk->bytes;
         p->st.hits++;
     } else {
@@ -198,33 +267,38 @@ done:
     return st;
 }
 
-void dc_pool_release(dc_cu_pool *p, void *ptr) {
+void dc_pool_release(dc_cu_pool *v, void *ptr) {
     if (!ptr) return;
+    dc_cu_pool_core *p = v->core;
     pthread_mutex_lock(&p->mu);
     dc_pool_block *blk = live_take(p, ptr);
     if (blk) {
         p->st.in_use -= blk->bytes;
         p->st.cached += blk->bytes;
+        blk->released_by = v;
         blk->next = p->free_list[blk->bucket];
         p->free_list[blk->bucket] = blk;
     }
     pthread_mutex_unlock(&p->mu);
 }
 
-void dc_pool_trim(dc_cu_pool *p) {
+void dc_pool_trim(dc_cu_pool *v) {
+    dc_cu_pool_core *p = v->core;
     pthread_mutex_lock(&p->mu);
     free_cached(p);
     pthread_mutex_unlock(&p->mu);
 }
 
-void dc_pool_stats(dc_cu_pool *p, dc_cuda_pool_stats *out) {
+void dc_pool_stats(dc_cu_pool *v, dc_cuda_pool_stats *out) {
+    dc_cu_pool_core *p = v->core;
     pthread_mutex_lock(&p->mu);
     *out = p->st;
     pthread_mutex_unlock(&p->mu);
 }
 
-dc_status dc_pool_weights_alloc(dc_cu_pool *p, size_t bytes, void **out) {
+dc_status dc_pool_weights_alloc(dc_cu_pool *v, size_t bytes, void **out) {
     *out = NULL;
+    dc_cu_pool_core *p = v->core;
     if (!bytes) bytes = 1;
     dc_pool_weights *w = calloc(1, sizeof *w);
     if (!w) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu weights: record");
@@ -266,8 +340,9 @@ done:
     return st;
 }
 
-bool dc_pool_weights_free(dc_cu_pool *p, void *ptr) {
+bool dc_pool_weights_free(dc_cu_pool *v, void *ptr) {
     if (!ptr) return true;
+    dc_cu_pool_core *p = v->core;
     pthread_mutex_lock(&p->mu);
     dc_pool_weights **at = &p->weights;
     while (*at && (*at)->ptr != ptr) at = &(*at)->next;

@@ -30,12 +30,24 @@ dc_status dc_model_backend_open(const dc_pretrained_options *o, dc_backend **out
     double frac = d->memory_fraction > 0 && d->memory_fraction <= 1 ? d->memory_fraction : 0.9;
     dc_cuda_options co = {.device = (int)d->index,
                           .pool_limit = (size_t)((double)info.total_bytes * frac),
-                          .allow_tf32 = d->allow_tf32};
+                          .allow_tf32 = d->allow_tf32,
+                          .green_partitions = d->green_partitions};
     if ((st = dc_backend_cuda_acquire(&co, out)) != DC_OK)
         return dc_fail_context(st, "cuda:%u", d->index);
-    if (desc && cap)
-        snprintf(desc, cap, "cuda:%u (%s, %s%s)", d->index, info.name,
-                 dc_weight_format_name(o->weights), d->allow_tf32 ? ", tf32" : "");
+    if (desc && cap) {
+        /* the model's own stream: on which SM partition, or why on none when one was asked for */
+        char where[192] = "";
+        dc_cuda_stream_info si;
+        if (dc_backend_cuda_stream_info(*out, &si) == DC_OK) {
+            if (si.green)
+                snprintf(where, sizeof where, ", green context %u of %u: %u SMs", si.partition + 1,
+                         si.n_partitions, si.sm_count);
+            else if (d->green_partitions >= 2 && si.reason[0])
+                snprintf(where, sizeof where, "; no green contexts: %.150s", si.reason);
+        }
+        snprintf(desc, cap, "cuda:%u (%s, %s%s%s)", d->index, info.name,
+                 dc_weight_format_name(o->weights), d->allow_tf32 ? ", tf32" : "", where);
+    }
     return DC_OK;
 }
 
@@ -167,6 +179,7 @@ dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
         /* TF32 would cost the default its agreement with the CPU (docs/gpu.md) */
         o->device.allow_tf32 = false;
         o->device.memory_fraction = gpu && gpu->memory_fraction > 0 ? gpu->memory_fraction : 0.9;
+        o->device.green_partitions = gpu && gpu->green_contexts ? gpu->green_partitions : 0;
     }
     if (weights_for(o->device.kind, q, &wf) != DC_OK) {
         if (o->device.kind == DC_DEVICE_CUDA)

@@ -114,7 +114,7 @@ dc_status dc_backend_cuda_create(const dc_cuda_options *opt, dc_backend **out) {
     const dc_cuda_api *api = NULL;
     dc_status st = dc_cuda_load(&api);
     if (st) return st;
-    dc_cuda_options def = {.device = 0, .pool_limit = 0, .allow_tf32 = false};
+    dc_cuda_options def = {.device = 0, .pool_limit = 0, .allow_tf32 = false, .green_partitions = 0};
     return api->backend_create(&host, opt ? opt : &def, out);
 }
 
@@ -138,35 +138,56 @@ dc_status dc_cuda_device_query(int device, dc_cuda_device_info *out) {
     return st ? st : api->device_info(device, out);
 }
 
-/* The shared backends: a handful of devices at most, so a small table under one lock. */
-#define DC_SHARED_BACKENDS 32
-static struct shared_be {
-    dc_backend *be;
+/* The devices in use: per device, its open stream contexts (any of them can open the next,
+ * which shares its device's pool). A handful of devices at most, so a small table under one
+ * lock. */
+#define DC_SHARED_DEVICES 32
+static struct shared_dev {
     int device;
-    bool tf32;
-    uint32_t refs;
-} shared[DC_SHARED_BACKENDS];
+    dc_backend **ctx; /* open stream contexts of this device */
+    size_t n, cap;
+} shared[DC_SHARED_DEVICES];
 static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static dc_status remember(struct shared_dev *s, dc_backend *be) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        dc_backend **t = realloc(s->ctx, cap * sizeof *t);
+        if (!t) return dc_fail(DC_ERR_OUT_OF_MEMORY, "cuda: stream context table");
+        s->ctx = t;
+        s->cap = cap;
+    }
+    s->ctx[s->n++] = be;
+    return DC_OK;
+}
 
 dc_status dc_backend_cuda_acquire(const dc_cuda_options *opt, dc_backend **out) {
     if (!opt || !out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "cuda acquire: NULL argument");
     *out = NULL;
+    const dc_cuda_api *api = NULL;
+    dc_status st = dc_cuda_load(&api);
+    if (st) return st;
     pthread_mutex_lock(&shared_mu);
-    struct shared_be *free_slot = NULL;
-    for (size_t i = 0; i < DC_SHARED_BACKENDS; i++) {
-        struct shared_be *s = &shared[i];
-        if (s->be && s->device == opt->device && s->tf32 == opt->allow_tf32) {
-            s->refs++;
-            *out = s->be;
-            pthread_mutex_unlock(&shared_mu);
-            return DC_OK;
-        }
-        if (!s->be && !free_slot) free_slot = s;
+    struct shared_dev *s = NULL, *free_slot = NULL;
+    for (size_t i = 0; i < DC_SHARED_DEVICES && !s; i++) {
+        if (shared[i].n && shared[i].device == opt->device) s = &shared[i];
+        else if (!shared[i].n && !free_slot) free_slot = &shared[i];
     }
-    dc_status st = free_slot ? dc_backend_cuda_create(opt, out)
-                             : dc_fail(DC_ERR_GPU, "cuda: more than %d shared backends",
-                                       DC_SHARED_BACKENDS);
-    if (st == DC_OK) *free_slot = (struct shared_be){*out, opt->device, opt->allow_tf32, 1};
+    if (s) {
+        st = api->stream_open(&host, s->ctx[0], opt, out);
+    } else if (free_slot) {
+        st = api->backend_create(&host, opt, out);
+        if (st == DC_OK) {
+            s = free_slot;
+            s->device = opt->device;
+        }
+    } else {
+        st = dc_fail(DC_ERR_GPU, "cuda: more than %d devices", DC_SHARED_DEVICES);
+    }
+    if (st == DC_OK && (st = remember(s, *out)) != DC_OK) {
+        dc_backend_destroy(*out);
+        *out = NULL;
+    }
     pthread_mutex_unlock(&shared_mu);
     return st;
 }
@@ -174,18 +195,33 @@ dc_status dc_backend_cuda_acquire(const dc_cuda_options *opt, dc_backend **out) 
 void dc_backend_cuda_release(dc_backend *be) {
     if (!be) return;
     pthread_mutex_lock(&shared_mu);
-    for (size_t i = 0; i < DC_SHARED_BACKENDS; i++) {
-        struct shared_be *s = &shared[i];
-        if (s->be != be) continue;
-        if (--s->refs == 0) {
+    for (size_t i = 0; i < DC_SHARED_DEVICES; i++) {
+        struct shared_dev *s = &shared[i];
+        for (size_t j = 0; j < s->n; j++) {
+            if (s->ctx[j] != be) continue;
+            s->ctx[j] = s->ctx[--s->n];
+            if (!s->n) {
+                free(s->ctx);
+                memset(s, 0, sizeof *s);
+            }
+            /* under the lock: a concurrent acquire must not open from a closing context */
             dc_backend_destroy(be);
-            memset(s, 0, sizeof *s);
+            pthread_mutex_unlock(&shared_mu);
+            return;
         }
-        pthread_mutex_unlock(&shared_mu);
-        return;
     }
     pthread_mutex_unlock(&shared_mu);
     dc_backend_destroy(be); /* not shared: made by dc_backend_cuda_create */
+}
+
+dc_status dc_backend_cuda_stream_info(dc_backend *be, dc_cuda_stream_info *out) {
+    memset(out, 0, sizeof *out);
+    const dc_cuda_api *api = NULL;
+    if (!dc_backend_is_cuda(be)) return dc_fail(DC_ERR_INVALID_ARGUMENT, "not a CUDA backend");
+    dc_status st = dc_cuda_load(&api);
+    if (st) return st;
+    api->stream_info(be, out);
+    return DC_OK;
 }
 
 bool dc_backend_is_cuda(const dc_backend *be) {

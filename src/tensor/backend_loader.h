@@ -27,12 +27,15 @@ dc_status dc_cuda_check(int device, char *reason, size_t cap);
 /* Name and memory of a device (the library must load). */
 dc_status dc_cuda_device_query(int device, dc_cuda_device_info *out);
 
-/* The backend of one device shared by every model on it (created by the first acquire with
- * its options, destroyed by the last release). Sharing is safe: the backend's pool and cuBLAS
- * handles are locked, and every op runs on its one stream, in the order the threads enqueue.
- * Backends are keyed by (device, allow_tf32); the pool limit of the first acquire holds. */
+/* A stream context on device opt->device for one user (a model, the fusion): its own stream
+ * and cuBLAS handles, so users in different threads run side by side, and the pool of that
+ * device, which every context there shares (one memory cap per device). The first acquire of
+ * a device makes its state with its options (pool_limit, green_partitions); later ones share
+ * it and keep their own allow_tf32. The device's state goes with its last release. */
 dc_status dc_backend_cuda_acquire(const dc_cuda_options *opt, dc_backend **out);
 void dc_backend_cuda_release(dc_backend *be);
+/* Where a CUDA backend's stream runs (green partition or not, and why not). */
+dc_status dc_backend_cuda_stream_info(dc_backend *be, dc_cuda_stream_info *out);
 
 /* want: "cpu", "cuda" or "auto" (NULL = "auto"). "cuda" fails when CUDA is unusable; "auto"
  * takes the CPU then. *active is "cpu" or "cuda"; reason (may be NULL) gets why CUDA was not

@@ -12,6 +12,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <execinfo.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "emu/cuda_emu.h"
@@ -362,7 +364,99 @@ bool is_pinned(const void *p) {
     std::lock_guard<std::mutex> lock(g_mem_mu);
     return in_blocks(g_pinned, p, false);
 }
+
+// Live streams and events (cudaStreamCreateWithFlags, cuGreenCtxStreamCreate, ...) and how
+// many records and waits were asked for.
+std::mutex g_sync_mu;
+std::set<const void *> g_streams, g_events;
+uint64_t g_records, g_waits, g_green_streams;
+
+[[noreturn]] void dc_emu_bad_handle(const char *call, const char *what, const void *h) {
+    fprintf(stderr, "cuda_emu: %s: %p is not a live %s\n", call, h, what);
+    abort();
+}
+
+// Green contexts (DC_CUDA_EMU_GREEN=1): the driver calls green.c resolves, over the emulated
+// device's kSms SMs. Splits into groups of minCount SMs as the driver documents; the green
+// contexts are tokens and their streams ordinary emulated streams.
+constexpr int kSms = 16;
+CUresult emu_get_resource(CUdevice dev, CUdevResource *r, CUdevResourceType type) {
+    if (dev != 0 || type != CU_DEV_RESOURCE_TYPE_SM) return CUDA_ERROR_INVALID_VALUE;
+    memset(r, 0, sizeof *r);
+    r->type = CU_DEV_RESOURCE_TYPE_SM;
+    r->sm.smCount = kSms;
+    return CUDA_SUCCESS;
+}
+CUresult emu_split(CUdevResource *result, unsigned *n, const CUdevResource *in,
+                   CUdevResource *rest, unsigned, unsigned min_count) {
+    if (!n || !in || !min_count) return CUDA_ERROR_INVALID_VALUE;
+    unsigned fit = in->sm.smCount / min_count, groups = *n < fit ? *n : fit;
+    if (!groups) return CUDA_ERROR_INVALID_RESOURCE_CONFIGURATION;
+    for (unsigned i = 0; result && i < groups; i++) {
+        memset(&result[i], 0, sizeof result[i]);
+        result[i].type = CU_DEV_RESOURCE_TYPE_SM;
+        result[i].sm.smCount = min_count;
+    }
+    if (rest) {
+        memset(rest, 0, sizeof *rest);
+        rest->type = CU_DEV_RESOURCE_TYPE_SM;
+        rest->sm.smCount = in->sm.smCount - groups * min_count;
+    }
+    *n = groups;
+    return CUDA_SUCCESS;
+}
+CUresult emu_generate_desc(CUdevResourceDesc *d, CUdevResource *r, unsigned n) {
+    if (!d || !r || n != 1) return CUDA_ERROR_INVALID_VALUE;
+    *d = (CUdevResourceDesc)r; // only read by emu_green_create, within the caller's frame
+    return CUDA_SUCCESS;
+}
+CUresult emu_green_create(CUgreenCtx *g, CUdevResourceDesc d, CUdevice dev, unsigned) {
+    if (!d || dev != 0) return CUDA_ERROR_INVALID_VALUE;
+    *g = (CUgreenCtx)malloc(1);
+    return CUDA_SUCCESS;
+}
+CUresult emu_green_destroy(CUgreenCtx g) {
+    free((void *)g);
+    return CUDA_SUCCESS;
+}
+CUresult emu_green_stream(CUstream *s, CUgreenCtx g, unsigned flags, int) {
+    if (!g || flags != CU_STREAM_NON_BLOCKING) return CUDA_ERROR_INVALID_VALUE;
+    cudaStream_t rs = nullptr;
+    cudaStreamCreateWithFlags(&rs, cudaStreamNonBlocking);
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    g_green_streams++;
+    *s = (CUstream)rs;
+    return CUDA_SUCCESS;
+}
+CUresult emu_stream_destroy(CUstream s) {
+    return cudaStreamDestroy((cudaStream_t)s) == cudaSuccess ? CUDA_SUCCESS
+                                                             : CUDA_ERROR_INVALID_HANDLE;
+}
+void *dc_emu_green_entry(const char *name) {
+    static const struct {
+        const char *name;
+        void *fn;
+    } calls[] = {{"cuDeviceGetDevResource", (void *)emu_get_resource},
+                 {"cuDevSmResourceSplitByCount", (void *)emu_split},
+                 {"cuDevResourceGenerateDesc", (void *)emu_generate_desc},
+                 {"cuGreenCtxCreate", (void *)emu_green_create},
+                 {"cuGreenCtxDestroy", (void *)emu_green_destroy},
+                 {"cuGreenCtxStreamCreate", (void *)emu_green_stream},
+                 {"cuStreamDestroy", (void *)emu_stream_destroy}};
+    for (const auto &c : calls)
+        if (!strcmp(c.name, name)) return c.fn;
+    return nullptr;
+}
 } // namespace
+
+// For tests (dlsym): event records and stream waits so far, and streams made on green contexts.
+extern "C" __attribute__((visibility("default"))) void
+dc_cuda_emu_counters(uint64_t *records, uint64_t *waits, uint64_t *green_streams) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    *records = g_records;
+    *waits = g_waits;
+    *green_streams = g_green_streams;
+}
 
 // Device or pinned memory (mapped into the device's address space on a GPU), a pointer one past
 // a block's end included (an empty range). DC_CUDA_EMU_GUARD=0 turns the check off.
@@ -450,15 +544,65 @@ cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) {
     memset(d, v, n);
     return cudaSuccess;
 }
+// Streams and events. Work runs when it is enqueued, so every ordering the backend asks for
+// holds already; what is modelled is the bookkeeping: handles must be live (recording on, or
+// waiting with, a destroyed stream or event aborts), and the records and waits are counted
+// (dc_cuda_emu_counters) so a test can see that a block changing streams made its new stream
+// wait — the order that matters on a GPU, where streams run concurrently.
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
     *s = (cudaStream_t)malloc(1);
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    g_streams.insert((const void *)*s);
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    {
+        std::lock_guard<std::mutex> lock(g_sync_mu);
+        if (!g_streams.erase((const void *)s)) dc_emu_bad_handle("cudaStreamDestroy", "stream", s);
+    }
     free((void *)s);
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    if (s && !g_streams.count((const void *)s))
+        dc_emu_bad_handle("cudaStreamSynchronize", "stream", s);
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
+    *e = (cudaEvent_t)malloc(1);
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    g_events.insert((const void *)*e);
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    {
+        std::lock_guard<std::mutex> lock(g_sync_mu);
+        if (!g_events.erase((const void *)e)) dc_emu_bad_handle("cudaEventDestroy", "event", e);
+    }
+    free((void *)e);
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    if (!g_events.count((const void *)e)) dc_emu_bad_handle("cudaEventRecord", "event", e);
+    if (s && !g_streams.count((const void *)s)) dc_emu_bad_handle("cudaEventRecord", "stream", s);
+    g_records++;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    if (!g_events.count((const void *)e)) dc_emu_bad_handle("cudaStreamWaitEvent", "event", e);
+    if (s && !g_streams.count((const void *)s))
+        dc_emu_bad_handle("cudaStreamWaitEvent", "stream", s);
+    g_waits++;
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    if (!g_events.count((const void *)e)) dc_emu_bad_handle("cudaEventSynchronize", "event", e);
+    return cudaSuccess;
+}
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : set_last(cudaErrorInvalidDevice); }
 cudaError_t cudaGetDevice(int *d) {
     *d = 0;
@@ -482,7 +626,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     strcpy(p->name, "dodeca CPU emulation");
     p->major = 9; // Hopper: the FP8 path runs (through the cuBLASLt stand-in below)
     p->minor = 0;
-    p->multiProcessorCount = 4;
+    p->multiProcessorCount = kSms;
     p->totalGlobalMem = (size_t)8 << 30;
     return cudaSuccess;
 }
@@ -491,7 +635,7 @@ cudaError_t cudaMemGetInfo(size_t *fr, size_t *tot) {
     return cudaSuccess;
 }
 cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
-    *v = a == cudaDevAttrMultiProcessorCount ? 4 : 0;
+    *v = a == cudaDevAttrMultiProcessorCount ? kSms : 0;
     return cudaSuccess;
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *at, const void *p) {
@@ -508,10 +652,15 @@ cudaError_t cudaGetLastError(void) {
 }
 const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
 const char *cudaGetErrorName(cudaError_t e) { return e ? "cudaErrorEmulated" : "cudaSuccess"; }
-cudaError_t cudaGetDriverEntryPointByVersion(const char *, void **fn, unsigned, unsigned long long,
+cudaError_t cudaGetDriverEntryPointByVersion(const char *name, void **fn, unsigned,
+                                             unsigned long long,
                                              cudaDriverEntryPointQueryResult *q) {
-    *fn = nullptr; // no driver API: green contexts take their fallback
-    if (q) *q = cudaDriverEntryPointSymbolNotFound;
+    // no driver API (green contexts take their fallback) unless DC_CUDA_EMU_GREEN=1 asks for
+    // the green-context calls below
+    *fn = getenv("DC_CUDA_EMU_GREEN") && !strcmp(getenv("DC_CUDA_EMU_GREEN"), "1")
+              ? dc_emu_green_entry(name)
+              : nullptr;
+    if (q) *q = *fn ? cudaDriverEntryPointSuccess : cudaDriverEntryPointSymbolNotFound;
     return cudaSuccess;
 }
 
