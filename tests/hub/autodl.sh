@@ -27,7 +27,7 @@ echo '{}' >"$tmp/faults.json"
 : >"$log"
 python3 "$here/fake_hub.py" "$tmp/root" "$tmp/port" "$log" "$tmp/faults.json" &
 server=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -s "$tmp/port" ] && break; sleep 0.05; done # 30 s: python starts slowly on a loaded machine
 [ -s "$tmp/port" ] || fail "fake hub did not start"
 endpoint=http://127.0.0.1:$(cat "$tmp/port")
 

@@ -46,7 +46,7 @@ echo '{}' >"$faults"
 : >"$log"
 python3 "$here/fake_hub.py" "$tmp/root" "$tmp/port" "$log" "$faults" &
 server=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -s "$tmp/port" ] && break; sleep 0.05; done # 30 s: python starts slowly on a loaded machine
 [ -s "$tmp/port" ] || fail "fake hub did not start"
 endpoint=http://127.0.0.1:$(cat "$tmp/port")
 
