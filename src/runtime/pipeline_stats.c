@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "models/pretrained.h"
 #include "runtime/pipeline_internal.h"
 
 static void summarize(const dc_hist *h, dc_latency_summary *s) {
@@ -92,6 +93,15 @@ dc_status dc_pipeline_stats_get(dc_pipeline *p, dc_pipeline_stats *o) {
         snprintf(m->reason, sizeof m->reason, "%.*s", (int)sizeof m->reason - 1,
                  r->state == DC_SLOT_UNAVAILABLE ? r->unavailable_reason : r->last_error_detail);
         dc_builtin_factory_placement(p->builtin, (dc_model_id)i, m->backend, sizeof m->backend);
+        /* a loaded CUDA model says more: the device's name, its stream's SM partition or why
+         * green contexts are not used */
+        dc_rt_model *rm = NULL;
+        if (!strncmp(m->backend, "cuda", 4) && dc_registry_is_loaded(p->reg, (dc_model_id)i) &&
+            dc_registry_acquire(p->reg, (dc_model_id)i, false, &rm) == DC_OK) {
+            const char *d = rm->builtin_pretrained ? dc_pretrained_backend_desc(rm->model) : "";
+            if (d[0]) snprintf(m->backend, sizeof m->backend, "%s", d);
+            dc_registry_release(p->reg, rm);
+        }
         if (p->queue[i]) {
             const dc_batch_stats *b = dc_batch_queue_stats(p->queue[i]);
             m->batches = dc_rt_get(&b->batches);

@@ -3,11 +3,13 @@
  * and in bf16, the same inputs through each. Each model's vector must agree with the CPU's fp32
  * one (cosine ≥ 0.9999, the issue's bar for bf16 too), the
  * SPLADE weights and ColBERT rows must come through, and the stats must say where each model
- * ran. Inputs: a passage (every text model, E5's Longformer global token included), a query
+ * ran. The inputs go into the CUDA pipeline from one thread each at once (the models run side
+ * by side on their own streams); the bf16 run asks for green contexts. Inputs: a passage (every text model, E5's Longformer global token included), a query
  * (E12 query mode) and a code snippet, and an image (E10's vision tower) when the test data
  * is found next to this file. Exit 77 (skipped) without the CUDA library, a driver or a
  * device. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,9 +96,10 @@ static const uint32_t pretrained_mask =
     1u << DC_MODEL_CODE | 1u << DC_MODEL_GRAPH | 1u << DC_MODEL_MULTIMODAL |
     1u << DC_MODEL_ENTITY | 1u << DC_MODEL_LATE_INTERACTION;
 
-static dc_pipeline *open_on(const char *device, dc_quantization q) {
+static dc_pipeline *open_on(const char *device, dc_quantization q, bool green) {
     dc_config cfg;
     dc_config_defaults(&cfg);
+    cfg.gpu.green_contexts = green;
     cfg.fusion.expert_hidden_dim = 64;
     cfg.models.lazy_loading = false;
     cfg.pipeline.deadline_ms = 600000; /* the CPU emulation of CUDA is slow */
@@ -153,19 +156,46 @@ static void compare(const dc_pipeline_result *c, const dc_pipeline_result *g, co
     CHECK(fc >= 0.9999, "%s: fused cosine %.7f", what, fc);
 }
 
+typedef struct embed_job {
+    dc_pipeline *p;
+    const dc_input *in;
+    dc_pipeline_result *out;
+    dc_status st;
+    char detail[256];
+} embed_job;
+
+static void *embed_one(void *arg) {
+    embed_job *j = arg;
+    const dc_embed_options eo = {.no_cache = true};
+    j->st = dc_pipeline_embed_ex(j->p, j->in, &eo, j->out);
+    if (j->st != DC_OK) snprintf(j->detail, sizeof j->detail, "%s", dc_error_detail());
+    return NULL;
+}
+
 /* The same inputs through the pipeline with every pretrained model on cuda:0 in format q, each
- * result compared with the CPU's fp32 one. */
-static void run_cuda(dc_quantization q, const char *fmt, const dc_input *in,
+ * result compared with the CPU's fp32 one. The inputs go in from one thread each, at once: the
+ * models (each with its own stream on the device) run side by side, several calls queue up per
+ * model, and pool blocks move between the models' streams. green: gpu.green_contexts = true
+ * (green partitions where the driver has them, else ordinary streams and the reason). */
+static void run_cuda(dc_quantization q, const char *fmt, bool green, const dc_input *in,
                      const char *const *names, size_t n_in, const dc_pipeline_result *cpu_r) {
     dc_pipeline_result gpu_r[N_IN];
     memset(gpu_r, 0, sizeof gpu_r);
-    const dc_embed_options eo = {.no_cache = true};
-    dc_pipeline *p = open_on("cuda:0", q);
+    dc_pipeline *p = open_on("cuda:0", q, green);
     CHECK(p != NULL, "open on cuda:0 (%s)", fmt);
     if (!p) return;
-    for (size_t i = 0; i < n_in; i++)
-        CHECK(dc_pipeline_embed_ex(p, &in[i], &eo, &gpu_r[i]) == DC_OK, "cuda %s %s: %s", fmt,
-              names[i], dc_error_detail());
+    embed_job job[N_IN];
+    pthread_t th[N_IN];
+    bool started[N_IN] = {false};
+    for (size_t i = 0; i < n_in; i++) {
+        job[i] = (embed_job){.p = p, .in = &in[i], .out = &gpu_r[i], .st = DC_OK};
+        started[i] = pthread_create(&th[i], NULL, embed_one, &job[i]) == 0;
+        if (!started[i]) embed_one(&job[i]);
+    }
+    for (size_t i = 0; i < n_in; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        CHECK(job[i].st == DC_OK, "cuda %s %s: %s", fmt, names[i], job[i].detail);
+    }
     dc_pipeline_stats s;
     CHECK(dc_pipeline_stats_get(p, &s) == DC_OK, "stats");
     for (int i = 0; i < DC_NUM_MODELS; i++) {
@@ -176,6 +206,10 @@ static void run_cuda(dc_quantization q, const char *fmt, const dc_input *in,
                   "%s runs on \"%s\", not cuda:0 (%s)", label, s.model[i].backend, fmt);
             CHECK(s.model[i].state == DC_MODEL_STATE_LOADED, "%s is not loaded: %s", label,
                   s.model[i].reason);
+            /* green contexts asked for: a partition, or why none */
+            if (green)
+                CHECK(strstr(s.model[i].backend, "green context") != NULL,
+                      "%s: \"%s\" says nothing of green contexts", label, s.model[i].backend);
         }
     }
     if (!failures)
@@ -244,7 +278,7 @@ int main(void) {
     dc_pipeline_result cpu_r[N_IN];
     memset(cpu_r, 0, sizeof cpu_r);
     const dc_embed_options eo = {.no_cache = true};
-    dc_pipeline *p = open_on("cpu", DC_QUANTIZATION_NONE);
+    dc_pipeline *p = open_on("cpu", DC_QUANTIZATION_NONE, false);
     CHECK(p != NULL, "open on the CPU");
     for (size_t i = 0; p && i < n_in; i++)
         CHECK(dc_pipeline_embed_ex(p, &in[i], &eo, &cpu_r[i]) == DC_OK, "cpu %s: %s", names[i],
@@ -260,9 +294,10 @@ int main(void) {
     }
     if (failures) goto out;
 
-    run_cuda(DC_QUANTIZATION_NONE, "fp32", in, names, n_in, cpu_r);
-    /* the bar for reduced precision: every model within cosine 0.9999 of CPU fp32 */
-    if (!failures) run_cuda(DC_QUANTIZATION_BF16, "bf16", in, names, n_in, cpu_r);
+    run_cuda(DC_QUANTIZATION_NONE, "fp32", false, in, names, n_in, cpu_r);
+    /* the issue's bar for reduced precision: every model within cosine 0.9999 of CPU fp32;
+     * this run with gpu.green_contexts = true */
+    if (!failures) run_cuda(DC_QUANTIZATION_BF16, "bf16", true, in, names, n_in, cpu_r);
 out:
     for (size_t i = 0; i < n_in; i++) dc_pipeline_result_free(&cpu_r[i]);
     free(png);
