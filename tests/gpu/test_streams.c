@@ -273,6 +273,6 @@ int main(void) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
     }
-    printf("stream contexts: ok\n");
+    printf("stream contexts: all checks passed\n");
     return 0;
 }
