@@ -110,6 +110,7 @@ static void test_defaults_are_the_seed_values(void **state) {
     assert_true(c->gpu.use_cuda_graphs);
     assert_true(c->gpu.mixed_precision);
     assert_false(c->gpu.green_contexts);
+    assert_int_equal(c->gpu.green_partitions, 4);
     assert_true(c->pii.enabled);
     assert_int_equal(c->pii.mode, DC_PII_PLACEHOLDER);
     assert_int_equal(c->pii.sensitivity, DC_PII_MODERATE);
@@ -427,6 +428,8 @@ static const rule_case rule_cases[] = {
      "gpu.memory_fraction (-0.1) must be in [0, 1]"},
     {"[gpu]\ndevice_ids = []\n", 2, "gpu.device_ids must list at least one device"},
     {"[gpu]\ndevice_ids = [1, 0, 1]\n", 2, "gpu.device_ids lists device 1 twice"},
+    {"[gpu]\ngreen_partitions = 1\n", 2, "gpu.green_partitions (1) must be in [2, 16]"},
+    {"[gpu]\ngreen_partitions = 17\n", 2, "gpu.green_partitions (17) must be in [2, 16]"},
     /* server */
     {"[server]\nport = 0\n", 2, "server.port (0) must be between 1 and 65535"},
     {"[server]\nport = 65536\n", 2, "server.port (65536) must be between 1 and 65535"},
