@@ -14,9 +14,10 @@
 #include "models/pretrained.h"
 #include "tensor/backend.h"
 
-/* The CPU backend for o->device.kind cpu/auto (o->threads), or the CUDA backend of device
- * o->device.index shared with every other model there (pool limit o->device.memory_fraction
- * of its memory). desc (cap bytes) says which: see dc_pretrained_backend_desc. */
+/* The CPU backend for o->device.kind cpu/auto (o->threads), or a stream context of its own on
+ * CUDA device o->device.index, whose pool every model there shares (limit
+ * o->device.memory_fraction of its memory; green partitions per o->device.green_partitions).
+ * desc (cap bytes) says which: see dc_pretrained_backend_desc. */
 dc_status dc_model_backend_open(const dc_pretrained_options *o, dc_backend **out, char *desc,
                                 size_t cap);
 void dc_model_backend_close(dc_backend *be);
