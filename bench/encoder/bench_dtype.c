@@ -3,7 +3,9 @@
  * 768×3072) at batch 1×128 and 32×128 token rows, and, given a model folder, a whole model
  * embedding 32 texts of about 128 tokens. Formats are timed round-robin in the same run; the
  * best of the repetitions is reported with its speed-up over fp32 (> 1 = faster).
- * Usage: OMP_NUM_THREADS=N bench_dtype [--reps R] [--model-dir PATH --model E11] */
+ * Usage: OMP_NUM_THREADS=N bench_dtype [--reps R] [--layers 0|1] [--model-dir PATH --model E11]
+ * (--layers 0: the whole model only; --only fp32|bf16|int8 times that format alone, for a
+ * profiler, and its ratios mean nothing). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ static double now(void) {
 }
 
 static const dc_weight_format fmts[3] = {DC_WEIGHTS_F32, DC_WEIGHTS_BF16, DC_WEIGHTS_INT8};
+static unsigned timed = 7; /* bit f: fmts[f] is timed (--only) */
 
 static int bench_layers(int reps) {
     static const unsigned nk[4][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};
@@ -61,6 +64,7 @@ static int bench_layers(int reps) {
         double best[3] = {1e9, 1e9, 1e9};
         for (int r = 0; r < reps + 1; r++)
             for (int f = 0; f < 3; f++) {
+                if (!(timed >> f & 1)) continue;
                 double t = now();
                 for (int j = 0; j < 4; j++)
                     if (be->ops->linear_forward(be, l[f][j], x, m, y) != DC_OK) {
@@ -117,6 +121,7 @@ static int bench_model(const char *dir, const char *model, int reps) {
     uint32_t tokens = 0;
     for (int r = 0; r < reps + 1; r++)
         for (int f = 0; f < 3; f++) {
+            if (!(timed >> f & 1)) continue;
             double t = now();
             if (dc_model_embed_batch(m[f], in, N, out) != DC_OK) {
                 fprintf(stderr, "embed: %s\n", dc_error_detail());
@@ -139,19 +144,25 @@ static int bench_model(const char *dir, const char *model, int reps) {
 }
 
 int main(int argc, char **argv) {
-    int reps = 3;
+    int reps = 3, layers = 1;
     const char *dir = NULL, *model = "E11";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--model-dir")) dir = argv[i + 1];
         else if (!strcmp(argv[i], "--model")) model = argv[i + 1];
+        else if (!strcmp(argv[i], "--layers")) layers = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only")) {
+            dc_weight_format f;
+            if (!dc_weight_format_parse(argv[i + 1], &f)) return 2;
+            timed = f == DC_WEIGHTS_F32 ? 1 : f == DC_WEIGHTS_BF16 ? 2 : 4;
+        }
         else {
-            fprintf(stderr, "usage: bench_dtype [--reps R] [--model-dir PATH [--model ID]]\n");
+            fprintf(stderr, "usage: bench_dtype [--reps R] [--layers 0|1] [--only FMT] [--model-dir PATH [--model ID]]\n");
             return 2;
         }
     }
     if (reps < 1) reps = 1;
-    int rc = bench_layers(reps);
+    int rc = layers ? bench_layers(reps) : 0;
     if (!rc && dir) rc = bench_model(dir, model, reps);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* bf16 and int8 linear layers of the CPU backend (cpu_linear_quant.h). */
 #include "tensor/cpu_linear_quant.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "core/error.h"
 #include "tensor/dnnl_matmul.h"
+#include "tensor/cpu_parallel.h"
 #include "tensor/dnnl_status.h"
 #include "tensor/quant.h"
 
@@ -196,8 +198,9 @@ static dc_status create_int8(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 weights");
         goto done;
     }
-    if (q->k > 32768) { /* the int32 sums of dc_quant_int8_dequant */
-        st = dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "int8 linear: %u inputs (at most 32768)", q->k);
+    if (q->k > DC_INT8_MAX_K) { /* the int32 sums of dc_quant_int8_dequant */
+        st = dc_fail(DC_ERR_UNSUPPORTED_FORMAT, "int8 linear: %u inputs (at most %u)", q->k,
+                     DC_INT8_MAX_K);
         goto done;
     }
     q->r = dc_quant_int8_ranges_cpu();
@@ -297,63 +300,138 @@ dc_status dc_cpu_qlinear_create(dnnl_engine_t eng, const float *weight, const fl
     return DC_OK;
 }
 
-/* y += x[:, skip]·(sw ∘ qw[:, skip])ᵀ as one small f32 product (M × n_skip × N) with a sum
- * post-op: the outlier columns gathered, their weights dequantised. */
-static dc_status outliers_add(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
-                              size_t rows, const uint32_t *skip, uint32_t n_skip, float *y) {
-    float *xo = malloc(rows * n_skip * sizeof *xo);
-    float *wo = malloc((size_t)n_skip * q->n * sizeof *wo);
-    dc_status st = DC_OK;
-    if (!xo || !wo) {
-        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 outlier columns of %zu rows", rows);
-        goto done;
+/* ---- int8 forward ----
+ * Every step but the product itself is elementwise per row or per column, so each runs in
+ * pieces of rows on the OpenMP team oneDNN uses (cpu_parallel.h; work under DC_PAR_FLOATS
+ * values stays on the calling thread): the column maxima (one partial row per thread, merged
+ * here), the row quantisation, and the dequantisation with the outlier columns' part added in
+ * the same pass. The buffers live in a per-thread workspace that grows to the largest forward
+ * the thread has run and is kept, so a forward allocates nothing once warm. */
+
+/* Smallest piece handed to a thread, in values (as in cpu_backend.c). */
+#define DC_PAR_FLOATS 32768
+
+typedef struct workspace {
+    void *p;
+    size_t cap;
+} workspace;
+
+static _Thread_local workspace tls_work;
+static pthread_key_t work_key;
+static pthread_once_t work_once = PTHREAD_ONCE_INIT;
+static bool work_key_ok;
+
+static void work_release(void *p) {
+    workspace *w = p;
+    free(w->p);
+    w->p = NULL;
+    w->cap = 0;
+}
+
+static void work_key_make(void) { work_key_ok = pthread_key_create(&work_key, work_release) == 0; }
+
+/* The calling thread's workspace of at least `bytes` (64-byte aligned), or NULL. */
+static void *work_get(size_t bytes) {
+    workspace *w = &tls_work;
+    if (w->cap >= bytes) return w->p;
+    pthread_once(&work_once, work_key_make);
+    free(w->p);
+    w->cap = 0;
+    if (posix_memalign(&w->p, 64, bytes) != 0) {
+        w->p = NULL;
+        return NULL;
     }
-    for (size_t r = 0; r < rows; r++)
-        for (uint32_t t = 0; t < n_skip; t++) xo[r * n_skip + t] = x[r * q->k + skip[t]];
-    const int8_t *qw = q->wdata;
-    for (uint32_t t = 0; t < n_skip; t++)
-        for (uint32_t c = 0; c < q->n; c++)
-            wo[(size_t)t * q->n + c] = q->wscale[c] * (float)qw[(size_t)c * q->k + skip[t]];
-    qmm mm = {.sdt = dnnl_f32, .wdt = dnnl_f32, .ddt = dnnl_f32, .n = q->n, .k = n_skip,
-              .ldd = q->n, .bias = false, .accumulate = true};
-    dnnl_dims_t bd = {n_skip, q->n};
-    if (dnnl_memory_desc_init_by_tag(&mm.wmd, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success) {
-        st = dc_fail(DC_ERR_INTERNAL, "oneDNN: outlier weights descriptor");
-        goto done;
-    }
-    st = qmm_run(eng, &mm, xo, rows, wo, NULL, y);
-done:
-    free(xo);
-    free(wo);
-    return st;
+    w->cap = bytes;
+    /* a thread that ends frees its workspace; the main thread's lives to the exit */
+    if (work_key_ok) pthread_setspecific(work_key, w);
+    return w->p;
+}
+
+/* Carves aligned pieces out of the workspace. */
+static size_t carve(size_t *off, size_t bytes) {
+    size_t at = *off;
+    *off += (bytes + 63) / 64 * 64;
+    return at;
+}
+
+typedef struct int8_job {
+    const dc_cpu_qlinear *q;
+    const float *x;
+    float *y;
+    float *colmax; /* threads × k partial maxima */
+    const uint32_t *skip;
+    uint32_t n_skip;
+    uint8_t *qx;
+    float *sx;
+    int32_t *zx;
+    const float *wo;
+} int8_job;
+
+static void colmax_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    const int8_job *j = ctx;
+    uint32_t k = j->q->k;
+    dc_quant_int8_colmax(j->x + lo * k, hi - lo, k, j->colmax + (size_t)tid * k);
+}
+
+static void rows_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const int8_job *j = ctx;
+    uint32_t k = j->q->k;
+    dc_quant_int8_rows(j->x + lo * k, hi - lo, k, j->q->r.act_max, j->skip, j->n_skip,
+                       j->qx + lo * k, j->sx + lo, j->zx + lo, NULL);
+}
+
+static void dequant_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const int8_job *j = ctx;
+    const dc_cpu_qlinear *q = j->q;
+    dc_quant_int8_dequant_outliers(j->y + lo * q->n, hi - lo, q->n, q->n, j->sx + lo, j->zx + lo,
+                                   q->wscale, q->colsum, q->bias, j->x + lo * q->k, q->k,
+                                   j->skip, j->n_skip, j->wo);
+}
+
+static size_t rows_grain(size_t cols) {
+    size_t g = DC_PAR_FLOATS / cols;
+    return g ? g : 1;
 }
 
 static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
                               size_t rows, float *y) {
-    void *qx = NULL;
-    float *sx = malloc(rows * sizeof *sx);
-    int32_t *zx = malloc(rows * sizeof *zx);
-    float *work = malloc(2 * (size_t)q->k * sizeof *work);
-    uint32_t *skip = malloc(((size_t)q->k / DC_INT8_OUTLIER_SHARE + 1) * sizeof *skip);
-    dc_status st = DC_OK;
-    if (posix_memalign(&qx, 64, rows * q->k) != 0) qx = NULL;
-    if (!qx || !sx || !zx || !work || !skip) {
-        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 activations of %zu rows", rows);
-        goto done;
+    const size_t k = q->k, cap = k / DC_INT8_OUTLIER_SHARE + 1;
+    const unsigned threads = dc_cpu_parallel_threads();
+    size_t off = 0;
+    const size_t o_qx = carve(&off, rows * k), o_sx = carve(&off, rows * sizeof(float)),
+                 o_zx = carve(&off, rows * sizeof(int32_t)),
+                 o_cm = carve(&off, threads * k * sizeof(float)),
+                 o_sorted = carve(&off, k * sizeof(float)),
+                 o_skip = carve(&off, cap * sizeof(uint32_t)),
+                 o_wo = carve(&off, cap * q->n * sizeof(float));
+    char *base = work_get(off);
+    if (!base)
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 work of %zu rows (%zu bytes)", rows, off);
+    int8_job j = {.q = q, .x = x, .y = y, .colmax = (float *)(void *)(base + o_cm),
+                  .qx = (uint8_t *)(base + o_qx), .sx = (float *)(void *)(base + o_sx), .zx = (int32_t *)(void *)(base + o_zx),
+                  .wo = (float *)(void *)(base + o_wo)};
+    uint32_t *skip = (uint32_t *)(void *)(base + o_skip);
+    /* the outlier columns: per-thread maxima, merged into the first */
+    memset(j.colmax, 0, threads * k * sizeof(float));
+    dc_cpu_parallel_for(rows, rows_grain(k), threads, colmax_piece, &j);
+    for (unsigned t = 1; t < threads; t++) {
+        const float *p = j.colmax + t * k;
+        for (size_t c = 0; c < k; c++) j.colmax[c] = p[c] > j.colmax[c] ? p[c] : j.colmax[c];
     }
-    uint32_t n_skip = dc_quant_int8_outliers(x, rows, q->k, skip, work);
-    dc_quant_int8_rows(x, rows, q->k, q->r.act_max, skip, n_skip, qx, sx, zx, work);
+    j.n_skip =
+        dc_quant_int8_outliers_pick(j.colmax, q->k, skip, (float *)(void *)(base + o_sorted));
+    j.skip = skip;
+    dc_cpu_parallel_for(rows, rows_grain(k), threads, rows_piece, &j);
     /* int32 sums land in y's own bytes and are dequantised in place */
-    if ((st = qmm_run(eng, &q->mm, qx, rows, q->wdata, NULL, y))) goto done;
-    dc_quant_int8_dequant(y, rows, q->n, q->n, sx, zx, q->wscale, q->colsum, q->bias);
-    if (n_skip) st = outliers_add(eng, q, x, rows, skip, n_skip, y);
-done:
-    free(qx);
-    free(sx);
-    free(zx);
-    free(work);
-    free(skip);
-    return st;
+    dc_status st = qmm_run(eng, &q->mm, j.qx, rows, q->wdata, NULL, y);
+    if (st != DC_OK) return st;
+    if (j.n_skip)
+        dc_quant_int8_outlier_weights(q->wdata, q->wscale, q->n, q->k, skip, j.n_skip,
+                                      (float *)(void *)(base + o_wo));
+    dc_cpu_parallel_for(rows, rows_grain(q->n + (size_t)j.n_skip), threads, dequant_piece, &j);
+    return DC_OK;
 }
 
 static dc_status forward_bf16(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,

@@ -39,6 +39,10 @@ void dc_quant_bf16_pack(const float *src, size_t n, uint16_t *dst) {
  * vectoriser only takes a loop whose trip count the vector code covers whole. */
 #define QB 8
 
+/* Rows the dequantisation takes at once, and the room for one row's outlier values. */
+#define DQ_ROWS 4
+#define DQ_XS (DC_INT8_MAX_K / DC_INT8_OUTLIER_SHARE + 1)
+
 /* AVX2 versions of the per-forward loops, chosen at run time like the kernels of cpu_kernels.c
  * (and, like them, off under dc_kernel_force_generic). They do the same IEEE operations in the
  * same order (no FMA), so both paths give the same bits. */
@@ -97,20 +101,47 @@ DC_AVX2 static uint32_t quantize_avx2(const float *row, uint32_t k, float inv, f
     return i;
 }
 
-DC_AVX2 static uint32_t dequant_avx2(float *yr, uint32_t n, float s, int32_t z, const float *sw,
-                                     const int32_t *colsum, const float *bias) {
-    const __m256 vs = _mm256_set1_ps(s);
-    const __m256i vz = _mm256_set1_epi32(z);
+/* Dequantises the columns [0, n rounded down to 8) of `rb` rows (a constant once inlined:
+ * their accumulators stay in registers) and adds the outlier columns' part, each wo[t] block
+ * loaded once for all rb rows. The same operations in the same order as the portable loop
+ * (fmaf there). */
+DC_AVX2 static inline __attribute__((always_inline)) uint32_t
+dequant_rows_avx2(float *y, size_t ld, uint32_t n, const float *sx, const int32_t *zx,
+                  const float *sw, const int32_t *colsum, const float *bias, const float *xs,
+                  uint32_t n_skip, const float *wo, const int rb) {
     uint32_t c = 0;
     for (; c + 8 <= n; c += 8) {
-        __m256i acc = _mm256_loadu_si256((const __m256i *)(const void *)(yr + c));
-        __m256i cs = _mm256_loadu_si256((const __m256i *)(const void *)(colsum + c));
-        __m256i t = _mm256_sub_epi32(acc, _mm256_mullo_epi32(vz, cs));
-        __m256 v = _mm256_mul_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(sw + c)), _mm256_cvtepi32_ps(t));
-        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
-        _mm256_storeu_ps(yr + c, v);
+        const __m256 swc = _mm256_loadu_ps(sw + c);
+        const __m256i cs = _mm256_loadu_si256((const __m256i *)(const void *)(colsum + c));
+        __m256 v[DQ_ROWS];
+        for (int i = 0; i < rb; i++) {
+            __m256i acc = _mm256_loadu_si256((const __m256i *)(const void *)(y + i * ld + c));
+            __m256i t = _mm256_sub_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(zx[i]), cs));
+            v[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(sx[i]), swc), _mm256_cvtepi32_ps(t));
+            if (bias) v[i] = _mm256_add_ps(v[i], _mm256_loadu_ps(bias + c));
+        }
+        for (uint32_t t = 0; t < n_skip; t++) {
+            const __m256 w = _mm256_loadu_ps(wo + (size_t)t * n + c);
+            for (int i = 0; i < rb; i++)
+                v[i] = _mm256_fmadd_ps(_mm256_set1_ps(xs[(size_t)i * DQ_XS + t]), w, v[i]);
+        }
+        for (int i = 0; i < rb; i++) _mm256_storeu_ps(y + i * ld + c, v[i]);
     }
     return c;
+}
+
+DC_AVX2 static uint32_t dequant_block_avx2(float *y, size_t ld, uint32_t n, const float *sx,
+                                           const int32_t *zx, const float *sw,
+                                           const int32_t *colsum, const float *bias,
+                                           const float *xs, uint32_t n_skip, const float *wo) {
+    return dequant_rows_avx2(y, ld, n, sx, zx, sw, colsum, bias, xs, n_skip, wo, DQ_ROWS);
+}
+
+DC_AVX2 static uint32_t dequant_row_avx2(float *y, uint32_t n, float s, int32_t z,
+                                         const float *sw, const int32_t *colsum,
+                                         const float *bias, const float *xs, uint32_t n_skip,
+                                         const float *wo) {
+    return dequant_rows_avx2(y, 0, n, &s, &z, sw, colsum, bias, xs, n_skip, wo, 1);
 }
 #endif
 
@@ -176,12 +207,7 @@ static int float_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_t *idx,
-                                float *work) {
-    uint32_t cap = k / DC_INT8_OUTLIER_SHARE;
-    if (!cap || !rows) return 0;
-    float *colmax = work, *sorted = work + k;
-    for (uint32_t j = 0; j < k; j++) colmax[j] = 0.0f;
+void dc_quant_int8_colmax(const float *x, size_t rows, uint32_t k, float *colmax) {
 #ifdef DC_QX86
     const bool avx2 = use_avx2();
 #endif
@@ -202,6 +228,13 @@ uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_
             colmax[j] = a > colmax[j] ? a : colmax[j];
         }
     }
+}
+
+uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, uint32_t *idx,
+                                     float *work) {
+    uint32_t cap = k / DC_INT8_OUTLIER_SHARE;
+    if (!cap) return 0;
+    float *sorted = work;
     memcpy(sorted, colmax, (size_t)k * sizeof *sorted);
     qsort(sorted, k, sizeof *sorted, float_cmp);
     float thr = sorted[k / 2] * DC_INT8_OUTLIER_RATIO;
@@ -211,6 +244,14 @@ uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_
     for (uint32_t j = 0; j < k && n < cap; j++)
         if (colmax[j] > thr) idx[n++] = j;
     return n;
+}
+
+uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_t *idx,
+                                float *work) {
+    if (!(k / DC_INT8_OUTLIER_SHARE) || !rows) return 0;
+    for (uint32_t j = 0; j < k; j++) work[j] = 0.0f;
+    dc_quant_int8_colmax(x, rows, k, work);
+    return dc_quant_int8_outliers_pick(work, k, idx, work + k);
 }
 
 /* min(0, row), max(0, row), and whether a value is inf or NaN (v·0 is NaN then). */
@@ -246,12 +287,33 @@ static bool row_range(const float *row, uint32_t k, bool avx2, float *lo_out, fl
     return b == 0.0f && isfinite(h - l);
 }
 
+/* row_range over the columns between the skipped ones (ascending). */
+static bool row_range_skip(const float *row, uint32_t k, const uint32_t *skip, uint32_t n_skip,
+                           bool avx2, float *lo_out, float *hi_out) {
+    float lo = 0.0f, hi = 0.0f;
+    bool ok = true;
+    uint32_t a = 0;
+    for (uint32_t t = 0; t <= n_skip; t++) {
+        uint32_t b = t < n_skip ? skip[t] : k;
+        if (b > a) {
+            float l, h;
+            ok = row_range(row + a, b - a, avx2, &l, &h) && ok;
+            lo = l < lo ? l : lo;
+            hi = h > hi ? h : hi;
+        }
+        a = b + 1;
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+    return ok;
+}
+
 void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max,
                         const uint32_t *skip, uint32_t n_skip, uint8_t *q, float *scale,
                         int32_t *zero, float *work) {
-    /* with skipped columns a row is read from a copy where they are 0: 0 is always inside the
-     * range and quantises to the zero point exactly */
-    float *tmp = n_skip ? work : NULL;
+    /* the skipped columns are left out of the range and get the zero point afterwards (as
+     * 0 would: 0 is always inside the range and quantises to the zero point exactly) */
+    (void)work;
     bool avx2 = false;
 #ifdef DC_QX86
     avx2 = use_avx2();
@@ -259,13 +321,8 @@ void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * k;
         uint8_t *qr = q + r * k;
-        if (tmp) {
-            memcpy(tmp, row, (size_t)k * sizeof *tmp);
-            for (uint32_t t = 0; t < n_skip; t++) tmp[skip[t]] = 0.0f;
-            row = tmp;
-        }
         float lo, hi;
-        if (!row_range(row, k, avx2, &lo, &hi)) {
+        if (!row_range_skip(row, k, skip, n_skip, avx2, &lo, &hi)) {
             memset(qr, 0, k);
             scale[r] = NAN;
             zero[r] = 0;
@@ -294,35 +351,72 @@ void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max
             v = v < top ? v : top;
             qr[i] = (uint8_t)(int32_t)v;
         }
+        for (uint32_t t = 0; t < n_skip; t++) qr[skip[t]] = (uint8_t)z;
         scale[r] = sc;
         zero[r] = z;
+    }
+}
+
+void dc_quant_int8_outlier_weights(const int8_t *qw, const float *sw, uint32_t n, uint32_t k,
+                                   const uint32_t *skip, uint32_t n_skip, float *wo) {
+    for (uint32_t t = 0; t < n_skip; t++)
+        for (uint32_t c = 0; c < n; c++)
+            wo[(size_t)t * n + c] = sw[c] * (float)qw[(size_t)c * k + skip[t]];
+}
+
+/* The portable loop for row r's columns [c, n) (the vector code did those before c). */
+static void dequant_row_tail(float *yr, uint32_t c, uint32_t n, float s, int32_t z,
+                             const float *sw, const int32_t *colsum, const float *bias,
+                             const float *xs, uint32_t n_skip, const float *wo) {
+    for (; c < n; c++) {
+        int32_t acc;
+        memcpy(&acc, &yr[c], sizeof acc); /* the product wrote int32 into these bytes */
+        float v = s * sw[c] * (float)(acc - z * colsum[c]);
+        if (bias) v = v + bias[c];
+        for (uint32_t t = 0; t < n_skip; t++) v = fmaf(xs[t], wo[(size_t)t * n + c], v);
+        yr[c] = v;
+    }
+}
+
+void dc_quant_int8_dequant_outliers(float *y, size_t rows, uint32_t n, size_t ld,
+                                    const float *sx, const int32_t *zx, const float *sw,
+                                    const int32_t *colsum, const float *bias, const float *x,
+                                    uint32_t k, const uint32_t *skip, uint32_t n_skip,
+                                    const float *wo) {
+    /* |acc|, |zx·colsum| ≤ 255·127·k: int32 holds them while k ≤ DC_INT8_MAX_K (create checks) */
+    float xs[DQ_ROWS * DQ_XS];
+    bool avx2 = false;
+#ifdef DC_QX86
+    avx2 = use_avx2();
+#endif
+    (void)avx2;
+    for (size_t r0 = 0; r0 < rows; r0 += DQ_ROWS) {
+        const size_t rb = rows - r0 < DQ_ROWS ? rows - r0 : DQ_ROWS;
+        for (size_t i = 0; i < rb; i++)
+            for (uint32_t t = 0; t < n_skip; t++) xs[i * DQ_XS + t] = x[(r0 + i) * k + skip[t]];
+        uint32_t done[DQ_ROWS] = {0};
+#ifdef DC_QX86
+        if (avx2 && rb == DQ_ROWS) {
+            uint32_t c = dequant_block_avx2(y + r0 * ld, ld, n, sx + r0, zx + r0, sw, colsum, bias,
+                                            xs, n_skip, wo);
+            for (size_t i = 0; i < rb; i++) done[i] = c;
+        } else if (avx2) {
+            for (size_t i = 0; i < rb; i++)
+                done[i] = dequant_row_avx2(y + (r0 + i) * ld, n, sx[r0 + i], zx[r0 + i], sw,
+                                           colsum, bias, xs + i * DQ_XS, n_skip, wo);
+        }
+#endif
+        for (size_t i = 0; i < rb; i++)
+            dequant_row_tail(y + (r0 + i) * ld, done[i], n, sx[r0 + i], zx[r0 + i], sw, colsum,
+                             bias, xs + i * DQ_XS, n_skip, wo);
     }
 }
 
 void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const float *sx,
                            const int32_t *zx, const float *sw, const int32_t *colsum,
                            const float *bias) {
-    /* |acc|, |zx·colsum| ≤ 255·127·k: int32 holds them while k ≤ 32768 (create checks) */
-    bool avx2 = false;
-#ifdef DC_QX86
-    avx2 = use_avx2();
-#endif
-    (void)avx2;
-    for (size_t r = 0; r < rows; r++) {
-        float *yr = y + r * ld;
-        const float s = sx[r];
-        const int32_t z = zx[r];
-        uint32_t c = 0;
-#ifdef DC_QX86
-        if (avx2) c = dequant_avx2(yr, n, s, z, sw, colsum, bias);
-#endif
-        for (; c < n; c++) {
-            int32_t acc;
-            memcpy(&acc, &yr[c], sizeof acc); /* the product wrote int32 into these bytes */
-            float v = s * sw[c] * (float)(acc - z * colsum[c]);
-            yr[c] = bias ? v + bias[c] : v;
-        }
-    }
+    dc_quant_int8_dequant_outliers(y, rows, n, ld, sx, zx, sw, colsum, bias, NULL, 0, NULL, 0,
+                                   NULL);
 }
 
 dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
@@ -331,7 +425,7 @@ dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint
     uint8_t *qx = malloc(rows * k + 1);
     float *sx = malloc((rows + 1) * sizeof *sx), *work = malloc(2 * (size_t)k * sizeof *work);
     int32_t *zx = malloc((rows + 1) * sizeof *zx);
-    uint32_t *skip = malloc(((size_t)k / DC_INT8_OUTLIER_SHARE + 1) * sizeof *skip);
+    uint32_t *skip = calloc((size_t)k / DC_INT8_OUTLIER_SHARE + 1, sizeof *skip);
     if (!qx || !sx || !zx || !work || !skip) {
         free(qx);
         free(sx);
@@ -381,6 +475,8 @@ const char *dc_weight_format_name(dc_weight_format f) {
     case DC_WEIGHTS_INT8: return "int8";
     case DC_WEIGHTS_F16: return "fp16";
     case DC_WEIGHTS_FP8_E4M3: return "fp8";
+    case DC_WEIGHTS_NVFP4: return "nvfp4";
+    case DC_WEIGHTS_MXFP4: return "mxfp4";
     }
     return "unknown";
 }

@@ -49,13 +49,19 @@ dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t 
 
 /* The outlier columns of x [rows, k] as described above, ascending, into idx (room for
  * k / DC_INT8_OUTLIER_SHARE); `work` holds 2·k floats. Returns their count. Non-finite values
- * are ignored here (the row quantiser makes their rows NaN). */
+ * are ignored here (the row quantiser makes their rows NaN). The same in two steps, so rows
+ * can be scanned in parallel pieces: dc_quant_int8_colmax raises colmax[k] to the largest
+ * magnitude of each column over `rows` rows (NaN leaves a column as it was), and
+ * dc_quant_int8_outliers_pick chooses from the finished colmax (`work`: k floats). */
 uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_t *idx,
                                 float *work);
+void dc_quant_int8_colmax(const float *x, size_t rows, uint32_t k, float *colmax);
+uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, uint32_t *idx,
+                                     float *work);
 
 /* Quantises each of `rows` rows of x [rows, k] to u8 with its own scale and zero point (the
  * range always holds 0), leaving out the n_skip columns skip[] (ascending; they get the zero
- * point; `work` holds k floats then, and may be NULL when n_skip is 0). A row holding a
+ * point; `work` is unused and may be NULL). A row holding a
  * non-finite value outside them gets scale NaN, so its outputs are NaN as in f32. Values round
  * to nearest, ties away from zero. */
 void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max,
@@ -67,6 +73,23 @@ void dc_quant_int8_rows(const float *x, size_t rows, uint32_t k, int32_t act_max
 void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const float *sx,
                            const int32_t *zx, const float *sw, const int32_t *colsum,
                            const float *bias);
+
+/* The most inputs of an int8 layer: the int32 sums hold 255·127·k. */
+#define DC_INT8_MAX_K 32768u
+
+/* wo[t, c] = sw[c]·qw[c, skip[t]]: the dequantised weights of the n_skip outlier columns. */
+void dc_quant_int8_outlier_weights(const int8_t *qw, const float *sw, uint32_t n, uint32_t k,
+                                   const uint32_t *skip, uint32_t n_skip, float *wo);
+
+/* dc_quant_int8_dequant, then adds the outlier columns' part in f32 (in this order):
+ *   y[m, c] += Σ_t x[m, skip[t]]·wo[t, c]
+ * x [rows, k] being the layer's input rows matching y's (x and skip may be NULL when n_skip
+ * is 0; k ≤ DC_INT8_MAX_K). */
+void dc_quant_int8_dequant_outliers(float *y, size_t rows, uint32_t n, size_t ld,
+                                    const float *sx, const int32_t *zx, const float *sw,
+                                    const int32_t *colsum, const float *bias, const float *x,
+                                    uint32_t k, const uint32_t *skip, uint32_t n_skip,
+                                    const float *wo);
 
 /* Plain-C references of whole layers: y[rows, n] = x·Wᵀ + b with the int8 scheme above (w
  * already quantised by dc_quant_int8_weights), or with bf16 weights w16 [n, k] (round_x: the
