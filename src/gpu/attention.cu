@@ -4,7 +4,9 @@
 // nothing is materialised per score matrix and memory stays linear in the sequence length.
 // Keys: the band [pos − left, pos + right] of the query's sequence, then the sequence's global
 // tokens outside the band (each key counted once). Masked keys contribute exactly 0; a query
-// with no visible key gets zeros, like the CPU kernels.
+// with no visible key gets zeros, like the CPU kernels. Full and key-masked attention with
+// head_dim <= 128 has a tiled kernel (attention_tiled.cu); the launcher below hands a plan with
+// query tiles to it.
 #include <math.h>
 #include <stdint.h>
 
@@ -129,6 +131,7 @@ __global__ void attention_k(dc_cuk_attn a) {
 
 extern "C" int dc_cuk_attention(cudaStream_t s, const dc_cuk_attn *a) {
     if (!a->n_q || !a->n_heads || !a->head_dim) return 0;
+    if (a->tile_q0) return dc_cuk_attention_tiled(s, a);
     if (a->head_dim > DC_CUK_ATTN_MAX_HEAD_DIM || a->n_heads > 65535u || a->n_q > 0x7fffffffu)
         return (int)cudaErrorInvalidValue;
     size_t shmem = (2 * (size_t)a->head_dim + kThreads) * sizeof(float) + kThreads * sizeof(uint32_t);

@@ -1,10 +1,26 @@
 /* attention / attention_ex of the CUDA backend: the host builds, per query, its batch row and
- * sequence, and per sequence its global rows; one upload carries them all, then one kernel. */
+ * sequence, per sequence its global rows and, for the tiled kernel, the query tiles; one upload
+ * carries them all, then one kernel. DC_CUDA_ATTN picks the kernel (docs/gpu.md): unset or
+ * "auto" = the tiled one where it applies (no band, no global tokens, head_dim <= 128), else the
+ * per-query one; "basic" = always the per-query one; "tiled" = the tiled one, and a call it
+ * cannot serve fails (so a benchmark knows what it timed). Read per call. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpu/cu_internal.h"
 #include "gpu/kernels.h"
+
+typedef enum { ATTN_AUTO, ATTN_BASIC, ATTN_TILED } attn_mode;
+
+static dc_status attn_mode_of(attn_mode *mode) {
+    const char *e = getenv("DC_CUDA_ATTN");
+    *mode = ATTN_AUTO;
+    if (!e || !*e || !strcmp(e, "auto")) return DC_OK;
+    if (!strcmp(e, "basic")) *mode = ATTN_BASIC;
+    else if (!strcmp(e, "tiled")) *mode = ATTN_TILED;
+    else return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "DC_CUDA_ATTN=%s: expected auto, basic or tiled", e);
+    return DC_OK;
+}
 
 static dc_status run(dc_backend *be, const float *q, size_t ld_q, const float *k,
                      const float *v, size_t ld_kv, float *out, size_t ld_out, uint32_t n_heads,
@@ -17,6 +33,8 @@ static dc_status run(dc_backend *be, const float *q, size_t ld_q, const float *k
     if (head_dim > DC_CUK_ATTN_MAX_HEAD_DIM)
         return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "attention: head_dim %u exceeds %u", head_dim,
                           DC_CUK_ATTN_MAX_HEAD_DIM);
+    attn_mode mode;
+    if ((st = attn_mode_of(&mode))) return st;
     const uint32_t ns = seqs->n_seqs;
     /* the offsets may be device memory already; the host needs them to plan */
     uint32_t *start = malloc(((size_t)ns + 1) * sizeof *start);
@@ -54,8 +72,20 @@ static dc_status run(dc_backend *be, const float *q, size_t ld_q, const float *k
     const uint32_t n_q = by_rows ? o->n_rows : T;
     uint32_t n_glob = 0;
     for (uint32_t r = 0; gmask_host && r < T; r++) n_glob += gmask_host[r] != 0;
-    /* one host block: q_row[n_q], q_seq[n_q], start[ns+1], gstart[ns+1], glist[n_glob] */
-    size_t words = 2 * (size_t)n_q + 2 * ((size_t)ns + 1) + n_glob;
+    const bool banded = o && (o->left != DC_ATTN_UNBOUNDED || o->right != DC_ATTN_UNBOUNDED);
+    const bool tiled = mode != ATTN_BASIC && !banded && !n_glob &&
+                       head_dim <= DC_CUK_ATTN_TILED_MAX_HEAD_DIM;
+    if (mode == ATTN_TILED && !tiled) {
+        free(start);
+        return dc_cu_fail(DC_ERR_INVALID_ARGUMENT,
+                          "attention: DC_CUDA_ATTN=tiled, but this call has %s",
+                          banded ? "a band" : n_glob ? "global tokens" : "head_dim over 128");
+    }
+    /* tiles never span two sequences: at most one partial tile per sequence */
+    const size_t max_tiles = tiled ? (size_t)n_q / DC_CUK_ATTN_TILE_Q + ns : 0;
+    /* one host block: q_row[n_q], q_seq[n_q], start[ns+1], gstart[ns+1], glist[n_glob],
+     * tile_q0[n_tiles+1] */
+    size_t words = 2 * (size_t)n_q + 2 * ((size_t)ns + 1) + n_glob + (tiled ? max_tiles + 1 : 0);
     uint32_t *h = malloc((words ? words : 1) * sizeof *h);
     if (!h) {
         free(start);
@@ -82,6 +112,11 @@ static dc_status run(dc_backend *be, const float *q, size_t ld_q, const float *k
             if (gmask_host[r]) glist[g++] = r;
     }
     gstart[ns] = g;
+    uint32_t *tile_q0 = glist + n_glob, n_tiles = 0;
+    for (uint32_t i = 0; tiled && i < n_q; i++)
+        if (!n_tiles || q_seq[i] != q_seq[i - 1] || i - tile_q0[n_tiles - 1] == DC_CUK_ATTN_TILE_Q)
+            tile_q0[n_tiles++] = i;
+    if (tiled) tile_q0[n_tiles] = n_q;
 
     void *dplan = NULL, *tmask = NULL, *tg = NULL;
     const void *dp_c = NULL, *dmask = NULL, *dg = NULL;
@@ -100,9 +135,10 @@ static dc_status run(dc_backend *be, const float *q, size_t ld_q, const float *k
         .q_row = dp, .q_seq = dp + n_q, .q_by_index = by_rows, .start = dp + 2 * (size_t)n_q,
         .key_mask = dmask,
         .left = o ? o->left : DC_ATTN_UNBOUNDED, .right = o ? o->right : DC_ATTN_UNBOUNDED,
-        .gflag = dg, .gstart = dp + 2 * (size_t)n_q + ns + 1,
+        .gflag = n_glob ? dg : NULL, .gstart = dp + 2 * (size_t)n_q + ns + 1,
         .glist = n_glob ? dp + 2 * (size_t)n_q + 2 * ((size_t)ns + 1) : NULL,
         .skip_global = !by_rows && n_glob > 0,
+        .tile_q0 = tiled ? dp + (words - max_tiles - 1) : NULL, .n_tiles = n_tiles,
     };
     st = dc_cu_status((cudaError_t)dc_cuk_attention(cb->stream, &a), "attention kernel");
 release:

@@ -32,7 +32,9 @@ int dc_cuk_amax(cudaStream_t s, const float *x, size_t n, float *amax);
 int dc_cuk_fp8_quantize(cudaStream_t s, const float *x, size_t n, const float *amax,
                         float *scale, uint8_t *q);
 
-/* Softmax attention, one block per (query, head); see attention.cu. */
+/* Softmax attention; see attention.cu (any band, global tokens, head_dim up to 512: one block
+ * per query and head) and attention_tiled.cu (full or key-masked attention, head_dim up to 128:
+ * one block per tile of up to DC_CUK_ATTN_TILE_Q queries of one sequence and a head). */
 typedef struct dc_cuk_attn {
     const float *q, *k, *v;
     float *out;
@@ -50,10 +52,22 @@ typedef struct dc_cuk_attn {
     const uint32_t *gstart;  /* per sequence: its globals are glist[gstart[s] .. gstart[s+1]) */
     const uint32_t *glist;   /* global batch rows, ascending; NULL when none */
     int skip_global;         /* leave global query rows untouched */
+    /* The tiled kernel runs when tile_q0 is set: tile t holds queries [tile_q0[t],
+     * tile_q0[t+1]) (n_tiles + 1 entries), all of one sequence, at most DC_CUK_ATTN_TILE_Q.
+     * The plan must then have no band (left = right = UINT32_MAX), no global tokens and
+     * head_dim <= DC_CUK_ATTN_TILED_MAX_HEAD_DIM (dc_cuk_attention_tiled_fits). */
+    const uint32_t *tile_q0;
+    uint32_t n_tiles;
 } dc_cuk_attn;
 
 #define DC_CUK_ATTN_MAX_HEAD_DIM 512
+#define DC_CUK_ATTN_TILED_MAX_HEAD_DIM 128
+#define DC_CUK_ATTN_TILE_Q 64
+/* Launches the tiled kernel when a->tile_q0 is set, else the per-query one. */
 int dc_cuk_attention(cudaStream_t s, const dc_cuk_attn *a);
+/* Whether the tiled kernel can run this plan (tile_q0 aside): a host-side check. */
+int dc_cuk_attention_tiled_fits(const dc_cuk_attn *a);
+int dc_cuk_attention_tiled(cudaStream_t s, const dc_cuk_attn *a);
 
 #ifdef __cplusplus
 }

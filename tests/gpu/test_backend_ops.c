@@ -180,7 +180,10 @@ typedef struct attn_case {
     uint32_t left, right;
 } attn_case;
 
-static void run_attention(const attn_case *c) {
+/* kernel: "basic" (one block per query and head) or "tiled" (query tiles, K/V tiles in shared
+ * memory): DC_CUDA_ATTN, read by the backend per call; "tiled" makes a call it cannot serve
+ * fail, so a pass says the tiled kernel ran. */
+static void run_attention(const attn_case *c, const char *kernel) {
     uint32_t start[7] = {0};
     for (uint32_t s = 0; s < c->n_seqs; s++) start[s + 1] = start[s] + c->lens[s];
     const uint32_t T = start[c->n_seqs], H = c->heads * c->hd;
@@ -202,6 +205,7 @@ static void run_attention(const attn_case *c) {
     dc_seq_batch sb = {c->n_seqs, start, c->key_mask ? km : NULL};
     dc_attn_opts o = {c->left, c->right, c->global ? gm : NULL, c->rows ? rows : NULL, n_rows};
     const float scale = 1.0f / sqrtf((float)c->hd);
+    setenv("DC_CUDA_ATTN", kernel, 1);
     dc_status sc = c->ex ? cpu->ops->attention_ex(cpu, q, ldq, qkv + H, qkv + 2 * H, ld, oc, H,
                                                   c->heads, c->hd, scale, &sb, &o)
                          : cpu->ops->attention(cpu, q, ldq, qkv + H, qkv + 2 * H, ld, oc, H,
@@ -212,9 +216,10 @@ static void run_attention(const attn_case *c) {
                                                   H, c->heads, c->hd, scale, &sb, &o)
                          : gpu->ops->attention(gpu, dq, ldq, dqkv + H, dqkv + 2 * H, ld, dout, H,
                                                c->heads, c->hd, scale, &sb);
+    unsetenv("DC_CUDA_ATTN");
     float *og = host_of(dout, (size_t)nq * H);
     char what[96];
-    snprintf(what, sizeof what, "%s (%u tokens, %ux%u)", c->name, T, c->heads, c->hd);
+    snprintf(what, sizeof what, "%s %s (%u tokens, %ux%u)", kernel, c->name, T, c->heads, c->hd);
     if (sc || sg) expect(false, "attention", what);
     else report("attention", what, nmse(og, oc, (size_t)nq * H), 1e-10);
     gpu->ops->release(gpu, dqkv), gpu->ops->release(gpu, dout);
@@ -233,8 +238,31 @@ static void test_attention(void) {
         {"band + globals", 4, 32, 3, {60, 9, 130}, true, true, true, false, 8, 8},
         {"rows + globals", 4, 32, 3, {60, 9, 130}, false, true, true, true, 8, 8},
         {"head_dim 80", 3, 80, 2, {50, 19}, true, false, false, false, U, U},
+        /* tile edges (64 queries, 32 keys per tile), packed sequences of mixed lengths */
+        {"lengths 1..65", 2, 64, 5, {1, 7, 31, 64, 65}, false, false, false, false, U, U},
+        {"128 + 257, masked seq", 2, 32, 3, {128, 257, 7}, true, false, false, false, U, U},
+        {"head_dim 128", 2, 128, 4, {65, 31, 1, 64}, true, false, false, false, U, U},
+        {"head_dim 30 (unaligned)", 3, 30, 2, {33, 70}, true, false, false, false, U, U},
+        {"query rows, no band", 4, 32, 3, {60, 9, 130}, true, true, false, true, U, U},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attention(&cases[i]);
+    /* both kernels against the CPU; cases with a band or globals have only the basic one */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const attn_case *c = &cases[i];
+        run_attention(c, "basic");
+        if (!c->global && c->left == U && c->right == U && c->hd <= 128) run_attention(c, "tiled");
+    }
+    /* DC_CUDA_ATTN=tiled refuses what the tiled kernel cannot do (a band), naming it */
+    float *d = NULL; /* 4 tokens of one head of 32: nothing is read before the refusal */
+    if (gpu->ops->alloc(gpu, 4 * 96 * sizeof *d, (void **)&d)) exit(1);
+    uint32_t start[2] = {0, 4};
+    dc_seq_batch sb = {1, start, NULL};
+    dc_attn_opts o = {2, 2, NULL, NULL, 0};
+    setenv("DC_CUDA_ATTN", "tiled", 1);
+    dc_status st = gpu->ops->attention_ex(gpu, d, 96, d, d, 96, d, 32, 1, 32, 1.0f, &sb, &o);
+    unsetenv("DC_CUDA_ATTN");
+    expect(st == DC_ERR_INVALID_ARGUMENT && strstr(dc_error_detail(), "band"), "attention",
+           "DC_CUDA_ATTN=tiled refuses a band");
+    gpu->ops->release(gpu, d);
 }
 
 /* ---- CUDA-only calls ---- */

@@ -486,7 +486,33 @@ void dc_emu_bad_kernel_arg(const char *kernel, int index, const void *p) {
     dc_emu_bad_kernel_field(kernel, field, p);
 }
 
+// Dynamic shared memory: 48 KiB per block unless the kernel was allowed more, up to Hopper's
+// 227 KiB opt-in limit.
+namespace {
+constexpr int kSmemDefault = 48 << 10, kSmemOptin = 227 << 10;
+std::mutex g_func_mu;
+std::map<const void *, int> g_func_smem; // kernel → its MaxDynamicSharedMemorySize
+} // namespace
+
+bool dc_emu_smem_ok(const void *kernel, size_t smem) {
+    if (smem <= (size_t)kSmemDefault) return true;
+    std::lock_guard<std::mutex> lock(g_func_mu);
+    auto it = g_func_smem.find(kernel);
+    if (it != g_func_smem.end() && smem <= (size_t)it->second) return true;
+    set_last(cudaErrorInvalidValue);
+    return false;
+}
+
 extern "C" {
+
+cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int value) {
+    if (!func) return set_last(cudaErrorInvalidDeviceFunction);
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess; // no effect here
+    if (value < 0 || value > kSmemOptin) return set_last(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(g_func_mu);
+    g_func_smem[func] = value;
+    return cudaSuccess;
+}
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     void *m = arena_alloc(bytes);

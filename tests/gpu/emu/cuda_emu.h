@@ -68,20 +68,26 @@ template <typename... A> inline void dc_emu_check_args(const char *kernel, const
 inline void dc_emu_check_arg(const char *kernel, int index, const dc_cuk_attn &a) {
     (void)index;
     const void *const p[] = {a.q,     a.k,        a.v,     a.out,    a.q_row, a.q_seq,
-                             a.start, a.key_mask, a.gflag, a.gstart, a.glist};
+                             a.start, a.key_mask, a.gflag, a.gstart, a.glist, a.tile_q0};
     static const char *const name[] = {"attention plan .q",     "attention plan .k",
                                        "attention plan .v",     "attention plan .out",
                                        "attention plan .q_row", "attention plan .q_seq",
                                        "attention plan .start", "attention plan .key_mask",
                                        "attention plan .gflag", "attention plan .gstart",
-                                       "attention plan .glist"};
+                                       "attention plan .glist", "attention plan .tile_q0"};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         if (p[i] && !dc_emu_kernel_may_use(p[i])) dc_emu_bad_kernel_field(kernel, name[i], p[i]);
 }
 #endif
 
+// Dynamic shared memory past 48 KiB needs cudaFuncSetAttribute(..MaxDynamicSharedMemorySize..)
+// for that kernel first, as on a GPU: otherwise the launch fails (cudaErrorInvalidValue).
+bool dc_emu_smem_ok(const void *kernel, size_t smem);
+
 #define DC_LAUNCH(kernel, grid, block, smem, stream, ...)                                      \
     ((void)(stream), dc_emu_check_args(#kernel, __VA_ARGS__),                                  \
-     dc_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); }))
+     dc_emu_smem_ok(reinterpret_cast<const void *>(&kernel), (smem))                           \
+         ? dc_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); })      \
+         : (void)0)
 
 #endif
