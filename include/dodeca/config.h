@@ -65,6 +65,8 @@ typedef enum dc_quantization {
     DC_QUANTIZATION_FP16 = 2,
     DC_QUANTIZATION_BF16 = 3,
     DC_QUANTIZATION_FP8 = 4,
+    DC_QUANTIZATION_NVFP4 = 5, /* CUDA only: FP4 with 16-element E4M3-scaled blocks */
+    DC_QUANTIZATION_MXFP4 = 6, /* CUDA only: FP4 with 32-element power-of-two-scaled blocks */
 } dc_quantization;
 dc_status dc_quantization_parse(const char *s, dc_quantization *out);
 const char *dc_quantization_name(dc_quantization q);

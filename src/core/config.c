@@ -43,7 +43,7 @@ static dc_status enum_parse(const char *s, const char *const *names, int n, cons
     return dc_fail(DC_ERR_CONFIG, "unknown %s \"%s\" (expected %s)", what, s ? s : "", list);
 }
 
-static const char *const quant_names[] = {"none", "int8", "fp16", "bf16", "fp8"};
+static const char *const quant_names[] = {"none", "int8", "fp16", "bf16", "fp8", "nvfp4", "mxfp4"};
 static const char *const padding_names[] = {"max_length", "dynamic_max", "power_of_two", "bucket"};
 static const char *const eviction_names[] = {"lru", "lfu", "ttl_lru", "arc"};
 static const char *const pii_names[] = {"placeholder", "redact", "mask", "hash", "off"};

@@ -87,7 +87,7 @@ static dc_status validate_models(const dc_config *c) {
                          "%s = false: the semantic model (E1) is required by the pipeline", key);
         }
         if ((unsigned)mc->device.kind > DC_DEVICE_CUDA ||
-            (unsigned)mc->quantization > DC_QUANTIZATION_FP8) {
+            (unsigned)mc->quantization > DC_QUANTIZATION_MXFP4) {
             snprintf(key, sizeof key, "models.%s", info->name);
             return vfail(c, NULL, NULL, "[%s] has an invalid device or quantization value", key);
         }

@@ -5,22 +5,41 @@
  * requires anyway. f32 weights run through cublasGemmEx (TF32 tensor cores when the backend
  * allows it); bf16/f16 weights with the activations converted per call and f32 outputs; FP8
  * E4M3 through cuBLASLt with per-tensor scales (weights at load, activations per call, both
- * computed on the device: no synchronisation). Weights are cudaMalloc'ed outside the pool (they
- * live as long as the model; a power-of-two class would waste up to half). */
+ * computed on the device: no synchronisation). NVFP4 / MXFP4 weights are encoded on the host by
+ * the CPU codec; on sm_100+ they stay packed and run through cuBLASLt's block-scaled FP4 matmul
+ * with the activations quantised per call, elsewhere they are dequantised once on the device to
+ * bf16 and run as bf16 weights. Weights are cudaMalloc'ed outside the pool (they live as long as
+ * the model; a power-of-two class would waste up to half). */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpu/cu_internal.h"
+#include "gpu/fp4_kernels.h"
 #include "gpu/kernels.h"
+#include "tensor/quant_fp.h"
+
+/* cuBLASLt's block-scaled FP4 matmul (CUDA_R_4F_E2M1, VEC16_UE4M3 / VEC32_UE8M0) came with 12.8 */
+#if defined(CUBLAS_VERSION) && CUBLAS_VERSION >= 120800
+#define DC_HAVE_LT_FP4 1
+#else
+#define DC_HAVE_LT_FP4 0
+#endif
 
 struct dc_linear {
     uint32_t n, k;
     dc_weight_format fmt;
-    void *w;        /* [n, k] row-major: f32, bf16, f16 or E4M3 */
+    /* [n, k] row-major: f32, bf16, f16 or E4M3; FP4 native: packed E2M1 (k/2 bytes a row);
+     * FP4 stored: bf16 of E2M1 · block scale (exact; the NVFP4 tensor scale is in alpha) */
+    void *w;
     float *bias;    /* [n] f32, or NULL */
     float *w_scale; /* FP8: the weights' dequantisation scale (device scalar) */
+    uint8_t *w_sf;  /* FP4 native: the weights' block scales in cuBLASLt's tiled layout */
+    float alpha;    /* the product's α: NVFP4's tensor scale, else 1 */
+    bool fp4_native;
     size_t bytes;
+    char impl[192]; /* dc_cuda_api-independent report: how the layer is held and multiplied */
 };
 
 #define LT_WORKSPACE (32u << 20)
@@ -55,6 +74,7 @@ static void linear_free(dc_linear *l) {
     if (l->w) cudaFree(l->w);
     if (l->bias) cudaFree(l->bias);
     if (l->w_scale) cudaFree(l->w_scale);
+    if (l->w_sf) cudaFree(l->w_sf);
     free(l);
 }
 
@@ -64,10 +84,234 @@ static size_t elem_bytes(dc_weight_format f) {
     case DC_WEIGHTS_BF16:
     case DC_WEIGHTS_F16: return 2;
     case DC_WEIGHTS_FP8_E4M3: return 1;
+    case DC_WEIGHTS_NVFP4:
+    case DC_WEIGHTS_MXFP4: return 1; /* placeholder: fp4_create sizes its own buffers */
     case DC_WEIGHTS_INT8: return 0;
     }
     return 0;
 }
+
+static bool is_fp4(dc_weight_format f) { return f == DC_WEIGHTS_NVFP4 || f == DC_WEIGHTS_MXFP4; }
+static int fp4_block(dc_weight_format f) {
+    return f == DC_WEIGHTS_NVFP4 ? DC_NVFP4_BLOCK : DC_MXFP4_BLOCK;
+}
+static const char *fp4_name(dc_weight_format f) { return f == DC_WEIGHTS_NVFP4 ? "nvfp4" : "mxfp4"; }
+
+static dc_status gemm_ex(dc_cu_backend *cb, float alpha, int m, int n, int k, const void *a,
+                         const void *b, cudaDataType_t ab_type, void *c, cudaDataType_t c_type);
+
+/* ---- FP4 (NVFP4 / MXFP4) ---- */
+
+#define LT(call, what)                                                                         \
+    do {                                                                                       \
+        if ((st = dc_cublas_status((call), what))) goto done;                                  \
+    } while (0)
+
+#if DC_HAVE_LT_FP4
+/* The descriptors of one block-scaled FP4 product yᵀ[n, rows] = W·xqᵀ and cuBLASLt's pick. */
+typedef struct fp4_mm {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulHeuristicResult_t heur;
+    int found;
+} fp4_mm;
+
+static void fp4_mm_free(fp4_mm *m) {
+    if (m->pref) cublasLtMatmulPreferenceDestroy(m->pref);
+    if (m->lc) cublasLtMatrixLayoutDestroy(m->lc);
+    if (m->lb) cublasLtMatrixLayoutDestroy(m->lb);
+    if (m->la) cublasLtMatrixLayoutDestroy(m->la);
+    if (m->op) cublasLtMatmulDescDestroy(m->op);
+    memset(m, 0, sizeof *m);
+}
+
+/* x_sf: the activations' block scales (tiled); m->found = 0 when cuBLASLt has no kernel. */
+static dc_status fp4_mm_plan(dc_cu_backend *cb, const dc_linear *l, int rows, const void *x_sf,
+                             fp4_mm *m) {
+    dc_status st = DC_OK;
+    memset(m, 0, sizeof *m);
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const int32_t mode = l->fmt == DC_WEIGHTS_NVFP4 ? (int32_t)CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3
+                                                    : (int32_t)CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
+    const void *a_sf = l->w_sf;
+    const size_t ws = cb->lt_workspace_bytes;
+    LT(cublasLtMatmulDescCreate(&m->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "fp4 matmul desc");
+    LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transa");
+    LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transb");
+    LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode),
+       "a scale mode");
+    LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode),
+       "b scale mode");
+    LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_sf, sizeof a_sf),
+       "a scales");
+    LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_sf, sizeof x_sf),
+       "b scales");
+    LT(cublasLtMatrixLayoutCreate(&m->la, CUDA_R_4F_E2M1, l->k, l->n, l->k), "fp4 layout A");
+    LT(cublasLtMatrixLayoutCreate(&m->lb, CUDA_R_4F_E2M1, l->k, (uint64_t)rows, l->k), "fp4 layout B");
+    LT(cublasLtMatrixLayoutCreate(&m->lc, CUDA_R_32F, l->n, (uint64_t)rows, l->n), "layout C");
+    LT(cublasLtMatmulPreferenceCreate(&m->pref), "preference");
+    LT(cublasLtMatmulPreferenceSetAttribute(m->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                            sizeof ws),
+       "workspace");
+    /* an unsupported combination may answer NOT_SUPPORTED instead of zero results */
+    if (cublasLtMatmulAlgoGetHeuristic(cb->lt, m->op, m->la, m->lb, m->lc, m->lc, m->pref, 1,
+                                       &m->heur, &m->found) != CUBLAS_STATUS_SUCCESS)
+        m->found = 0;
+done:
+    if (st) fp4_mm_free(m);
+    return st;
+}
+#endif
+
+/* Why this layer cannot take the native FP4 product ("" when it can, so far as the shapes and
+ * the device tell; the caller then asks cuBLASLt). */
+static void fp4_native_refusal(const dc_cu_backend *cb, const dc_linear *l, char *why, size_t cap) {
+    why[0] = '\0';
+    if (!DC_HAVE_LT_FP4)
+        snprintf(why, cap, "built with cuBLAS older than 12.8");
+    else if (cb->cc_major < 10)
+        snprintf(why, cap, "compute capability %d.%d has no FP4 matmul", cb->cc_major, cb->cc_minor);
+    else if (l->k % 32 || l->n % 16)
+        snprintf(why, cap, "cuBLASLt's FP4 matmul wants in_features a multiple of 32 and "
+                           "out_features of 16, not %ux%u", l->n, l->k);
+    else if (!cb->lt_workspace)
+        snprintf(why, cap, "no cuBLASLt workspace");
+}
+
+/* Encodes the weights with the CPU codec; keeps them packed for the native product, or
+ * dequantises them on the device to bf16. */
+static dc_status fp4_create(dc_cu_backend *cb, dc_linear *l, const float *weight) {
+    const size_t count = (size_t)l->n * l->k, blk = (size_t)fp4_block(l->fmt);
+    const size_t per_row = l->k / blk, sf_bytes = DC_FP4_SF_BYTES(l->n, per_row);
+    const bool nv = l->fmt == DC_WEIGHTS_NVFP4;
+    dc_status st = DC_OK;
+    uint8_t *packed = malloc(count / 2), *scales = malloc(count / blk), *tiled = NULL;
+    void *d_packed = NULL, *d_scales = NULL;
+    char why[128] = "";
+    if (!packed || !scales) {
+        st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u: %s encoding", l->n, l->k, fp4_name(l->fmt));
+        goto done;
+    }
+    float S = 1.0f;
+    st = nv ? dc_nvfp4_quantize(weight, count, packed, scales, &S)
+            : dc_mxfp4_quantize(weight, count, packed, scales);
+    if (st) goto done;
+    l->alpha = S;
+    fp4_native_refusal(cb, l, why, sizeof why);
+#if DC_HAVE_LT_FP4
+    if (!why[0]) {
+        tiled = calloc(1, sf_bytes);
+        if (!tiled) {
+            st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u: fp4 scales", l->n, l->k);
+            goto done;
+        }
+        const size_t kb_tiles = (per_row + 3) / 4;
+        for (size_t r = 0; r < l->n; r++)
+            for (size_t kb = 0; kb < per_row; kb++)
+                tiled[DC_FP4_SF_OFFSET(r, kb, kb_tiles)] = scales[r * per_row + kb];
+        if ((st = dc_cu_status(cudaMalloc(&l->w, count / 2), "fp4 weights"))) goto done;
+        if ((st = dc_cu_status(cudaMalloc((void **)&l->w_sf, sf_bytes), "fp4 weight scales")))
+            goto done;
+        if ((st = dc_cu_status(cudaMemcpy(l->w, packed, count / 2, cudaMemcpyHostToDevice),
+                               "fp4 weights upload")) ||
+            (st = dc_cu_status(cudaMemcpy(l->w_sf, tiled, sf_bytes, cudaMemcpyHostToDevice),
+                               "fp4 scales upload")))
+            goto done;
+        fp4_mm m;
+        if ((st = fp4_mm_plan(cb, l, 128, l->w_sf, &m))) goto done;
+        l->fp4_native = m.found > 0;
+        fp4_mm_free(&m);
+        if (l->fp4_native) {
+            l->bytes = count / 2 + sf_bytes;
+            snprintf(l->impl, sizeof l->impl,
+                     "%s native: cuBLASLt block-scaled FP4 (%s), activations quantised per call",
+                     fp4_name(l->fmt),
+                     nv ? "E4M3 scale per 16, f32 tensor scale" : "E8M0 scale per 32");
+            goto done;
+        }
+        snprintf(why, sizeof why, "cuBLASLt offered no FP4 kernel for %ux%u", l->n, l->k);
+        cudaFree(l->w);
+        cudaFree(l->w_sf);
+        l->w = NULL;
+        l->w_sf = NULL;
+    }
+#endif
+    /* the storage format: packed on the host and over the bus, bf16 on the device */
+    if ((st = dc_cu_status(cudaMalloc(&l->w, count * 2), "fp4 weights as bf16"))) goto done;
+    if ((st = dc_pool_alloc(&cb->pool, count / 2, &d_packed)) ||
+        (st = dc_pool_alloc(&cb->pool, count / blk, &d_scales)))
+        goto done;
+    st = dc_cu_status(cudaMemcpyAsync(d_packed, packed, count / 2, cudaMemcpyHostToDevice, cb->stream),
+                      "fp4 weights upload");
+    if (!st)
+        st = dc_cu_status(cudaMemcpyAsync(d_scales, scales, count / blk, cudaMemcpyHostToDevice,
+                                          cb->stream),
+                          "fp4 scales upload");
+    if (!st)
+        st = dc_cu_status((cudaError_t)dc_cuk_fp4_to_bf16(cb->stream, d_packed, d_scales, count,
+                                                          (int)blk, l->w),
+                          "fp4 weights to bf16");
+    /* the host buffers must outlive the copies */
+    if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), "fp4 weights");
+    if (st) goto done;
+    l->bytes = count * 2;
+    snprintf(l->impl, sizeof l->impl, "%s stored, dequantised to bf16 at load (%s): bf16 cublasGemmEx",
+             fp4_name(l->fmt), why);
+done:
+    if (st && cb->stream) cudaStreamSynchronize(cb->stream);
+    dc_pool_release(&cb->pool, d_packed);
+    dc_pool_release(&cb->pool, d_scales);
+    free(packed);
+    free(scales);
+    free(tiled);
+    return st;
+}
+
+#if DC_HAVE_LT_FP4
+/* Activations quantised on the device into the weights' format, one block-scaled FP4 product,
+ * then y = y·S_x + bias (S_x, NVFP4's activation tensor scale, never leaves the device). */
+static dc_status fp4_native_forward(dc_cu_backend *cb, const dc_linear *l, const float *x,
+                                    int rows, float *y) {
+    const size_t count = (size_t)rows * l->k, blk = (size_t)fp4_block(l->fmt);
+    const bool nv = l->fmt == DC_WEIGHTS_NVFP4;
+    uint8_t *xq = NULL, *xsf = NULL;
+    float *sc = NULL; /* [0] amax, [4] tensor scale (16-byte aligned, as the FP8 path's) */
+    fp4_mm m;
+    memset(&m, 0, sizeof m);
+    dc_status st = dc_pool_alloc(&cb->pool, count / 2, (void **)&xq);
+    if (!st) st = dc_pool_alloc(&cb->pool, DC_FP4_SF_BYTES(rows, l->k / blk), (void **)&xsf);
+    if (!st) st = dc_pool_alloc(&cb->pool, 8 * sizeof(float), (void **)&sc);
+    if (!st && nv) st = dc_cu_status((cudaError_t)dc_cuk_amax(cb->stream, x, count, sc), "amax");
+    if (!st)
+        st = dc_cu_status((cudaError_t)dc_cuk_fp4_quantize(cb->stream, x, (size_t)rows, l->k,
+                                                           (int)blk, sc, sc + 4, xq, xsf),
+                          "fp4 activations");
+    if (!st) st = fp4_mm_plan(cb, l, rows, xsf, &m);
+    if (st) goto done;
+    if (!m.found) {
+        st = dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT, "linear: cuBLASLt has no %s kernel for %ux%u, %d rows",
+                        fp4_name(l->fmt), l->n, l->k, rows);
+        goto done;
+    }
+    const float zero = 0.0f;
+    pthread_mutex_lock(&cb->blas_mu);
+    cublasStatus_t s = cublasLtMatmul(cb->lt, m.op, &l->alpha, l->w, m.la, xq, m.lb, &zero, y, m.lc,
+                                      y, m.lc, &m.heur.algo, cb->lt_workspace,
+                                      cb->lt_workspace_bytes, cb->stream);
+    pthread_mutex_unlock(&cb->blas_mu);
+    if ((st = dc_cublas_status(s, "cublasLtMatmul fp4"))) goto done;
+    st = dc_cu_status((cudaError_t)dc_cuk_scale_bias(cb->stream, y, nv ? sc + 4 : NULL, l->bias,
+                                                     (size_t)rows, l->n),
+                      "fp4 scale and bias");
+done:
+    fp4_mm_free(&m);
+    dc_pool_release(&cb->pool, xq);
+    dc_pool_release(&cb->pool, xsf);
+    dc_pool_release(&cb->pool, sc);
+    return st;
+}
+#endif
 
 dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *bias,
                               uint32_t n_out, uint32_t k_in, dc_weight_format fmt,
@@ -81,8 +325,14 @@ dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *
     size_t eb = elem_bytes(fmt);
     if (!eb)
         return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
-                          "linear: the cuda backend has no %s weights (fp32, bf16, fp16, fp8)",
+                          "linear: the cuda backend has no %s weights (fp32, bf16, fp16, fp8, "
+                          "nvfp4, mxfp4)",
                           fmt == DC_WEIGHTS_INT8 ? "int8" : "such");
+    /* blocks run along a row (the codec blocks the flat tensor: k must not split one) */
+    if (is_fp4(fmt) && k_in % (uint32_t)fp4_block(fmt))
+        return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
+                          "linear: %s needs in_features a multiple of its %d-element block (%ux%u)",
+                          fp4_name(fmt), fp4_block(fmt), n_out, k_in);
     if (fmt == DC_WEIGHTS_FP8_E4M3) {
         if (cb->cc_major * 10 + cb->cc_minor < 89)
             return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
@@ -102,12 +352,24 @@ dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *
     l->n = n_out;
     l->k = k_in;
     l->fmt = fmt;
+    l->alpha = 1.0f;
     const size_t count = (size_t)n_out * k_in;
     float *tmp = NULL;
     float *amax = NULL;
-    if ((st = dc_cu_status(cudaMalloc(&l->w, count * eb), "linear weights"))) goto fail;
-    l->bytes = count * eb;
-    if (fmt == DC_WEIGHTS_F32) {
+    if (is_fp4(fmt)) {
+        if ((st = fp4_create(cb, l, weight))) goto fail;
+    } else {
+        if ((st = dc_cu_status(cudaMalloc(&l->w, count * eb), "linear weights"))) goto fail;
+        l->bytes = count * eb;
+        snprintf(l->impl, sizeof l->impl, "%s",
+                 fmt == DC_WEIGHTS_F32    ? (cb->allow_tf32 ? "fp32: cublasGemmEx, TF32" : "fp32: cublasGemmEx")
+                 : fmt == DC_WEIGHTS_BF16 ? "bf16: cublasGemmEx, activations to bf16 per call"
+                 : fmt == DC_WEIGHTS_F16  ? "fp16: cublasGemmEx, activations to fp16 per call"
+                                          : "fp8: cuBLASLt E4M3, per-tensor scales");
+    }
+    if (is_fp4(fmt)) {
+        /* done above */
+    } else if (fmt == DC_WEIGHTS_F32) {
         st = dc_cu_status(cudaMemcpy(l->w, weight, count * 4, cudaMemcpyHostToDevice),
                           "linear weights upload");
     } else {
@@ -161,13 +423,15 @@ void dc_cu_linear_destroy(dc_backend *be, dc_linear *l) {
 
 size_t dc_cu_linear_bytes(const dc_linear *l) { return l ? l->bytes : 0; }
 
-static dc_status gemm_ex(dc_cu_backend *cb, int m, int n, int k, const void *a, const void *b,
-                         cudaDataType_t ab_type, void *c, cudaDataType_t c_type) {
-    const float one = 1.0f, zero = 0.0f;
+const char *dc_cu_linear_impl(const dc_linear *l) { return l ? l->impl : ""; }
+
+static dc_status gemm_ex(dc_cu_backend *cb, float alpha, int m, int n, int k, const void *a,
+                         const void *b, cudaDataType_t ab_type, void *c, cudaDataType_t c_type) {
+    const float zero = 0.0f;
     cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
     if (ab_type == CUDA_R_32F && cb->allow_tf32) ct = CUBLAS_COMPUTE_32F_FAST_TF32;
     pthread_mutex_lock(&cb->blas_mu);
-    cublasStatus_t s = cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a, ab_type,
+    cublasStatus_t s = cublasGemmEx(cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, a, ab_type,
                                     k, b, ab_type, k, &zero, c, c_type, m, ct, CUBLAS_GEMM_DEFAULT);
     pthread_mutex_unlock(&cb->blas_mu);
     return dc_cublas_status(s, "cublasGemmEx");
@@ -194,10 +458,6 @@ static dc_status fp8_forward(dc_cu_backend *cb, const dc_linear *l, const float 
     const float one = 1.0f, zero = 0.0f;
     const float *a_scale = l->w_scale, *b_scale = sc + 4;
     const size_t ws = cb->lt_workspace_bytes;
-#define LT(call, what)                                                                         \
-    do {                                                                                       \
-        if ((st = dc_cublas_status((call), what))) goto done;                                  \
-    } while (0)
     LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "fp8 matmul desc");
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transa");
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transb");
@@ -229,7 +489,6 @@ static dc_status fp8_forward(dc_cu_backend *cb, const dc_linear *l, const float 
                                       &heur.algo, cb->lt_workspace, ws, cb->stream);
     pthread_mutex_unlock(&cb->blas_mu);
     st = dc_cublas_status(s, "cublasLtMatmul fp8");
-#undef LT
 done:
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (lc) cublasLtMatrixLayoutDestroy(lc);
@@ -250,18 +509,25 @@ dc_status dc_cu_linear_forward(dc_backend *be, const dc_linear *l, const float *
     if (rows > INT_MAX) return dc_cu_fail(DC_ERR_INVALID_DIMENSION, "linear: %zu rows", rows);
     switch (l->fmt) {
     case DC_WEIGHTS_F32:
-        st = gemm_ex(cb, (int)l->n, (int)rows, (int)l->k, l->w, x, CUDA_R_32F, y, CUDA_R_32F);
+        st = gemm_ex(cb, 1.0f, (int)l->n, (int)rows, (int)l->k, l->w, x, CUDA_R_32F, y, CUDA_R_32F);
         break;
+    case DC_WEIGHTS_NVFP4:
+    case DC_WEIGHTS_MXFP4:
+#if DC_HAVE_LT_FP4
+        if (l->fp4_native) return fp4_native_forward(cb, l, x, (int)rows, y); /* adds the bias */
+#endif
+        /* stored as bf16: the bf16 path, with the NVFP4 tensor scale as α */
+        /* fall through */
     case DC_WEIGHTS_BF16:
     case DC_WEIGHTS_F16: {
-        const bool bf = l->fmt == DC_WEIGHTS_BF16;
+        const bool bf = l->fmt != DC_WEIGHTS_F16;
         void *xh = NULL;
         st = dc_pool_alloc(&cb->pool, rows * l->k * 2, &xh);
         if (!st)
             st = dc_cu_status((cudaError_t)dc_cuk_to_half(cb->stream, x, xh, rows * l->k, bf),
                               "activations to half");
         if (!st)
-            st = gemm_ex(cb, (int)l->n, (int)rows, (int)l->k, l->w, xh,
+            st = gemm_ex(cb, l->alpha, (int)l->n, (int)rows, (int)l->k, l->w, xh,
                          bf ? CUDA_R_16BF : CUDA_R_16F, y, CUDA_R_32F);
         dc_pool_release(&cb->pool, xh);
         break;
@@ -292,7 +558,7 @@ static dc_status grouped_fallback(dc_cu_backend *cb, dc_gemm_dtype in, dc_gemm_d
                                   const dc_gemm_problem *p, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         if (!p[i].m) continue;
-        dc_status st = gemm_ex(cb, (int)p[i].n, (int)p[i].m, (int)p[i].k, p[i].w, p[i].x,
+        dc_status st = gemm_ex(cb, 1.0f, (int)p[i].n, (int)p[i].m, (int)p[i].k, p[i].w, p[i].x,
                                gemm_type(in), p[i].y, gemm_type(out));
         if (st) return dc_cu_fail(st, "grouped gemm problem %u: %s", i, "cublasGemmEx failed");
     }

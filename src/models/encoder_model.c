@@ -715,6 +715,8 @@ dc_status dc_pretrained_check_weights(const dc_pretrained_options *opt) {
                        "model create: int8 weights run on the CPU backend only");
     case DC_WEIGHTS_F16:
     case DC_WEIGHTS_FP8_E4M3:
+    case DC_WEIGHTS_NVFP4:
+    case DC_WEIGHTS_MXFP4:
         if (cuda) return DC_OK;
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
                        "model create: %s weights need the CUDA backend (device cuda:N)",

@@ -138,10 +138,13 @@ static dc_status weights_for(dc_device_kind kind, dc_quantization q, dc_weight_f
     case DC_QUANTIZATION_BF16: *out = DC_WEIGHTS_BF16; return DC_OK;
     case DC_QUANTIZATION_FP16: *out = DC_WEIGHTS_F16; return DC_OK;
     case DC_QUANTIZATION_FP8: *out = DC_WEIGHTS_FP8_E4M3; return DC_OK;
+    case DC_QUANTIZATION_NVFP4: *out = DC_WEIGHTS_NVFP4; return DC_OK;
+    case DC_QUANTIZATION_MXFP4: *out = DC_WEIGHTS_MXFP4; return DC_OK;
     default: break;
     }
     return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
-                   "quantization \"%s\": the CUDA backend runs none (fp32), bf16, fp16 and fp8",
+                   "quantization \"%s\": the CUDA backend runs none (fp32), bf16, fp16, fp8, "
+                   "nvfp4 and mxfp4",
                    dc_quantization_name(q));
 }
 
@@ -184,8 +187,8 @@ dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
     if (weights_for(o->device.kind, q, &wf) != DC_OK) {
         if (o->device.kind == DC_DEVICE_CUDA)
             return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
-                           "models.%s.quantization = %s: the CUDA backend runs none, bf16, fp16 "
-                           "and fp8 (int8 needs device = \"cpu\")",
+                           "models.%s.quantization = %s: the CUDA backend runs none, bf16, fp16, "
+                           "fp8, nvfp4 and mxfp4 (int8 needs device = \"cpu\")",
                            name, dc_quantization_name(q));
         return dc_fail(DC_ERR_UNSUPPORTED_FORMAT,
                        "models.%s.quantization = %s: the CPU backend runs none, bf16 and int8",

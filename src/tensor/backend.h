@@ -70,6 +70,10 @@ typedef enum dc_weight_format {
     DC_WEIGHTS_F16 = 3,  /* IEEE half weights, f32 accumulation (CUDA backend) */
     DC_WEIGHTS_FP8_E4M3 = 4, /* E4M3 weights with a per-tensor scale, activations quantised per
                               * call, f32 accumulation (CUDA backend, sm_89+) */
+    DC_WEIGHTS_NVFP4 = 5, /* E2M1 weights, 16-element blocks with E4M3 scales and an f32 tensor
+                           * scale (CUDA backend: FP4 products on sm_100+, else dequantised to
+                           * bf16 at load) */
+    DC_WEIGHTS_MXFP4 = 6, /* E2M1 weights, 32-element blocks with power-of-two scales (as NVFP4) */
 } dc_weight_format;
 
 /* "fp32", "bf16", "int8"; and back (false when unknown). */
@@ -132,6 +136,9 @@ typedef struct dc_backend_ops {
 
     /* Bytes held by a prepared linear (for memory accounting). */
     size_t (*linear_bytes)(const dc_linear *l);
+    /* How a prepared linear is held and multiplied, for reports ("bf16 native: ...", "nvfp4
+     * stored, dequantised to bf16 at load (...)"); NULL when the backend does not say. */
+    const char *(*linear_impl)(const dc_linear *l);
     void (*destroy)(dc_backend *be);
 } dc_backend_ops;
 

@@ -531,6 +531,7 @@ static const dc_backend_ops cpu_ops = {
     .attention = cpu_attention,
     .attention_ex = cpu_attention_ex,
     .linear_bytes = cpu_linear_bytes,
+    .linear_impl = dc_cpu_linear_impl,
     .destroy = cpu_destroy,
 };
 

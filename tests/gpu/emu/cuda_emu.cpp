@@ -6,7 +6,8 @@
 // definition in double precision. It runs the backend's host code
 // and the kernels' logic without a GPU; it says nothing about timing, races between blocks, or
 // how the real cuBLAS behaves beyond its documented semantics. The device reports compute
-// capability 9.0; the cuBLASLt FP8 matmul is emulated from its documented definition.
+// capability 9.0 (DC_CUDA_EMU_CC=100 makes it 10.0, where the block-scaled FP4 matmul is
+// offered); the cuBLASLt FP8 and FP4 matmuls are emulated from their documented definitions.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -343,6 +344,17 @@ std::map<uintptr_t, size_t> g_dev;    // base → bytes of every "device" alloca
 std::map<uintptr_t, size_t> g_pinned; // the same for cudaMallocHost
 cudaError_t g_last = cudaSuccess;
 
+// Compute capability ×10: 90 (Hopper) unless DC_CUDA_EMU_CC says otherwise (e.g. 100, Blackwell:
+// cuBLASLt's block-scaled FP4 matmul is offered there only).
+int emu_cc() {
+    static const int cc = [] {
+        const char *e = getenv("DC_CUDA_EMU_CC");
+        int v = e ? atoi(e) : 0;
+        return v >= 10 && v <= 199 ? v : 90;
+    }();
+    return cc;
+}
+
 cudaError_t set_last(cudaError_t e) {
     if (e != cudaSuccess) g_last = e;
     return e;
@@ -650,8 +662,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     if (d != 0) return set_last(cudaErrorInvalidDevice);
     memset(p, 0, sizeof *p);
     strcpy(p->name, "dodeca CPU emulation");
-    p->major = 9; // Hopper: the FP8 path runs (through the cuBLASLt stand-in below)
-    p->minor = 0;
+    p->major = emu_cc() / 10; // 9.0 by default: the FP8 path runs, FP4 is dequantised to bf16
+    p->minor = emu_cc() % 10;
     p->multiProcessorCount = kSms;
     p->totalGlobalMem = (size_t)8 << 30;
     return cudaSuccess;
@@ -811,7 +823,8 @@ cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasOperation_
 // the matmul decodes E4M3 and applies D = α·scale_A·scale_B·op(A)·op(B) + β·C.
 struct EmuDesc {
     cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
-    const float *a_scale = nullptr, *b_scale = nullptr;
+    const float *a_scale = nullptr, *b_scale = nullptr; // FP4: the block scales (bytes)
+    int32_t a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F, b_mode = a_mode;
 };
 struct EmuLayout {
     cudaDataType type;
@@ -856,6 +869,14 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMa
         if (n != sizeof e->b_scale) return CUBLAS_STATUS_INVALID_VALUE;
         memcpy(&e->b_scale, v, n);
         return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_A_SCALE_MODE: // int32_t, as the header documents
+        if (n != sizeof e->a_mode) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&e->a_mode, v, n);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_B_SCALE_MODE:
+        if (n != sizeof e->b_mode) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&e->b_mode, v, n);
+        return CUBLAS_STATUS_SUCCESS;
     default: return CUBLAS_STATUS_NOT_SUPPORTED;
     }
 }
@@ -893,6 +914,9 @@ static bool fp8_shape(const EmuDesc *d, const EmuLayout *a, const EmuLayout *b, 
     return kb == *k && c->rows == *m && c->cols == *n;
 }
 
+static bool fp4_takes(const EmuDesc *d, const EmuLayout *a, const EmuLayout *b, const EmuLayout *c,
+                      const EmuLayout *dd); // below, with the FP4 matmul
+
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t op,
                                               cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                                               cublasLtMatrixLayout_t lc, cublasLtMatrixLayout_t ld,
@@ -904,9 +928,12 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
     uint64_t m, n, k;
     *found = 0;
     bool ok = want >= 1 && a->type == CUDA_R_8F_E4M3 && b->type == CUDA_R_8F_E4M3 &&
+              d->a_mode == CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F &&
+              d->b_mode == CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F &&
               c->type == CUDA_R_32F && dd->type == CUDA_R_32F && d->ta == CUBLAS_OP_T &&
               d->tb == CUBLAS_OP_N && a->ld % 16 == 0 && b->ld % 16 == 0 && c->ld % 4 == 0 &&
               fp8_shape(d, a, b, c, &m, &n, &k);
+    ok = ok || (want >= 1 && fp4_takes(d, a, b, c, dd));
     if (!ok) return CUBLAS_STATUS_NOT_SUPPORTED;
     memset(&res[0], 0, sizeof res[0]);
     *found = 1;
@@ -915,6 +942,79 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
 
 static double e4m3(uint8_t c) {
     return __half2float(__half(__nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)c, __NV_E4M3)));
+}
+
+// ---- block-scaled FP4 (cuBLASLt on compute capability 10.0+) ----
+//
+// A and B are CUDA_R_4F_E2M1 (two per byte, the lower index in the low nibble; ld in elements),
+// with VEC16_UE4M3 (NVFP4) or VEC32_UE8M0 (MXFP4) scales for both, one per block of 16 / 32
+// elements along k, in the documented tiled layout: the (outer dim × k blocks) scale matrix is
+// padded to 128 × 4 and cut into 512-byte tiles of 128 × 4, the k tiles of a tile row
+// adjacent; inside a tile, outer index r and block column c sit at (r % 32)·16 + (r / 32)·4 + c.
+// D = α·Σ_l (a_l·sA)(b_l·sB) + β·C in double; only "TN" with f32 C and D is offered, as for FP8.
+
+static size_t fp4_sf_offset(uint64_t outer, uint64_t kb, uint64_t k_blocks) {
+    const uint64_t kb_tiles = (k_blocks + 3) / 4;
+    return (size_t)((outer / 128) * kb_tiles * 512 + (kb / 4) * 512 + (outer % 32) * 16 +
+                    ((outer % 128) / 32) * 4 + kb % 4);
+}
+
+static double e2m1(unsigned nibble) {
+    static const double v[8] = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
+    return nibble & 8 ? -v[nibble & 7] : v[nibble & 7];
+}
+
+static bool fp4_takes(const EmuDesc *d, const EmuLayout *a, const EmuLayout *b, const EmuLayout *c,
+                      const EmuLayout *dd) {
+    uint64_t m, n, k;
+    const bool nv = d->a_mode == CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3 &&
+                    d->b_mode == CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3;
+    const bool mx = d->a_mode == CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0 &&
+                    d->b_mode == CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
+    return emu_cc() >= 100 && a->type == CUDA_R_4F_E2M1 && b->type == CUDA_R_4F_E2M1 &&
+           (nv || mx) && c->type == CUDA_R_32F && dd->type == CUDA_R_32F &&
+           d->ta == CUBLAS_OP_T && d->tb == CUBLAS_OP_N && a->ld % 32 == 0 && b->ld % 32 == 0 &&
+           c->ld % 4 == 0 && fp8_shape(d, a, b, c, &m, &n, &k) && k % (nv ? 16 : 32) == 0;
+}
+
+static cublasStatus_t fp4_matmul(const EmuDesc *d, const float *alpha, const void *A,
+                                 const EmuLayout *a, const void *B, const EmuLayout *b,
+                                 const float *beta, const void *C, const EmuLayout *c, void *D,
+                                 const EmuLayout *dl) {
+    uint64_t m, n, k;
+    if (!fp4_takes(d, a, b, c, dl)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    fp8_shape(d, a, b, c, &m, &n, &k);
+    if (!d->a_scale || !d->b_scale || !is_dev(A) || !is_dev(B) || !is_dev(D) ||
+        !is_dev(d->a_scale) || !is_dev(d->b_scale))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    const void *aligned[] = {A, B, C, D, d->a_scale, d->b_scale};
+    for (const void *p : aligned)
+        if ((uintptr_t)p % 16) return CUBLAS_STATUS_NOT_SUPPORTED;
+    DeviceAccess device;
+    const bool nv = d->a_mode == CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3;
+    const uint64_t blk = nv ? 16 : 32, k_blocks = k / blk;
+    const uint8_t *pa = (const uint8_t *)A, *pb = (const uint8_t *)B;
+    const uint8_t *sa = (const uint8_t *)d->a_scale, *sb = (const uint8_t *)d->b_scale;
+    auto scale = [nv](uint8_t code) {
+        return nv ? e4m3(code) : code == 0xFF ? NAN : ldexp(1.0, (int)code - 127);
+    };
+    auto elem = [](const uint8_t *p, uint64_t idx) { return e2m1((p[idx / 2] >> (idx % 2 * 4)) & 0xFu); };
+    const double al = *alpha, be = *beta;
+    for (uint64_t j = 0; j < n; j++)
+        for (uint64_t i = 0; i < m; i++) {
+            double acc = 0;
+            for (uint64_t l = 0; l < k; l++) {
+                // op(A) = Aᵀ: element (i, l) is A[l + i·lda]; op(B) = B: (l, j) is B[l + j·ldb]
+                const double av = elem(pa, l + i * (uint64_t)a->ld) *
+                                  scale(sa[fp4_sf_offset(i, l / blk, k_blocks)]);
+                const double bv = elem(pb, l + j * (uint64_t)b->ld) *
+                                  scale(sb[fp4_sf_offset(j, l / blk, k_blocks)]);
+                acc += av * bv;
+            }
+            const double cv = be != 0 ? ((const float *)C)[i + j * c->ld] : 0.0;
+            ((float *)D)[i + j * dl->ld] = (float)(al * acc + be * cv);
+        }
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const void *alpha,
@@ -926,6 +1026,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
     const EmuLayout *a = (const EmuLayout *)la, *b = (const EmuLayout *)lb, *c = (const EmuLayout *)lc,
                     *dl = (const EmuLayout *)ld;
     uint64_t m, n, k;
+    if (a->type == CUDA_R_4F_E2M1)
+        return fp4_matmul(d, (const float *)alpha, A, a, B, b, (const float *)beta, C, c, D, dl);
     if (!fp8_shape(d, a, b, c, &m, &n, &k) || !is_dev(A) || !is_dev(B) || !is_dev(D) ||
         (d->a_scale && !is_dev(d->a_scale)) || (d->b_scale && !is_dev(d->b_scale)))
         return CUBLAS_STATUS_INVALID_VALUE;
