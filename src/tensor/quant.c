@@ -477,8 +477,6 @@ const char *dc_weight_format_name(dc_weight_format f) {
     case DC_WEIGHTS_FP8_E4M3: return "fp8";
     case DC_WEIGHTS_NVFP4: return "nvfp4";
     case DC_WEIGHTS_MXFP4: return "mxfp4";
-    case DC_WEIGHTS_NVFP4: return "nvfp4";
-    case DC_WEIGHTS_MXFP4: return "mxfp4";
     }
     return "unknown";
 }
