@@ -421,7 +421,8 @@ static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const 
         for (size_t c = 0; c < k; c++) j.colmax[c] = p[c] > j.colmax[c] ? p[c] : j.colmax[c];
     }
     j.n_skip =
-        dc_quant_int8_outliers_pick(j.colmax, q->k, skip, (float *)(void *)(base + o_sorted));
+        dc_quant_int8_outliers_pick(j.colmax, q->k, q->r.outlier_ratio, skip,
+                                    (float *)(void *)(base + o_sorted));
     j.skip = skip;
     dc_cpu_parallel_for(rows, rows_grain(k), threads, rows_piece, &j);
     /* int32 sums land in y's own bytes and are dequantised in place */

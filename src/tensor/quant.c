@@ -161,7 +161,8 @@ dc_int8_ranges dc_quant_int8_ranges_cpu(void) {
     bool vnni = (isa & (unsigned)dnnl_cpu_isa_avx512_core_vnni) ==
                     (unsigned)dnnl_cpu_isa_avx512_core_vnni ||
                 (isa & (unsigned)dnnl_cpu_isa_avx2_vnni) == (unsigned)dnnl_cpu_isa_avx2_vnni;
-    dc_int8_ranges r = {255, vnni ? 127 : 63};
+    dc_int8_ranges r = vnni ? (dc_int8_ranges){255, 127, DC_INT8_OUTLIER_RATIO}
+                            : (dc_int8_ranges){127, 127, DC_INT8_OUTLIER_RATIO_U7};
     return r;
 }
 
@@ -230,14 +231,14 @@ void dc_quant_int8_colmax(const float *x, size_t rows, uint32_t k, float *colmax
     }
 }
 
-uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, uint32_t *idx,
+uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, float ratio, uint32_t *idx,
                                      float *work) {
     uint32_t cap = k / DC_INT8_OUTLIER_SHARE;
     if (!cap) return 0;
     float *sorted = work;
     memcpy(sorted, colmax, (size_t)k * sizeof *sorted);
     qsort(sorted, k, sizeof *sorted, float_cmp);
-    float thr = sorted[k / 2] * DC_INT8_OUTLIER_RATIO;
+    float thr = sorted[k / 2] * ratio;
     /* more candidates than the cap: keep the cap largest */
     if (sorted[k - cap - 1] > thr) thr = sorted[k - cap - 1];
     uint32_t n = 0;
@@ -246,12 +247,12 @@ uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, uint32_t *
     return n;
 }
 
-uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_t *idx,
-                                float *work) {
+uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, float ratio,
+                                uint32_t *idx, float *work) {
     if (!(k / DC_INT8_OUTLIER_SHARE) || !rows) return 0;
     for (uint32_t j = 0; j < k; j++) work[j] = 0.0f;
     dc_quant_int8_colmax(x, rows, k, work);
-    return dc_quant_int8_outliers_pick(work, k, idx, work + k);
+    return dc_quant_int8_outliers_pick(work, k, ratio, idx, work + k);
 }
 
 /* min(0, row), max(0, row), and whether a value is inf or NaN (v·0 is NaN then). */
@@ -421,7 +422,7 @@ void dc_quant_int8_dequant(float *y, size_t rows, uint32_t n, size_t ld, const f
 
 dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
                                    const int8_t *qw, const float *sw, const int32_t *colsum,
-                                   const float *bias, int32_t act_max, float *y) {
+                                   const float *bias, dc_int8_ranges rg, float *y) {
     uint8_t *qx = malloc(rows * k + 1);
     float *sx = malloc((rows + 1) * sizeof *sx), *work = malloc(2 * (size_t)k * sizeof *work);
     int32_t *zx = malloc((rows + 1) * sizeof *zx);
@@ -434,8 +435,8 @@ dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint
         free(skip);
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 reference of %zu rows", rows);
     }
-    uint32_t n_skip = dc_quant_int8_outliers(x, rows, k, skip, work);
-    dc_quant_int8_rows(x, rows, k, act_max, skip, n_skip, qx, sx, zx, work);
+    uint32_t n_skip = dc_quant_int8_outliers(x, rows, k, rg.outlier_ratio, skip, work);
+    dc_quant_int8_rows(x, rows, k, rg.act_max, skip, n_skip, qx, sx, zx, work);
     for (size_t r = 0; r < rows; r++)
         for (uint32_t c = 0; c < n; c++) {
             int64_t acc = 0;

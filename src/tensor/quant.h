@@ -10,7 +10,7 @@
  * Transformer activations carry a few outlier channels (input columns far larger than the
  * rest, e.g. after LayerNorm); one of them would set every row's scale and leave the other
  * channels a handful of levels. So each forward picks the columns of x whose largest
- * magnitude exceeds DC_INT8_OUTLIER_RATIO × the median column's (at most
+ * magnitude exceeds a ratio (dc_int8_ranges) × the median column's (at most
  * k / DC_INT8_OUTLIER_SHARE of them), quantises the rows without them (qx = zx there, so they
  * add exactly 0) and adds their part in f32 against the dequantised weights:
  *   y[m,n] += Σ_{j outlier} x[m,j]·sw[n]·qw[n,j]. */
@@ -28,15 +28,19 @@ float dc_quant_bf16_to_f32(uint16_t b);
 void dc_quant_bf16_pack(const float *src, size_t n, uint16_t *dst);
 void dc_quant_bf16_unpack(const uint16_t *src, size_t n, float *dst);
 
-/* The integer ranges of an int8 product. */
+/* The integer ranges of an int8 product, and the outlier threshold used with them. */
 typedef struct dc_int8_ranges {
-    int32_t act_max; /* activations are u8 in [0, act_max] */
-    int32_t w_max;   /* weights are s8 in [−w_max, w_max] */
+    int32_t act_max;     /* activations are u8 in [0, act_max] */
+    int32_t w_max;       /* weights are s8 in [−w_max, w_max] */
+    float outlier_ratio; /* outlier columns: largest magnitude > ratio × the median column's */
 } dc_int8_ranges;
 
 /* The ranges the CPU's int8 matrix product computes exactly. With VNNI (vpdpbusd) that is the
- * full 255 / 127. Without it oneDNN multiplies u8·s8 pairs into a saturating int16
- * (vpmaddubsw), so a pair must stay within 32767: the weights keep 7 bits (255 / 63). */
+ * full 255 / 127 (outlier ratio DC_INT8_OUTLIER_RATIO). Without it oneDNN multiplies u8·s8
+ * pairs into a saturating int16 (vpmaddubsw), so a pair must stay within 32767: the
+ * activations keep 7 bits and the weights 8 (127 / 127: a pair reaches 2·127·127 = 32258),
+ * with outlier ratio DC_INT8_OUTLIER_RATIO_U7. Measured on the real all-MiniLM-L6-v2
+ * (docs/precision.md), that split beat 8-bit activations with 7-bit weights (255 / 63). */
 dc_int8_ranges dc_quant_int8_ranges_cpu(void);
 
 /* Quantises W [n, k] (nn.Linear layout) per output channel: q [n, k], scale [n] and
@@ -45,6 +49,7 @@ dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t 
                                 float *scale, int32_t *colsum);
 
 #define DC_INT8_OUTLIER_RATIO 4.0f
+#define DC_INT8_OUTLIER_RATIO_U7 3.0f
 #define DC_INT8_OUTLIER_SHARE 32u
 
 /* The outlier columns of x [rows, k] as described above, ascending, into idx (room for
@@ -53,10 +58,10 @@ dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t 
  * can be scanned in parallel pieces: dc_quant_int8_colmax raises colmax[k] to the largest
  * magnitude of each column over `rows` rows (NaN leaves a column as it was), and
  * dc_quant_int8_outliers_pick chooses from the finished colmax (`work`: k floats). */
-uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, uint32_t *idx,
-                                float *work);
+uint32_t dc_quant_int8_outliers(const float *x, size_t rows, uint32_t k, float ratio,
+                                uint32_t *idx, float *work);
 void dc_quant_int8_colmax(const float *x, size_t rows, uint32_t k, float *colmax);
-uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, uint32_t *idx,
+uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, float ratio, uint32_t *idx,
                                      float *work);
 
 /* Quantises each of `rows` rows of x [rows, k] to u8 with its own scale and zero point (the
@@ -96,7 +101,7 @@ void dc_quant_int8_dequant_outliers(float *y, size_t rows, uint32_t n, size_t ld
  * activations are rounded to bf16 too, as a native bf16 product does). */
 dc_status dc_quant_linear_int8_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
                                    const int8_t *qw, const float *sw, const int32_t *colsum,
-                                   const float *bias, int32_t act_max, float *y);
+                                   const float *bias, dc_int8_ranges r, float *y);
 void dc_quant_linear_bf16_ref(const float *x, size_t rows, uint32_t k, uint32_t n,
                               const uint16_t *w16, const float *bias, bool round_x, float *y);
 

@@ -108,17 +108,29 @@ static void test_int8_outliers(void **s) {
     float *x = rand_vec((size_t)ROWS * K, 1.0f);
     float work[2 * K];
     uint32_t idx[K / DC_INT8_OUTLIER_SHARE];
-    assert_int_equal(dc_quant_int8_outliers(x, ROWS, K, idx, work), 0);
+    assert_int_equal(dc_quant_int8_outliers(x, ROWS, K, DC_INT8_OUTLIER_RATIO, idx, work), 0);
     x[2 * K + 7] = 40.0f;  /* one large value makes column 7 an outlier */
     x[4 * K + 90] = -30.0f;
-    assert_int_equal(dc_quant_int8_outliers(x, ROWS, K, idx, work), 2);
+    assert_int_equal(dc_quant_int8_outliers(x, ROWS, K, DC_INT8_OUTLIER_RATIO, idx, work), 2);
     assert_int_equal(idx[0], 7);
     assert_int_equal(idx[1], 90);
     /* never more than k / DC_INT8_OUTLIER_SHARE: the largest ones */
     for (uint32_t j = 0; j < 10; j++) x[j * 11] = 100.0f + (float)j;
-    uint32_t n = dc_quant_int8_outliers(x, ROWS, K, idx, work);
+    uint32_t n = dc_quant_int8_outliers(x, ROWS, K, DC_INT8_OUTLIER_RATIO, idx, work);
     assert_int_equal(n, K / DC_INT8_OUTLIER_SHARE);
     for (uint32_t i = 0; i < n; i++) assert_true(idx[i] % 11 == 0 && idx[i] / 11 >= 10 - n);
+    /* the ratio decides: a column at 3.5 x the median is an outlier at 3, not at 4 */
+    for (size_t i = 0; i < (size_t)ROWS * K; i++) x[i] = (i % 3) ? 0.5f : -0.5f;
+    x[K + 50] = 1.75f;
+    x[3 * K + 60] = -2.5f;
+    assert_int_equal(dc_quant_int8_outliers(x, ROWS, K, 4.0f, idx, work), 1);
+    assert_int_equal(idx[0], 60);
+    assert_int_equal(dc_quant_int8_outliers(x, ROWS, K, 3.0f, idx, work), 2);
+    assert_int_equal(idx[0], 50);
+    /* the ranges this CPU uses never saturate vpmaddubsw's int16 pairs without VNNI */
+    dc_int8_ranges rg = dc_quant_int8_ranges_cpu();
+    assert_true(rg.act_max <= 255 && rg.w_max <= 127 && rg.outlier_ratio > 1.0f);
+    if (rg.act_max < 255 || rg.w_max < 127) assert_true(2 * rg.act_max * rg.w_max <= 32767);
     free(x);
 }
 
@@ -148,7 +160,7 @@ static void check_layer(dc_backend *be, const shape *sh, float xscale) {
     float *sw = malloc(sh->n * sizeof *sw);
     int32_t *cs = malloc(sh->n * sizeof *cs);
     assert_ok(dc_quant_int8_weights(w, sh->n, sh->k, rg.w_max, qw, sw, cs));
-    assert_ok(dc_quant_linear_int8_ref(x, sh->rows, sh->k, sh->n, qw, sw, cs, b, rg.act_max, r));
+    assert_ok(dc_quant_linear_int8_ref(x, sh->rows, sh->k, sh->n, qw, sw, cs, b, rg, r));
     assert_ok(be->ops->linear_forward(be, l8, x, sh->rows, y));
     double e_ref = max_rel(y, r, mn), c8 = cosine(y, f, mn);
     if (e_ref > 1e-5) fail_msg("int8 %ux%ux%u: %.3g from the reference", sh->rows, sh->n, sh->k, e_ref);
@@ -223,7 +235,7 @@ static void test_int8_extremes(void **s) {
     float sw[N];
     int32_t cs[N];
     assert_ok(dc_quant_int8_weights(w, N, K, rg.w_max, qw, sw, cs));
-    assert_ok(dc_quant_linear_int8_ref(x, M, K, N, qw, sw, cs, NULL, rg.act_max, r));
+    assert_ok(dc_quant_linear_int8_ref(x, M, K, N, qw, sw, cs, NULL, rg, r));
     for (int i = 0; i < M * N; i++) {
         if (fabsf(y[i] - r[i]) > 1e-4f * fabsf(r[i]) + 1e-6f)
             fail_msg("element %d: %g, reference %g", i, y[i], r[i]);

