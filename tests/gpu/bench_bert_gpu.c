@@ -1,8 +1,11 @@
 /* BERT-base-sized encoder (random weights, tests/tools/bert_fixture.c) on the CPU backend and on
  * the CUDA backend in every weight format: milliseconds per packed batch, tokens per second,
- * and the worst row cosine against the CPU's fp32 output. Not a test (no thresholds): run by
- * scripts/gpu-check.sh. Exits 77 without a device.
+ * and the worst row cosine against the CPU's fp32 output. Each CUDA format runs once per
+ * attention kernel named by --attn (DC_CUDA_ATTN: "basic" = one block per query and head,
+ * "tiled" = query tiles with K/V in shared memory; default both, side by side). Not a test (no
+ * thresholds): run by scripts/gpu-check.sh. Exits 77 without a device.
  * Usage: bench_bert_gpu [--seqs N] [--len L] [--layers N] [--iters N] [--cpu-iters N]
+ *                       [--attn basic,tiled]
  *                       [--fixture DIR]   (write the checkpoint there and keep it, for peers) */
 #include <sys/stat.h>
 #include <time.h>
@@ -36,7 +39,7 @@ static double time_forward(dc_bert *m, const dc_bert_batch *b, float *out, int i
 int main(int argc, char **argv) {
     uint32_t seqs = 32, len = 128, layers = 12;
     int iters = 10, cpu_iters = 2;
-    const char *keep = NULL;
+    const char *keep = NULL, *attn = "basic,tiled";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seqs")) seqs = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--len")) len = (uint32_t)atoi(argv[i + 1]);
@@ -44,9 +47,23 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--cpu-iters")) cpu_iters = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--fixture")) keep = argv[i + 1];
+        else if (!strcmp(argv[i], "--attn")) attn = argv[i + 1];
     }
-    if (!seqs || !len || len > 510 || !layers || iters < 1 || cpu_iters < 1) {
-        fprintf(stderr, "usage: %s [--seqs N] [--len L≤510] [--layers N] [--iters N] [--cpu-iters N]\n", argv[0]);
+    /* the attention kernels to time, each a DC_CUDA_ATTN value */
+    const char *kernels[4];
+    int n_kernels = 0;
+    char attn_buf[64];
+    snprintf(attn_buf, sizeof attn_buf, "%s", attn);
+    for (char *sv = NULL, *k = strtok_r(attn_buf, ",", &sv); k && n_kernels < 4;
+         k = strtok_r(NULL, ",", &sv)) {
+        if (strcmp(k, "basic") && strcmp(k, "tiled") && strcmp(k, "auto")) {
+            fprintf(stderr, "--attn: %s is not basic, tiled or auto\n", k);
+            return 2;
+        }
+        kernels[n_kernels++] = k;
+    }
+    if (!seqs || !len || len > 510 || !layers || iters < 1 || cpu_iters < 1 || !n_kernels) {
+        fprintf(stderr, "usage: %s [--seqs N] [--len L≤510] [--layers N] [--iters N] [--cpu-iters N] [--attn basic,tiled]\n", argv[0]);
         return 2;
     }
     dc_backend *gpu = gpu_or_skip("bench_bert_gpu", NULL), *cpu = NULL;
@@ -72,11 +89,13 @@ int main(int argc, char **argv) {
     printf("device: %s (sm_%d%d, %d SMs); cpu: %ld online cores, kernel isa %s\n", info.name,
            info.cc_major, info.cc_minor, info.sm_count, sysconf(_SC_NPROCESSORS_ONLN),
            dc_cpu_kernel_isa());
-    printf("%-6s %-6s %12s %14s %12s\n", "device", "format", "ms/batch", "tokens/s", "min cos");
+    printf("%-6s %-6s %-6s %12s %14s %12s\n", "device", "format", "attn", "ms/batch", "tokens/s",
+           "min cos");
     dc_bert *m = NULL;
     if (load(dir, cpu, DC_WEIGHTS_F32, &m)) return fprintf(stderr, "%s\n", dc_error_detail()), 1;
     double t = time_forward(m, &b, ref, cpu_iters);
-    printf("%-6s %-6s %12.2f %14.0f %12s\n", "cpu", "fp32", t * 1e3, T / t, "(reference)");
+    printf("%-6s %-6s %-6s %12.2f %14.0f %12s\n", "cpu", "fp32", "-", t * 1e3, T / t,
+           "(reference)");
     dc_bert_destroy(m);
     const dc_weight_format fmts[] = {DC_WEIGHTS_F32, DC_WEIGHTS_BF16, DC_WEIGHTS_F16,
                                      DC_WEIGHTS_FP8_E4M3};
@@ -88,12 +107,16 @@ int main(int argc, char **argv) {
             if (tf && fmts[i] != DC_WEIGHTS_F32) continue;
             m = NULL;
             dc_status st = load(dir, g, fmts[i], &m);
-            t = st ? -1 : time_forward(m, &b, out, iters);
             const char *name = tf ? "tf32" : dc_weight_format_name(fmts[i]);
-            if (t < 0) printf("%-6s %-6s %s\n", "cuda", name, dc_error_detail());
-            else
-                printf("%-6s %-6s %12.2f %14.0f %12.7f\n", "cuda", name, t * 1e3, T / t,
-                       min_cosine(out, ref, T, 768));
+            for (int k = 0; k < n_kernels; k++) {
+                setenv("DC_CUDA_ATTN", kernels[k], 1); /* read by the backend per call */
+                t = st ? -1 : time_forward(m, &b, out, iters);
+                if (t < 0) printf("%-6s %-6s %-6s %s\n", "cuda", name, kernels[k], dc_error_detail());
+                else
+                    printf("%-6s %-6s %-6s %12.2f %14.0f %12.7f\n", "cuda", name, kernels[k],
+                           t * 1e3, T / t, min_cosine(out, ref, T, 768));
+            }
+            unsetenv("DC_CUDA_ATTN");
             dc_bert_destroy(m);
         }
         if (tf) dc_backend_destroy(g);
