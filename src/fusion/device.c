@@ -1,5 +1,5 @@
-/* Where the fusion experts run: fusion.device (cpu, auto, cuda:N) → a backend. A CUDA backend
- * is the one shared by everything on that device (dc_backend_cuda_acquire). */
+/* Where the fusion experts run: fusion.device (cpu, auto, cuda:N) → a backend. On CUDA that is
+ * a stream context of its own over the device's shared pool (dc_backend_cuda_acquire). */
 #include <stdio.h>
 
 #include "core/error.h"

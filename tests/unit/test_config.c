@@ -766,7 +766,7 @@ static void test_apply_is_all_or_nothing(void **state) {
 
 static void test_enum_parse_and_name_pairs(void **state) {
     (void)state;
-    for (int i = 0; i <= DC_QUANTIZATION_FP8; i++) {
+    for (int i = 0; i <= DC_QUANTIZATION_MXFP4; i++) {
         dc_quantization q;
         assert_ok(dc_quantization_parse(dc_quantization_name((dc_quantization)i), &q));
         assert_int_equal(q, i);
