@@ -11,12 +11,7 @@
 #include <stdint.h>
 
 #include "gpu/kernels.h"
-
-#ifdef DC_CUDA_EMU
-#include "emu/cuda_emu.h" // tests/gpu/emu: the kernels run on the CPU for the emulated tests
-#else
-#define DC_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
-#endif
+#include "gpu/cuk_launch.h"
 
 namespace {
 

@@ -14,14 +14,7 @@
 #include <stdint.h>
 
 #include "gpu/kernels.h"
-
-#ifdef DC_CUDA_EMU
-#include "emu/cuda_emu.h" // tests/gpu/emu: the kernels run on the CPU for the emulated tests
-#define DC_BOUNDS(n)
-#else
-#define DC_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
-#define DC_BOUNDS(n) __launch_bounds__(n)
-#endif
+#include "gpu/cuk_launch.h"
 
 namespace {
 

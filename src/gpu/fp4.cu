@@ -10,22 +10,9 @@
 #include <stdint.h>
 
 #include "gpu/fp4_kernels.h"
-
-#ifdef DC_CUDA_EMU
-#include "emu/cuda_emu.h" // tests/gpu/emu: the kernels run on the CPU for the emulated tests
-#else
-#define DC_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
-#endif
+#include "gpu/cuk_launch.h"
 
 namespace {
-
-constexpr int kThreads = 256;
-
-unsigned grid_for(size_t n) {
-    size_t b = (n + kThreads - 1) / kThreads;
-    if (b > 65535u * 8u) b = 65535u * 8u; // grid-stride loops cover the rest
-    return b ? (unsigned)b : 1u;
-}
 
 __device__ float e2m1_decode(unsigned code) {
     const unsigned e = (code >> 1) & 3u, m = code & 1u;
@@ -131,8 +118,8 @@ int dc_cuk_fp4_to_bf16(cudaStream_t s, const uint8_t *packed, const uint8_t *blo
                        size_t n, int block, void *out) {
     if (!n) return 0;
     if (block != 16 && block != 32) return (int)cudaErrorInvalidValue;
-    DC_LAUNCH(fp4_to_bf16_k, grid_for(n), kThreads, 0, s, packed, block_scales, n, block,
-              (__nv_bfloat16 *)out);
+    DC_LAUNCH(fp4_to_bf16_k, elem_grid(n), kElemBlock, 0, s, packed, block_scales, n,
+              block, (__nv_bfloat16 *)out);
     return (int)cudaGetLastError();
 }
 
@@ -141,7 +128,7 @@ int dc_cuk_fp4_quantize(cudaStream_t s, const float *x, size_t rows, size_t k, i
     if ((block != 16 && block != 32) || k % 32) return (int)cudaErrorInvalidValue;
     cudaError_t e = cudaMemsetAsync(sf, 0, DC_FP4_SF_BYTES(rows, k / (size_t)block), s);
     if (e != cudaSuccess || !rows || !k) return (int)e;
-    DC_LAUNCH(fp4_quantize_k, grid_for(rows * (k / (size_t)block)), kThreads, 0, s, x, rows, k,
+    DC_LAUNCH(fp4_quantize_k, elem_grid(rows * (k / (size_t)block)), kElemBlock, 0, s, x, rows, k,
               block, amax, tensor_scale, q, sf);
     return (int)cudaGetLastError();
 }
@@ -149,7 +136,7 @@ int dc_cuk_fp4_quantize(cudaStream_t s, const float *x, size_t rows, size_t k, i
 int dc_cuk_scale_bias(cudaStream_t s, float *y, const float *scale, const float *bias,
                       size_t rows, size_t cols) {
     if (!rows || !cols || (!scale && !bias)) return 0;
-    DC_LAUNCH(scale_bias_k, grid_for(rows * cols), kThreads, 0, s, y, scale, bias, rows, cols);
+    DC_LAUNCH(scale_bias_k, elem_grid(rows * cols), kElemBlock, 0, s, y, scale, bias, rows, cols);
     return (int)cudaGetLastError();
 }
 
