@@ -175,6 +175,15 @@ static void cu_add(dc_backend *be, float *y, const float *x, size_t n) {
     dc_cu_note(cb, (cudaError_t)dc_cuk_add(cb->stream, y, x, n), "add");
 }
 
+static void cu_col_max(dc_backend *be, const float *x, size_t rows, size_t cols, float *w) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb)) {
+        dc_cu_note(cb, cudaErrorInvalidDevice, "column max");
+        return;
+    }
+    dc_cu_note(cb, (cudaError_t)dc_cuk_col_max(cb->stream, x, rows, cols, w), "column max");
+}
+
 static void host_embed_sum(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
                            const float *t1, const uint32_t *i1, const float *t2,
                            const uint32_t *i2, float *out) {
@@ -261,6 +270,7 @@ static const dc_backend_ops cuda_ops = {
     .layernorm = cu_layernorm,
     .activation = cu_activation,
     .add = cu_add,
+    .col_max = cu_col_max,
     .embed_sum = cu_embed_sum,
     .attention = dc_cu_attention,
     .attention_ex = dc_cu_attention_ex,

@@ -4,25 +4,13 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "gpu/kernels.h"
-
-#ifdef DC_CUDA_EMU
-#include "emu/cuda_emu.h" // tests/gpu/emu: the kernels run on the CPU for the emulated tests
-#else
-#define DC_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
-#endif
+#include "gpu/cuk_launch.h"
 
 namespace {
-
-constexpr int kThreads = 256;
-
-unsigned grid_for(size_t n) {
-    size_t b = (n + kThreads - 1) / kThreads;
-    if (b > 65535u * 8u) b = 65535u * 8u; // grid-stride loops cover the rest
-    return b ? (unsigned)b : 1u;
-}
 
 __global__ void embed_sum_k(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
                             const float *t1, const uint32_t *i1, const float *t2,
@@ -102,6 +90,16 @@ __global__ void add_k(float *y, const float *x, size_t n) {
         y[i] += x[i];
 }
 
+// One thread per column walks the rows: neighbouring threads read neighbouring floats.
+__global__ void col_max_k(const float *x, size_t rows, size_t cols, float *w) {
+    for (size_t c = blockIdx.x * (size_t)blockDim.x + threadIdx.x; c < cols;
+         c += (size_t)gridDim.x * blockDim.x) {
+        float m = -INFINITY;
+        for (size_t r = 0; r < rows; r++) m = fmaxf(m, x[r * cols + c]);
+        w[c] = m;
+    }
+}
+
 __global__ void add_bias_k(float *y, const float *bias, size_t rows, size_t cols) {
     size_t n = rows * cols;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
@@ -145,8 +143,8 @@ int dc_cuk_embed_sum(cudaStream_t s, size_t rows, size_t cols, const float *t0,
                      const uint32_t *i0, const float *t1, const uint32_t *i1, const float *t2,
                      const uint32_t *i2, float *out) {
     if (!rows || !cols) return 0;
-    DC_LAUNCH(embed_sum_k, grid_for(rows * cols), kThreads, 0, s, rows, cols, t0, i0, t1, i1, t2, i2,
-                                                            out);
+    DC_LAUNCH(embed_sum_k, elem_grid(rows * cols), kElemBlock, 0, s, rows, cols, t0, i0,
+              t1, i1, t2, i2, out);
     return (int)cudaGetLastError();
 }
 
@@ -154,44 +152,51 @@ int dc_cuk_layernorm(cudaStream_t s, const float *x, const float *residual, cons
                      const float *beta, float eps, size_t rows, size_t cols, float *y) {
     if (!rows || !cols) return 0;
     if (rows > 0x7fffffffu) return (int)cudaErrorInvalidValue;
-    DC_LAUNCH(layernorm_k, (unsigned)rows, kThreads, 0, s, x, residual, gamma, beta, eps, cols, y);
+    DC_LAUNCH(layernorm_k, (unsigned)rows, kElemBlock, 0, s, x, residual, gamma, beta, eps, cols,
+              y);
     return (int)cudaGetLastError();
 }
 
 int dc_cuk_activation(cudaStream_t s, int act, float *x, size_t n) {
     if (!n || act == 0) return 0;
-    DC_LAUNCH(activation_k, grid_for(n), kThreads, 0, s, act, x, n);
+    DC_LAUNCH(activation_k, elem_grid(n), kElemBlock, 0, s, act, x, n);
     return (int)cudaGetLastError();
 }
 
 int dc_cuk_add(cudaStream_t s, float *y, const float *x, size_t n) {
     if (!n) return 0;
-    DC_LAUNCH(add_k, grid_for(n), kThreads, 0, s, y, x, n);
+    DC_LAUNCH(add_k, elem_grid(n), kElemBlock, 0, s, y, x, n);
+    return (int)cudaGetLastError();
+}
+
+int dc_cuk_col_max(cudaStream_t s, const float *x, size_t rows, size_t cols, float *w) {
+    if (!cols) return 0;
+    DC_LAUNCH(col_max_k, elem_grid(cols), kElemBlock, 0, s, x, rows, cols, w);
     return (int)cudaGetLastError();
 }
 
 int dc_cuk_add_bias(cudaStream_t s, float *y, const float *bias, size_t rows, size_t cols) {
     if (!rows || !cols) return 0;
-    DC_LAUNCH(add_bias_k, grid_for(rows * cols), kThreads, 0, s, y, bias, rows, cols);
+    DC_LAUNCH(add_bias_k, elem_grid(rows * cols), kElemBlock, 0, s, y, bias, rows, cols);
     return (int)cudaGetLastError();
 }
 
 int dc_cuk_to_half(cudaStream_t s, const float *x, void *y, size_t n, int bf16) {
     if (!n) return 0;
-    DC_LAUNCH(to_half_k, grid_for(n), kThreads, 0, s, x, y, n, bf16);
+    DC_LAUNCH(to_half_k, elem_grid(n), kElemBlock, 0, s, x, y, n, bf16);
     return (int)cudaGetLastError();
 }
 
 int dc_cuk_amax(cudaStream_t s, const float *x, size_t n, float *amax) {
     cudaError_t e = cudaMemsetAsync(amax, 0, sizeof(float), s);
     if (e != cudaSuccess || !n) return (int)e;
-    DC_LAUNCH(amax_k, grid_for(n), kThreads, 0, s, x, n, (unsigned *)amax);
+    DC_LAUNCH(amax_k, elem_grid(n), kElemBlock, 0, s, x, n, (unsigned *)amax);
     return (int)cudaGetLastError();
 }
 
 int dc_cuk_fp8_quantize(cudaStream_t s, const float *x, size_t n, const float *amax,
                         float *scale, uint8_t *q) {
-    DC_LAUNCH(fp8_quantize_k, grid_for(n ? n : 1), kThreads, 0, s, x, n, amax, scale, q);
+    DC_LAUNCH(fp8_quantize_k, elem_grid(n ? n : 1), kElemBlock, 0, s, x, n, amax, scale, q);
     return (int)cudaGetLastError();
 }
 

@@ -22,6 +22,8 @@ int dc_cuk_layernorm(cudaStream_t s, const float *x, const float *residual, cons
 /* act: the dc_activation value */
 int dc_cuk_activation(cudaStream_t s, int act, float *x, size_t n);
 int dc_cuk_add(cudaStream_t s, float *y, const float *x, size_t n);
+/* w[c] = max over `rows` rows of x[r, c] (row stride cols); -INFINITY when rows = 0 */
+int dc_cuk_col_max(cudaStream_t s, const float *x, size_t rows, size_t cols, float *w);
 /* y[r, c] += bias[c] */
 int dc_cuk_add_bias(cudaStream_t s, float *y, const float *bias, size_t rows, size_t cols);
 /* f32 → bf16 (bf16 != 0) or f16, round to nearest even */

@@ -92,8 +92,10 @@ done:
     return st;
 }
 
-/* SPLADE weights of one sequence into w[V] (zeroed here). The MLM head runs on the backend;
- * the max pooling reads the logits on the host (downloaded, unless the backend is the CPU). */
+/* SPLADE weights of one sequence into w[V]: max over its attended rows of log(1 + relu(logit)),
+ * computed as log1p(relu(max logit)) (log1p is increasing). The MLM head and the column max run
+ * on the backend, so only V floats come back; a sequence with masked rows (none today: E6 builds
+ * no mask) takes the logits to the host and skips those rows there. */
 static dc_status splade_weights(dc_encoder_model *em, const dc_enc_seq *seq, const float *rows,
                                 float *w) {
     splade_head *h = em->head;
@@ -102,40 +104,53 @@ static dc_status splade_weights(dc_encoder_model *em, const dc_enc_seq *seq, con
     const uint32_t H = c->hidden, V = h->vocab, L = seq->len;
     memset(w, 0, (size_t)V * sizeof *w);
     if (!L) return DC_OK;
-    const size_t lbytes = (size_t)L * V * sizeof(float);
-    float *logits = malloc(lbytes);
-    void *d_rows = NULL, *d_t = NULL, *d_logits = NULL;
+    const bool on_backend = !seq->mask && be->ops->col_max;
+    const size_t lbytes = (size_t)L * V * sizeof(float), wbytes = (size_t)V * sizeof(float);
+    float *logits = on_backend ? NULL : malloc(lbytes);
+    void *d_rows = NULL, *d_t = NULL, *d_logits = NULL, *d_w = NULL;
     dc_status st = DC_OK;
-    if (!logits) {
+    if (!on_backend && !logits) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "SPLADE logits for %u tokens", L);
         goto done;
     }
     if ((st = dc_be_in(be, rows, (size_t)L * H * sizeof(float), &d_rows)) ||
-        (st = be->ops->alloc(be, (size_t)L * H * sizeof(float), &d_t)) ||
-        (st = dc_be_out(be, logits, lbytes, &d_logits)))
+        (st = be->ops->alloc(be, (size_t)L * H * sizeof(float), &d_t)))
         goto done;
+    if (on_backend) {
+        st = be->ops->alloc(be, lbytes, &d_logits);
+        if (!st) st = dc_be_out(be, w, wbytes, &d_w);
+    } else {
+        st = dc_be_out(be, logits, lbytes, &d_logits);
+    }
+    if (st) goto done;
     float *t = d_t;
     if ((st = be->ops->linear_forward(be, h->transform, d_rows, L, t))) goto done;
     be->ops->activation(be, c->act, t, (size_t)L * H);
     be->ops->layernorm(be, t, NULL, h->ln_g, h->ln_b, c->eps, L, H, t);
     if ((st = be->ops->linear_forward(be, h->decoder, t, L, d_logits))) goto done;
-    if ((st = dc_be_fetch(be, logits, d_logits, lbytes))) goto done;
-    for (uint32_t i = 0; i < L; i++) {
-        if (seq->mask && !seq->mask[i]) continue;
-        const float *li = logits + (size_t)i * V;
-        for (uint32_t v = 0; v < V; v++) {
-            float x = li[v];
-            if (x > 0.0f) {
-                float y = log1pf(x);
-                if (y > w[v]) w[v] = y;
-            }
+    if (on_backend) {
+        be->ops->col_max(be, d_logits, L, V, d_w);
+        if ((st = dc_be_fetch(be, w, d_w, wbytes))) goto done;
+    } else {
+        if ((st = dc_be_fetch(be, logits, d_logits, lbytes))) goto done;
+        for (uint32_t i = 0; i < L; i++) {
+            if (!seq->mask[i]) continue;
+            const float *li = logits + (size_t)i * V;
+            for (uint32_t v = 0; v < V; v++) w[v] = li[v] > w[v] ? li[v] : w[v];
         }
     }
+    for (uint32_t v = 0; v < V; v++) w[v] = w[v] > 0.0f ? log1pf(w[v]) : 0.0f;
 done:
     dc_be_drop(be, d_rows, rows);
     if (d_t) be->ops->release(be, d_t);
-    dc_be_drop(be, d_logits, logits);
+    if (on_backend) {
+        if (d_logits) be->ops->release(be, d_logits);
+        dc_be_drop(be, d_w, w);
+    } else {
+        dc_be_drop(be, d_logits, logits);
+    }
     free(logits);
+    if (st != DC_OK) memset(w, 0, wbytes);
     return st;
 }
 

@@ -109,6 +109,10 @@ typedef struct dc_backend_ops {
     void (*activation)(dc_backend *be, dc_activation act, float *x, size_t n);
     /* y += x over n values. */
     void (*add)(dc_backend *be, float *y, const float *x, size_t n);
+    /* w[c] = max over the `rows` (≥ 1) rows of x[r, c], for c < cols (NaN ignored): SPLADE's
+     * max pooling, so its [rows, vocabulary] logits need not leave the backend. x and w are
+     * backend memory. */
+    void (*col_max)(dc_backend *be, const float *x, size_t rows, size_t cols, float *w);
     /* Rows of out = sum of the selected rows of up to three tables (word, position, type):
      * out[r] = t0[i0[r]] + t1[i1[r]] + t2[i2[r]] (a NULL table is skipped). Indices were
      * checked by the caller. */
@@ -173,6 +177,8 @@ void dc_kernel_layernorm(const float *x, const float *residual, const float *gam
                          const float *beta, float eps, size_t rows, size_t cols, float *y);
 void dc_kernel_activation(dc_activation act, float *x, size_t n);
 void dc_kernel_add(float *y, const float *x, size_t n);
+/* w[c] = max over rows of x[r, c] (row stride ld ≥ cols); -INFINITY when rows = 0. */
+void dc_kernel_col_max(const float *x, size_t rows, size_t cols, size_t ld, float *w);
 void dc_kernel_embed_sum(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
                          const float *t1, const uint32_t *i1, const float *t2,
                          const uint32_t *i2, float *out);

@@ -315,7 +315,7 @@ typedef struct rows_job {
     const float *x, *residual, *gamma, *beta;
     float *y;
     float eps;
-    size_t cols;
+    size_t rows, cols;
     dc_activation act;
     const float *t0, *t1, *t2;
     const uint32_t *i0, *i1, *i2;
@@ -361,6 +361,20 @@ static void cpu_add(dc_backend *be, float *y, const float *x, size_t n) {
     (void)be;
     rows_job j = {.x = x, .y = y};
     dc_cpu_parallel_for(n, 2 * DC_PAR_FLOATS, 0, add_piece, &j);
+}
+
+static void col_max_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    dc_kernel_col_max(j->x + lo, j->rows, hi - lo, j->cols, j->y + lo);
+}
+
+/* Column ranges, each over every row: a piece reads runs of its columns from each row. */
+static void cpu_col_max(dc_backend *be, const float *x, size_t rows, size_t cols, float *w) {
+    (void)be;
+    rows_job j = {.x = x, .y = w, .rows = rows, .cols = cols};
+    size_t grain = rows ? (2 * DC_PAR_FLOATS + rows - 1) / rows : cols;
+    dc_cpu_parallel_for(cols, grain < 64 ? 64 : grain, 0, col_max_piece, &j);
 }
 
 static void embed_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
@@ -527,6 +541,7 @@ static const dc_backend_ops cpu_ops = {
     .layernorm = cpu_layernorm,
     .activation = cpu_activation,
     .add = cpu_add,
+    .col_max = cpu_col_max,
     .embed_sum = cpu_embed_sum,
     .attention = cpu_attention,
     .attention_ex = cpu_attention_ex,

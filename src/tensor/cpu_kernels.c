@@ -584,6 +584,14 @@ void dc_kernel_erf(const float *x, float *y, size_t n) { K()->erf(x, y, n); }
 void dc_kernel_activation(dc_activation act, float *x, size_t n) { K()->act(act, x, n); }
 void dc_kernel_add(float *y, const float *x, size_t n) { K()->add(y, x, n); }
 
+void dc_kernel_col_max(const float *x, size_t rows, size_t cols, size_t ld, float *w) {
+    for (size_t c = 0; c < cols; c++) w[c] = -INFINITY;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld;
+        for (size_t c = 0; c < cols; c++) w[c] = xr[c] > w[c] ? xr[c] : w[c];
+    }
+}
+
 void dc_kernel_layernorm(const float *x, const float *residual, const float *gamma,
                          const float *beta, float eps, size_t rows, size_t cols, float *y) {
     K()->layernorm(x, residual, gamma, beta, eps, rows, cols, y);

@@ -141,6 +141,26 @@ static void test_activation_add(void) {
     free(y), free(x), free(yc), free(yg);
 }
 
+/* SPLADE's max pooling: a vocabulary-wide row, a NaN (ignored) and the exact maxima. */
+static void test_col_max(void) {
+    static const size_t shapes[][2] = {{1, 30522}, {77, 30522}, {300, 1000}};
+    for (size_t i = 0; i < 3; i++) {
+        const size_t rows = shapes[i][0], cols = shapes[i][1], n = rows * cols;
+        float *x = rnd_array(n, -10, 4), *wc = malloc(cols * 4);
+        if (rows > 1) x[n / 2] = NAN; /* its column still has finite rows */
+        cpu->ops->col_max(cpu, x, rows, cols, wc);
+        float *dx = dev(x, n * 4), *dw = NULL;
+        expect(gpu->ops->alloc(gpu, cols * 4, (void **)&dw) == DC_OK, "col_max", "output buffer");
+        gpu->ops->col_max(gpu, dx, rows, cols, dw);
+        float *wg = host_of(dw, cols);
+        char what[64];
+        snprintf(what, sizeof what, "%zux%zu%s", rows, cols, rows > 1 ? ", one NaN" : "");
+        report("col_max", what, all_finite(wg, cols) ? nmse(wg, wc, cols) : INFINITY, 0);
+        gpu->ops->release(gpu, dx), gpu->ops->release(gpu, dw);
+        free(x), free(wc), free(wg);
+    }
+}
+
 static void test_embed_sum(void) {
     const size_t rows = 37, cols = 96, vocab = 500, npos = 64;
     float *t0 = rnd_array(vocab * cols, -1, 1), *t1 = rnd_array(npos * cols, -1, 1),
@@ -588,6 +608,7 @@ int main(void) {
     gpu = keep;
     test_layernorm();
     test_activation_add();
+    test_col_max();
     test_embed_sum();
     test_attention();
     test_grouped();
