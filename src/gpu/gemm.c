@@ -49,19 +49,26 @@ dc_status dc_cu_gemm_init(dc_cu_backend *cb) {
     if (st) return st;
     if ((st = dc_cublas_status(cublasSetStream(cb->blas, cb->stream), "cublasSetStream")))
         return st;
-    if ((st = dc_cublas_status(cublasLtCreate(&cb->lt), "cublasLtCreate"))) return st;
-    /* the Lt workspace is only needed for FP8; small cards may skip it */
-    if (cudaMalloc(&cb->lt_workspace, LT_WORKSPACE) == cudaSuccess) {
-        cb->lt_workspace_bytes = LT_WORKSPACE;
-    } else {
-        (void)cudaGetLastError();
-        cb->lt_workspace = NULL;
-    }
-    return DC_OK;
+    return dc_cublas_status(cublasLtCreate(&cb->lt), "cublasLtCreate");
 }
 
+/* The cuBLASLt workspace, made when the context's first fp8 or native FP4 layer is (the other
+ * formats never call cuBLASLt), in the pool's weights memory so that it counts against the
+ * device's cap. DC_OK when it exists. */
+static dc_status lt_workspace(dc_cu_backend *cb) {
+    dc_status st = DC_OK;
+    pthread_mutex_lock(&cb->blas_mu);
+    if (!cb->lt_workspace) {
+        st = dc_pool_weights_alloc(&cb->pool, LT_WORKSPACE, &cb->lt_workspace);
+        if (st == DC_OK) cb->lt_workspace_bytes = LT_WORKSPACE;
+    }
+    pthread_mutex_unlock(&cb->blas_mu);
+    return st;
+}
+
+/* Before the pool view is detached (the workspace is pool memory). */
 void dc_cu_gemm_destroy(dc_cu_backend *cb) {
-    if (cb->lt_workspace) cudaFree(cb->lt_workspace);
+    if (cb->lt_workspace) dc_pool_weights_free(&cb->pool, cb->lt_workspace);
     if (cb->lt) cublasLtDestroy(cb->lt);
     if (cb->blas) cublasDestroy(cb->blas);
     cb->lt_workspace = NULL;
@@ -175,8 +182,6 @@ static void fp4_native_refusal(const dc_cu_backend *cb, const dc_linear *l, char
     else if (l->k % 32 || l->n % 16)
         snprintf(why, cap, "cuBLASLt's FP4 matmul wants in_features a multiple of 32 and "
                            "out_features of 16, not %ux%u", l->n, l->k);
-    else if (!cb->lt_workspace)
-        snprintf(why, cap, "no cuBLASLt workspace");
 }
 
 /* Encodes the weights with the CPU codec; keeps them packed for the native product, or
@@ -199,6 +204,8 @@ static dc_status fp4_create(dc_cu_backend *cb, dc_linear *l, const float *weight
     if (st) goto done;
     l->alpha = S;
     fp4_native_refusal(cb, l, why, sizeof why);
+    if (!why[0] && lt_workspace(cb) != DC_OK)
+        snprintf(why, sizeof why, "no room for the %u MiB cuBLASLt workspace", LT_WORKSPACE >> 20);
 #if DC_HAVE_LT_FP4
     if (!why[0]) {
         tiled = calloc(1, sf_bytes);
@@ -342,8 +349,8 @@ dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *
             return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
                               "linear: fp8 needs dimensions that are multiples of 16 (%ux%u)",
                               n_out, k_in);
-        if (!cb->lt_workspace)
-            return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "linear: no cuBLASLt workspace for fp8");
+        dc_status ws = lt_workspace(cb);
+        if (ws) return ws;
     }
     dc_status st = dc_cu_enter(cb);
     if (st || (st = dc_cu_take_sticky(cb))) return st;
