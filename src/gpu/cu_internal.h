@@ -84,8 +84,8 @@ typedef struct dc_cu_backend {
     cudaStream_t stream; /* this context's ops are ordered on it; other contexts run beside */
     cublasHandle_t blas; /* this context's own handles (cuBLAS handles are not shared across */
     cublasLtHandle_t lt; /* streams), bound to `stream` */
-    void *lt_workspace;
-    size_t lt_workspace_bytes;
+    void *workspace;     /* both handles' workspace: pool weights memory, under the cap (gemm.c) */
+    size_t workspace_bytes;
     pthread_mutex_t blas_mu; /* one context may still be called from several threads */
     dc_cu_pool pool;         /* the device's pool, seen from `stream` */
     dc_cu_device *dev;

@@ -247,7 +247,7 @@ static void cu_destroy(dc_backend *be) {
     if (cb) {
         if (cudaSetDevice(cb->device) == cudaSuccess && cb->stream)
             cudaStreamSynchronize(cb->stream);
-        dc_cu_gemm_destroy(cb); /* frees the cuBLASLt workspace into the pool */
+        dc_cu_gemm_destroy(cb); /* frees the cuBLAS workspace into the pool */
         dc_pool_detach(&cb->pool); /* after the sync: what it released is idle now */
         if (cb->stream && cb->stream_foreign) dc_cu_green_stream_destroy(cb->stream);
         else if (cb->stream) cudaStreamDestroy(cb->stream);

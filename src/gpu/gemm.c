@@ -42,36 +42,51 @@ struct dc_linear {
     char impl[192]; /* dc_cuda_api-independent report: how the layer is held and multiplied */
 };
 
-#define LT_WORKSPACE (32u << 20)
+/* The workspace cuBLAS and cuBLASLt use, as NVIDIA recommends for cublasSetWorkspace: 32 MiB
+ * from Hopper on, 4 MiB before. */
+static size_t workspace_bytes(int cc_major) {
+    return cc_major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
+}
 
+/* The handles and their workspace, in the pool's weights memory so that it counts against the
+ * device's cap (left to itself, cuBLAS would cudaMalloc its own per handle, outside the cap).
+ * One buffer serves both libraries: every cuBLAS and cuBLASLt call of this context is enqueued
+ * on its one stream (under blas_mu), so their kernels run one after the other and never use
+ * the workspace at the same time. A cap without room for it fails the context's creation. */
 dc_status dc_cu_gemm_init(dc_cu_backend *cb) {
     dc_status st = dc_cublas_status(cublasCreate(&cb->blas), "cublasCreate");
     if (st) return st;
     if ((st = dc_cublas_status(cublasSetStream(cb->blas, cb->stream), "cublasSetStream")))
         return st;
+    const size_t bytes = workspace_bytes(cb->cc_major);
+    if ((st = dc_pool_weights_alloc(&cb->pool, bytes, &cb->workspace))) {
+        dc_cuda_pool_stats ps;
+        dc_pool_stats(&cb->pool, &ps);
+        if (ps.limit)
+            return dc_cu_fail(st, "cuda stream context: no room for the %zu MiB cuBLAS workspace "
+                                  "under the pool's cap of %zu bytes (%zu held: %zu in blocks, "
+                                  "%zu weights); raise gpu.memory_fraction",
+                              bytes >> 20, ps.limit, ps.in_use + ps.weights, ps.in_use,
+                              ps.weights);
+        return dc_cu_fail(st, "cuda stream context: cudaMalloc of the %zu MiB cuBLAS workspace",
+                          bytes >> 20);
+    }
+    cb->workspace_bytes = bytes;
+    /* after cublasSetStream, which puts the handle back on cuBLAS's own workspace */
+    if ((st = dc_cublas_status(cublasSetWorkspace(cb->blas, cb->workspace, bytes),
+                               "cublasSetWorkspace")))
+        return st;
     return dc_cublas_status(cublasLtCreate(&cb->lt), "cublasLtCreate");
 }
 
-/* The cuBLASLt workspace, made when the context's first fp8 or native FP4 layer is (the other
- * formats never call cuBLASLt), in the pool's weights memory so that it counts against the
- * device's cap. DC_OK when it exists. */
-static dc_status lt_workspace(dc_cu_backend *cb) {
-    dc_status st = DC_OK;
-    pthread_mutex_lock(&cb->blas_mu);
-    if (!cb->lt_workspace) {
-        st = dc_pool_weights_alloc(&cb->pool, LT_WORKSPACE, &cb->lt_workspace);
-        if (st == DC_OK) cb->lt_workspace_bytes = LT_WORKSPACE;
-    }
-    pthread_mutex_unlock(&cb->blas_mu);
-    return st;
-}
-
-/* Before the pool view is detached (the workspace is pool memory). */
+/* Before the pool view is detached (the workspace is pool memory); the handles go first, so
+ * that none holds a freed workspace. */
 void dc_cu_gemm_destroy(dc_cu_backend *cb) {
-    if (cb->lt_workspace) dc_pool_weights_free(&cb->pool, cb->lt_workspace);
     if (cb->lt) cublasLtDestroy(cb->lt);
     if (cb->blas) cublasDestroy(cb->blas);
-    cb->lt_workspace = NULL;
+    if (cb->workspace) dc_pool_weights_free(&cb->pool, cb->workspace);
+    cb->workspace = NULL;
+    cb->workspace_bytes = 0;
     cb->lt = NULL;
     cb->blas = NULL;
 }
@@ -142,7 +157,7 @@ static dc_status fp4_mm_plan(dc_cu_backend *cb, const dc_linear *l, int rows, co
     const int32_t mode = l->fmt == DC_WEIGHTS_NVFP4 ? (int32_t)CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3
                                                     : (int32_t)CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
     const void *a_sf = l->w_sf;
-    const size_t ws = cb->lt_workspace_bytes;
+    const size_t ws = cb->workspace_bytes;
     LT(cublasLtMatmulDescCreate(&m->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "fp4 matmul desc");
     LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transa");
     LT(cublasLtMatmulDescSetAttribute(m->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transb");
@@ -204,8 +219,6 @@ static dc_status fp4_create(dc_cu_backend *cb, dc_linear *l, const float *weight
     if (st) goto done;
     l->alpha = S;
     fp4_native_refusal(cb, l, why, sizeof why);
-    if (!why[0] && lt_workspace(cb) != DC_OK)
-        snprintf(why, sizeof why, "no room for the %u MiB cuBLASLt workspace", LT_WORKSPACE >> 20);
 #if DC_HAVE_LT_FP4
     if (!why[0]) {
         tiled = calloc(1, sf_bytes);
@@ -304,8 +317,8 @@ static dc_status fp4_native_forward(dc_cu_backend *cb, const dc_linear *l, const
     const float zero = 0.0f;
     pthread_mutex_lock(&cb->blas_mu);
     cublasStatus_t s = cublasLtMatmul(cb->lt, m.op, &l->alpha, l->w, m.la, xq, m.lb, &zero, y, m.lc,
-                                      y, m.lc, &m.heur.algo, cb->lt_workspace,
-                                      cb->lt_workspace_bytes, cb->stream);
+                                      y, m.lc, &m.heur.algo, cb->workspace,
+                                      cb->workspace_bytes, cb->stream);
     pthread_mutex_unlock(&cb->blas_mu);
     if ((st = dc_cublas_status(s, "cublasLtMatmul fp4"))) goto done;
     st = dc_cu_status((cudaError_t)dc_cuk_scale_bias(cb->stream, y, nv ? sc + 4 : NULL, l->bias,
@@ -349,8 +362,6 @@ dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *
             return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT,
                               "linear: fp8 needs dimensions that are multiples of 16 (%ux%u)",
                               n_out, k_in);
-        dc_status ws = lt_workspace(cb);
-        if (ws) return ws;
     }
     dc_status st = dc_cu_enter(cb);
     if (st || (st = dc_cu_take_sticky(cb))) return st;
@@ -464,7 +475,7 @@ static dc_status fp8_forward(dc_cu_backend *cb, const dc_linear *l, const float 
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     const float one = 1.0f, zero = 0.0f;
     const float *a_scale = l->w_scale, *b_scale = sc + 4;
-    const size_t ws = cb->lt_workspace_bytes;
+    const size_t ws = cb->workspace_bytes;
     LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "fp8 matmul desc");
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transa");
     LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transb");
@@ -493,7 +504,7 @@ static dc_status fp8_forward(dc_cu_backend *cb, const dc_linear *l, const float 
     }
     pthread_mutex_lock(&cb->blas_mu);
     cublasStatus_t s = cublasLtMatmul(cb->lt, op, &one, l->w, la, xq, lb, &zero, y, lc, y, lc,
-                                      &heur.algo, cb->lt_workspace, ws, cb->stream);
+                                      &heur.algo, cb->workspace, ws, cb->stream);
     pthread_mutex_unlock(&cb->blas_mu);
     st = dc_cublas_status(s, "cublasLtMatmul fp8");
 done:

@@ -5,8 +5,10 @@
  * chain (linear, LayerNorm, GELU) in two threads at once give what each gives alone; the pool
  * adds up afterwards; the device's state goes with its last context; with green_partitions the
  * contexts land on different SM partitions (the emulation with DC_CUDA_EMU_GREEN=1, or a GPU
- * whose driver has green contexts) or fall back to ordinary streams with a reason. Exit 77
- * without the CUDA library, a driver or a device. */
+ * whose driver has green contexts) or fall back to ordinary streams with a reason; each context's
+ * cuBLAS workspace is the pool's weights memory (the emulation: the handle's own), and a cap
+ * without room for it refuses the context. Exit 77 without the CUDA library, a driver or a
+ * device. */
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
@@ -35,6 +37,14 @@ static float *w_host, *b_host, *g_host, *beta_host, *x_host;
 /* The emulation's record / wait counters (absent on a GPU). */
 typedef void (*counters_fn)(uint64_t *, uint64_t *, uint64_t *);
 static counters_fn emu_counters;
+/* The emulation's live cuBLAS handles and their workspaces, the size of the device block at a
+ * pointer, and what is live on the device (absent on a GPU). */
+typedef size_t (*blas_ws_fn)(const void **, size_t *, size_t);
+typedef size_t (*device_block_fn)(const void *);
+typedef void (*live_fn)(uint64_t *, uint64_t *, uint64_t *, uint64_t *);
+static blas_ws_fn emu_blas_ws;
+static device_block_fn emu_device_block;
+static live_fn emu_live;
 
 /* One context's layer: its weights and LayerNorm parameters in its own backend memory. */
 typedef struct layer {
@@ -189,6 +199,109 @@ static void test_handover(dc_backend *a, dc_backend *b) {
     printf("hand-over: a block released on one stream reached the other through a wait\n");
 }
 
+/* cuBLAS's workspace (gemm.c): NVIDIA's recommended size, in the pool's weights memory, made
+ * with each context and returned with it; a cap without room for it refuses the context with
+ * DC_ERR_OUT_OF_MEMORY and a reason, leaving nothing behind. Runs with no context open on
+ * device 0, so that each acquire below makes the device state (and its cap) afresh. */
+static void test_workspace(void) {
+    dc_cuda_device_info info;
+    if (api->device_info(0, &info) != DC_OK) {
+        CHECK(false, "device_info: %s", dc_error_detail());
+        return;
+    }
+    const size_t want = info.cc_major >= 9 ? (size_t)32 << 20 : (size_t)4 << 20;
+    uint64_t blocks0 = 0, bytes0 = 0, streams0 = 0, events0 = 0, blocks1, bytes1, streams1, events1;
+    const void *ws[4] = {NULL};
+    size_t wsb[4] = {0};
+    if (emu_live) emu_live(&blocks0, &bytes0, &streams0, &events0);
+    if (emu_blas_ws) CHECK(emu_blas_ws(ws, wsb, 4) == 0, "cuBLAS handles live before the test");
+
+    dc_cuda_options o = {.device = 0, .pool_limit = (size_t)1 << 30};
+    dc_backend *a = NULL, *b = NULL;
+    CHECK(dc_backend_cuda_acquire(&o, &a) == DC_OK, "acquire: %s", dc_error_detail());
+    if (!a) return;
+    dc_cuda_pool_stats st;
+    api->pool_stats(a, &st);
+    CHECK(st.weights == want && st.in_use == 0,
+          "one context: %zu bytes of weights memory, not the %zu of the workspace (sm_%d%d)",
+          st.weights, want, info.cc_major, info.cc_minor);
+    if (emu_blas_ws) {
+        CHECK(emu_blas_ws(ws, wsb, 4) == 1 && ws[0] && wsb[0] == want,
+              "the handle's workspace: %p, %zu bytes (want %zu)", ws[0], wsb[0], want);
+        /* the pool's weights allocation itself: one device block of exactly that size */
+        CHECK(emu_device_block(ws[0]) == want, "the workspace is not one %zu-byte block", want);
+    }
+    CHECK(dc_backend_cuda_acquire(&o, &b) == DC_OK, "second acquire: %s", dc_error_detail());
+    if (b) {
+        api->pool_stats(b, &st);
+        CHECK(st.weights == 2 * want, "two contexts: %zu bytes of weights memory", st.weights);
+        if (emu_blas_ws)
+            CHECK(emu_blas_ws(ws, wsb, 4) == 2 && ws[1] && ws[1] != ws[0] && wsb[1] == want &&
+                      emu_device_block(ws[1]) == want,
+                  "the second context's handle has a workspace of its own");
+        /* the shared buffer serves cuBLAS (f32) and, on 8.9 and later, cuBLASLt (fp8) */
+        layer l;
+        CHECK(layer_open(&l, b) == DC_OK && layer_run(&l) == DC_OK, "f32 layer: %s",
+              dc_error_detail());
+        layer_close(&l);
+        if (info.cc_major * 10 + info.cc_minor >= 89) {
+            dc_linear *lin = NULL;
+            float *dx = NULL, *dy = NULL;
+            dc_status s8 =
+                b->ops->linear_create(b, w_host, b_host, N, K, DC_WEIGHTS_FP8_E4M3, &lin);
+            if (s8 == DC_OK) s8 = upload_new(b, x_host, (size_t)ROWS * K, &dx);
+            if (s8 == DC_OK) s8 = b->ops->alloc(b, (size_t)ROWS * N * sizeof(float), (void **)&dy);
+            if (s8 == DC_OK) s8 = b->ops->linear_forward(b, lin, dx, ROWS, dy);
+            if (s8 == DC_OK) s8 = b->ops->download(b, l.out, dy, sizeof l.out);
+            CHECK(s8 == DC_OK, "fp8 layer on the shared workspace: %s", dc_error_detail());
+            if (lin) b->ops->linear_destroy(b, lin);
+            b->ops->release(b, dx);
+            b->ops->release(b, dy);
+            api->pool_stats(b, &st);
+            CHECK(st.weights == 2 * want, "fp8 added weights memory: %zu bytes", st.weights);
+        }
+        const void *gone = ws[1];
+        dc_backend_cuda_release(b);
+        api->pool_stats(a, &st);
+        CHECK(st.weights == want, "closing a context left %zu bytes of weights memory (want %zu)",
+              st.weights, want);
+        if (emu_blas_ws)
+            CHECK(emu_blas_ws(ws, wsb, 4) == 1 && emu_device_block(gone) == 0,
+                  "the closed context's handle or workspace is still live");
+    }
+    const void *first = ws[0];
+    dc_backend_cuda_release(a);
+    if (emu_blas_ws)
+        CHECK(emu_blas_ws(ws, wsb, 4) == 0 && emu_device_block(first) == 0,
+              "a handle or workspace outlived the device state");
+
+    /* a cap without room for the workspace: refused, with the reason, and nothing left */
+    o.pool_limit = want - 256;
+    a = NULL;
+    dc_status s = dc_backend_cuda_acquire(&o, &a);
+    const char *why = dc_error_detail();
+    printf("cap of %zu bytes: %s (%s)\n", o.pool_limit, dc_status_str(s), why);
+    CHECK(s == DC_ERR_OUT_OF_MEMORY && !a, "a %zu-byte cap took a %zu-byte workspace (%d)",
+          o.pool_limit, want, (int)s);
+    CHECK(strstr(why, "cuBLAS workspace") && strstr(why, "cap"), "no reason given: %s", why);
+    if (a) dc_backend_cuda_release(a);
+    if (emu_live) {
+        emu_live(&blocks1, &bytes1, &streams1, &events1);
+        CHECK(blocks1 == blocks0 && bytes1 == bytes0 && streams1 == streams0 && events1 == events0,
+              "left behind: %lld blocks (%lld bytes), %lld streams, %lld events",
+              (long long)(blocks1 - blocks0), (long long)(bytes1 - bytes0),
+              (long long)(streams1 - streams0), (long long)(events1 - events0));
+        CHECK(emu_blas_ws(ws, wsb, 4) == 0, "a cuBLAS handle left behind");
+    }
+    /* the device is usable again with a cap that holds it */
+    o.pool_limit = want;
+    a = NULL;
+    CHECK(dc_backend_cuda_acquire(&o, &a) == DC_OK, "a cap of exactly the workspace: %s",
+          dc_error_detail());
+    dc_backend_cuda_release(a);
+    printf("cuBLAS workspace: %zu MiB per context in the pool's weights memory\n", want >> 20);
+}
+
 static void fill_host(void) {
     w_host = rnd_array((size_t)N * K, -0.2f, 0.2f);
     b_host = rnd_array(N, -0.1f, 0.1f);
@@ -209,8 +322,16 @@ int main(void) {
     if (h) {
         void *sym = dlsym(h, "dc_cuda_emu_counters");
         memcpy(&emu_counters, &sym, sizeof sym);
+        void *ws = dlsym(h, "dc_cuda_emu_blas_workspaces");
+        void *blk = dlsym(h, "dc_cuda_emu_device_block"), *live = dlsym(h, "dc_cuda_emu_live");
+        if (ws && blk && live) {
+            memcpy(&emu_blas_ws, &ws, sizeof ws);
+            memcpy(&emu_device_block, &blk, sizeof blk);
+            memcpy(&emu_live, &live, sizeof live);
+        }
     }
     fill_host();
+    test_workspace();
 
     /* ordinary streams: two contexts, one device state */
     dc_cuda_options o = {.device = 0, .pool_limit = (size_t)1 << 30};

@@ -704,15 +704,65 @@ cudaError_t cudaGetDriverEntryPointByVersion(const char *name, void **fn, unsign
 
 // ---- cuBLAS ----
 
+// Live handles, oldest first, with the workspace each was given (cublasSetWorkspace; nullptr:
+// cuBLAS's own, which cublasSetStream returns to, as cuBLAS documents). A test reads them
+// (dc_cuda_emu_blas_workspaces) to see that a handle works in memory the backend gave it.
+struct EmuBlas {
+    const void *h;
+    void *ws;
+    size_t bytes;
+};
+static std::mutex g_blas_mu;
+static std::vector<EmuBlas> g_blas;
+
+static EmuBlas *find_blas(cublasHandle_t h) { // g_blas_mu held
+    for (auto &b : g_blas)
+        if (b.h == (const void *)h) return &b;
+    return nullptr;
+}
+
 cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
     *h = (cublasHandle_t)malloc(1);
+    std::lock_guard<std::mutex> lock(g_blas_mu);
+    g_blas.push_back({(const void *)*h, nullptr, 0});
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
+    {
+        std::lock_guard<std::mutex> lock(g_blas_mu);
+        EmuBlas *b = find_blas(h);
+        if (!b) dc_emu_bad_handle("cublasDestroy", "cuBLAS handle", h);
+        g_blas.erase(g_blas.begin() + (b - g_blas.data()));
+    }
     free((void *)h);
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream_v2(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t) {
+    std::lock_guard<std::mutex> lock(g_blas_mu);
+    EmuBlas *b = find_blas(h);
+    if (!b) return CUBLAS_STATUS_NOT_INITIALIZED;
+    b->ws = nullptr; // back to cuBLAS's own workspace
+    b->bytes = 0;
+    return CUBLAS_STATUS_SUCCESS;
+}
+// The documented requirement (256-byte alignment), and one the emulation adds: the range must
+// be one live device allocation (on a GPU a bad range shows only later, as a fault).
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t h, void *ws, size_t bytes) {
+    if (bytes && (!ws || (uintptr_t)ws % 256)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (bytes) {
+        std::lock_guard<std::mutex> lock(g_mem_mu);
+        auto it = g_dev.upper_bound((uintptr_t)ws);
+        if (it == g_dev.begin()) return CUBLAS_STATUS_INVALID_VALUE;
+        --it;
+        if ((uintptr_t)ws - it->first + bytes > it->second) return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    std::lock_guard<std::mutex> lock(g_blas_mu);
+    EmuBlas *b = find_blas(h);
+    if (!b) return CUBLAS_STATUS_NOT_INITIALIZED;
+    b->ws = bytes ? ws : nullptr;
+    b->bytes = bytes;
+    return CUBLAS_STATUS_SUCCESS;
+}
 
 static double load(const void *p, cudaDataType_t t, size_t i) {
     switch (t) {
@@ -1021,7 +1071,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
                               const void *A, cublasLtMatrixLayout_t la, const void *B,
                               cublasLtMatrixLayout_t lb, const void *beta, const void *C,
                               cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
-                              const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t) {
+                              const cublasLtMatmulAlgo_t *, void *ws, size_t ws_bytes,
+                              cudaStream_t) {
+    // the workspace (the cuBLAS one, shared) must be device memory, as on a GPU
+    if (ws_bytes && (!is_dev(ws) || !is_dev((const char *)ws + ws_bytes - 1)))
+        return CUBLAS_STATUS_INVALID_VALUE;
     const EmuDesc *d = (const EmuDesc *)op;
     const EmuLayout *a = (const EmuLayout *)la, *b = (const EmuLayout *)lb, *c = (const EmuLayout *)lc,
                     *dl = (const EmuLayout *)ld;
@@ -1052,6 +1106,38 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
             ((float *)D)[i + j * dl->ld] = (float)(al * sa * sb * acc + be * cv);
         }
     return CUBLAS_STATUS_SUCCESS;
+}
+
+// For tests (dlsym): how many cuBLAS handles are live, and the workspaces (pointer, bytes; nullptr,
+// 0 for cuBLAS's own) of the first `cap` of them, oldest first.
+__attribute__((visibility("default"))) size_t dc_cuda_emu_blas_workspaces(const void **ws,
+                                                                          size_t *bytes,
+                                                                          size_t cap) {
+    std::lock_guard<std::mutex> lock(g_blas_mu);
+    for (size_t i = 0; i < cap && i < g_blas.size(); i++) {
+        ws[i] = g_blas[i].ws;
+        bytes[i] = g_blas[i].bytes;
+    }
+    return g_blas.size();
+}
+// For tests (dlsym): the size of the live cudaMalloc block that starts at p (0: none), and what
+// is live (device blocks, their bytes, streams, events) to tell a leak.
+__attribute__((visibility("default"))) size_t dc_cuda_emu_device_block(const void *p) {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    auto it = g_dev.find((uintptr_t)p);
+    return it == g_dev.end() ? 0 : it->second;
+}
+__attribute__((visibility("default"))) void dc_cuda_emu_live(uint64_t *blocks, uint64_t *bytes,
+                                                             uint64_t *streams, uint64_t *events) {
+    {
+        std::lock_guard<std::mutex> lock(g_mem_mu);
+        *blocks = g_dev.size();
+        *bytes = 0;
+        for (const auto &b : g_dev) *bytes += b.second;
+    }
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    *streams = g_streams.size();
+    *events = g_events.size();
 }
 
 // For tests/gpu/emu/test_guard.c (found with dlsym): how the guard works ("off", "process",
