@@ -23,6 +23,8 @@
 #include "tensor/cpu_kernels.h"
 #include "tensor/cpu_parallel.h"
 #include "tensor/cpu_linear_quant.h"
+#include "tensor/cpu_scratch.h"
+#include "tensor/cpu_sgemm.h"
 
 #if DNNL_VERSION_MAJOR != 2
 #error "cpu_backend.c uses the oneDNN 2.x C API (dnnl_matmul_desc_init)"
@@ -31,6 +33,7 @@
 typedef struct dc_cpu_backend {
     dnnl_engine_t engine;
     uint32_t threads;
+    bool packed_gemm; /* f32 layers on cpu_sgemm.c rather than oneDNN */
 } dc_cpu_backend;
 
 struct dc_linear {
@@ -42,7 +45,7 @@ struct dc_linear {
     dnnl_primitive_desc_t pd_rt; /* run-time-M primitive; NULL on the fixed-M path */
     dnnl_primitive_t prim_rt;
     dc_cpu_qlinear *q; /* bf16 / int8 layers: everything lives there */
-    size_t ldw; /* row stride of the padded row-major weights (padded_weights_md); 0: other layout */
+    bool packed;       /* wdata holds cpu_sgemm.c's 16-column panels */
     char impl[128];
 };
 
@@ -97,23 +100,83 @@ static dnnl_status_t make_pd(dnnl_engine_t eng, dnnl_dim_t m, uint32_t n, uint32
     return s;
 }
 
-/* Up to this many rows, products run on dc_kernel_gemm_small over the same padded weights: a
- * few rows make the product a stream of the weights, which that kernel reads in long row runs
- * (BERT-base at 16 tokens: 12-15 % less CPU time than gemm:jit, which was ahead at 32 rows). */
-#define DC_SMALL_ROWS 16
+/* Smallest piece handed to a thread, in floats: below it the hand-off costs more than it saves. */
+#define DC_PAR_FLOATS 32768
 
-typedef struct small_job {
+/* ---- f32 on cpu_sgemm.c: every thread takes one contiguous run of 16-column panels ---- */
+
+typedef struct sgemm_job {
     const dc_linear *l;
+    const float *w; /* nn.Linear [n, k] when packing weights */
     const float *x;
+    float *xp; /* x packed in 6-row panels */
     float *y;
     size_t rows;
-} small_job;
+} sgemm_job;
 
-static void small_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+static void pack_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
     (void)tid;
-    const small_job *j = ctx;
-    dc_kernel_gemm_small(j->x, j->rows, j->l->k, j->l->wdata, j->l->ldw, j->l->bias, j->l->n,
-                         j->y, j->l->n, lo * 16, hi * 16);
+    const sgemm_job *j = ctx;
+    dc_sgemm_pack_weights(j->w, j->l->n, j->l->k, j->l->wdata, lo, hi);
+}
+
+static void rows_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const sgemm_job *j = ctx;
+    dc_sgemm_pack_rows(j->x, j->rows, j->l->k, j->xp, lo, hi);
+}
+
+static void sgemm_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
+    (void)tid;
+    const sgemm_job *j = ctx;
+    dc_sgemm_run(j->xp, j->rows, j->l->k, j->l->wdata, j->l->bias, j->l->n, j->y, j->l->n, lo,
+                 hi);
+}
+
+/* One contiguous run of 16-column panels per thread. */
+static void sgemm_over_panels(dc_parallel_fn fn, sgemm_job *j) {
+    size_t panels = (j->l->n + DC_SGEMM_NR - 1) / DC_SGEMM_NR, th = dc_cpu_parallel_threads();
+    dc_cpu_parallel_for(panels, (panels + th - 1) / th, 0, fn, j);
+}
+
+/* The packed input rows stay with the calling thread up to this size (BERT-base at 32 × 128:
+ * 12 MiB for its widest input); a larger buffer is freed after its product. */
+#define DC_SGEMM_ROWS_KEEP ((size_t)16 << 20)
+
+static dc_status sgemm_forward(const dc_linear *l, const float *x, size_t rows, float *y) {
+    const size_t bytes = dc_sgemm_rows_floats(rows, l->k) * sizeof(float);
+    sgemm_job j = {.l = l, .x = x, .y = y, .rows = rows};
+    if (!(j.xp = dc_cpu_scratch(DC_SCRATCH_SGEMM, bytes)))
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu bytes of packed rows", bytes);
+    const size_t panels = (rows + DC_SGEMM_MR - 1) / DC_SGEMM_MR;
+    dc_cpu_parallel_for(panels, (DC_PAR_FLOATS / 6 + l->k - 1) / l->k, 0, rows_piece, &j);
+    sgemm_over_panels(sgemm_piece, &j);
+    dc_cpu_scratch_trim(DC_SCRATCH_SGEMM, DC_SGEMM_ROWS_KEEP);
+    return DC_OK;
+}
+
+/* Whether f32 layers use cpu_sgemm.c: DC_CPU_GEMM=packed|onednn, else packed unless the CPU has
+ * AVX-512, where oneDNN's AVX-512 kernels run twice the register tile's width (unmeasured). */
+static dc_status choose_gemm(bool *packed) {
+    const char *e = getenv("DC_CPU_GEMM");
+    if (!e || !*e || strcmp(e, "auto") == 0) *packed = strcmp(dc_cpu_kernel_isa(), "avx512") != 0;
+    else if (strcmp(e, "packed") == 0) *packed = true;
+    else if (strcmp(e, "onednn") == 0) *packed = false;
+    else return dc_fail(DC_ERR_INVALID_ARGUMENT, "DC_CPU_GEMM=%s: expected auto, packed or onednn", e);
+    return DC_OK;
+}
+
+static dc_status linear_pack(dc_linear *l, const float *weight) {
+    l->wbytes = dc_sgemm_weights_floats(l->n, l->k) * sizeof(float);
+    if (posix_memalign(&l->wdata, 64, l->wbytes) != 0) {
+        l->wdata = NULL;
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu weight bytes", l->wbytes);
+    }
+    sgemm_job j = {.l = l, .w = weight};
+    sgemm_over_panels(pack_piece, &j);
+    l->packed = true;
+    snprintf(l->impl, sizeof l->impl, "dodeca sgemm:%s (16-column panels)", dc_sgemm_isa());
+    return DC_OK;
 }
 
 /* Row-major K×N weights (tag "ab") with a row stride of N rounded up to 16 floats plus 16.
@@ -161,6 +224,11 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
         goto done;
     }
 
+    if (cpu->packed_gemm) {
+        st = linear_pack(l, weight);
+        if (st == DC_OK) goto bias;
+        goto done;
+    }
     /* Prefer one run-time-M primitive on row-major K×N weights whose row stride is padded
      * past N (padded_weights_md); then the layout oneDNN picks; then fixed-M primitives. */
     dnnl_memory_desc_t padded;
@@ -173,8 +241,6 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
         if (strstr(l->impl, "ref")) {
             dnnl_primitive_desc_destroy(l->pd_rt);
             s = dnnl_unimplemented;
-        } else {
-            l->ldw = (size_t)padded.format_desc.blocking.strides[0];
         }
     }
     if (s != dnnl_success)
@@ -201,10 +267,6 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     }
     l->wmd = *chosen;
     l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
-    /* the strided layout's size ends at the last row's n-th float; dc_kernel_gemm_small reads
-     * whole 16-float strips, so the last row gets its padding too */
-    if (l->ldw && l->wbytes < (size_t)k_in * l->ldw * sizeof(float))
-        l->wbytes = (size_t)k_in * l->ldw * sizeof(float);
     if (posix_memalign(&l->wdata, 64, l->wbytes ? l->wbytes : 64) != 0) {
         l->wdata = NULL;
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u: %zu weight bytes", n_out, k_in,
@@ -226,6 +288,7 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src_mem}, {DNNL_ARG_TO, dst_mem}};
     DNNL_TRY(dnnl_primitive_execute(reorder, stream, 2, args), "weights reorder");
     DNNL_TRY(dnnl_stream_wait(stream), "weights reorder");
+bias:
     if (bias) {
         l->bias = malloc((size_t)n_out * sizeof *l->bias);
         if (!l->bias) {
@@ -263,12 +326,9 @@ static dc_status cpu_linear_forward(dc_backend *be, const dc_linear *l, const fl
         st = dc_cpu_qlinear_forward(cpu->engine, l->q, x, rows, y);
         return st ? dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows) : DC_OK;
     }
-    if (l->ldw && rows <= DC_SMALL_ROWS && rows <= DC_GEMM_SMALL_ROWS) {
-        /* strips of 16 columns, one contiguous run per thread */
-        small_job j = {l, x, y, rows};
-        size_t strips = (l->n + 15) / 16, th = dc_cpu_parallel_threads();
-        dc_cpu_parallel_for(strips, (strips + th - 1) / th, 0, small_piece, &j);
-        return DC_OK;
+    if (l->packed) {
+        st = sgemm_forward(l, x, rows, y);
+        return st ? dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows) : DC_OK;
     }
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
@@ -301,8 +361,6 @@ const char *dc_cpu_linear_impl(const dc_linear *l) { return l ? l->impl : ""; }
 
 /* ---- the rest: cpu_kernels.c, spread over the OpenMP team oneDNN uses (cpu_parallel.h) ---- */
 
-/* Smallest piece handed to a thread, in floats: below it the hand-off costs more than it saves. */
-#define DC_PAR_FLOATS 32768
 /* Attention below this many multiply-adds (QKᵀ and PV) runs on the calling thread. */
 #define DC_PAR_ATTN_FMAS 1000000.0
 
@@ -563,6 +621,11 @@ dc_status dc_backend_cpu_create(const dc_cpu_backend_options *opt, dc_backend **
     be->ops = &cpu_ops;
     be->impl = cpu;
     cpu->threads = opt ? opt->threads : 0;
+    dc_status st = choose_gemm(&cpu->packed_gemm);
+    if (st != DC_OK) {
+        cpu_destroy(be);
+        return st;
+    }
     dnnl_status_t s = dnnl_engine_create(&cpu->engine, dnnl_cpu, 0);
     if (s != dnnl_success) {
         cpu->engine = NULL;

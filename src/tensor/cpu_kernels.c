@@ -387,98 +387,6 @@ DC_BODY void attention_head_body(const float *q, size_t ld_q, const float *k, co
     }
 }
 
-/* ---- small-M matrix product on the backend's padded weights ----
- * y[m, c0:c1) = x[m, k] · W[k, c0:c1) (+ bias) for m ≤ DC_GEMM_SMALL_ROWS, W row-major with row
- * stride ldw ≥ c1 rounded up to 16 (the padding holds zeros). A few rows use each weight only
- * m times, so the product is a stream of W from DRAM (same time at 8 rows as at 16): it reads
- * four rows of W at a time over a 256-column chunk whose accumulators (m × 256) stay in L1,
- * two output rows per load of W, and prefetches the rows 16 ahead. gemm:jit reads W in a
- * pattern the prefetchers follow less well: 12-15 % more CPU time on a BERT-base forward at
- * 16 tokens (2-vCPU Zen 3). */
-#define DC_GEMM_NC 256
-#define DC_GEMM_PFD 16
-DC_BODY void gemm_small_body(const float *x, size_t m, size_t k, const float *w, size_t ldw,
-                             const float *bias, size_t n, float *y, size_t ldy, size_t c0,
-                             size_t c1) {
-    float acc[DC_GEMM_SMALL_ROWS * DC_GEMM_NC];
-    if (c1 > n) c1 = n;
-    for (size_t cs = c0; cs < c1; cs += DC_GEMM_NC) {
-        const size_t cw = c1 - cs < DC_GEMM_NC ? c1 - cs : DC_GEMM_NC, nv = (cw + 7) / 8;
-        memset(acc, 0, m * DC_GEMM_NC * sizeof *acc);
-        size_t j = 0;
-        for (; j + 4 <= k; j += 4) {
-            const float *w0 = w + j * ldw + cs, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-            size_t r = 0;
-            /* rows j+8..j+11 of this chunk, fetched while the first row pair runs: the row runs
-             * of a chunk are too short for the hardware prefetchers to pick them up */
-            const bool pf = j + DC_GEMM_PFD + 4 <= k;
-            for (; r + 2 <= m; r += 2) { /* two rows share each load of W */
-                const float *xa = x + r * k + j, *xb = xa + k;
-                const bool pfr = pf && r == 0;
-                const float a0 = xa[0], a1 = xa[1], a2 = xa[2], a3 = xa[3];
-                const float b0 = xb[0], b1 = xb[1], b2 = xb[2], b3 = xb[3];
-                float *ya = acc + r * DC_GEMM_NC, *yb = ya + DC_GEMM_NC;
-                for (size_t v = 0; v < nv; v++) {
-                    dc_v8 p, q, u0, u1, u2, u3;
-                    if (pfr && !(v & 1)) {
-                        __builtin_prefetch(w0 + DC_GEMM_PFD * ldw + 8 * v);
-                        __builtin_prefetch(w1 + DC_GEMM_PFD * ldw + 8 * v);
-                        __builtin_prefetch(w2 + DC_GEMM_PFD * ldw + 8 * v);
-                        __builtin_prefetch(w3 + DC_GEMM_PFD * ldw + 8 * v);
-                    }
-                    V8_LOAD(u0, w0 + 8 * v);
-                    V8_LOAD(u1, w1 + 8 * v);
-                    V8_LOAD(u2, w2 + 8 * v);
-                    V8_LOAD(u3, w3 + 8 * v);
-                    V8_LOAD(p, ya + 8 * v);
-                    V8_LOAD(q, yb + 8 * v);
-                    p += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3;
-                    q += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3;
-                    V8_STORE(ya + 8 * v, p);
-                    V8_STORE(yb + 8 * v, q);
-                }
-            }
-            for (; r < m; r++) {
-                const float *xr = x + r * k + j;
-                const float x0 = xr[0], x1 = xr[1], x2 = xr[2], x3 = xr[3];
-                float *ar = acc + r * DC_GEMM_NC;
-                for (size_t v = 0; v < nv; v++) {
-                    dc_v8 a, b0, b1, b2, b3;
-                    V8_LOAD(a, ar + 8 * v);
-                    V8_LOAD(b0, w0 + 8 * v);
-                    V8_LOAD(b1, w1 + 8 * v);
-                    V8_LOAD(b2, w2 + 8 * v);
-                    V8_LOAD(b3, w3 + 8 * v);
-                    a += x0 * b0 + x1 * b1 + x2 * b2 + x3 * b3;
-                    V8_STORE(ar + 8 * v, a);
-                }
-            }
-        }
-        for (; j < k; j++) {
-            const float *w0 = w + j * ldw + cs;
-            for (size_t r = 0; r < m; r++) {
-                const float x0 = x[r * k + j];
-                float *ar = acc + r * DC_GEMM_NC;
-                for (size_t v = 0; v < nv; v++) {
-                    dc_v8 a, b0;
-                    V8_LOAD(a, ar + 8 * v);
-                    V8_LOAD(b0, w0 + 8 * v);
-                    a += x0 * b0;
-                    V8_STORE(ar + 8 * v, a);
-                }
-            }
-        }
-        for (size_t r = 0; r < m; r++) {
-            float *yr = y + r * ldy + cs;
-            const float *ar = acc + r * DC_GEMM_NC;
-            if (bias)
-                for (size_t c = 0; c < cw; c++) yr[c] = ar[c] + bias[cs + c];
-            else
-                memcpy(yr, ar, cw * sizeof *yr);
-        }
-    }
-}
-
 /* ---- the three compiled variants ---- */
 
 typedef struct dc_kernel_table {
@@ -497,8 +405,6 @@ typedef struct dc_kernel_table {
                            size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float,
                            uint32_t, uint32_t, const uint32_t *, uint32_t, const uint32_t *,
                            uint32_t, const uint8_t *, bool, float *, float *);
-    void (*gemm_small)(const float *, size_t, size_t, const float *, size_t, const float *, size_t,
-                       float *, size_t, size_t, size_t);
 } dc_kernel_table;
 
 #define DC_KERNEL_VARIANT(sfx, attr)                                                          \
@@ -532,15 +438,10 @@ typedef struct dc_kernel_table {
         attention_head_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, h, head_dim, scale, \
                             left, right, qpos, n_q, glist, n_glob, gflag, skip_global, kt, sc); \
     }                                                                                         \
-    attr static void gemm_small_##sfx(const float *x, size_t m, size_t k, const float *w,     \
-                                      size_t ldw, const float *bias, size_t n, float *y,      \
-                                      size_t ldy, size_t c0, size_t c1) {                     \
-        gemm_small_body(x, m, k, w, ldw, bias, n, y, ldy, c0, c1);                            \
-    }                                                                                         \
     static const dc_kernel_table table_##sfx = {#sfx,          exp_##sfx,       erf_##sfx,    \
                                                 act_##sfx,     add_##sfx,       layernorm_##sfx, \
                                                 embed_sum_##sfx, attention_##sfx,             \
-                                                attention_head_##sfx, gemm_small_##sfx};
+                                                attention_head_##sfx};
 
 DC_KERNEL_VARIANT(generic, )
 #ifdef DC_X86
@@ -641,13 +542,6 @@ void dc_kernel_attention_head(const float *q, size_t ld_q, const float *k, const
                               bool skip_global, float *kt, float *sc) {
     K()->attention_head(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, h, head_dim, scale,
                         left, right, qpos, n_q, glist, n_glob, gflag, skip_global, kt, sc);
-}
-
-void dc_kernel_gemm_small(const float *x, size_t m, size_t k, const float *w, size_t ldw,
-                          const float *bias, size_t n, float *y, size_t ldy, size_t c0,
-                          size_t c1) {
-    if (!m || m > DC_GEMM_SMALL_ROWS || c0 >= c1) return;
-    K()->gemm_small(x, m, k, w, ldw, bias, n, y, ldy, c0, c1);
 }
 
 bool dc_activation_parse(const char *name, dc_activation *out) {

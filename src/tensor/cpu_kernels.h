@@ -21,13 +21,4 @@ void dc_kernel_attention_head(const float *q, size_t ld_q, const float *k, const
 size_t dc_kernel_attention_scores_floats(size_t band, uint32_t n_glob);
 size_t dc_kernel_attention_keys_floats(uint32_t len, uint32_t head_dim);
 
-/* y[i, c] = Σ_j x[i, j] · w[j, c] (+ bias[c]) for rows i < m ≤ DC_GEMM_SMALL_ROWS and columns
- * c0 ≤ c < min(c1, n); x is m dense rows of k, y has row stride ldy. w is k rows of stride
- * ldw ≥ (n + 15) / 16 * 16 whose floats past n are zero; c0 is a multiple of 16. Threads may
- * run disjoint column ranges at once. */
-#define DC_GEMM_SMALL_ROWS 16
-void dc_kernel_gemm_small(const float *x, size_t m, size_t k, const float *w, size_t ldw,
-                          const float *bias, size_t n, float *y, size_t ldy, size_t c0,
-                          size_t c1);
-
 #endif

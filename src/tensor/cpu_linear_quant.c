@@ -1,7 +1,6 @@
 /* bf16 and int8 linear layers of the CPU backend (cpu_linear_quant.h). */
 #include "tensor/cpu_linear_quant.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "core/error.h"
 #include "tensor/dnnl_matmul.h"
 #include "tensor/cpu_parallel.h"
+#include "tensor/cpu_scratch.h"
 #include "tensor/dnnl_status.h"
 #include "tensor/quant.h"
 
@@ -317,47 +317,6 @@ dc_status dc_cpu_qlinear_create(dnnl_engine_t eng, const float *weight, const fl
 /* Smallest piece handed to a thread, in values (as in cpu_backend.c). */
 #define DC_PAR_FLOATS 32768
 
-typedef struct workspace {
-    void *p;
-    size_t cap;
-} workspace;
-
-static _Thread_local workspace tls_work;
-static pthread_key_t work_key;
-static pthread_once_t work_once = PTHREAD_ONCE_INIT;
-static bool work_key_ok;
-
-static void work_release(void *p) {
-    workspace *w = p;
-    free(w->p);
-    w->p = NULL;
-    w->cap = 0;
-}
-
-static void work_key_make(void) { work_key_ok = pthread_key_create(&work_key, work_release) == 0; }
-
-/* The calling thread's workspace of at least `bytes` (64-byte aligned), or NULL. */
-static void *work_get(size_t bytes) {
-    workspace *w = &tls_work;
-    if (w->cap >= bytes) return w->p;
-    pthread_once(&work_once, work_key_make);
-    free(w->p);
-    w->cap = 0;
-    if (posix_memalign(&w->p, 64, bytes) != 0) {
-        w->p = NULL;
-        return NULL;
-    }
-    w->cap = bytes;
-    /* a thread that ends frees its workspace; the main thread's lives to the exit */
-    if (work_key_ok) pthread_setspecific(work_key, w);
-    return w->p;
-}
-
-/* Frees the calling thread's workspace if it is larger than it may keep. */
-static void work_trim(void) {
-    if (tls_work.cap > DC_INT8_WORK_KEEP) work_release(&tls_work);
-}
-
 /* Carves aligned pieces out of the workspace. */
 static size_t carve(size_t *off, size_t bytes) {
     size_t at = *off;
@@ -417,7 +376,7 @@ static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const 
                  o_sorted = carve(&off, k * sizeof(float)),
                  o_skip = carve(&off, cap * sizeof(uint32_t)),
                  o_wo = carve(&off, cap * q->n * sizeof(float));
-    char *base = work_get(off);
+    char *base = dc_cpu_scratch(DC_SCRATCH_INT8, off);
     if (!base)
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 work of %zu rows (%zu bytes)", rows, off);
     int8_job j = {.q = q, .x = x, .y = y, .colmax = (float *)(void *)(base + o_cm),
@@ -439,14 +398,14 @@ static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const 
     /* int32 sums land in y's own bytes and are dequantised in place */
     dc_status st = qmm_run(eng, &q->mm, j.qx, rows, q->wdata, NULL, y);
     if (st != DC_OK) {
-        work_trim();
+        dc_cpu_scratch_trim(DC_SCRATCH_INT8, DC_INT8_WORK_KEEP);
         return st;
     }
     if (j.n_skip)
         dc_quant_int8_outlier_weights(q->wdata, q->wscale, q->n, q->k, skip, j.n_skip,
                                       (float *)(void *)(base + o_wo));
     dc_cpu_parallel_for(rows, rows_grain(q->n + (size_t)j.n_skip), threads, dequant_piece, &j);
-    work_trim();
+    dc_cpu_scratch_trim(DC_SCRATCH_INT8, DC_INT8_WORK_KEEP);
     return DC_OK;
 }
 

@@ -1,7 +1,7 @@
-/* The CPU kernel interface against naive double-precision references: linear (oneDNN, several
- * token counts on one prepared weight), LayerNorm, the activations, exp/erf, embedding sums and
- * masked attention over packed sequences. Every kernel is checked on the dispatched ISA and on
- * the portable path. */
+/* The CPU kernel interface against naive double-precision references: linear (oneDNN and the
+ * packed GEMM, several token counts on one prepared weight), LayerNorm, the activations,
+ * exp/erf, embedding sums and masked attention over packed sequences. Every kernel is checked
+ * on the dispatched ISA and on the portable path. */
 #include <math.h>
 
 #include "tensor/backend.h"
@@ -34,11 +34,13 @@ static dc_backend *cpu(uint32_t threads) {
 
 /* ---- linear ---- */
 
-static void test_linear_matches_reference(void **state) {
-    (void)state;
-    dc_backend *be = cpu(0);
-    static const uint32_t shapes[][2] = {{1, 1}, {13, 5}, {65, 129}, {384, 384}, {96, 32}};
-    static const size_t rows[] = {1, 3, 16, 129};
+/* Every shape against the double reference on one backend: n with and without a partial
+ * 16-column panel, k in one pass and in several uneven ones (passes of at most 1024), row
+ * counts from one to three 72-row blocks with partial 6-row tiles, with and without bias. */
+static void check_linear(dc_backend *be, const char *what) {
+    static const uint32_t shapes[][2] = {{1, 1},    {13, 5},   {65, 129}, {384, 384},
+                                         {96, 32},  {17, 1025}, {33, 2049}};
+    static const size_t rows[] = {1, 3, 16, 77, 150};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             uint32_t n = shapes[s][0], k = shapes[s][1];
@@ -60,7 +62,8 @@ static void test_linear_matches_reference(void **state) {
                             ref += (double)x[i * k + c] * (double)w[j * k + c];
                         double err = fabs(ref - (double)y[i * n + j]);
                         if (err > 1e-5 * sqrt((double)k) + 1e-6)
-                            fail_msg("linear %ux%u rows %zu: y[%zu,%zu]=%g ref %g", n, k, m, i, j,
+                            fail_msg("%s (%s) linear %ux%u rows %zu: y[%zu,%zu]=%g ref %g", what,
+                                     dc_cpu_linear_impl(l), n, k, m, i, j,
                                      (double)y[i * n + j], ref);
                     }
                 free(x);
@@ -70,7 +73,43 @@ static void test_linear_matches_reference(void **state) {
             free(w);
             free(b);
         }
-    dc_backend_destroy(be);
+}
+
+/* Both f32 GEMMs (DC_CPU_GEMM), the packed one on the dispatched and the portable tile, on one
+ * and two threads (two split the panels). */
+static void test_linear_matches_reference(void **state) {
+    (void)state;
+    static const char *gemms[] = {"onednn", "packed"};
+    for (size_t g = 0; g < 2; g++)
+        for (uint32_t threads = 1; threads <= 2; threads++) {
+            setenv("DC_CPU_GEMM", gemms[g], 1);
+            dc_backend *be = cpu(threads);
+            unsetenv("DC_CPU_GEMM");
+            dc_linear *probe = NULL;
+            float one = 1.0f;
+            assert_ok(be->ops->linear_create(be, &one, NULL, 1, 1, DC_WEIGHTS_F32, &probe));
+            const bool packed = strstr(dc_cpu_linear_impl(probe), "sgemm") != NULL;
+            be->ops->linear_destroy(be, probe);
+            assert_int_equal(packed, g == 1);
+            check_linear(be, gemms[g]);
+            if (packed) {
+                dc_kernel_force_generic(true);
+                check_linear(be, "packed, generic tile");
+                dc_kernel_force_generic(false);
+            }
+            dc_backend_destroy(be);
+        }
+}
+
+/* A GEMM choice the backend does not know is refused by name, not silently replaced. */
+static void test_linear_gemm_choice_checked(void **state) {
+    (void)state;
+    dc_backend *be = (dc_backend *)1;
+    setenv("DC_CPU_GEMM", "fastest", 1);
+    assert_status(dc_backend_cpu_create(NULL, &be), DC_ERR_INVALID_ARGUMENT);
+    unsetenv("DC_CPU_GEMM");
+    assert_null(be);
+    assert_non_null(strstr(dc_error_detail(), "DC_CPU_GEMM=fastest"));
 }
 
 static void test_linear_weights_are_copied(void **state) {
@@ -354,6 +393,7 @@ static void test_attention_packed_masked(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_reference),
+        cmocka_unit_test(test_linear_gemm_choice_checked),
         cmocka_unit_test(test_linear_weights_are_copied),
         cmocka_unit_test(test_linear_bad_arguments),
         cmocka_unit_test(test_elementwise),

@@ -1,0 +1,36 @@
+/* f32 GEMM over weights packed once at load: y[m, n] = x[m, k] · Wᵀ (+ bias), W as nn.Linear's
+ * [n, k]. The weights are stored as panels of 16 output columns, each contiguous over k, so a
+ * product of a few rows reads them as one sequential stream, and a 6 × 16 register tile runs
+ * the arithmetic for larger ones. */
+#ifndef DC_TENSOR_CPU_SGEMM_H
+#define DC_TENSOR_CPU_SGEMM_H
+
+#include <stddef.h>
+
+#define DC_SGEMM_NR 16 /* columns per weight panel */
+#define DC_SGEMM_MR 6  /* rows per register tile and per packed-activation panel */
+
+/* Floats of the packed weights of an n × k layer: ceil(n / 16) panels of k × 16. */
+size_t dc_sgemm_weights_floats(size_t n, size_t k);
+
+/* Packs w ([n, k] row-major) into `out` (dc_sgemm_weights_floats floats); columns past n are 0.
+ * Panels [p0, p1) only, so the packing can be shared out. */
+void dc_sgemm_pack_weights(const float *w, size_t n, size_t k, float *out, size_t p0, size_t p1);
+
+/* Floats of the packed rows of an m × k input: ceil(m / 6) panels of k × 6. */
+size_t dc_sgemm_rows_floats(size_t m, size_t k);
+
+/* Packs row panels [q0, q1) of x ([m, k], row stride k) into `out` (dc_sgemm_rows_floats
+ * floats), each panel's 6 rows interleaved per k; rows past m are 0. */
+void dc_sgemm_pack_rows(const float *x, size_t m, size_t k, float *out, size_t q0, size_t q1);
+
+/* y[:, 16 p0 .. 16 p1) = x · Wᵀ + bias for x packed by dc_sgemm_pack_rows and weights packed by
+ * dc_sgemm_pack_weights, columns clipped at n; row stride of y is ldy; bias may be NULL.
+ * Threads share out panel ranges. */
+void dc_sgemm_run(const float *xp, size_t m, size_t k, const float *wp, const float *bias,
+                  size_t n, float *y, size_t ldy, size_t p0, size_t p1);
+
+/* The instruction set the register tile was compiled for ("avx2" or "generic"). */
+const char *dc_sgemm_isa(void);
+
+#endif
