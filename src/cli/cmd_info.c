@@ -1,5 +1,5 @@
-/* `dodeca info`: version, what the CPU offers (kernel ISA, oneDNN and the matmul implementation
- * it picks), which backend a default run would use and why, and the GPUs when there are any. */
+/* `dodeca info`: version, what the CPU offers (kernel ISA, oneDNN, the f32 matmul implementation
+ * a layer gets), which backend a default run would use and why, and the GPUs when there are any. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +14,16 @@ static void print_cpu(void) {
     const dnnl_version_t *v = dnnl_version();
     printf("cpu:\n  kernel isa: %s\n", dc_cpu_kernel_isa());
     printf("  onednn: %d.%d.%d (%s)\n", v->major, v->minor, v->patch, v->hash ? v->hash : "");
-    /* the matmul implementation oneDNN chooses for a BERT-base-sized layer */
+    /* the f32 matmul a BERT-base-sized layer gets (DC_CPU_GEMM: ours or oneDNN's choice) */
     dc_backend *be = NULL;
     dc_linear *l = NULL;
     const uint32_t n = 768, k = 768;
     float *w = calloc((size_t)n * k, sizeof *w);
     if (w && dc_backend_cpu_create(NULL, &be) == DC_OK &&
         be->ops->linear_create(be, w, NULL, n, k, DC_WEIGHTS_F32, &l) == DC_OK)
-        printf("  onednn matmul (f32 %ux%u): %s\n", n, k, dc_cpu_linear_impl(l));
+        printf("  f32 matmul (%ux%u): %s\n", n, k, dc_cpu_linear_impl(l));
     else
-        printf("  onednn matmul: unavailable (%s)\n", dc_error_detail());
+        printf("  f32 matmul: unavailable (%s)\n", dc_error_detail());
     if (l) be->ops->linear_destroy(be, l);
     dc_backend_destroy(be);
     free(w);

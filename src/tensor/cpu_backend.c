@@ -139,19 +139,26 @@ static void sgemm_over_panels(dc_parallel_fn fn, sgemm_job *j) {
     dc_cpu_parallel_for(panels, (panels + th - 1) / th, 0, fn, j);
 }
 
-/* The packed input rows stay with the calling thread up to this size (BERT-base at 32 × 128:
- * 12 MiB for its widest input); a larger buffer is freed after its product. */
-#define DC_SGEMM_ROWS_KEEP ((size_t)16 << 20)
+/* Inputs are packed and multiplied this many rows at a time, so the packed rows (at most
+ * 576 × k floats: 9 MiB at k = 4096) stay with the calling thread between products instead of
+ * being made afresh for every large one. */
+#define DC_SGEMM_CHUNK_ROWS 576
 
 static dc_status sgemm_forward(const dc_linear *l, const float *x, size_t rows, float *y) {
-    const size_t bytes = dc_sgemm_rows_floats(rows, l->k) * sizeof(float);
-    sgemm_job j = {.l = l, .x = x, .y = y, .rows = rows};
+    const size_t chunk = rows < DC_SGEMM_CHUNK_ROWS ? rows : DC_SGEMM_CHUNK_ROWS;
+    const size_t bytes = dc_sgemm_rows_floats(chunk, l->k) * sizeof(float);
+    sgemm_job j = {.l = l};
     if (!(j.xp = dc_cpu_scratch(DC_SCRATCH_SGEMM, bytes)))
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu bytes of packed rows", bytes);
-    const size_t panels = (rows + DC_SGEMM_MR - 1) / DC_SGEMM_MR;
-    dc_cpu_parallel_for(panels, (DC_PAR_FLOATS / 6 + l->k - 1) / l->k, 0, rows_piece, &j);
-    sgemm_over_panels(sgemm_piece, &j);
-    dc_cpu_scratch_trim(DC_SCRATCH_SGEMM, DC_SGEMM_ROWS_KEEP);
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        j.x = x + r0 * l->k;
+        j.y = y + r0 * l->n;
+        j.rows = rows - r0 < chunk ? rows - r0 : chunk;
+        const size_t panels = (j.rows + DC_SGEMM_MR - 1) / DC_SGEMM_MR;
+        dc_cpu_parallel_for(panels, (DC_PAR_FLOATS / DC_SGEMM_MR + l->k - 1) / l->k, 0,
+                            rows_piece, &j);
+        sgemm_over_panels(sgemm_piece, &j);
+    }
     return DC_OK;
 }
 
