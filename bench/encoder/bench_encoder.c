@@ -113,6 +113,7 @@ typedef struct bench {
     dc_backend *be;
     dc_bert *bert;
     dc_clip *clip;
+    dc_weight_format weights; /* of the encoder layers: --dtype */
     /* one shape's inputs */
     uint32_t batch, seq;
     uint32_t *start, *ids;
@@ -242,6 +243,7 @@ static void load(bench *b, const char *dir, const char *model) {
         dc_clip_config cfg;
         snprintf(path, sizeof path, "%s/config.json", folder);
         if ((st = dc_clip_config_read(path, &cfg))) die(path, st);
+        cfg.weights = b->weights;
         if ((st = dc_bert_weights_path(folder, path, sizeof path))) die(folder, st);
         if ((st = dc_weights_open(path, &w))) die(path, st);
         if ((st = dc_clip_create(w, &cfg, b->be, &b->clip))) die(folder, st);
@@ -249,6 +251,7 @@ static void load(bench *b, const char *dir, const char *model) {
         dc_bert_config cfg;
         snprintf(path, sizeof path, "%s/config.json", folder);
         if ((st = dc_bert_config_read(path, &cfg))) die(path, st);
+        cfg.weights = b->weights;
         if ((st = dc_bert_weights_path(folder, path, sizeof path))) die(folder, st);
         if ((st = dc_weights_open(path, &w))) die(path, st);
         if ((st = dc_bert_create(w, &cfg, b->be, &b->bert))) die(folder, st);
@@ -257,7 +260,7 @@ static void load(bench *b, const char *dir, const char *model) {
 }
 
 int main(int argc, char **argv) {
-    const char *dir = NULL, *model = NULL, *shapes = NULL, *dump = NULL;
+    const char *dir = NULL, *model = NULL, *shapes = NULL, *dump = NULL, *dtype = "fp32";
     unsigned threads = 2;
     double budget = 4.0;
     for (int i = 1; i < argc; i++) {
@@ -268,9 +271,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dump") && v) dump = argv[++i];
         else if (!strcmp(argv[i], "--threads") && v) threads = (unsigned)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--budget") && v) budget = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--dtype") && v) dtype = argv[++i];
         else {
             fprintf(stderr, "usage: bench_encoder --dir DIR --model NAME --shapes BxS[,BxS...] "
-                            "[--threads N] [--budget S] [--dump DIR]\n");
+                            "[--threads N] [--budget S] [--dump DIR] [--dtype fp32|bf16|int8]\n");
             return 2;
         }
     }
@@ -287,6 +291,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(model, "clip-vision")) b.kind = K_CLIP_VISION;
     else {
         fprintf(stderr, "bench_encoder: unknown model %s\n", model);
+        return 2;
+    }
+    if (!strcmp(dtype, "bf16")) b.weights = DC_WEIGHTS_BF16;
+    else if (!strcmp(dtype, "int8")) b.weights = DC_WEIGHTS_INT8;
+    else if (strcmp(dtype, "fp32") != 0) {
+        fprintf(stderr, "bench_encoder: --dtype %s: expected fp32, bf16 or int8\n", dtype);
         return 2;
     }
     dc_cpu_backend_options opt = {threads};

@@ -25,6 +25,7 @@
 #include "tensor/cpu_linear_quant.h"
 #include "tensor/cpu_scratch.h"
 #include "tensor/cpu_sgemm.h"
+#include "tensor/quant.h"
 
 #if DNNL_VERSION_MAJOR != 2
 #error "cpu_backend.c uses the oneDNN 2.x C API (dnnl_matmul_desc_init)"
@@ -33,8 +34,10 @@
 typedef struct dc_cpu_backend {
     dnnl_engine_t engine;
     uint32_t threads;
-    bool packed_gemm; /* f32 layers on cpu_sgemm.c rather than oneDNN */
+    bool packed_gemm; /* f32 and bf16 layers on cpu_sgemm.c rather than oneDNN */
 } dc_cpu_backend;
+
+typedef enum dc_panels { DC_PANELS_NONE, DC_PANELS_F32, DC_PANELS_BF16 } dc_panels;
 
 struct dc_linear {
     uint32_t n, k;
@@ -45,7 +48,7 @@ struct dc_linear {
     dnnl_primitive_desc_t pd_rt; /* run-time-M primitive; NULL on the fixed-M path */
     dnnl_primitive_t prim_rt;
     dc_cpu_qlinear *q; /* bf16 / int8 layers: everything lives there */
-    bool packed;       /* wdata holds cpu_sgemm.c's 16-column panels */
+    dc_panels panels;  /* wdata holds cpu_sgemm.c's 16-column panels (f32 or bf16) */
     char impl[128];
 };
 
@@ -103,21 +106,24 @@ static dnnl_status_t make_pd(dnnl_engine_t eng, dnnl_dim_t m, uint32_t n, uint32
 /* Smallest piece handed to a thread, in floats: below it the hand-off costs more than it saves. */
 #define DC_PAR_FLOATS 32768
 
-/* ---- f32 on cpu_sgemm.c: every thread takes one contiguous run of 16-column panels ---- */
+/* ---- f32 and bf16 weights on cpu_sgemm.c: each thread takes a contiguous run of panels ---- */
 
 typedef struct sgemm_job {
     const dc_linear *l;
-    const float *w; /* nn.Linear [n, k] when packing weights */
+    const float *w;     /* nn.Linear [n, k] when packing f32 weights */
+    const uint16_t *w16; /* the same rounded to bf16, when packing bf16 weights */
     const float *x;
     float *xp; /* x packed in 6-row panels */
     float *y;
     size_t rows;
+    _Atomic bool no_memory; /* a thread found no room to widen bf16 panels in */
 } sgemm_job;
 
 static void pack_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
     (void)tid;
     const sgemm_job *j = ctx;
-    dc_sgemm_pack_weights(j->w, j->l->n, j->l->k, j->l->wdata, lo, hi);
+    if (j->w16) dc_sgemm_pack_weights_bf16(j->w16, j->l->n, j->l->k, j->l->wdata, lo, hi);
+    else dc_sgemm_pack_weights(j->w, j->l->n, j->l->k, j->l->wdata, lo, hi);
 }
 
 static void rows_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
@@ -128,9 +134,15 @@ static void rows_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
 
 static void sgemm_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
     (void)tid;
-    const sgemm_job *j = ctx;
-    dc_sgemm_run(j->xp, j->rows, j->l->k, j->l->wdata, j->l->bias, j->l->n, j->y, j->l->n, lo,
-                 hi);
+    sgemm_job *j = ctx;
+    const dc_linear *l = j->l;
+    if (l->panels == DC_PANELS_F32) {
+        dc_sgemm_run(j->xp, j->rows, l->k, l->wdata, l->bias, l->n, j->y, l->n, lo, hi);
+        return;
+    }
+    float *work = dc_cpu_scratch(DC_SCRATCH_WIDEN, dc_sgemm_bf16_work_floats() * sizeof(float));
+    if (!work) j->no_memory = true;
+    else dc_sgemm_run_bf16(j->xp, j->rows, l->k, l->wdata, l->bias, l->n, j->y, l->n, lo, hi, work);
 }
 
 /* One contiguous run of 16-column panels per thread. */
@@ -159,11 +171,13 @@ static dc_status sgemm_forward(const dc_linear *l, const float *x, size_t rows, 
                             rows_piece, &j);
         sgemm_over_panels(sgemm_piece, &j);
     }
+    if (j.no_memory) return dc_fail(DC_ERR_OUT_OF_MEMORY, "widening bf16 weight panels");
     return DC_OK;
 }
 
-/* Whether f32 layers use cpu_sgemm.c: DC_CPU_GEMM=packed|onednn, else packed unless the CPU has
- * AVX-512, where oneDNN's AVX-512 kernels run twice the register tile's width (unmeasured). */
+/* Whether f32 and bf16 layers use cpu_sgemm.c: DC_CPU_GEMM=packed|onednn, else packed unless the
+ * CPU has AVX-512, where oneDNN's AVX-512 kernels run twice the register tile's width
+ * (unmeasured) and bf16 may have a native product (AVX512-BF16). */
 static dc_status choose_gemm(bool *packed) {
     const char *e = getenv("DC_CPU_GEMM");
     if (!e || !*e || strcmp(e, "auto") == 0) *packed = strcmp(dc_cpu_kernel_isa(), "avx512") != 0;
@@ -173,16 +187,30 @@ static dc_status choose_gemm(bool *packed) {
     return DC_OK;
 }
 
-static dc_status linear_pack(dc_linear *l, const float *weight) {
-    l->wbytes = dc_sgemm_weights_floats(l->n, l->k) * sizeof(float);
+/* f32 weights packed as they are; bf16 ones rounded first (as dc_cpu_qlinear rounds them),
+ * then packed at half the bytes and widened block by block at each forward. */
+static dc_status linear_pack(dc_linear *l, const float *weight, dc_weight_format fmt) {
+    const size_t values = dc_sgemm_weights_floats(l->n, l->k), nk = (size_t)l->n * l->k;
+    const bool bf16 = fmt == DC_WEIGHTS_BF16;
+    sgemm_job j = {.l = l, .w = weight};
+    uint16_t *w16 = NULL;
+    if (bf16) {
+        if (!(w16 = malloc(nk * sizeof *w16)))
+            return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu bf16 weights", nk);
+        dc_quant_bf16_pack(weight, nk, w16);
+        j.w16 = w16;
+    }
+    l->wbytes = values * (bf16 ? sizeof(uint16_t) : sizeof(float));
     if (posix_memalign(&l->wdata, 64, l->wbytes) != 0) {
         l->wdata = NULL;
+        free(w16);
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "%zu weight bytes", l->wbytes);
     }
-    sgemm_job j = {.l = l, .w = weight};
     sgemm_over_panels(pack_piece, &j);
-    l->packed = true;
-    snprintf(l->impl, sizeof l->impl, "dodeca sgemm:%s (16-column panels)", dc_sgemm_isa());
+    free(w16);
+    l->panels = bf16 ? DC_PANELS_BF16 : DC_PANELS_F32;
+    snprintf(l->impl, sizeof l->impl, "dodeca sgemm:%s (16-column %s panels%s)", dc_sgemm_isa(),
+             bf16 ? "bf16" : "f32", bf16 ? ", widened per block" : "");
     return DC_OK;
 }
 
@@ -225,17 +253,17 @@ static dc_status cpu_linear_create(dc_backend *be, const float *weight, const fl
     if (!l) return dc_fail(DC_ERR_OUT_OF_MEMORY, "linear %ux%u", n_out, k_in);
     l->n = n_out;
     l->k = k_in;
+    if (cpu->packed_gemm && (fmt == DC_WEIGHTS_F32 || fmt == DC_WEIGHTS_BF16)) {
+        st = linear_pack(l, weight, fmt);
+        if (st == DC_OK) goto bias;
+        goto done;
+    }
     if (fmt != DC_WEIGHTS_F32) {
         st = dc_cpu_qlinear_create(cpu->engine, weight, bias, n_out, k_in, fmt, &l->q);
         if (st == DC_OK) snprintf(l->impl, sizeof l->impl, "%s", dc_cpu_qlinear_impl(l->q));
         goto done;
     }
 
-    if (cpu->packed_gemm) {
-        st = linear_pack(l, weight);
-        if (st == DC_OK) goto bias;
-        goto done;
-    }
     /* Prefer one run-time-M primitive on row-major K×N weights whose row stride is padded
      * past N (padded_weights_md); then the layout oneDNN picks; then fixed-M primitives. */
     dnnl_memory_desc_t padded;
@@ -333,7 +361,7 @@ static dc_status cpu_linear_forward(dc_backend *be, const dc_linear *l, const fl
         st = dc_cpu_qlinear_forward(cpu->engine, l->q, x, rows, y);
         return st ? dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows) : DC_OK;
     }
-    if (l->packed) {
+    if (l->panels != DC_PANELS_NONE) {
         st = sgemm_forward(l, x, rows, y);
         return st ? dc_fail_context(st, "linear %ux%u on %zu rows", l->n, l->k, rows) : DC_OK;
     }

@@ -8,7 +8,8 @@
 /* One buffer per use, so a caller holding one can run code that takes another. */
 typedef enum dc_scratch_slot {
     DC_SCRATCH_INT8,  /* the int8 linear layer's quantised rows and partial maxima */
-    DC_SCRATCH_SGEMM, /* the f32 GEMM's packed input rows */
+    DC_SCRATCH_SGEMM, /* the packed GEMM's input rows (the calling thread) */
+    DC_SCRATCH_WIDEN, /* the packed GEMM's widened bf16 panels (every thread of the team) */
     DC_SCRATCH_SLOTS
 } dc_scratch_slot;
 

@@ -6,6 +6,7 @@
 #define DC_TENSOR_CPU_SGEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define DC_SGEMM_NR 16 /* columns per weight panel */
 #define DC_SGEMM_MR 6  /* rows per register tile and per packed-activation panel */
@@ -17,6 +18,10 @@ size_t dc_sgemm_weights_floats(size_t n, size_t k);
  * Panels [p0, p1) only, so the packing can be shared out. */
 void dc_sgemm_pack_weights(const float *w, size_t n, size_t k, float *out, size_t p0, size_t p1);
 
+/* The same panels of weights already rounded to bf16 (w: [n, k] bf16 bits), half the bytes. */
+void dc_sgemm_pack_weights_bf16(const uint16_t *w, size_t n, size_t k, uint16_t *out, size_t p0,
+                                size_t p1);
+
 /* Floats of the packed rows of an m × k input: ceil(m / 6) panels of k × 6. */
 size_t dc_sgemm_rows_floats(size_t m, size_t k);
 
@@ -27,8 +32,15 @@ void dc_sgemm_pack_rows(const float *x, size_t m, size_t k, float *out, size_t q
 /* y[:, 16 p0 .. 16 p1) = x · Wᵀ + bias for x packed by dc_sgemm_pack_rows and weights packed by
  * dc_sgemm_pack_weights, columns clipped at n; row stride of y is ldy; bias may be NULL.
  * Threads share out panel ranges. */
-void dc_sgemm_run(const float *xp, size_t m, size_t k, const float *wp, const float *bias,
-                  size_t n, float *y, size_t ldy, size_t p0, size_t p1);
+void dc_sgemm_run(const float *xp, size_t m, size_t k, const float *wp, const float *bias, size_t n,
+                  float *y, size_t ldy, size_t p0, size_t p1);
+
+/* dc_sgemm_run over bf16 panels: each thread widens a block of its panels at a time into
+ * `work` (its own, 64-byte aligned, dc_sgemm_bf16_work_floats floats: 512 KiB) and runs the f32
+ * tile on it, so the weights are read from memory at half the bytes of f32. */
+size_t dc_sgemm_bf16_work_floats(void);
+void dc_sgemm_run_bf16(const float *xp, size_t m, size_t k, const uint16_t *wp, const float *bias,
+                       size_t n, float *y, size_t ldy, size_t p0, size_t p1, float *work);
 
 /* The instruction set the register tile was compiled for ("avx2" or "generic"). */
 const char *dc_sgemm_isa(void);

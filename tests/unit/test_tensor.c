@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "tensor/backend.h"
+#include "tensor/quant.h"
 #include "test_support.h"
 
 static uint64_t rng_state;
@@ -38,7 +39,7 @@ static dc_backend *cpu(uint32_t threads) {
  * 16-column panel, k in one pass and in several uneven ones (passes of at most 1024), row
  * counts from one to three 72-row blocks with partial 6-row tiles and, on the smaller layers,
  * past one 576-row chunk, with and without bias. */
-static void check_linear(dc_backend *be, const char *what) {
+static void check_linear(dc_backend *be, dc_weight_format fmt, const char *what) {
     static const uint32_t shapes[][2] = {{1, 1},    {13, 5},   {65, 129}, {384, 384},
                                          {96, 32},  {17, 1025}, {33, 2049}};
     static const size_t rows[] = {1, 3, 16, 77, 150, 601};
@@ -49,8 +50,16 @@ static void check_linear(dc_backend *be, const char *what) {
             float *w = rand_array((size_t)n * k, -1, 1);
             float *b = with_bias ? rand_array(n, -1, 1) : NULL;
             dc_linear *l = NULL;
-            assert_ok(be->ops->linear_create(be, w, b, n, k, DC_WEIGHTS_F32, &l));
-            assert_true(be->ops->linear_bytes(l) >= (size_t)n * k * sizeof(float));
+            assert_ok(be->ops->linear_create(be, w, b, n, k, fmt, &l));
+            const size_t wsize = fmt == DC_WEIGHTS_BF16 ? sizeof(uint16_t) : sizeof(float);
+            assert_true(be->ops->linear_bytes(l) >= (size_t)n * k * wsize);
+            if (fmt == DC_WEIGHTS_BF16) { /* the reference multiplies the rounded weights */
+                uint16_t *w16 = malloc((size_t)n * k * sizeof *w16);
+                assert_non_null(w16);
+                dc_quant_bf16_pack(w, (size_t)n * k, w16);
+                dc_quant_bf16_unpack(w16, (size_t)n * k, w);
+                free(w16);
+            }
             for (size_t t = 0; t < sizeof rows / sizeof rows[0]; t++) {
                 size_t m = rows[t];
                 if (m > 576 && (size_t)n * k > 20000) continue; /* keeps the reference quick */
@@ -78,7 +87,8 @@ static void check_linear(dc_backend *be, const char *what) {
 }
 
 /* Both f32 GEMMs (DC_CPU_GEMM), the packed one on the dispatched and the portable tile, on one
- * and two threads (two split the panels). */
+ * and two threads (two split the panels); bf16 weights on both (oneDNN widens whole layers, the
+ * packed GEMM blocks of panels), against the reference on the rounded weights. */
 static void test_linear_matches_reference(void **state) {
     (void)state;
     static const char *gemms[] = {"onednn", "packed"};
@@ -93,10 +103,12 @@ static void test_linear_matches_reference(void **state) {
             const bool packed = strstr(dc_cpu_linear_impl(probe), "sgemm") != NULL;
             be->ops->linear_destroy(be, probe);
             assert_int_equal(packed, g == 1);
-            check_linear(be, gemms[g]);
+            check_linear(be, DC_WEIGHTS_F32, gemms[g]);
+            check_linear(be, DC_WEIGHTS_BF16, gemms[g]);
             if (packed) {
                 dc_kernel_force_generic(true);
-                check_linear(be, "packed, generic tile");
+                check_linear(be, DC_WEIGHTS_F32, "packed, generic tile");
+                check_linear(be, DC_WEIGHTS_BF16, "packed bf16, generic tile");
                 dc_kernel_force_generic(false);
             }
             dc_backend_destroy(be);
