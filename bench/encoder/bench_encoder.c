@@ -1,7 +1,8 @@
-/* Forward-pass time of the encoders at real sizes, against the measured oneDNN GEMM peak.
+/* Forward-pass time of the encoders at real sizes, against the measured peak of the backend's
+ * f32 GEMM (packed or oneDNN: DC_CPU_GEMM).
  *
  *   bench_encoder --dir DIR --model NAME --shapes 1x16,1x128,32x128 [--threads N]
- *                 [--budget SECONDS] [--dump DUMPDIR]
+ *                 [--budget SECONDS] [--dump DUMPDIR] [--dtype fp32|bf16|int8]
  *
  * DIR holds the model folders peers.py writes (DIR/<name>/config.json + model.safetensors:
  * seeded random weights at the published sizes). NAME is bert-base, bert-large, roberta-base,

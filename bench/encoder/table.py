@@ -27,7 +27,7 @@ for line in open(sys.argv[1]):
             r["cpu"] = cpu
             if extra:
                 r["cpu_frac"] = extra[2]
-print(f"\nthreads {sys.argv[2]}; oneDNN GEMM peak {max(peak or [0]):.1f} GFLOP/s wall, "
+print(f"\nthreads {sys.argv[2]}; f32 GEMM peak {max(peak or [0]):.1f} GFLOP/s wall, "
       f"{max(peak_cpu or [0]):.1f} GFLOP per CPU-second")
 print("xORT = ORT / ours, xPT = PyTorch / ours (above 1: ours faster); wall = median ms of one "
       "forward; CPU = median process CPU ms of one forward (all threads)")
