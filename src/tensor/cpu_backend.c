@@ -110,7 +110,7 @@ static dnnl_status_t make_pd(dnnl_engine_t eng, dnnl_dim_t m, uint32_t n, uint32
 
 typedef struct sgemm_job {
     const dc_linear *l;
-    const float *w;     /* nn.Linear [n, k] when packing f32 weights */
+    const float *w;      /* nn.Linear [n, k] when packing f32 weights */
     const uint16_t *w16; /* the same rounded to bf16, when packing bf16 weights */
     const float *x;
     float *xp; /* x packed in 6-row panels */
@@ -142,7 +142,9 @@ static void sgemm_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
     }
     float *work = dc_cpu_scratch(DC_SCRATCH_WIDEN, dc_sgemm_bf16_work_floats() * sizeof(float));
     if (!work) j->no_memory = true;
-    else dc_sgemm_run_bf16(j->xp, j->rows, l->k, l->wdata, l->bias, l->n, j->y, l->n, lo, hi, work);
+    else
+        dc_sgemm_run_bf16(j->xp, j->rows, l->k, l->wdata, l->bias, l->n, j->y, l->n, lo, hi,
+                          work);
 }
 
 /* One contiguous run of 16-column panels per thread. */
@@ -183,7 +185,9 @@ static dc_status choose_gemm(bool *packed) {
     if (!e || !*e || strcmp(e, "auto") == 0) *packed = strcmp(dc_cpu_kernel_isa(), "avx512") != 0;
     else if (strcmp(e, "packed") == 0) *packed = true;
     else if (strcmp(e, "onednn") == 0) *packed = false;
-    else return dc_fail(DC_ERR_INVALID_ARGUMENT, "DC_CPU_GEMM=%s: expected auto, packed or onednn", e);
+    else
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "DC_CPU_GEMM=%s: expected auto, packed or onednn",
+                       e);
     return DC_OK;
 }
 

@@ -96,7 +96,8 @@ typedef void (*tile_fn)(const float *a, const float *b, size_t kc, float *y, siz
         float t[DC_SGEMM_MR][DC_SGEMM_NR] = {{0}};                                                 \
         for (size_t kk = 0; kk < kc; kk++, a += DC_SGEMM_MR, b += DC_SGEMM_NR)                     \
             for (size_t i = 0; i < MR; i++)                                                        \
-                for (size_t j = 0; j < DC_SGEMM_NR; j++) t[i][j] = fmaf(a[i], b[j], t[i][j]);                   \
+                for (size_t j = 0; j < DC_SGEMM_NR; j++)                                           \
+                    t[i][j] = fmaf(a[i], b[j], t[i][j]);                                           \
         tile_store(t[0], MR, nr, y, ldy, bias, accumulate);                                        \
     }
 DC_TILE_GENERIC(1)
