@@ -182,22 +182,6 @@ void dc_kernel_col_max(const float *x, size_t rows, size_t cols, size_t ld, floa
 void dc_kernel_embed_sum(size_t rows, size_t cols, const float *t0, const uint32_t *i0,
                          const float *t1, const uint32_t *i1, const float *t2,
                          const uint32_t *i2, float *out);
-/* Attention for one sequence of `len` rows; `work` holds at least len floats. */
-void dc_kernel_attention_seq(const float *q, size_t ld_q, const float *k, const float *v,
-                             size_t ld_kv, float *out, size_t ld_out, uint32_t len,
-                             const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
-                             float scale, float *work);
-/* Banded attention for one sequence of `len` rows (see dc_attn_opts): the queries are q rows
- * 0..n_q-1 at sequence positions qpos[i] (NULL: n_q = len and row i is position i); globals
- * are the n_glob positions glist[] (also flagged in gflag[], which may be NULL when n_glob is
- * 0); skip_global skips queries whose position is global. `work` holds
- * 2·(min(len, left + right + 1) + 64 + n_glob) + ⌈len/32⌉·32·n_heads·head_dim floats. */
-void dc_kernel_attention_band(const float *q, size_t ld_q, const float *k, const float *v,
-                              size_t ld_kv, float *out, size_t ld_out, uint32_t len,
-                              const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
-                              float scale, uint32_t left, uint32_t right, const uint32_t *qpos,
-                              uint32_t n_q, const uint32_t *glist, uint32_t n_glob,
-                              const uint8_t *gflag, bool skip_global, float *work);
 /* Vector erf and exp used by the kernels (a few ulp); exposed for their tests. */
 void dc_kernel_erf(const float *x, float *y, size_t n);
 void dc_kernel_exp(const float *x, float *y, size_t n);

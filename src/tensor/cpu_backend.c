@@ -561,7 +561,7 @@ static dc_status cpu_attention_ex(dc_backend *be, const float *q, size_t ld_q, c
     size_t band = wide > longest ? longest : (size_t)wide;
     unsigned threads = dc_cpu_parallel_threads();
     size_t kt_off = (dc_kernel_attention_scores_floats(band, most_glob) + 15) / 16 * 16;
-    size_t per_thread = kt_off + (dc_kernel_attention_keys_floats(longest, head_dim) + 15) / 16 * 16;
+    size_t per_thread = kt_off + (dc_kernel_attention_kv_floats(longest, head_dim) + 15) / 16 * 16;
     float *work = NULL;
     uint32_t *glist = malloc(((size_t)n_glob + 1) * sizeof *glist);
     uint32_t *gfirst = malloc(((size_t)seqs->n_seqs + 1) * sizeof *gfirst);

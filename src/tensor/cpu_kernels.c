@@ -192,50 +192,6 @@ DC_BODY void embed_sum_body(size_t rows, size_t cols, const float *t0, const uin
     }
 }
 
-/* One sequence: for every head and query row, scores over the unmasked keys, a max-shifted
- * softmax, then the probability-weighted sum of value rows. Masked keys are skipped, so they
- * contribute exactly 0 whatever their values. */
-DC_BODY void attention_body(const float *q, size_t ld_q, const float *k, const float *v,
-                            size_t ld_kv, float *out, size_t ld_out, uint32_t len,
-                            const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
-                            float scale, float *work) {
-    for (uint32_t h = 0; h < n_heads; h++) {
-        size_t off = (size_t)h * head_dim;
-        for (uint32_t i = 0; i < len; i++) {
-            const float *qi = q + (size_t)i * ld_q + off;
-            float *oi = out + (size_t)i * ld_out + off;
-            float mx = -INFINITY;
-            uint32_t live = 0;
-            for (uint32_t j = 0; j < len; j++) {
-                if (key_mask && !key_mask[j]) {
-                    work[j] = -INFINITY;
-                    continue;
-                }
-                float s = dot_body(qi, k + (size_t)j * ld_kv + off, head_dim) * scale;
-                work[j] = s;
-                mx = s > mx ? s : mx;
-                live++;
-            }
-            for (uint32_t d = 0; d < head_dim; d++) oi[d] = 0.0f;
-            if (!live) continue;
-            for (uint32_t j = 0; j < len; j++) work[j] -= mx;
-            /* exp of −inf: the clamp makes it ~1e-38; zero it explicitly below */
-            for (uint32_t j = 0; j < len; j++) work[j] = exp_one(work[j]);
-            if (key_mask)
-                for (uint32_t j = 0; j < len; j++) work[j] = key_mask[j] ? work[j] : 0.0f;
-            float denom = sum_body(work, len);
-            float inv = 1.0f / denom;
-            for (uint32_t j = 0; j < len; j++) {
-                float p = work[j];
-                if (p == 0.0f) continue;
-                const float *vj = v + (size_t)j * ld_kv + off;
-                for (uint32_t d = 0; d < head_dim; d++) oi[d] += p * vj[d];
-            }
-            for (uint32_t d = 0; d < head_dim; d++) oi[d] *= inv;
-        }
-    }
-}
-
 /* 8 floats as one value (GCC/clang vector extension): register tiles without intrinsics, so
  * the same body compiles for every variant. Loads and stores go through memcpy (unaligned);
  * no function takes or returns one (that would tie the ABI to the ISA). */
@@ -246,12 +202,175 @@ typedef float dc_v8 __attribute__((vector_size(32)));
 
 /* Banded attention (dc_attn_opts), one head. The head's keys are first repacked into blocks
  * of 32 rows, transposed (kt[block][d][32]), so the scores of a query over the blocks its band
- * touches are sums over d of q[d]·(32 keys): unit stride, four vector accumulators, no
- * horizontal reductions; then the probabilities weight the value rows (eight vector
- * accumulators when head_dim is 64). One head's band stays in cache, and heads (of every
- * sequence) are independent work items for the backend's threads. Memory is O(len + band):
- * never a len × len matrix. `kt` holds ⌈len/32⌉·32·head_dim floats, `sc` 2·(band + 64 + n_glob). */
+ * touches are sums over d of q[d]·(32 keys): unit stride, no horizontal reductions. Query rows
+ * whose bands touch the same blocks (every row, in full attention) go DC_QG at a time, so each
+ * key vector loaded serves DC_QG rows and each value row DC_QG probability rows: one row at a
+ * time the kernel waited on loads, at a quarter of the GEMM's rate. A row's sums run in the
+ * same order either way, so grouping changes no bit. One head's band stays in cache, and heads
+ * (of every sequence) are independent work items for the backend's threads. Memory is
+ * O(len + band): never a len × len matrix. `kt` holds the head's keys, transposed in blocks
+ * (⌈len/32⌉·32·head_dim floats), its value rows (len·head_dim) and a 0 / -inf score bias per
+ * key (⌈len/32⌉·32). */
 #define DC_KB 32
+#define DC_QG 3
+/* Named variables for the group's rows, not arrays: gcc keeps an array of vectors on the stack. */
+#define DC_QROWS(X) X(0) X(1) X(2)
+
+/* One row's scores: the blocks a band touches (at most band + 2 partial blocks), then the
+ * global keys; a multiple of 16 floats, so every row starts aligned like the first. */
+static size_t score_row_floats(size_t band, uint32_t n_glob) {
+    return (band + 2 * DC_KB + n_glob + 15) / 16 * 16;
+}
+
+/* Scaled scores of G rows (a constant in each call) over key blocks [b0, b1], plus kb[key]
+ * (0, or -inf for a key no row may see; NULL: all 0): row g's score of key b0·32 + t goes to
+ * sc[g·stride + t]. */
+DC_BODY void scores_rows(const float *const *qg, const float *kt, const float *kb,
+                         uint32_t head_dim, uint32_t b0, uint32_t b1, float scale, float *sc,
+                         size_t stride, const uint32_t G) {
+    for (uint32_t jb = b0; jb <= b1; jb++) {
+        const float *kr = kt + (size_t)jb * head_dim * DC_KB;
+#define DC_DECL(g) dc_v8 s##g##0 = {0}, s##g##1 = {0}, s##g##2 = {0}, s##g##3 = {0};
+        DC_QROWS(DC_DECL)
+#undef DC_DECL
+        for (uint32_t d = 0; d < head_dim; d++, kr += DC_KB) {
+            dc_v8 k0, k1, k2, k3;
+            V8_LOAD(k0, kr);
+            V8_LOAD(k1, kr + 8);
+            V8_LOAD(k2, kr + 16);
+            V8_LOAD(k3, kr + 24);
+#define DC_ROW(g)                                                                                  \
+    if (G > g) {                                                                                   \
+        const float qd = qg[g][d];                                                                 \
+        s##g##0 += qd * k0, s##g##1 += qd * k1, s##g##2 += qd * k2, s##g##3 += qd * k3;            \
+    }
+            DC_QROWS(DC_ROW)
+#undef DC_ROW
+        }
+        dc_v8 m0 = {0}, m1 = {0}, m2 = {0}, m3 = {0};
+        if (kb) {
+            V8_LOAD(m0, kb + (size_t)jb * DC_KB);
+            V8_LOAD(m1, kb + (size_t)jb * DC_KB + 8);
+            V8_LOAD(m2, kb + (size_t)jb * DC_KB + 16);
+            V8_LOAD(m3, kb + (size_t)jb * DC_KB + 24);
+        }
+#define DC_OUT(g)                                                                                  \
+    if (G > g) {                                                                                   \
+        float *dst = sc + g * stride + (size_t)(jb - b0) * DC_KB;                                  \
+        s##g##0 = s##g##0 * scale + m0, s##g##1 = s##g##1 * scale + m1;                            \
+        s##g##2 = s##g##2 * scale + m2, s##g##3 = s##g##3 * scale + m3;                            \
+        V8_STORE(dst, s##g##0);                                                                    \
+        V8_STORE(dst + 8, s##g##1);                                                                \
+        V8_STORE(dst + 16, s##g##2);                                                               \
+        V8_STORE(dst + 24, s##g##3);                                                               \
+    }
+        DC_QROWS(DC_OUT)
+#undef DC_OUT
+    }
+}
+
+/* Row qi's scores sc[0, nb) (keys base + t; masked and global keys already -inf) become
+ * probabilities, and its global keys' sc[nb + g] are computed and joined; keys outside
+ * [lo, hi], masked, or global (counted once, among the globals) get exactly 0. Returns 1/Σ, or
+ * 0 when no key is live (then every probability is 0). */
+DC_BODY float softmax_row(float *sc, uint32_t nb, uint32_t base, uint32_t lo, uint32_t hi,
+                          const uint8_t *key_mask, const float *qi,
+                          const float *k, size_t ld_kv, size_t off, uint32_t head_dim, float scale,
+                          const uint32_t *glist, uint32_t n_glob) {
+    for (uint32_t t = 0; t < lo - base; t++) sc[t] = -INFINITY;
+    for (uint32_t t = hi + 1 - base; t < nb; t++) sc[t] = -INFINITY; /* past the band */
+    float mxl[LANES];
+    for (int l = 0; l < LANES; l++) mxl[l] = -INFINITY;
+    uint32_t t0 = 0;
+    for (; t0 + LANES <= nb; t0 += LANES)
+        for (int l = 0; l < LANES; l++) mxl[l] = sc[t0 + l] > mxl[l] ? sc[t0 + l] : mxl[l];
+    float mx = -INFINITY;
+    for (; t0 < nb; t0++) mx = sc[t0] > mx ? sc[t0] : mx;
+    for (int l = 0; l < LANES; l++) mx = mxl[l] > mx ? mxl[l] : mx;
+    /* every banded key excluded leaves mx at -inf (scores of finite inputs are finite) */
+    uint32_t live = mx > -INFINITY;
+    for (uint32_t g = 0; g < n_glob; g++) {
+        uint32_t j = glist[g];
+        if (key_mask && !key_mask[j]) {
+            sc[nb + g] = -INFINITY;
+            continue;
+        }
+        float sg = dot_body(qi, k + (size_t)j * ld_kv + off, head_dim) * scale;
+        sc[nb + g] = sg;
+        mx = sg > mx ? sg : mx;
+        live++;
+    }
+    const uint32_t n = nb + n_glob;
+    if (!live) {
+        for (uint32_t t = 0; t < n; t++) sc[t] = 0.0f;
+        return 0.0f;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        float e = exp_one(sc[t] - mx);
+        sc[t] = sc[t] == -INFINITY ? 0.0f : e; /* exactly 0 for the excluded keys */
+    }
+    return 1.0f / sum_body(sc, n);
+}
+
+/* og[g] = inv[g] · Σ_t p[g][t] · v[key t] for G rows (a constant in each call), with
+ * p[g][t] = sc[g·stride + t], key t = base + t for t < nk (the keys of the blocks that exist)
+ * and glist[t - nb] for nb ≤ t < n, and the head's value rows vh[key, head_dim]. Masked keys
+ * are skipped, so their value rows may hold anything; any other key of probability 0 (outside
+ * one row's band, exp underflow) is a real one, whose finite values add exactly 0. Columns go
+ * 32 at a time (four vectors per row) and the rest one by one. */
+DC_BODY void values_rows(float *const *og, const float *sc, size_t stride, const float *inv,
+                         uint32_t nk, uint32_t nb, uint32_t n, uint32_t base,
+                         const uint32_t *glist, const uint8_t *key_mask, const float *vh,
+                         uint32_t head_dim, const uint32_t G) {
+    uint32_t d0 = 0;
+    for (; d0 + 32 <= head_dim; d0 += 32) {
+#define DC_DECL(g) dc_v8 a##g##0 = {0}, a##g##1 = {0}, a##g##2 = {0}, a##g##3 = {0};
+        DC_QROWS(DC_DECL)
+#undef DC_DECL
+        for (uint32_t t = 0; t < n; t = t + 1 == nk ? nb : t + 1) {
+            const uint32_t j = t < nb ? base + t : glist[t - nb];
+            if (key_mask && !key_mask[j]) continue;
+            const float p0 = sc[t], p1 = G > 1 ? sc[stride + t] : 0.0f,
+                        p2 = G > 2 ? sc[2 * stride + t] : 0.0f;
+            const float *vj = vh + (size_t)j * head_dim + d0;
+            dc_v8 x;
+#define DC_COL(c)                                                                                  \
+    V8_LOAD(x, vj + 8 * c);                                                                        \
+    a0##c += p0 * x;                                                                               \
+    if (G > 1) a1##c += p1 * x;                                                                    \
+    if (G > 2) a2##c += p2 * x;
+            DC_COL(0)
+            DC_COL(1)
+            DC_COL(2)
+            DC_COL(3)
+#undef DC_COL
+        }
+#define DC_OUT(g)                                                                                  \
+    if (G > g) {                                                                                   \
+        float *o = og[g] + d0;                                                                     \
+        a##g##0 *= inv[g], a##g##1 *= inv[g], a##g##2 *= inv[g], a##g##3 *= inv[g];                \
+        V8_STORE(o, a##g##0);                                                                      \
+        V8_STORE(o + 8, a##g##1);                                                                  \
+        V8_STORE(o + 16, a##g##2);                                                                 \
+        V8_STORE(o + 24, a##g##3);                                                                 \
+    }
+        DC_QROWS(DC_OUT)
+#undef DC_OUT
+    }
+    for (uint32_t g = 0; g < G && d0 < head_dim; g++) {
+        float acc[32] = {0};
+        const uint32_t dn = head_dim - d0;
+        for (uint32_t t = 0; t < n; t = t + 1 == nk ? nb : t + 1) {
+            const float p = sc[g * stride + t];
+            if (p == 0.0f) continue;
+            const uint32_t j = t < nb ? base + t : glist[t - nb];
+            const float *vj = vh + (size_t)j * head_dim + d0;
+            for (uint32_t d = 0; d < dn; d++) acc[d] += p * vj[d];
+        }
+        for (uint32_t d = 0; d < dn; d++) og[g][d0 + d] = acc[d] * inv[g];
+    }
+}
+
 DC_BODY void attention_head_body(const float *q, size_t ld_q, const float *k, const float *v,
                                  size_t ld_kv, float *out, size_t ld_out, uint32_t len,
                                  const uint8_t *key_mask, uint32_t h, uint32_t head_dim,
@@ -269,123 +388,57 @@ DC_BODY void attention_head_body(const float *q, size_t ld_q, const float *k, co
             for (uint32_t d = 0; d < head_dim; d++) blk[(size_t)d * DC_KB + u] = j < len ? kj[d] : 0.0f;
         }
     }
-    float acc[256];
-    for (uint32_t r = 0; r < n_q; r++) {
-        uint32_t i = qpos ? qpos[r] : r;
-        if (skip_global && gflag && gflag[i]) continue;
-        const uint32_t lo = left >= i ? 0 : i - left;
-        const uint32_t hi = right >= len - 1 - i ? len - 1 : i + right;
-        const uint32_t b0i = lo / DC_KB, b1i = hi / DC_KB, base = b0i * DC_KB;
-        const uint32_t nb = (b1i - b0i + 1) * DC_KB; /* scores sc[t] for keys base + t */
-        const float *qi = q + (size_t)r * ld_q + off;
-        float *oi = out + (size_t)r * ld_out + off;
-        for (uint32_t jb = b0i; jb <= b1i; jb++) {
-            const float *kr = kt + (size_t)jb * head_dim * DC_KB;
-            dc_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-            for (uint32_t d = 0; d < head_dim; d++, kr += DC_KB) {
-                const float qd = qi[d];
-                dc_v8 k0, k1, k2, k3;
-                V8_LOAD(k0, kr);
-                V8_LOAD(k1, kr + 8);
-                V8_LOAD(k2, kr + 16);
-                V8_LOAD(k3, kr + 24);
-                s0 += qd * k0;
-                s1 += qd * k1;
-                s2 += qd * k2;
-                s3 += qd * k3;
-            }
-            float *dst = sc + (size_t)(jb - b0i) * DC_KB;
-            V8_STORE(dst, s0);
-            V8_STORE(dst + 8, s1);
-            V8_STORE(dst + 16, s2);
-            V8_STORE(dst + 24, s3);
+    /* the head's value rows, contiguous: in place they are a page apart (ld_kv), past the
+     * prefetchers and the TLB's reach, and every group of rows reads them all */
+    float *vh = kt + (size_t)nblk * DC_KB * head_dim;
+    for (uint32_t j = 0; j < len; j++)
+        memcpy(vh + (size_t)j * head_dim, v + (size_t)j * ld_kv + off, head_dim * sizeof *vh);
+    /* -inf for the keys the band's scores exclude: masked, or global (counted once, below) */
+    float *kb = NULL;
+    if (key_mask || gflag) {
+        kb = vh + (size_t)len * head_dim;
+        for (uint32_t j = 0; j < nblk * DC_KB; j++)
+            kb[j] = j < len && ((key_mask && !key_mask[j]) || (gflag && gflag[j])) ? -INFINITY : 0.0f;
+    }
+    const uint64_t wide = (uint64_t)left + right + 1;
+    const size_t stride = score_row_floats(wide > len ? len : (size_t)wide, n_glob);
+    for (uint32_t r = 0; r < n_q;) {
+        /* the next rows (up to DC_QG) whose bands touch the same key blocks */
+        uint32_t rows[DC_QG], lo[DC_QG], hi[DC_QG], G = 0, b0 = 0, b1 = 0;
+        for (; r < n_q && G < DC_QG; r++) {
+            const uint32_t i = qpos ? qpos[r] : r;
+            if (skip_global && gflag && gflag[i]) continue;
+            const uint32_t l = left >= i ? 0 : i - left;
+            const uint32_t e = right >= len - 1 - i ? len - 1 : i + right;
+            if (G && (l / DC_KB != b0 || e / DC_KB != b1)) break;
+            b0 = l / DC_KB;
+            b1 = e / DC_KB;
+            rows[G] = r, lo[G] = l, hi[G] = e;
+            G++;
         }
-        /* Scale, then exclude keys outside the band, masked, or global (counted once, below);
-         * in separate plain loops so they vectorise (one loop with all the tests ran scalar,
-         * a fifth of the kernel's time at 128 tokens). */
-        for (uint32_t t = 0; t < nb; t++) sc[t] *= scale;
-        for (uint32_t t = 0; t < lo - base; t++) sc[t] = -INFINITY;
-        const uint32_t tn = hi + 1 - base; /* keys base + tn … are past the band */
-        for (uint32_t t = tn; t < nb; t++) sc[t] = -INFINITY;
-        if (key_mask)
-            for (uint32_t t = 0; t < tn; t++) sc[t] += key_mask[base + t] ? 0.0f : -INFINITY;
-        if (gflag)
-            for (uint32_t t = 0; t < tn; t++) sc[t] += gflag[base + t] ? -INFINITY : 0.0f;
-        float mxl[LANES];
-        for (int l = 0; l < LANES; l++) mxl[l] = -INFINITY;
-        uint32_t t0 = 0;
-        for (; t0 + LANES <= nb; t0 += LANES)
-            for (int l = 0; l < LANES; l++) mxl[l] = sc[t0 + l] > mxl[l] ? sc[t0 + l] : mxl[l];
-        float mx = -INFINITY;
-        for (; t0 < nb; t0++) mx = sc[t0] > mx ? sc[t0] : mx;
-        for (int l = 0; l < LANES; l++) mx = mxl[l] > mx ? mxl[l] : mx;
-        /* every banded key excluded leaves mx at -inf (scores of finite inputs are finite) */
-        uint32_t live = mx > -INFINITY;
-        for (uint32_t g = 0; g < n_glob; g++) {
-            uint32_t j = glist[g];
-            if (key_mask && !key_mask[j]) {
-                sc[nb + g] = -INFINITY;
-                continue;
-            }
-            float sg = dot_body(qi, k + (size_t)j * ld_kv + off, head_dim) * scale;
-            sc[nb + g] = sg;
-            mx = sg > mx ? sg : mx;
-            live++;
+        if (!G) continue;
+        const uint32_t base = b0 * DC_KB, nb = (b1 - b0 + 1) * DC_KB;
+        const float *qg[DC_QG];
+        float *og[DC_QG], inv[DC_QG];
+        for (uint32_t g = 0; g < G; g++) {
+            qg[g] = q + (size_t)rows[g] * ld_q + off;
+            og[g] = out + (size_t)rows[g] * ld_out + off;
         }
-        if (!live) {
-            for (uint32_t d = 0; d < head_dim; d++) oi[d] = 0.0f;
-            continue;
-        }
-        const uint32_t n = nb + n_glob;
-        for (uint32_t t = 0; t < n; t++) {
-            float e = exp_one(sc[t] - mx);
-            sc[t] = sc[t] == -INFINITY ? 0.0f : e; /* exactly 0 for the excluded keys */
-        }
-        const float inv = 1.0f / sum_body(sc, n);
-        if (head_dim == 64) { /* the common width: the accumulator lives in registers */
-            dc_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
-            for (uint32_t t = 0; t < n; t++) {
-                float p = sc[t];
-                if (p == 0.0f) continue;
-                uint32_t j = t < nb ? base + t : glist[t - nb];
-                const float *vj = v + (size_t)j * ld_kv + off;
-                dc_v8 x0, x1, x2, x3, x4, x5, x6, x7;
-                V8_LOAD(x0, vj);
-                V8_LOAD(x1, vj + 8);
-                V8_LOAD(x2, vj + 16);
-                V8_LOAD(x3, vj + 24);
-                V8_LOAD(x4, vj + 32);
-                V8_LOAD(x5, vj + 40);
-                V8_LOAD(x6, vj + 48);
-                V8_LOAD(x7, vj + 56);
-                a0 += p * x0, a1 += p * x1, a2 += p * x2, a3 += p * x3;
-                a4 += p * x4, a5 += p * x5, a6 += p * x6, a7 += p * x7;
-            }
-            a0 *= inv, a1 *= inv, a2 *= inv, a3 *= inv, a4 *= inv, a5 *= inv, a6 *= inv, a7 *= inv;
-            V8_STORE(oi, a0);
-            V8_STORE(oi + 8, a1);
-            V8_STORE(oi + 16, a2);
-            V8_STORE(oi + 24, a3);
-            V8_STORE(oi + 32, a4);
-            V8_STORE(oi + 40, a5);
-            V8_STORE(oi + 48, a6);
-            V8_STORE(oi + 56, a7);
-            continue;
-        }
-        for (uint32_t d0 = 0; d0 < head_dim; d0 += 256) {
-            uint32_t dn = head_dim - d0 < 256 ? head_dim - d0 : 256;
-            for (uint32_t d = 0; d < dn; d++) acc[d] = 0.0f;
-            for (uint32_t t = 0; t < n; t++) {
-                float p = sc[t];
-                if (p == 0.0f) continue;
-                uint32_t j = t < nb ? base + t : glist[t - nb];
-                const float *vj = v + (size_t)j * ld_kv + off + d0;
-                for (uint32_t d = 0; d < dn; d++) acc[d] += p * vj[d];
-            }
-            for (uint32_t d = 0; d < dn; d++) oi[d0 + d] = acc[d] * inv;
-        }
+        if (G == DC_QG) scores_rows(qg, kt, kb, head_dim, b0, b1, scale, sc, stride, DC_QG);
+        else if (G == 2) scores_rows(qg, kt, kb, head_dim, b0, b1, scale, sc, stride, 2);
+        else scores_rows(qg, kt, kb, head_dim, b0, b1, scale, sc, stride, 1);
+        for (uint32_t g = 0; g < G; g++)
+            inv[g] = softmax_row(sc + g * stride, nb, base, lo[g], hi[g], key_mask, qg[g], k,
+                                 ld_kv, off, head_dim, scale, glist, n_glob);
+        const uint32_t n = nb + n_glob, nk = len - base < nb ? len - base : nb;
+        if (G == DC_QG)
+            values_rows(og, sc, stride, inv, nk, nb, n, base, glist, key_mask, vh, head_dim, DC_QG);
+        else if (G == 2)
+            values_rows(og, sc, stride, inv, nk, nb, n, base, glist, key_mask, vh, head_dim, 2);
+        else values_rows(og, sc, stride, inv, nk, nb, n, base, glist, key_mask, vh, head_dim, 1);
     }
 }
+#undef DC_QROWS
 
 /* ---- the three compiled variants ---- */
 
@@ -399,8 +452,6 @@ typedef struct dc_kernel_table {
                       size_t, float *);
     void (*embed_sum)(size_t, size_t, const float *, const uint32_t *, const float *,
                       const uint32_t *, const float *, const uint32_t *, float *);
-    void (*attention)(const float *, size_t, const float *, const float *, size_t, float *,
-                      size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float, float *);
     void (*attention_head)(const float *, size_t, const float *, const float *, size_t, float *,
                            size_t, uint32_t, const uint8_t *, uint32_t, uint32_t, float,
                            uint32_t, uint32_t, const uint32_t *, uint32_t, const uint32_t *,
@@ -422,13 +473,6 @@ typedef struct dc_kernel_table {
                                      const float *t2, const uint32_t *i2, float *out) {       \
         embed_sum_body(rows, cols, t0, i0, t1, i1, t2, i2, out);                              \
     }                                                                                         \
-    attr static void attention_##sfx(const float *q, size_t ld_q, const float *k,             \
-                                     const float *v, size_t ld_kv, float *out, size_t ld_out, \
-                                     uint32_t len, const uint8_t *mask, uint32_t n_heads,     \
-                                     uint32_t head_dim, float scale, float *work) {           \
-        attention_body(q, ld_q, k, v, ld_kv, out, ld_out, len, mask, n_heads, head_dim,       \
-                       scale, work);                                                          \
-    }                                                                                         \
     attr static void attention_head_##sfx(                                                    \
         const float *q, size_t ld_q, const float *k, const float *v, size_t ld_kv, float *out, \
         size_t ld_out, uint32_t len, const uint8_t *mask, uint32_t h, uint32_t head_dim,       \
@@ -440,8 +484,7 @@ typedef struct dc_kernel_table {
     }                                                                                         \
     static const dc_kernel_table table_##sfx = {#sfx,          exp_##sfx,       erf_##sfx,    \
                                                 act_##sfx,     add_##sfx,       layernorm_##sfx, \
-                                                embed_sum_##sfx, attention_##sfx,             \
-                                                attention_head_##sfx};
+                                                embed_sum_##sfx, attention_head_##sfx};
 
 DC_KERNEL_VARIANT(generic, )
 #ifdef DC_X86
@@ -504,34 +547,13 @@ void dc_kernel_embed_sum(size_t rows, size_t cols, const float *t0, const uint32
     K()->embed_sum(rows, cols, t0, i0, t1, i1, t2, i2, out);
 }
 
-void dc_kernel_attention_seq(const float *q, size_t ld_q, const float *k, const float *v,
-                             size_t ld_kv, float *out, size_t ld_out, uint32_t len,
-                             const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
-                             float scale, float *work) {
-    K()->attention(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, n_heads, head_dim, scale,
-                   work);
-}
-
-void dc_kernel_attention_band(const float *q, size_t ld_q, const float *k, const float *v,
-                              size_t ld_kv, float *out, size_t ld_out, uint32_t len,
-                              const uint8_t *key_mask, uint32_t n_heads, uint32_t head_dim,
-                              float scale, uint32_t left, uint32_t right, const uint32_t *qpos,
-                              uint32_t n_q, const uint32_t *glist, uint32_t n_glob,
-                              const uint8_t *gflag, bool skip_global, float *work) {
-    uint64_t wide = (uint64_t)left + right + 1;
-    size_t band = wide > len ? len : (size_t)wide;
-    float *kt = work + dc_kernel_attention_scores_floats(band, n_glob);
-    for (uint32_t h = 0; h < n_heads; h++)
-        K()->attention_head(q, ld_q, k, v, ld_kv, out, ld_out, len, key_mask, h, head_dim, scale,
-                            left, right, qpos, n_q, glist, n_glob, gflag, skip_global, kt, work);
-}
-
 size_t dc_kernel_attention_scores_floats(size_t band, uint32_t n_glob) {
-    return 2 * (band + 2 * DC_KB + n_glob);
+    return DC_QG * score_row_floats(band, n_glob);
 }
 
-size_t dc_kernel_attention_keys_floats(uint32_t len, uint32_t head_dim) {
-    return ((size_t)len + DC_KB - 1) / DC_KB * DC_KB * head_dim;
+size_t dc_kernel_attention_kv_floats(uint32_t len, uint32_t head_dim) {
+    const size_t blocks = ((size_t)len + DC_KB - 1) / DC_KB * DC_KB;
+    return blocks * head_dim + (size_t)len * head_dim + blocks;
 }
 
 void dc_kernel_attention_head(const float *q, size_t ld_q, const float *k, const float *v,
