@@ -103,6 +103,7 @@ typedef struct dc_map {
     const uint8_t *data;
     size_t len;
     bool mapped;
+    char *path; /* the mapped file (dc_weights_file_span); NULL for memory */
 } dc_map;
 
 typedef struct dc_meta_pair {
@@ -330,6 +331,13 @@ dc_status dc_weights_map_file(dc_weights *w, const char *path, const uint8_t **b
     dc_map m;
     dc_status st = dc_map_path(path, &m);
     if (st) return st;
+    size_t n = strlen(path);
+    m.path = malloc(n + 1);
+    if (!m.path) {
+        munmap((void *)m.data, m.len);
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    memcpy(m.path, path, n + 1);
     w->maps[w->nmaps++] = m;
     *buf = m.data;
     *len = m.len;
@@ -351,8 +359,10 @@ static dc_weights *dc_weights_new(const char *label) {
 
 void dc_weights_close(dc_weights *w) {
     if (!w) return;
-    for (size_t i = 0; i < w->nmaps; i++)
+    for (size_t i = 0; i < w->nmaps; i++) {
         if (w->maps[i].mapped) munmap((void *)w->maps[i].data, w->maps[i].len);
+        free(w->maps[i].path);
+    }
     for (size_t i = 0; i < w->nowned; i++) free(w->owned[i]);
     free(w->maps);
     free(w->owned);
@@ -458,6 +468,24 @@ const char *dc_weights_format_name(const dc_weights *w) {
 }
 
 const char *dc_weights_path(const dc_weights *w) { return w ? w->path : ""; }
+
+bool dc_weights_file_span(const dc_weights *w, const dc_tensor_view *t, const char **path,
+                          uint64_t *offset) {
+    /* safetensors only: its reader checked that every span tiles the file's data buffer, and
+     * a view is the file's own bytes unless dc_weights_add had to copy it for alignment */
+    if (!w || !t || !t->data || !w->format || strncmp(w->format, "safetensors", 11) != 0)
+        return false;
+    const uint8_t *p = t->data;
+    for (size_t i = 0; i < w->nmaps; i++) {
+        const dc_map *m = &w->maps[i];
+        if (!m->path || p < m->data || p >= m->data + m->len) continue;
+        if (t->nbytes > m->len - (size_t)(p - m->data)) return false;
+        *path = m->path;
+        *offset = (uint64_t)(p - m->data);
+        return true;
+    }
+    return false;
+}
 
 size_t dc_weights_count(const dc_weights *w) { return w ? w->count : 0; }
 

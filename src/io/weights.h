@@ -100,6 +100,14 @@ void dc_weights_close(dc_weights *w);
 const char *dc_weights_format_name(const dc_weights *w);
 /* The path or label given at open. */
 const char *dc_weights_path(const dc_weights *w);
+/* Where a tensor of `w` lies in its file, for reading it again without the mapping (e.g.
+ * straight into device memory): true with the file (the shard, for a sharded index) and the
+ * byte offset of its first byte when its nbytes are stored there contiguously, as they are in
+ * safetensors files. false for torch files, weights opened from memory and tensors copied at
+ * open for alignment. The path stays valid until dc_weights_close; the bytes are what was
+ * mapped at open only while the file is not rewritten. */
+bool dc_weights_file_span(const dc_weights *w, const dc_tensor_view *t, const char **path,
+                          uint64_t *offset);
 size_t dc_weights_count(const dc_weights *w);
 /* Tensors in file order (safetensors header order; state-dict order for torch files). NULL
  * when i is out of range. */

@@ -76,6 +76,56 @@ static void test_find_get_and_order(void **state) {
     dc_weights_close(w);
 }
 
+/* dc_weights_file_span: every tensor's bytes at its offset in its own file (the shard for an
+ * index); nothing for memory, torch files or a tensor copied for alignment. */
+static void check_spans(const char *rel, bool want) {
+    dc_weights *w = NULL;
+    assert_ok(dc_weights_open(dc_test_data_path(rel), &w));
+    for (size_t i = 0; i < dc_weights_count(w); i++) {
+        const dc_tensor_view *t = dc_weights_tensor(w, i);
+        const char *path = NULL;
+        uint64_t off = 0;
+        bool got = dc_weights_file_span(w, t, &path, &off);
+        assert_int_equal(got, want && t->nbytes > 0);
+        if (!got) continue;
+        size_t len;
+        uint8_t *file = dc_test_read_file(path, &len);
+        assert_non_null(file);
+        assert_true(off + t->nbytes <= len && !memcmp(file + off, t->data, t->nbytes));
+        free(file);
+    }
+    dc_weights_close(w);
+}
+
+static void test_file_span(void **state) {
+    (void)state;
+    check_spans("weights/model.safetensors", true);
+    check_spans("weights/sharded/model.safetensors.index.json", true);
+    check_spans("weights/pytorch_model.bin", false);
+    size_t len;
+    uint8_t *file = dc_test_read_file(dc_test_data_path("weights/model.safetensors"), &len);
+    dc_weights *w = NULL;
+    assert_ok(dc_weights_open_memory(file, len, "mem", &w));
+    const char *path;
+    uint64_t off;
+    assert_false(dc_weights_file_span(w, dc_weights_tensor(w, 0), &path, &off));
+    dc_weights_close(w);
+    free(file);
+    /* an F32 at an odd offset is copied at open: not the file's bytes in place */
+    const char *h = "{\"b\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+                    "\"f\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1,5]}}";
+    uint8_t data[5] = {0};
+    file = dc_st_build(h, 8, data, sizeof data, &len);
+    const char *tmp = dc_test_write_temp(file, len, ".safetensors");
+    assert_ok(dc_weights_open(tmp, &w));
+    assert_true(dc_weights_file_span(w, dc_weights_find(w, "b"), &path, &off));
+    assert_string_equal(path, tmp);
+    assert_int_equal(off, 8 + (len - 8 - 5));
+    assert_false(dc_weights_file_span(w, dc_weights_find(w, "f"), &path, &off));
+    dc_weights_close(w);
+    free(file);
+}
+
 static void test_sharded_index(void **state) {
     (void)state;
     dc_weights *w = dc_check_fixture("sharded/model.safetensors.index.json");
@@ -515,6 +565,7 @@ int main(void) {
         cmocka_unit_test(test_data_is_zero_copy),
         cmocka_unit_test(test_find_get_and_order),
         cmocka_unit_test(test_sharded_index),
+        cmocka_unit_test(test_file_span),
         cmocka_unit_test(test_sharded_index_hostile),
         cmocka_unit_test(test_every_truncation_fails_cleanly),
         cmocka_unit_test(test_header_length_limits),
