@@ -91,6 +91,8 @@ typedef struct dc_cu_backend {
     dc_cu_device *dev;
     int partition;           /* green partition of `stream`, -1 for an ordinary stream */
     bool stream_foreign;     /* made by the driver API (green): destroyed through it */
+    pthread_mutex_t file_mu; /* file_st */
+    dc_cuda_file_stats file_st; /* what file_read read on this context (cufile.c) */
 } dc_cu_backend;
 
 static inline dc_cu_backend *dc_cu_of(dc_backend *be) { return (dc_cu_backend *)be->impl; }
@@ -118,6 +120,20 @@ void dc_cu_gemm_destroy(dc_cu_backend *cb);
 dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *bias,
                               uint32_t n_out, uint32_t k_in, dc_weight_format fmt,
                               dc_linear **out);
+/* linear_create in steps, for other sources of the weights (linear_file.c): a layer with its
+ * weight buffer allocated (not for FP4 formats, whose buffers fp4_create sizes) after the
+ * checks linear_create makes; the buffer; the weights from an f32 matrix in device memory
+ * (converted or quantised as fmt says; w32 may be the layer's own buffer when fmt is f32;
+ * waits for the stream); the bias from the host; and the layer freed after its stream. */
+dc_status dc_cu_linear_new(dc_cu_backend *cb, uint32_t n_out, uint32_t k_in,
+                           dc_weight_format fmt, dc_linear **out);
+void *dc_cu_linear_weights(dc_linear *l);
+dc_status dc_cu_linear_from_f32(dc_cu_backend *cb, dc_linear *l, const float *w32);
+dc_status dc_cu_linear_set_bias(dc_linear *l, const float *bias);
+void dc_cu_linear_free(dc_cu_backend *cb, dc_linear *l);
+dc_status dc_cu_linear_create_from_file(dc_backend *be, const dc_linear_file_part *parts,
+                                        uint32_t nparts, const float *bias, uint32_t n_out,
+                                        uint32_t k_in, dc_weight_format fmt, dc_linear **out);
 void dc_cu_linear_destroy(dc_backend *be, dc_linear *l);
 dc_status dc_cu_linear_forward(dc_backend *be, const dc_linear *l, const float *x, size_t rows,
                                float *y);
@@ -143,6 +159,10 @@ dc_status dc_cu_attention_ex(dc_backend *be, const float *q, size_t ld_q, const 
 
 dc_status dc_cu_file_read(dc_backend *be, const char *path, uint64_t offset, size_t bytes,
                           void *dst, bool force_posix, bool *used_gds);
+/* file_read of a tensor's bytes: its errors name the tensor after the path */
+dc_status dc_cu_file_read_tensor(dc_backend *be, const char *path, const char *tensor,
+                                 uint64_t offset, size_t bytes, void *dst);
+void dc_cu_file_stats(dc_backend *be, dc_cuda_file_stats *out);
 dc_status dc_cu_green_split(dc_backend *be, uint32_t want, uint32_t min_sms,
                             dc_cuda_partition *out);
 /* Splits dev's SMs once into up to `want` partitions (caller holds dev->mu); on failure

@@ -18,9 +18,12 @@
 extern "C" {
 #endif
 
-/* 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights;
- * 3: stream contexts (stream_open, stream_info), green_partitions, pool_stats.cross_stream */
-#define DC_CUDA_ABI 3
+/* The loader refuses a table whose abi differs from DC_CUDA_ABI, so bump it whenever a struct
+ * here (or dc_backend_ops, which the library fills) changes its layout or a call is added.
+ * 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights;
+ * 3: stream contexts (stream_open, stream_info), green_partitions, pool_stats.cross_stream;
+ * 4: dc_backend_ops.linear_create_from_file, file_stats */
+#define DC_CUDA_ABI 4
 #define DC_CUDA_ENTRY_SYMBOL "dc_cuda_entry"
 #define DC_CUDA_LIBRARY_NAME "libdodeca_cuda.so"
 
@@ -56,6 +59,15 @@ typedef struct dc_cuda_pool_stats {
     size_t weights;         /* bytes held by weights_alloc (exact sizes, counted in the cap) */
     uint64_t cross_stream;  /* hits on a block another stream released (each after a wait) */
 } dc_cuda_pool_stats;
+
+/* What file_read (and linear_create_from_file, which reads through it) read on one stream
+ * context since it was made: bytes and wall time per path, for a bandwidth report. */
+typedef struct dc_cuda_file_stats {
+    uint64_t gds_bytes, posix_bytes;   /* through cuFile / through pread into pinned + copy */
+    double gds_seconds, posix_seconds; /* open to the last byte on the device, per path */
+    uint64_t reads;                    /* file_read calls */
+    char gds_reason[128];              /* why the last read not by cuFile was not ("" if none) */
+} dc_cuda_file_stats;
 
 /* Grouped GEMM for the fusion experts: problem p is Y_p[m_p, n_p] = X_p[m_p, k_p]·W_p[n_p, k_p]ᵀ
  * (row-major, device memory). X and W share one dtype, Y has its own (grouped_gemm_ex); products
@@ -136,6 +148,8 @@ typedef struct dc_cuda_api {
      * split put their streams on them in turn). */
     dc_status (*green_split)(dc_backend *be, uint32_t want, uint32_t min_sms,
                              dc_cuda_partition *out);
+    /* What file_read read on this stream context, by path (ABI 4). */
+    void (*file_stats)(dc_backend *be, dc_cuda_file_stats *out);
 } dc_cuda_api;
 
 typedef const dc_cuda_api *(*dc_cuda_entry_fn)(void);

@@ -252,6 +252,7 @@ static void cu_destroy(dc_backend *be) {
         if (cb->stream && cb->stream_foreign) dc_cu_green_stream_destroy(cb->stream);
         else if (cb->stream) cudaStreamDestroy(cb->stream);
         pthread_mutex_destroy(&cb->blas_mu);
+        pthread_mutex_destroy(&cb->file_mu);
         if (cb->dev) device_unref(cb->dev);
         free(cb);
     }
@@ -277,6 +278,7 @@ static const dc_backend_ops cuda_ops = {
     .linear_bytes = dc_cu_linear_bytes,
     .linear_impl = dc_cu_linear_impl,
     .destroy = cu_destroy,
+    .linear_create_from_file = dc_cu_linear_create_from_file,
 };
 
 /* ---- driver, devices, creation ---- */
@@ -397,6 +399,7 @@ static dc_status context_open(dc_cu_device *d, const dc_cuda_options *opt, int c
     cb->allow_tf32 = opt && opt->allow_tf32;
     cb->partition = -1;
     pthread_mutex_init(&cb->blas_mu, NULL);
+    pthread_mutex_init(&cb->file_mu, NULL);
     pthread_mutex_lock(&d->mu);
     d->refs++;
     cb->dev = d;
@@ -531,6 +534,7 @@ static const dc_cuda_api cuda_api = {
     .weights_free = cu_weights_free,
     .file_read = dc_cu_file_read,
     .green_split = dc_cu_green_split,
+    .file_stats = dc_cu_file_stats,
 };
 
 /* The one exported symbol (the library is built with hidden visibility). */

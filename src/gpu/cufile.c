@@ -2,13 +2,15 @@
  * dlopen; the toolkit here has no cufile.h, so the few types and calls are declared below from
  * the cuFile API reference), or pread into pinned host memory and a copy. Both paths give the
  * same bytes; the fallback is taken when the library is absent, cuFileDriverOpen fails (no
- * nvidia-fs, container, unsupported file system) or registration/reading fails. */
+ * nvidia-fs, container, unsupported file system) or registration/reading fails. Each stream
+ * context counts the bytes and seconds of each path (file_stats) for the bandwidth report. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gpu/cu_internal.h"
@@ -34,6 +36,9 @@ typedef struct {
     dc_cufile_error (*handle_register)(dc_cufile_handle *fh, dc_cufile_descr *d);
     void (*handle_deregister)(dc_cufile_handle fh);
     ssize_t (*read)(dc_cufile_handle fh, void *buf, size_t size, off_t file_off, off_t buf_off);
+    /* optional: a registered buffer skips cuFile's bounce buffers */
+    dc_cufile_error (*buf_register)(const void *buf, size_t size, int flags);
+    dc_cufile_error (*buf_deregister)(const void *buf);
     bool ok;
     char why[96];
 } dc_cufile_lib;
@@ -63,6 +68,11 @@ static void cufile_load(void) {
     memcpy(&cufile.handle_register, &p[1], sizeof p[1]);
     memcpy(&cufile.handle_deregister, &p[2], sizeof p[2]);
     memcpy(&cufile.read, &p[3], sizeof p[3]);
+    void *r[2] = {sym(cufile.lib, "cuFileBufRegister"), sym(cufile.lib, "cuFileBufDeregister")};
+    if (r[0] && r[1]) {
+        memcpy(&cufile.buf_register, &r[0], sizeof r[0]);
+        memcpy(&cufile.buf_deregister, &r[1], sizeof r[1]);
+    }
     dc_cufile_error e = cufile.driver_open();
     if (e.err != 0) {
         snprintf(cufile.why, sizeof cufile.why, "cuFileDriverOpen: error %d (cuda %d)", e.err,
@@ -72,10 +82,15 @@ static void cufile_load(void) {
     cufile.ok = true;
 }
 
-static dc_status read_gds(const char *path, uint64_t offset, size_t bytes, void *dst) {
+/* false with the reason in why when cuFile did not read every byte (the caller falls back) */
+static bool read_gds(const char *path, uint64_t offset, size_t bytes, void *dst, char *why,
+                     size_t cap) {
     int fd = open(path, O_RDONLY | O_DIRECT);
     if (fd < 0) fd = open(path, O_RDONLY); /* cuFile's compatibility mode copes without */
-    if (fd < 0) return dc_cu_fail(DC_ERR_IO, "open %s: %s", path, strerror(errno));
+    if (fd < 0) {
+        snprintf(why, cap, "open: %s", strerror(errno));
+        return false;
+    }
     dc_cufile_descr d;
     memset(&d, 0, sizeof d);
     d.type = 1;
@@ -84,29 +99,32 @@ static dc_status read_gds(const char *path, uint64_t offset, size_t bytes, void 
     dc_cufile_error e = cufile.handle_register(&fh, &d);
     if (e.err != 0) {
         close(fd);
-        return dc_cu_fail(DC_ERR_GPU, "cuFileHandleRegister %s: error %d", path, e.err);
+        snprintf(why, cap, "cuFileHandleRegister: error %d", e.err);
+        return false;
     }
-    dc_status st = DC_OK;
+    /* a registration failure only costs speed: read through cuFile's own buffers then */
+    bool reg = cufile.buf_register && cufile.buf_register(dst, bytes, 0).err == 0;
     size_t done = 0;
     while (done < bytes) {
         ssize_t n = cufile.read(fh, dst, bytes - done, (off_t)(offset + done), (off_t)done);
         if (n <= 0) {
-            st = n == 0 ? dc_cu_fail(DC_ERR_IO, "%s: end of file at %llu", path,
-                                     (unsigned long long)(offset + done))
-                        : dc_cu_fail(DC_ERR_GPU, "cuFileRead %s: %zd", path, n);
+            snprintf(why, cap, "cuFileRead: %zd at byte %llu", n,
+                     (unsigned long long)(offset + done));
             break;
         }
         done += (size_t)n;
     }
+    if (reg) cufile.buf_deregister(dst);
     cufile.handle_deregister(fh);
     close(fd);
-    return st;
+    return done == bytes;
 }
 
-static dc_status read_posix(dc_cu_backend *cb, const char *path, uint64_t offset, size_t bytes,
-                            void *dst) {
+/* label: the path, or the path and the tensor, for error details */
+static dc_status read_posix(dc_cu_backend *cb, const char *path, const char *label,
+                            uint64_t offset, size_t bytes, void *dst) {
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return dc_cu_fail(DC_ERR_IO, "open %s: %s", path, strerror(errno));
+    if (fd < 0) return dc_cu_fail(DC_ERR_IO, "open %s: %s", label, strerror(errno));
     const size_t chunk = bytes < ((size_t)8 << 20) ? (bytes ? bytes : 1) : ((size_t)8 << 20);
     void *pinned = NULL;
     dc_status st = dc_cu_status(cudaMallocHost(&pinned, chunk), "pinned read buffer");
@@ -116,9 +134,9 @@ static dc_status read_posix(dc_cu_backend *cb, const char *path, uint64_t offset
         ssize_t n = pread(fd, pinned, want, (off_t)(offset + done));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            st = n == 0 ? dc_cu_fail(DC_ERR_IO, "%s: end of file at %llu", path,
-                                     (unsigned long long)(offset + done))
-                        : dc_cu_fail(DC_ERR_IO, "read %s: %s", path, strerror(errno));
+            st = n == 0 ? dc_cu_fail(DC_ERR_IO, "%s: end of file at byte %llu (%zu of %zu bytes read)",
+                                     label, (unsigned long long)(offset + done), done, bytes)
+                        : dc_cu_fail(DC_ERR_IO, "read %s: %s", label, strerror(errno));
             break;
         }
         /* synchronous copy: the pinned buffer is reused by the next pread */
@@ -133,21 +151,68 @@ static dc_status read_posix(dc_cu_backend *cb, const char *path, uint64_t offset
     return st;
 }
 
-dc_status dc_cu_file_read(dc_backend *be, const char *path, uint64_t offset, size_t bytes,
-                          void *dst, bool force_posix, bool *used_gds) {
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void count(dc_cu_backend *cb, bool gds, size_t bytes, double seconds, const char *why) {
+    pthread_mutex_lock(&cb->file_mu);
+    dc_cuda_file_stats *f = &cb->file_st;
+    f->reads++;
+    if (gds) {
+        f->gds_bytes += bytes;
+        f->gds_seconds += seconds;
+    } else {
+        f->posix_bytes += bytes;
+        f->posix_seconds += seconds;
+        snprintf(f->gds_reason, sizeof f->gds_reason, "%s", why);
+    }
+    pthread_mutex_unlock(&cb->file_mu);
+}
+
+static dc_status file_read(dc_backend *be, const char *path, const char *label, uint64_t offset,
+                           size_t bytes, void *dst, bool force_posix, bool *used_gds) {
     dc_cu_backend *cb = dc_cu_of(be);
     *used_gds = false;
     dc_status st = dc_cu_enter(cb);
     if (st || (st = dc_cu_take_sticky(cb))) return st;
+    const double t0 = now_s();
+    char why[128] = "pread forced";
     if (!force_posix) {
         pthread_once(&cufile_once, cufile_load);
+        snprintf(why, sizeof why, "%s", cufile.why);
         if (cufile.ok) {
             cudaStreamSynchronize(cb->stream); /* cuFile writes outside the stream */
-            if (read_gds(path, offset, bytes, dst) == DC_OK) {
+            if (read_gds(path, offset, bytes, dst, why, sizeof why)) {
                 *used_gds = true;
+                count(cb, true, bytes, now_s() - t0, "");
                 return DC_OK;
             }
         }
     }
-    return read_posix(cb, path, offset, bytes, dst);
+    st = read_posix(cb, path, label, offset, bytes, dst);
+    if (!st) count(cb, false, bytes, now_s() - t0, why);
+    return st;
+}
+
+dc_status dc_cu_file_read(dc_backend *be, const char *path, uint64_t offset, size_t bytes,
+                          void *dst, bool force_posix, bool *used_gds) {
+    return file_read(be, path, path, offset, bytes, dst, force_posix, used_gds);
+}
+
+dc_status dc_cu_file_read_tensor(dc_backend *be, const char *path, const char *tensor,
+                                 uint64_t offset, size_t bytes, void *dst) {
+    char label[512];
+    snprintf(label, sizeof label, "%s (tensor \"%s\")", path, tensor ? tensor : "?");
+    bool gds;
+    return file_read(be, path, label, offset, bytes, dst, false, &gds);
+}
+
+void dc_cu_file_stats(dc_backend *be, dc_cuda_file_stats *out) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    pthread_mutex_lock(&cb->file_mu);
+    *out = cb->file_st;
+    pthread_mutex_unlock(&cb->file_mu);
 }

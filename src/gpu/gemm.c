@@ -333,12 +333,10 @@ done:
 }
 #endif
 
-dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *bias,
-                              uint32_t n_out, uint32_t k_in, dc_weight_format fmt,
-                              dc_linear **out) {
-    dc_cu_backend *cb = dc_cu_of(be);
+dc_status dc_cu_linear_new(dc_cu_backend *cb, uint32_t n_out, uint32_t k_in,
+                           dc_weight_format fmt, dc_linear **out) {
     *out = NULL;
-    if (!weight || !n_out || !k_in)
+    if (!n_out || !k_in)
         return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "linear: empty weight %ux%u", n_out, k_in);
     if (n_out > INT_MAX || k_in > INT_MAX)
         return dc_cu_fail(DC_ERR_INVALID_DIMENSION, "linear: %ux%u exceeds cuBLAS's int", n_out, k_in);
@@ -371,13 +369,12 @@ dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *
     l->k = k_in;
     l->fmt = fmt;
     l->alpha = 1.0f;
-    const size_t count = (size_t)n_out * k_in;
-    float *tmp = NULL;
-    float *amax = NULL;
-    if (is_fp4(fmt)) {
-        if ((st = fp4_create(cb, l, weight))) goto fail;
-    } else {
-        if ((st = dc_cu_status(cudaMalloc(&l->w, count * eb), "linear weights"))) goto fail;
+    if (!is_fp4(fmt)) { /* fp4_create sizes its own buffers */
+        const size_t count = (size_t)n_out * k_in;
+        if ((st = dc_cu_status(cudaMalloc(&l->w, count * eb), "linear weights"))) {
+            linear_free(l);
+            return st;
+        }
         l->bytes = count * eb;
         snprintf(l->impl, sizeof l->impl, "%s",
                  fmt == DC_WEIGHTS_F32    ? (cb->allow_tf32 ? "fp32: cublasGemmEx, TF32" : "fp32: cublasGemmEx")
@@ -385,50 +382,88 @@ dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *
                  : fmt == DC_WEIGHTS_F16  ? "fp16: cublasGemmEx, activations to fp16 per call"
                                           : "fp8: cuBLASLt E4M3, per-tensor scales");
     }
+    *out = l;
+    return DC_OK;
+}
+
+void *dc_cu_linear_weights(dc_linear *l) { return l->w; }
+
+void dc_cu_linear_free(dc_cu_backend *cb, dc_linear *l) {
+    if (cb->stream) cudaStreamSynchronize(cb->stream); /* no copy or kernel still writes it */
+    linear_free(l);
+}
+
+dc_status dc_cu_linear_from_f32(dc_cu_backend *cb, dc_linear *l, const float *w32) {
+    const size_t count = (size_t)l->n * l->k;
+    dc_status st = DC_OK;
+    float *amax = NULL;
+    if (l->fmt == DC_WEIGHTS_F32) {
+        if (w32 != l->w)
+            st = dc_cu_status(cudaMemcpyAsync(l->w, w32, count * 4, cudaMemcpyDeviceToDevice,
+                                              cb->stream),
+                              "linear weights copy");
+    } else if (l->fmt == DC_WEIGHTS_FP8_E4M3) {
+        st = dc_cu_status(cudaMalloc((void **)&l->w_scale, sizeof(float)), "fp8 scale");
+        if (!st) st = dc_pool_alloc(&cb->pool, sizeof(float), (void **)&amax);
+        if (!st) st = dc_cu_status((cudaError_t)dc_cuk_amax(cb->stream, w32, count, amax), "amax");
+        if (!st)
+            st = dc_cu_status((cudaError_t)dc_cuk_fp8_quantize(cb->stream, w32, count, amax,
+                                                               l->w_scale, l->w),
+                              "fp8 weights");
+    } else {
+        st = dc_cu_status((cudaError_t)dc_cuk_to_half(cb->stream, w32, l->w, count,
+                                                      l->fmt == DC_WEIGHTS_BF16),
+                          "linear weights conversion");
+    }
+    /* the caller frees w32 next */
+    if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), "linear weights");
+    dc_pool_release(&cb->pool, amax);
+    return st;
+}
+
+dc_status dc_cu_linear_set_bias(dc_linear *l, const float *bias) {
+    if (!bias) return DC_OK;
+    dc_status st = dc_cu_status(cudaMalloc((void **)&l->bias, (size_t)l->n * 4), "linear bias");
+    if (!st)
+        st = dc_cu_status(cudaMemcpy(l->bias, bias, (size_t)l->n * 4, cudaMemcpyHostToDevice),
+                          "linear bias upload");
+    if (!st) l->bytes += (size_t)l->n * 4;
+    return st;
+}
+
+dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *bias,
+                              uint32_t n_out, uint32_t k_in, dc_weight_format fmt,
+                              dc_linear **out) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    *out = NULL;
+    if (!weight)
+        return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "linear: empty weight %ux%u", n_out, k_in);
+    dc_linear *l = NULL;
+    dc_status st = dc_cu_linear_new(cb, n_out, k_in, fmt, &l);
+    if (st) return st;
+    const size_t count = (size_t)n_out * k_in;
+    float *tmp = NULL;
     if (is_fp4(fmt)) {
-        /* done above */
+        st = fp4_create(cb, l, weight);
     } else if (fmt == DC_WEIGHTS_F32) {
         st = dc_cu_status(cudaMemcpy(l->w, weight, count * 4, cudaMemcpyHostToDevice),
                           "linear weights upload");
     } else {
         /* upload f32 once, convert on the device */
-        if ((st = dc_pool_alloc(&cb->pool, count * 4, (void **)&tmp))) goto fail;
-        st = dc_cu_status(cudaMemcpyAsync(tmp, weight, count * 4, cudaMemcpyHostToDevice,
-                                          cb->stream),
-                          "linear weights upload");
-        if (!st && fmt != DC_WEIGHTS_FP8_E4M3)
-            st = dc_cu_status((cudaError_t)dc_cuk_to_half(cb->stream, tmp, l->w, count,
-                                                          fmt == DC_WEIGHTS_BF16),
-                              "linear weights conversion");
-        if (!st && fmt == DC_WEIGHTS_FP8_E4M3) {
-            st = dc_cu_status(cudaMalloc((void **)&l->w_scale, sizeof(float)), "fp8 scale");
-            if (!st) st = dc_pool_alloc(&cb->pool, sizeof(float), (void **)&amax);
-            if (!st) st = dc_cu_status((cudaError_t)dc_cuk_amax(cb->stream, tmp, count, amax), "amax");
-            if (!st)
-                st = dc_cu_status((cudaError_t)dc_cuk_fp8_quantize(cb->stream, tmp, count, amax,
-                                                                   l->w_scale, l->w),
-                                  "fp8 weights");
-        }
-        if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), "linear weights");
+        st = dc_pool_alloc(&cb->pool, count * 4, (void **)&tmp);
+        if (!st)
+            st = dc_cu_status(cudaMemcpyAsync(tmp, weight, count * 4, cudaMemcpyHostToDevice,
+                                              cb->stream),
+                              "linear weights upload");
+        if (!st) st = dc_cu_linear_from_f32(cb, l, tmp);
     }
-    if (st) goto fail;
-    if (bias) {
-        if ((st = dc_cu_status(cudaMalloc((void **)&l->bias, (size_t)n_out * 4), "linear bias")))
-            goto fail;
-        if ((st = dc_cu_status(cudaMemcpy(l->bias, bias, (size_t)n_out * 4, cudaMemcpyHostToDevice),
-                               "linear bias upload")))
-            goto fail;
-        l->bytes += (size_t)n_out * 4;
+    if (!st) st = dc_cu_linear_set_bias(l, bias);
+    if (st) {
+        dc_cu_linear_free(cb, l);
+        l = NULL;
     }
     dc_pool_release(&cb->pool, tmp);
-    dc_pool_release(&cb->pool, amax);
     *out = l;
-    return DC_OK;
-fail:
-    if (cb->stream) cudaStreamSynchronize(cb->stream);
-    dc_pool_release(&cb->pool, tmp);
-    dc_pool_release(&cb->pool, amax);
-    linear_free(l);
     return st;
 }
 

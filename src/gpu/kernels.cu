@@ -115,6 +115,25 @@ __global__ void to_half_k(const float *x, void *y, size_t n, int bf16) {
     }
 }
 
+__global__ void half_to_f32_k(const void *x, float *y, size_t n, int bf16) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = bf16 ? __bfloat162float(((const __nv_bfloat16 *)x)[i])
+                    : __half2float(((const __half *)x)[i]);
+}
+
+// Exponent all ones (Inf or NaN), by element width: f32, bf16, f16. The first such index i is
+// kept as the largest of UINT_MAX - i, so one unsigned atomicMax serves.
+__global__ void first_nonfinite_k(const void *x, size_t n, int type, unsigned *flag) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        bool bad = type == 0   ? (((const unsigned *)x)[i] & 0x7f800000u) == 0x7f800000u
+                   : type == 1 ? (((const uint16_t *)x)[i] & 0x7f80u) == 0x7f80u
+                               : (((const uint16_t *)x)[i] & 0x7c00u) == 0x7c00u;
+        if (bad) atomicMax(flag, 0xffffffffu - (unsigned)(i < 0xfffffffeu ? i : 0xfffffffeu));
+    }
+}
+
 // Non-negative floats order like their bit patterns, so an unsigned atomicMax finds the max.
 __global__ void amax_k(const float *x, size_t n, unsigned *amax_bits) {
     float m = 0.0f;
@@ -184,6 +203,18 @@ int dc_cuk_add_bias(cudaStream_t s, float *y, const float *bias, size_t rows, si
 int dc_cuk_to_half(cudaStream_t s, const float *x, void *y, size_t n, int bf16) {
     if (!n) return 0;
     DC_LAUNCH(to_half_k, elem_grid(n), kElemBlock, 0, s, x, y, n, bf16);
+    return (int)cudaGetLastError();
+}
+
+int dc_cuk_half_to_f32(cudaStream_t s, const void *x, float *y, size_t n, int bf16) {
+    if (!n) return 0;
+    DC_LAUNCH(half_to_f32_k, elem_grid(n), kElemBlock, 0, s, x, y, n, bf16);
+    return (int)cudaGetLastError();
+}
+
+int dc_cuk_first_nonfinite(cudaStream_t s, const void *x, size_t n, int type, unsigned *flag) {
+    if (!n) return 0;
+    DC_LAUNCH(first_nonfinite_k, elem_grid(n), kElemBlock, 0, s, x, n, type, flag);
     return (int)cudaGetLastError();
 }
 

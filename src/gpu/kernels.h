@@ -28,6 +28,12 @@ int dc_cuk_col_max(cudaStream_t s, const float *x, size_t rows, size_t cols, flo
 int dc_cuk_add_bias(cudaStream_t s, float *y, const float *bias, size_t rows, size_t cols);
 /* f32 → bf16 (bf16 != 0) or f16, round to nearest even */
 int dc_cuk_to_half(cudaStream_t s, const float *x, void *y, size_t n, int bf16);
+/* bf16 (bf16 != 0) or f16 → f32, exact */
+int dc_cuk_half_to_f32(cudaStream_t s, const void *x, float *y, size_t n, int bf16);
+/* Where x (n elements of type 0 = f32, 1 = bf16, 2 = f16) first holds an Inf or NaN: *flag,
+ * which the caller zeroes, becomes UINT_MAX − that index (indices past UINT_MAX − 1 count as
+ * UINT_MAX − 1); it stays 0 when every value is finite. */
+int dc_cuk_first_nonfinite(cudaStream_t s, const void *x, size_t n, int type, unsigned *flag);
 /* *amax = max |x| (overwrites *amax) */
 int dc_cuk_amax(cudaStream_t s, const float *x, size_t n, float *amax);
 /* scale = amax > 0 ? amax / 448 : 1 (written to *scale), q = E4M3(x / scale) saturating */

@@ -80,6 +80,18 @@ typedef enum dc_weight_format {
 const char *dc_weight_format_name(dc_weight_format f);
 bool dc_weight_format_parse(const char *name, dc_weight_format *out);
 
+/* One slice of a linear's weight matrix stored in a file (linear_create_from_file): `rows`
+ * rows of in_features little-endian values of `type`, row-major, from byte `offset` of `path`.
+ * `name` (the tensor's) is for error details. */
+typedef enum dc_file_elem { DC_FILE_F32 = 0, DC_FILE_BF16 = 1, DC_FILE_F16 = 2 } dc_file_elem;
+typedef struct dc_linear_file_part {
+    const char *path;
+    const char *name;
+    uint64_t offset;
+    dc_file_elem type;
+    uint32_t rows;
+} dc_linear_file_part;
+
 typedef struct dc_backend_ops {
     const char *name; /* "cpu", "cuda" */
 
@@ -144,6 +156,18 @@ typedef struct dc_backend_ops {
      * stored, dequantised to bf16 at load (...)"); NULL when the backend does not say. */
     const char *(*linear_impl)(const dc_linear *l);
     void (*destroy)(dc_backend *be);
+
+    /* Optional (NULL on the CPU backend): linear_create with W read from a file by the backend
+     * itself, the host never converting it. W is the row-wise stack of the `nparts` parts,
+     * whose rows add up to out_features; the bias stays a host array. The layer is the one
+     * linear_create makes from the same values (bit for bit). DC_ERR_UNSUPPORTED_FORMAT when
+     * the backend does not take `fmt` this way (the caller then uses linear_create);
+     * DC_ERR_IO for a file that cannot be read or is short, DC_ERR_CHECKPOINT_CORRUPTED for a
+     * non-finite weight, both naming the file and the tensor. */
+    dc_status (*linear_create_from_file)(dc_backend *be, const dc_linear_file_part *parts,
+                                         uint32_t nparts, const float *bias,
+                                         uint32_t out_features, uint32_t in_features,
+                                         dc_weight_format fmt, dc_linear **out);
 } dc_backend_ops;
 
 struct dc_backend {

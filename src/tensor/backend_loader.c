@@ -224,6 +224,16 @@ dc_status dc_backend_cuda_stream_info(dc_backend *be, dc_cuda_stream_info *out) 
     return DC_OK;
 }
 
+dc_status dc_backend_cuda_file_stats(dc_backend *be, dc_cuda_file_stats *out) {
+    memset(out, 0, sizeof *out);
+    const dc_cuda_api *api = NULL;
+    if (!dc_backend_is_cuda(be)) return dc_fail(DC_ERR_INVALID_ARGUMENT, "not a CUDA backend");
+    dc_status st = dc_cuda_load(&api);
+    if (st) return st;
+    api->file_stats(be, out);
+    return DC_OK;
+}
+
 bool dc_backend_is_cuda(const dc_backend *be) {
     return be && be->ops && be->ops->name && !strcmp(be->ops->name, "cuda");
 }

@@ -36,6 +36,8 @@ dc_status dc_backend_cuda_acquire(const dc_cuda_options *opt, dc_backend **out);
 void dc_backend_cuda_release(dc_backend *be);
 /* Where a CUDA backend's stream runs (green partition or not, and why not). */
 dc_status dc_backend_cuda_stream_info(dc_backend *be, dc_cuda_stream_info *out);
+/* What a CUDA backend's stream context read from files (weights), by path. */
+dc_status dc_backend_cuda_file_stats(dc_backend *be, dc_cuda_file_stats *out);
 
 /* want: "cpu", "cuda" or "auto" (NULL = "auto"). "cuda" fails when CUDA is unusable; "auto"
  * takes the CPU then. *active is "cpu" or "cuda"; reason (may be NULL) gets why CUDA was not
