@@ -228,6 +228,7 @@ typedef struct dc_gpu_config {
     bool mixed_precision;   /* true */
     bool green_contexts;    /* false: split each device's SMs between the models' streams */
     uint32_t green_partitions; /* 4: SM partitions per device when green_contexts, [2, 16] */
+    bool direct_weights;    /* true: CUDA reads safetensors weights straight into device memory */
 } dc_gpu_config;
 
 typedef struct dc_pii_config {

@@ -256,6 +256,7 @@ void dc_config_defaults(dc_config *c) {
     g->mixed_precision = true;
     g->green_contexts = false;
     g->green_partitions = 4;
+    g->direct_weights = true;
 
     c->pii.enabled = true;
     c->pii.mode = DC_PII_PLACEHOLDER;
@@ -372,6 +373,7 @@ static const dc_cfg_field general_fields[] = {
     CF("gpu", "mixed_precision", DC_CFG_BOOL, gpu.mixed_precision),
     CF("gpu", "green_contexts", DC_CFG_BOOL, gpu.green_contexts),
     CF("gpu", "green_partitions", DC_CFG_U32, gpu.green_partitions),
+    CF("gpu", "direct_weights", DC_CFG_BOOL, gpu.direct_weights),
 
     CF("pii", "enabled", DC_CFG_BOOL, pii.enabled),
     CF("pii", "mode", DC_CFG_PII, pii.mode),

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "models/bert.h"
+#include "models/linear_load.h"
 #include "models/model_backend.h"
 
 /* ---- config.json ---- */
@@ -350,20 +351,14 @@ void dc_bert_destroy(dc_bert *m) {
     free(m);
 }
 
-static dc_status make_linear(dc_bert *m, const dc_weights *w, const char *base, uint32_t n,
-                             uint32_t k, dc_linear **out) {
-    char name[256];
-    float *wt = NULL, *b = NULL;
-    snprintf(name, sizeof name, "%s.weight", base);
-    dc_status st = dc_bert_tensor_f32(w, m->prefix, name, 2, (uint64_t[]){n, k}, &wt);
-    if (st == DC_OK) {
-        snprintf(name, sizeof name, "%s.bias", base);
-        st = dc_bert_tensor_f32(w, m->prefix, name, 1, (uint64_t[]){n}, &b);
-    }
-    if (st == DC_OK) st = m->be->ops->linear_create(m->be, wt, b, n, k, m->cfg.weights, out);
+/* One encoder linear: base.weight / .bias, or the np tensors base.<part>.weight / .bias
+ * stacked. Read by the backend from the file where it can (linear_load.h). */
+static dc_status make_linear(dc_bert *m, const dc_weights *w, const char *base,
+                             const char *const *parts, uint32_t np, uint32_t n, uint32_t k,
+                             dc_linear **out) {
+    dc_status st = dc_linear_load(m->be, w, m->prefix, base, parts, np, true, n, k,
+                                  m->cfg.weights, !m->cfg.host_weights, out);
     if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
-    free(wt);
-    free(b);
     return st;
 }
 
@@ -380,34 +375,13 @@ static dc_status load_ln(dc_bert *m, const dc_weights *w, const char *base, floa
 }
 
 /* Q, K and V become one [3H, H] product: the three weights stacked, then the three biases
- * (or any `np` of the attention.self projections, e.g. Longformer's key_global + value_global). */
+ * (or any `np` ≤ 3 of the attention.self projections, e.g. Longformer's key_global +
+ * value_global). */
 static dc_status make_stacked(dc_bert *m, const dc_weights *w, uint32_t li, const char *const *parts,
                               uint32_t np, dc_linear **out) {
-    uint32_t H = m->cfg.hidden;
-    float *W = malloc((size_t)np * H * H * sizeof *W), *B = malloc((size_t)np * H * sizeof *B);
-    dc_status st = DC_OK;
-    if (!W || !B) {
-        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "qkv of layer %u", li);
-        goto done;
-    }
-    for (uint32_t p = 0; p < np; p++) {
-        char name[256];
-        float *t = NULL;
-        snprintf(name, sizeof name, "encoder.layer.%u.attention.self.%s.weight", li, parts[p]);
-        if ((st = dc_bert_tensor_f32(w, m->prefix, name, 2, (uint64_t[]){H, H}, &t))) goto done;
-        memcpy(W + (size_t)p * H * H, t, (size_t)H * H * sizeof *W);
-        free(t);
-        snprintf(name, sizeof name, "encoder.layer.%u.attention.self.%s.bias", li, parts[p]);
-        if ((st = dc_bert_tensor_f32(w, m->prefix, name, 1, (uint64_t[]){H}, &t))) goto done;
-        memcpy(B + (size_t)p * H, t, (size_t)H * sizeof *B);
-        free(t);
-    }
-    st = m->be->ops->linear_create(m->be, W, B, np * H, H, m->cfg.weights, out);
-    if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
-done:
-    free(W);
-    free(B);
-    return st;
+    char base[128];
+    snprintf(base, sizeof base, "encoder.layer.%u.attention.self", li);
+    return make_linear(m, w, base, parts, np, m->cfg.hidden, m->cfg.hidden, out);
 }
 
 /* Those arrays into backend memory once, so that a forward uploads only its inputs; nothing
@@ -481,13 +455,13 @@ dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_back
              (st = make_stacked(m, w, i, kvg, 2, &L->kv_global))))
             goto fail;
         snprintf(base, sizeof base, "encoder.layer.%u.attention.output.dense", i);
-        if ((st = make_linear(m, w, base, H, H, &L->attn_out))) goto fail;
+        if ((st = make_linear(m, w, base, NULL, 1, H, H, &L->attn_out))) goto fail;
         snprintf(base, sizeof base, "encoder.layer.%u.attention.output.LayerNorm", i);
         if ((st = load_ln(m, w, base, &L->ln1_g, &L->ln1_b))) goto fail;
         snprintf(base, sizeof base, "encoder.layer.%u.intermediate.dense", i);
-        if ((st = make_linear(m, w, base, I, H, &L->inter))) goto fail;
+        if ((st = make_linear(m, w, base, NULL, 1, I, H, &L->inter))) goto fail;
         snprintf(base, sizeof base, "encoder.layer.%u.output.dense", i);
-        if ((st = make_linear(m, w, base, H, I, &L->out))) goto fail;
+        if ((st = make_linear(m, w, base, NULL, 1, H, I, &L->out))) goto fail;
         snprintf(base, sizeof base, "encoder.layer.%u.output.LayerNorm", i);
         if ((st = load_ln(m, w, base, &L->ln2_g, &L->ln2_b))) goto fail;
     }

@@ -45,6 +45,9 @@ typedef struct dc_bert_config {
     /* Not from config.json: the format of the encoder layers' linear weights (Q/K/V, attention
      * output, intermediate, output); set by the caller, F32 after parsing. */
     dc_weight_format weights;
+    /* Not from config.json: true makes the host read those weights even where the backend
+     * could read them from the file itself (gpu.direct_weights = false; linear_load.h). */
+    bool host_weights;
 } dc_bert_config;
 
 /* Tokens one sequence may have: max_position for BERT, max_position − pad_token_id − 1 for

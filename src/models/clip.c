@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "models/bert.h"
 #include "models/clip.h"
+#include "models/linear_load.h"
 #include "models/model_backend.h"
 
 /* ---- config.json ---- */
@@ -261,35 +262,13 @@ static dc_status ln(dc_clip *m, const dc_weights *w, const char *base, uint32_t 
     return get(m, w, n, 1, (uint64_t[]){H}, b);
 }
 
-/* The stacked product of `np` projections base.<part>.weight/.bias (bias optional when
- * has_bias is false). */
+/* The stacked product of `np` ≤ 3 projections base.<part>.weight/.bias (bias optional when
+ * has_bias is false), read by the backend from the file where it can (linear_load.h). */
 static dc_status linear(dc_clip *m, const dc_weights *w, dc_weight_format fmt, const char *base,
                         const char *const *parts, uint32_t np, uint32_t n, uint32_t k, bool has_bias, dc_linear **out) {
-    float *W = malloc((size_t)np * n * k * sizeof *W),
-          *B = has_bias ? malloc((size_t)np * n * sizeof *B) : NULL;
-    dc_status st = DC_OK;
-    if (!W || (has_bias && !B)) {
-        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "%s", base);
-        goto done;
-    }
-    for (uint32_t p = 0; p < np; p++) {
-        char name[256];
-        float *t = NULL;
-        snprintf(name, sizeof name, "%s%s%s.weight", base, parts ? "." : "", parts ? parts[p] : "");
-        if ((st = dc_bert_tensor_f32(w, "", name, 2, (uint64_t[]){n, k}, &t))) goto done;
-        memcpy(W + (size_t)p * n * k, t, (size_t)n * k * sizeof *W);
-        free(t);
-        if (!has_bias) continue;
-        snprintf(name, sizeof name, "%s%s%s.bias", base, parts ? "." : "", parts ? parts[p] : "");
-        if ((st = dc_bert_tensor_f32(w, "", name, 1, (uint64_t[]){n}, &t))) goto done;
-        memcpy(B + (size_t)p * n, t, (size_t)n * sizeof *B);
-        free(t);
-    }
-    st = m->be->ops->linear_create(m->be, W, B, np * n, k, fmt, out);
+    dc_status st = dc_linear_load(m->be, w, "", base, parts, np, has_bias, n, k, fmt,
+                                  !m->cfg.host_weights, out);
     if (st == DC_OK) m->bytes += m->be->ops->linear_bytes(*out);
-done:
-    free(W);
-    free(B);
     return st;
 }
 

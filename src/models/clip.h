@@ -34,6 +34,9 @@ typedef struct dc_clip_config {
     /* Not from config.json: the format of the tower layers' linear weights (the projections
      * and the patch embedding stay f32); set by the caller, F32 after parsing. */
     dc_weight_format weights;
+    /* Not from config.json: true makes the host read the linears' weights even where the
+     * backend could read them from the file itself (gpu.direct_weights = false). */
+    bool host_weights;
 } dc_clip_config;
 
 dc_status dc_clip_config_read(const char *path, dc_clip_config *out);

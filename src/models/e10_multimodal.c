@@ -85,8 +85,10 @@ static dc_status e10_load(dc_model *m) {
     if ((st = dc_bert_weights_path(e->dir, path, sizeof path))) goto fail;
     if ((st = dc_weights_open(path, &w))) goto fail;
     cfg.weights = e->opt.weights;
+    cfg.host_weights = e->opt.device.host_weights;
     if ((st = dc_clip_create(w, &cfg, e->be, &e->clip))) goto fail;
     dc_weights_close(w);
+    dc_model_backend_note_reads(e->be, e->backend_desc, sizeof e->backend_desc);
     return DC_OK;
 fail:
     dc_weights_close(w);

@@ -307,9 +307,11 @@ static dc_status em_load(dc_model *m) {
     if ((st = dc_bert_weights_path(em->dir, path, sizeof path))) goto fail;
     if ((st = dc_weights_open(path, &w))) goto fail;
     cfg.weights = em->opt.weights;
+    cfg.host_weights = em->opt.device.host_weights;
     if ((st = dc_bert_create(w, &cfg, em->be, &em->bert))) goto fail;
     if (em->recipe->load_head && (st = em->recipe->load_head(em, w))) goto fail;
     dc_weights_close(w);
+    dc_model_backend_note_reads(em->be, em->backend_desc, sizeof em->backend_desc);
     return DC_OK;
 fail:
     dc_weights_close(w);

@@ -57,6 +57,34 @@ void dc_model_backend_close(dc_backend *be) {
     else dc_backend_destroy(be);
 }
 
+/* "418.0 MB read by cuFile (GDS) at 9.8 GB/s"; "" for no bytes */
+static void path_desc(char *buf, size_t cap, uint64_t bytes, double seconds, const char *how) {
+    buf[0] = '\0';
+    if (bytes)
+        snprintf(buf, cap, "%.1f MB read by %s at %.1f GB/s", (double)bytes / 1e6, how,
+                 seconds > 0 ? (double)bytes / seconds / 1e9 : 0.0);
+}
+
+void dc_file_stats_desc(const dc_cuda_file_stats *s, char *buf, size_t cap) {
+    char g[96], p[96], why[160] = "";
+    path_desc(g, sizeof g, s->gds_bytes, s->gds_seconds, "cuFile (GDS)");
+    path_desc(p, sizeof p, s->posix_bytes, s->posix_seconds, "pread+copy");
+    if (p[0] && s->gds_reason[0]) snprintf(why, sizeof why, " (GDS: %s)", s->gds_reason);
+    if (!cap) return;
+    buf[0] = '\0';
+    if (g[0] || p[0])
+        snprintf(buf, cap, "weights %s%s%s%s", g, g[0] && p[0] ? ", " : "", p, why);
+}
+
+void dc_model_backend_note_reads(dc_backend *be, char *desc, size_t cap) {
+    dc_cuda_file_stats fs;
+    if (!dc_backend_is_cuda(be) || dc_backend_cuda_file_stats(be, &fs) != DC_OK) return;
+    char note[256];
+    dc_file_stats_desc(&fs, note, sizeof note);
+    size_t n = strlen(desc);
+    if (note[0] && n < cap) snprintf(desc + n, cap - n, "; %s", note);
+}
+
 dc_status dc_be_in(dc_backend *be, const void *host, size_t bytes, void **dev) {
     if (dc_be_is_host(be)) {
         *dev = (void *)(uintptr_t)host; /* the CPU backend reads host memory as it is */
@@ -183,6 +211,7 @@ dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
         o->device.allow_tf32 = false;
         o->device.memory_fraction = gpu && gpu->memory_fraction > 0 ? gpu->memory_fraction : 0.9;
         o->device.green_partitions = gpu && gpu->green_contexts ? gpu->green_partitions : 0;
+        o->device.host_weights = gpu && !gpu->direct_weights;
     }
     if (weights_for(o->device.kind, q, &wf) != DC_OK) {
         if (o->device.kind == DC_DEVICE_CUDA)

@@ -111,6 +111,7 @@ static void test_defaults_are_the_seed_values(void **state) {
     assert_true(c->gpu.mixed_precision);
     assert_false(c->gpu.green_contexts);
     assert_int_equal(c->gpu.green_partitions, 4);
+    assert_true(c->gpu.direct_weights);
     assert_true(c->pii.enabled);
     assert_int_equal(c->pii.mode, DC_PII_PLACEHOLDER);
     assert_int_equal(c->pii.sensitivity, DC_PII_MODERATE);
