@@ -197,8 +197,20 @@ DC_BODY void embed_sum_body(size_t rows, size_t cols, const float *t0, const uin
  * no function takes or returns one (that would tie the ABI to the ISA). */
 typedef float dc_v8 __attribute__((vector_size(32)));
 
+typedef uint32_t dc_v8u __attribute__((vector_size(32)));
+
 #define V8_LOAD(v, p) memcpy(&(v), (p), sizeof(dc_v8))
 #define V8_STORE(p, v) memcpy((p), &(v), sizeof(dc_v8))
+
+/* x keeps its lanes where keep's are all ones and becomes -inf (bits 0xff800000) where they
+ * are 0. A macro: no function takes or returns a vector (above). */
+#define V8_KEEP_OR_NINF(x, keep)                                                                   \
+    do {                                                                                           \
+        dc_v8u bits_;                                                                              \
+        memcpy(&bits_, &(x), sizeof bits_);                                                        \
+        bits_ = (bits_ & (keep)) | (~(keep) & 0xff800000u);                                        \
+        memcpy(&(x), &bits_, sizeof bits_);                                                        \
+    } while (0)
 
 /* Banded attention (dc_attn_opts), one head. The head's keys are first repacked into blocks
  * of 32 rows, transposed (kt[block][d][32]), so the scores of a query over the blocks its band
@@ -209,8 +221,9 @@ typedef float dc_v8 __attribute__((vector_size(32)));
  * same order either way, so grouping changes no bit. One head's band stays in cache, and heads
  * (of every sequence) are independent work items for the backend's threads. Memory is
  * O(len + band): never a len × len matrix. `kt` holds the head's keys, transposed in blocks
- * (⌈len/32⌉·32·head_dim floats), its value rows (len·head_dim) and a 0 / -inf score bias per
- * key (⌈len/32⌉·32). */
+ * (⌈len/32⌉·32·head_dim floats), its value rows (len·head_dim) and whether the band's scores
+ * may see each key (⌈len/32⌉·32). Masked keys add exactly nothing, whatever their keys and
+ * values hold. */
 #define DC_KB 32
 #define DC_QG 3
 /* Named variables for the group's rows, not arrays: gcc keeps an array of vectors on the stack. */
@@ -222,10 +235,10 @@ static size_t score_row_floats(size_t band, uint32_t n_glob) {
     return (band + 2 * DC_KB + n_glob + 15) / 16 * 16;
 }
 
-/* Scaled scores of G rows (a constant in each call) over key blocks [b0, b1], plus kb[key]
- * (0, or -inf for a key no row may see; NULL: all 0): row g's score of key b0·32 + t goes to
- * sc[g·stride + t]. */
-DC_BODY void scores_rows(const float *const *qg, const float *kt, const float *kb,
+/* Scaled scores of G rows (a constant in each call) over key blocks [b0, b1]: row g's score of
+ * key b0·32 + t goes to sc[g·stride + t]. Where kb[key] is 0 (a key no row may see) the score
+ * is -inf whatever the key holds; all ones keeps it (kb NULL: every key). */
+DC_BODY void scores_rows(const float *const *qg, const float *kt, const uint32_t *kb,
                          uint32_t head_dim, uint32_t b0, uint32_t b1, float scale, float *sc,
                          size_t stride, const uint32_t G) {
     for (uint32_t jb = b0; jb <= b1; jb++) {
@@ -247,7 +260,7 @@ DC_BODY void scores_rows(const float *const *qg, const float *kt, const float *k
             DC_QROWS(DC_ROW)
 #undef DC_ROW
         }
-        dc_v8 m0 = {0}, m1 = {0}, m2 = {0}, m3 = {0};
+        dc_v8u m0 = {0}, m1 = {0}, m2 = {0}, m3 = {0};
         if (kb) {
             V8_LOAD(m0, kb + (size_t)jb * DC_KB);
             V8_LOAD(m1, kb + (size_t)jb * DC_KB + 8);
@@ -257,8 +270,13 @@ DC_BODY void scores_rows(const float *const *qg, const float *kt, const float *k
 #define DC_OUT(g)                                                                                  \
     if (G > g) {                                                                                   \
         float *dst = sc + g * stride + (size_t)(jb - b0) * DC_KB;                                  \
-        s##g##0 = s##g##0 * scale + m0, s##g##1 = s##g##1 * scale + m1;                            \
-        s##g##2 = s##g##2 * scale + m2, s##g##3 = s##g##3 * scale + m3;                            \
+        s##g##0 *= scale, s##g##1 *= scale, s##g##2 *= scale, s##g##3 *= scale;                    \
+        if (kb) {                                                                                  \
+            V8_KEEP_OR_NINF(s##g##0, m0);                                                          \
+            V8_KEEP_OR_NINF(s##g##1, m1);                                                          \
+            V8_KEEP_OR_NINF(s##g##2, m2);                                                          \
+            V8_KEEP_OR_NINF(s##g##3, m3);                                                          \
+        }                                                                                          \
         V8_STORE(dst, s##g##0);                                                                    \
         V8_STORE(dst + 8, s##g##1);                                                                \
         V8_STORE(dst + 16, s##g##2);                                                               \
@@ -393,12 +411,12 @@ DC_BODY void attention_head_body(const float *q, size_t ld_q, const float *k, co
     float *vh = kt + (size_t)nblk * DC_KB * head_dim;
     for (uint32_t j = 0; j < len; j++)
         memcpy(vh + (size_t)j * head_dim, v + (size_t)j * ld_kv + off, head_dim * sizeof *vh);
-    /* -inf for the keys the band's scores exclude: masked, or global (counted once, below) */
-    float *kb = NULL;
+    /* the keys the band's scores exclude (masked, or global: counted once, below) get 0 */
+    uint32_t *kb = NULL;
     if (key_mask || gflag) {
-        kb = vh + (size_t)len * head_dim;
+        kb = (uint32_t *)(vh + (size_t)len * head_dim);
         for (uint32_t j = 0; j < nblk * DC_KB; j++)
-            kb[j] = j < len && ((key_mask && !key_mask[j]) || (gflag && gflag[j])) ? -INFINITY : 0.0f;
+            kb[j] = j < len && ((key_mask && !key_mask[j]) || (gflag && gflag[j])) ? 0 : ~0u;
     }
     const uint64_t wide = (uint64_t)left + right + 1;
     const size_t stride = score_row_floats(wide > len ? len : (size_t)wide, n_glob);

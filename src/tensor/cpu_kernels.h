@@ -12,9 +12,9 @@
  * is position i); globals are the n_glob positions glist[] (also flagged in gflag[], which may
  * be NULL when n_glob is 0); skip_global skips queries whose position is global. `kt` holds
  * dc_kernel_attention_kv_floats(len, head_dim) floats (the head's keys, transposed in blocks,
- * its value rows and a bias per key), `sc` holds dc_kernel_attention_scores_floats(band, n_glob) floats,
- * band = min(len, left + right + 1). Heads (and sequences) are independent: threads may run
- * different heads at once with their own kt and sc. */
+ * its value rows and a flag per key), `sc` dc_kernel_attention_scores_floats(band, n_glob)
+ * floats, band = min(len, left + right + 1). Heads (and sequences) are independent: threads
+ * may run different heads at once with their own kt and sc. */
 void dc_kernel_attention_head(const float *q, size_t ld_q, const float *k, const float *v,
                               size_t ld_kv, float *out, size_t ld_out, uint32_t len,
                               const uint8_t *key_mask, uint32_t h, uint32_t head_dim, float scale,

@@ -215,7 +215,7 @@ static void ref_attention(const float *q, const float *k, const float *v, uint32
                           uint32_t hd, float scale, const uint8_t *allow /* len×len */, uint32_t i,
                           float *out) {
     for (uint32_t h = 0; h < nh; h++) {
-        double mx = -INFINITY, den = 0, acc[16] = {0};
+        double mx = -INFINITY, den = 0, acc[64] = {0};
         double s[64];
         for (uint32_t j = 0; j < len; j++) {
             s[j] = -INFINITY;
@@ -236,11 +236,11 @@ static void ref_attention(const float *q, const float *k, const float *v, uint32
     }
 }
 
-static void test_band_attention_op(void **state) {
-    (void)state;
+/* Head widths 8 (the kernel's scalar value columns) and 40 (a 32-column block and the rest). */
+static void band_attention_op(uint32_t hd) {
     dc_backend *be;
     assert_ok(dc_backend_cpu_create(NULL, &be));
-    const uint32_t nh = 2, hd = 8, W = nh * hd, lens[3] = {13, 1, 40};
+    const uint32_t nh = 2, W = nh * hd, lens[3] = {13, 1, 40};
     uint32_t start[4] = {0, 13, 14, 54};
     const uint32_t T = 54;
     float *q = malloc(T * W * sizeof *q), *k = malloc(T * W * sizeof *k),
@@ -265,7 +265,7 @@ static void test_band_attention_op(void **state) {
                  {DC_ATTN_UNBOUNDED, 0, false},
                  {0, 2, false},
                  {DC_ATTN_UNBOUNDED, DC_ATTN_UNBOUNDED, false}};
-    float *out = malloc(T * W * sizeof *out), want[16];
+    float *out = malloc(T * W * sizeof *out), *out2 = malloc(T * W * sizeof *out2), want[128];
     uint8_t allow[64 * 64];
     for (size_t c = 0; c < 4; c++) {
         for (uint32_t i = 0; i < T * W; i++) out[i] = 42.0f;
@@ -291,10 +291,20 @@ static void test_band_attention_op(void **state) {
                 for (uint32_t x = 0; x < W; x++) assert_true(fabsf(got[x] - want[x]) < 2e-6f);
             }
         }
+        /* masked keys add exactly 0: poisoned, not a bit of the output changes */
+        float *vp = malloc(T * W * sizeof *vp);
+        memcpy(vp, v, T * W * sizeof *vp);
+        for (uint32_t r = 0; r < T; r++)
+            if (!key_mask[r])
+                for (uint32_t x = 0; x < W; x++) vp[(size_t)r * W + x] = NAN;
+        memcpy(out2, out, T * W * sizeof *out2);
+        assert_ok(be->ops->attention_ex(be, q, W, k, vp, W, out2, W, nh, hd, scale, &sb, &o));
+        assert_memory_equal(out, out2, T * W * sizeof *out);
+        free(vp);
     }
     /* a query subset: rows 0 and 34 with their own (compact) q rows, full attention */
     uint32_t rows[2] = {0, 34};
-    float qs[2 * 16], os[2 * 16];
+    float qs[2 * 128], os[2 * 128];
     memcpy(qs, q, W * sizeof *qs);
     memcpy(qs + W, q + 34 * W, W * sizeof *qs);
     dc_attn_opts sub = {DC_ATTN_UNBOUNDED, DC_ATTN_UNBOUNDED, NULL, rows, 2};
@@ -316,9 +326,16 @@ static void test_band_attention_op(void **state) {
     free(k);
     free(v);
     free(out);
+    free(out2);
     free(key_mask);
     free(gmask);
     dc_backend_destroy(be);
+}
+
+static void test_band_attention_op(void **state) {
+    (void)state;
+    band_attention_op(8);
+    band_attention_op(40);
 }
 
 static void drop_query_global(dc_fixture_spec *s) {

@@ -354,21 +354,26 @@ static void attention_ref(const float *q, size_t ld_q, const float *k, const flo
     free(s);
 }
 
+/* Head widths below, at and past the kernel's 32-column value blocks (20: the scalar columns
+ * only, 64: two blocks, 72: two and a scalar rest); the lengths leave query groups of 1, 2 and
+ * 3 rows. */
 static void test_attention_packed_masked(void **state) {
     (void)state;
     dc_backend *be = cpu(0);
-    uint32_t heads = 3, hd = 20, H = heads * hd;
-    uint32_t start[] = {0, 1, 8, 8, 45, 48}; /* lengths 1, 7, 0, 37, 3 */
-    uint32_t nseq = 5, rows = 48;
-    for (int generic = 0; generic < 2; generic++) {
+    uint32_t start[] = {0, 1, 9, 9, 46, 49}; /* lengths 1, 8, 0, 37, 3 */
+    uint32_t nseq = 5, rows = 49;
+    const uint32_t widths[] = {20, 64, 72};
+    for (int run = 0; run < 6; run++) {
+        const int generic = run % 2;
+        const uint32_t heads = 3, hd = widths[run / 2], H = heads * hd;
         dc_kernel_force_generic(generic);
         rng_state = 99;
         /* fused QKV rows [q | k | v] of width 3H, like the encoder passes them */
         float *qkv = rand_array((size_t)rows * 3 * H, -2, 2);
-        uint8_t mask[48];
+        uint8_t mask[49];
         for (uint32_t r = 0; r < rows; r++) mask[r] = (rng_next() % 4) != 0;
         mask[0] = 1;
-        for (uint32_t r = 45; r < 48; r++) mask[r] = 0; /* a sequence with no live key */
+        for (uint32_t r = 46; r < 49; r++) mask[r] = 0; /* a sequence with no live key */
         float *out = malloc((size_t)rows * H * sizeof *out);
         dc_seq_batch sb = {nseq, start, mask};
         float scale = 1.0f / sqrtf((float)hd);
@@ -384,14 +389,15 @@ static void test_attention_packed_masked(void **state) {
         }
         for (size_t i = 0; i < (size_t)rows * H; i++)
             if (fabs(ref[i] - out[i]) > 2e-6 * (1 + fabs(ref[i])))
-                fail_msg("attention[%zu] = %g, reference %g", i, (double)out[i], ref[i]);
-        for (size_t i = 45 * H; i < 48 * H; i++) assert_true(out[i] == 0.0f);
+                fail_msg("attention (head_dim %u) [%zu] = %g, reference %g", hd, i,
+                         (double)out[i], ref[i]);
+        for (size_t i = 46 * H; i < 49 * H; i++) assert_true(out[i] == 0.0f);
 
         /* masked keys contribute exactly 0: poison them, the output must not change a bit */
         float *out2 = malloc((size_t)rows * H * sizeof *out2);
         for (uint32_t r = 0; r < rows; r++)
             if (!mask[r])
-                for (uint32_t c = H; c < 3 * H; c++) qkv[(size_t)r * 3 * H + c] = 1e30f;
+                for (uint32_t c = H; c < 3 * H; c++) qkv[(size_t)r * 3 * H + c] = NAN;
         assert_ok(be->ops->attention(be, qkv, 3 * H, qkv + H, qkv + 2 * H, 3 * H, out2, H, heads,
                                      hd, scale, &sb));
         assert_memory_equal(out, out2, (size_t)rows * H * sizeof *out);
