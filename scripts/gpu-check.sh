@@ -73,7 +73,7 @@ note "cpu: $(nproc) cores; arches: $archs; build: $build"
 
 # ---- configure and build ----
 if [ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then export CUDACXX=/usr/local/cuda/bin/nvcc; fi
-targets="dodeca dodeca_cuda gpu_test_backend_ops gpu_test_bert_gpu gpu_test_pipeline gpu_test_streams gpu_test_fusion_gpu gpu_test_fp4_gpu gpu_bench_bert_gpu gpu_bench_fusion_gpu bench_pipeline test_fp8 test_fp4"
+targets="dodeca dodeca_cuda gpu_test_backend_ops gpu_test_bert_gpu gpu_test_pipeline gpu_test_streams gpu_test_fusion_gpu gpu_test_fp4_gpu gpu_test_direct_weights gpu_bench_bert_gpu gpu_bench_fusion_gpu bench_pipeline test_fp8 test_fp4"
 if [ -n "${PREBUILT:-}" ]; then
   note "prebuilt: $PREBUILT; LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 elif command -v cmake >/dev/null 2>&1; then
@@ -111,6 +111,7 @@ gpu_test pipeline 150 tests/gpu/gpu_test_pipeline
 gpu_test streams 60 tests/gpu/gpu_test_streams
 gpu_test fusion_gpu 60 tests/gpu/gpu_test_fusion_gpu
 gpu_test fp4_gpu 60 tests/gpu/gpu_test_fp4_gpu
+DC_TEST_DATA_DIR="$root/tests/data" gpu_test direct_weights 60 tests/gpu/gpu_test_direct_weights
 
 # ---- timing: BERT-base, 32 x 128 tokens, CPU fp32 vs CUDA per format ----
 fx="$build/bench-fixture"

@@ -214,24 +214,26 @@ void dc_backend_cuda_release(dc_backend *be) {
     dc_backend_destroy(be); /* not shared: made by dc_backend_cuda_create */
 }
 
+/* The library's table for a call on a CUDA backend */
+static dc_status api_of(dc_backend *be, const dc_cuda_api **api) {
+    if (!dc_backend_is_cuda(be)) return dc_fail(DC_ERR_INVALID_ARGUMENT, "not a CUDA backend");
+    return dc_cuda_load(api);
+}
+
 dc_status dc_backend_cuda_stream_info(dc_backend *be, dc_cuda_stream_info *out) {
     memset(out, 0, sizeof *out);
     const dc_cuda_api *api = NULL;
-    if (!dc_backend_is_cuda(be)) return dc_fail(DC_ERR_INVALID_ARGUMENT, "not a CUDA backend");
-    dc_status st = dc_cuda_load(&api);
-    if (st) return st;
-    api->stream_info(be, out);
-    return DC_OK;
+    dc_status st = api_of(be, &api);
+    if (!st) api->stream_info(be, out);
+    return st;
 }
 
 dc_status dc_backend_cuda_file_stats(dc_backend *be, dc_cuda_file_stats *out) {
     memset(out, 0, sizeof *out);
     const dc_cuda_api *api = NULL;
-    if (!dc_backend_is_cuda(be)) return dc_fail(DC_ERR_INVALID_ARGUMENT, "not a CUDA backend");
-    dc_status st = dc_cuda_load(&api);
-    if (st) return st;
-    api->file_stats(be, out);
-    return DC_OK;
+    dc_status st = api_of(be, &api);
+    if (!st) api->file_stats(be, out);
+    return st;
 }
 
 bool dc_backend_is_cuda(const dc_backend *be) {

@@ -9,22 +9,31 @@
 #include "io/weights.h"
 #include "models/bert.h"
 
-static dc_status load(const char *dir, dc_backend *be, dc_weight_format fmt, dc_bert **out) {
+/* The fixture in `dir` from the checkpoint `weights`; host_weights as dc_bert_config has it. */
+static inline dc_status load_weights(const char *dir, const char *weights, dc_backend *be,
+                                     dc_weight_format fmt, bool host_weights, dc_bert **out) {
     char path[4200];
     dc_bert_config cfg;
     snprintf(path, sizeof path, "%s/config.json", dir);
     dc_status st = dc_bert_config_read(path, &cfg);
     if (st) return st;
     cfg.weights = fmt;
-    if ((st = dc_bert_weights_path(dir, path, sizeof path))) return st;
+    cfg.host_weights = host_weights;
     dc_weights *w = NULL;
-    if ((st = dc_weights_open(path, &w))) return st;
+    if ((st = dc_weights_open(weights, &w))) return st;
     st = dc_bert_create(w, &cfg, be, out);
     dc_weights_close(w);
     return st;
 }
 
-static double min_cosine(const float *a, const float *b, size_t rows, size_t cols) {
+static inline dc_status load(const char *dir, dc_backend *be, dc_weight_format fmt,
+                             dc_bert **out) {
+    char path[4200];
+    dc_status st = dc_bert_weights_path(dir, path, sizeof path);
+    return st ? st : load_weights(dir, path, be, fmt, false, out);
+}
+
+static inline double min_cosine(const float *a, const float *b, size_t rows, size_t cols) {
     double worst = 1.0;
     for (size_t r = 0; r < rows; r++) {
         double ab = 0, aa = 0, bb = 0;
