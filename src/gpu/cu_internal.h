@@ -75,7 +75,13 @@ typedef struct dc_cu_device {
     dc_cu_pool_core pool;
     dc_cu_green *green;         /* SM partitions, or NULL */
     char green_reason[128];     /* why green contexts were asked for and not made */
+    /* the pinned buffer of cufile.c's pread fallback (DC_CU_READ_BUF bytes, made at the first
+     * read, kept while the device lives), one read at a time */
+    pthread_mutex_t read_mu;
+    void *read_buf;
 } dc_cu_device;
+
+#define DC_CU_READ_BUF ((size_t)8 << 20)
 
 typedef struct dc_cu_backend {
     int device;

@@ -341,6 +341,8 @@ static void device_unref(dc_cu_device *d) {
     if (!last) return;
     dc_cu_green_destroy(d);
     dc_pool_core_destroy(&d->pool);
+    if (d->read_buf) cudaFreeHost(d->read_buf);
+    pthread_mutex_destroy(&d->read_mu);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
@@ -362,11 +364,17 @@ static dc_status device_open(const dc_cuda_options *opt, const dc_cuda_device_in
         free(d);
         return dc_cu_fail(DC_ERR_INTERNAL, "cuda device state: mutex");
     }
+    if (pthread_mutex_init(&d->read_mu, NULL) != 0) {
+        pthread_mutex_destroy(&d->mu);
+        free(d);
+        return dc_cu_fail(DC_ERR_INTERNAL, "cuda device state: mutex");
+    }
     d->device = opt->device;
     d->sm_count = info->sm_count;
     size_t limit = opt->pool_limit ? opt->pool_limit : info->total_bytes / 10 * 9;
     dc_status st = dc_pool_core_init(&d->pool, limit);
     if (st) {
+        pthread_mutex_destroy(&d->read_mu);
         pthread_mutex_destroy(&d->mu);
         free(d);
         return st;

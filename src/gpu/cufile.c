@@ -120,18 +120,22 @@ static bool read_gds(const char *path, uint64_t offset, size_t bytes, void *dst,
     return done == bytes;
 }
 
-/* label: the path, or the path and the tensor, for error details */
+/* label: the path, or the path and the tensor, for error details. The device's pinned buffer
+ * serves every context's reads in turn: a cudaMallocHost per tensor would cost more than the
+ * read of a small one. */
 static dc_status read_posix(dc_cu_backend *cb, const char *path, const char *label,
                             uint64_t offset, size_t bytes, void *dst) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return dc_cu_fail(DC_ERR_IO, "open %s: %s", label, strerror(errno));
-    const size_t chunk = bytes < ((size_t)8 << 20) ? (bytes ? bytes : 1) : ((size_t)8 << 20);
-    void *pinned = NULL;
-    dc_status st = dc_cu_status(cudaMallocHost(&pinned, chunk), "pinned read buffer");
+    dc_cu_device *d = cb->dev;
+    pthread_mutex_lock(&d->read_mu);
+    dc_status st = d->read_buf ? DC_OK
+                               : dc_cu_status(cudaMallocHost(&d->read_buf, DC_CU_READ_BUF),
+                                              "pinned read buffer");
     size_t done = 0;
     while (!st && done < bytes) {
-        size_t want = bytes - done < chunk ? bytes - done : chunk;
-        ssize_t n = pread(fd, pinned, want, (off_t)(offset + done));
+        size_t want = bytes - done < DC_CU_READ_BUF ? bytes - done : DC_CU_READ_BUF;
+        ssize_t n = pread(fd, d->read_buf, want, (off_t)(offset + done));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             st = n == 0 ? dc_cu_fail(DC_ERR_IO, "%s: end of file at byte %llu (%zu of %zu bytes read)",
@@ -140,13 +144,13 @@ static dc_status read_posix(dc_cu_backend *cb, const char *path, const char *lab
             break;
         }
         /* synchronous copy: the pinned buffer is reused by the next pread */
-        st = dc_cu_status(cudaMemcpyAsync((char *)dst + done, pinned, (size_t)n,
+        st = dc_cu_status(cudaMemcpyAsync((char *)dst + done, d->read_buf, (size_t)n,
                                           cudaMemcpyHostToDevice, cb->stream),
                           "copy to device");
         if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), "copy to device");
         done += (size_t)n;
     }
-    if (pinned) cudaFreeHost(pinned);
+    pthread_mutex_unlock(&d->read_mu);
     close(fd);
     return st;
 }

@@ -61,7 +61,7 @@ void dc_model_backend_close(dc_backend *be) {
 static void path_desc(char *buf, size_t cap, uint64_t bytes, double seconds, const char *how) {
     buf[0] = '\0';
     if (bytes)
-        snprintf(buf, cap, "%.1f MB read by %s at %.1f GB/s", (double)bytes / 1e6, how,
+        snprintf(buf, cap, "%.1f MB read by %s at %.3g GB/s", (double)bytes / 1e6, how,
                  seconds > 0 ? (double)bytes / seconds / 1e9 : 0.0);
 }
 
