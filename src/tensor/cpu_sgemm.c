@@ -84,15 +84,17 @@ static void tile_store(const float *t, size_t mr, size_t nr, float *y, size_t ld
     }
 }
 
-/* One tile: a = a pass of a packed row panel (6 per k), b = the pass's slice of a weight panel
- * (16 per k); bias only on the first pass (accumulate false). */
-typedef void (*tile_fn)(const float *a, const float *b, size_t kc, float *y, size_t ldy, size_t nr,
+/* One tile: a = a pass of a packed row panel (6 units per k step), b = the pass's slice of a
+ * weight panel (16 per step); a unit is an f32, or a pair of bf16 along k. Bias only on the
+ * first pass (accumulate false). */
+typedef void (*tile_fn)(const void *a, const void *b, size_t kc, float *y, size_t ldy, size_t nr,
                         const float *bias, bool accumulate);
 
 /* fmaf, as the AVX2 tile's FMA: both tiles give the same bits (unit.quant checks). */
 #define DC_TILE_GENERIC(MR)                                                                        \
-    static void tile_generic_##MR(const float *a, const float *b, size_t kc, float *y, size_t ldy, \
-                                  size_t nr, const float *bias, bool accumulate) {                 \
+    static void tile_generic_##MR(const void *av, const void *bv, size_t kc, float *y,            \
+                                  size_t ldy, size_t nr, const float *bias, bool accumulate) {     \
+        const float *a = av, *b = bv;                                                              \
         float t[DC_SGEMM_MR][DC_SGEMM_NR] = {{0}};                                                 \
         for (size_t kk = 0; kk < kc; kk++, a += DC_SGEMM_MR, b += DC_SGEMM_NR)                     \
             for (size_t i = 0; i < MR; i++)                                                        \
@@ -111,29 +113,15 @@ static const tile_fn tiles_generic[DC_SGEMM_MR + 1] = {
     tile_generic_4, tile_generic_5, tile_generic_6};
 
 #ifdef DC_SGEMM_X86
-/* MR rows × 16 columns in 2·MR ymm accumulators; per k: two weight loads, MR broadcasts,
- * 2·MR FMAs. MR is a constant in each instance, so the untaken rows fold away. Named variables,
- * not arrays: gcc keeps an array of __m256 on the stack. */
+/* Named variables for the tile's rows, not arrays: gcc keeps an array of __m256 on the stack. */
 #define DC_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+/* Adds the bias (first pass) or y (later passes) to a finished tile of MR rows, held as lo/hi
+ * halves of 16 columns, and stores its mr × nr corner. */
 __attribute__((always_inline, target("avx2,fma"))) static inline void
-tile_avx2_body(const float *a, const float *b, size_t kc, float *y, size_t ldy, size_t nr,
-               const float *bias, bool accumulate, const size_t MR) {
-#define DC_DECL(i) __m256 lo##i = _mm256_setzero_ps(), hi##i = lo##i;
-    DC_ROWS(DC_DECL)
-#undef DC_DECL
-#pragma GCC unroll 4
-    for (size_t kk = 0; kk < kc; kk++, a += DC_SGEMM_MR, b += DC_SGEMM_NR) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        _mm_prefetch((const char *)(b + PFD * DC_SGEMM_NR), _MM_HINT_T0);
-#define DC_FMA(i)                                                                                  \
-    if (MR > i) {                                                                                  \
-        const __m256 ai = _mm256_broadcast_ss(a + i);                                              \
-        lo##i = _mm256_fmadd_ps(ai, b0, lo##i);                                                    \
-        hi##i = _mm256_fmadd_ps(ai, b1, hi##i);                                                    \
-    }
-        DC_ROWS(DC_FMA)
-#undef DC_FMA
-    }
+tile_out(__m256 lo0, __m256 hi0, __m256 lo1, __m256 hi1, __m256 lo2, __m256 hi2, __m256 lo3,
+         __m256 hi3, __m256 lo4, __m256 hi4, __m256 lo5, __m256 hi5, float *y, size_t ldy,
+         size_t nr, const float *bias, bool accumulate, const size_t MR) {
     float t[DC_SGEMM_MR][DC_SGEMM_NR];
     if (nr == DC_SGEMM_NR) {
         __m256 base_lo = _mm256_setzero_ps(), base_hi = base_lo;
@@ -164,14 +152,85 @@ tile_avx2_body(const float *a, const float *b, size_t kc, float *y, size_t ldy, 
 #undef DC_TMP
     tile_store(t[0], MR, nr, y, ldy, bias, accumulate);
 }
+
+/* MR rows × 16 columns in 2·MR ymm accumulators; per k: two weight loads, MR broadcasts,
+ * 2·MR FMAs. MR is a constant in each instance, so the untaken rows fold away. */
+__attribute__((always_inline, target("avx2,fma"))) static inline void
+tile_avx2_body(const float *a, const float *b, size_t kc, float *y, size_t ldy, size_t nr,
+               const float *bias, bool accumulate, const size_t MR) {
+#define DC_DECL(i) __m256 lo##i = _mm256_setzero_ps(), hi##i = lo##i;
+    DC_ROWS(DC_DECL)
+#undef DC_DECL
+#pragma GCC unroll 4
+    for (size_t kk = 0; kk < kc; kk++, a += DC_SGEMM_MR, b += DC_SGEMM_NR) {
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        _mm_prefetch((const char *)(b + PFD * DC_SGEMM_NR), _MM_HINT_T0);
+#define DC_FMA(i)                                                                                  \
+    if (MR > i) {                                                                                  \
+        const __m256 ai = _mm256_broadcast_ss(a + i);                                              \
+        lo##i = _mm256_fmadd_ps(ai, b0, lo##i);                                                    \
+        hi##i = _mm256_fmadd_ps(ai, b1, hi##i);                                                    \
+    }
+        DC_ROWS(DC_FMA)
+#undef DC_FMA
+    }
+    tile_out(lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, lo5, hi5, y, ldy, nr, bias,
+             accumulate, MR);
+}
+
+/* The same tile over pairs of bf16 (AVX512-BF16): vdpbf16ps multiplies a row's pair of k by
+ * each column's pair and adds both products to the column's f32 lane, 32 multiply-adds per
+ * zmm instruction where an f32 FMA does 16. A zmm holds one k pair of a whole panel, so each
+ * row has two accumulators, for even and odd pairs: its latency (6 cycles on Zen 4) needs 6+
+ * independent ones in flight, and 6 rows alone would stall on it. */
+#define DC_BF16_TARGET "avx512bf16,avx512vl,avx512dq,avx512f,avx2,fma"
+__attribute__((always_inline, target(DC_BF16_TARGET))) static inline void
+tile_pairs_body(const uint32_t *a, const uint32_t *b, size_t kc, float *y, size_t ldy, size_t nr,
+                const float *bias, bool accumulate, const size_t MR) {
+#define DC_DECL(i) __m512 e##i = _mm512_setzero_ps(), o##i = e##i;
+    DC_ROWS(DC_DECL)
+#undef DC_DECL
+/* acc += the row's pair (a 32-bit EVEX embedded broadcast from memory, which gcc 12 does not
+ * fold by itself: a separate vpbroadcastd took Zen 4 from 115 to 101 G multiply-adds/s) · bv */
+#define DC_DOT(acc, i, a, bv)                                                                      \
+    if (MR > i) __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc) : "m"((a)[i]), "v"(bv));
+#define DC_EVEN(i) DC_DOT(e##i, i, a, b0)
+#define DC_ODD(i) DC_DOT(o##i, i, a + DC_SGEMM_MR, b1)
+    size_t kk = 0;
+#pragma GCC unroll 2
+    for (; kk + 2 <= kc; kk += 2, a += 2 * DC_SGEMM_MR, b += 2 * DC_SGEMM_NR) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(b),
+                       b1 = (__m512bh)_mm512_load_si512(b + DC_SGEMM_NR);
+        _mm_prefetch((const char *)(b + PFD * DC_SGEMM_NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + (PFD + 1) * DC_SGEMM_NR), _MM_HINT_T0);
+        DC_ROWS(DC_EVEN)
+        DC_ROWS(DC_ODD)
+    }
+    if (kk < kc) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+        DC_ROWS(DC_EVEN)
+    }
+#undef DC_ODD
+#undef DC_EVEN
+#undef DC_DOT
+#define DC_HALVES(i)                                                                               \
+    e##i = _mm512_add_ps(e##i, o##i);                                                              \
+    const __m256 lo##i = _mm512_castps512_ps256(e##i), hi##i = _mm512_extractf32x8_ps(e##i, 1);
+    DC_ROWS(DC_HALVES)
+#undef DC_HALVES
+    tile_out(lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, lo5, hi5, y, ldy, nr, bias,
+             accumulate, MR);
+}
 #undef DC_ROWS
 
-#define DC_TILE_AVX2(MR)                                                                           \
-    __attribute__((target("avx2,fma"))) static void tile_avx2_##MR(                                \
-        const float *a, const float *b, size_t kc, float *y, size_t ldy, size_t nr,                \
+#define DC_TILE_X86(NAME, TARGET, T, MR)                                                           \
+    __attribute__((target(TARGET))) static void tile_##NAME##_##MR(                                \
+        const void *a, const void *b, size_t kc, float *y, size_t ldy, size_t nr,                  \
         const float *bias, bool accumulate) {                                                      \
-        tile_avx2_body(a, b, kc, y, ldy, nr, bias, accumulate, MR);                                \
+        tile_##NAME##_body((const T *)a, (const T *)b, kc, y, ldy, nr, bias, accumulate, MR);      \
     }
+#define DC_TILE_AVX2(MR) DC_TILE_X86(avx2, "avx2,fma", float, MR)
+#define DC_TILE_PAIRS(MR) DC_TILE_X86(pairs, DC_BF16_TARGET, uint32_t, MR)
 DC_TILE_AVX2(1)
 DC_TILE_AVX2(2)
 DC_TILE_AVX2(3)
@@ -180,6 +239,14 @@ DC_TILE_AVX2(5)
 DC_TILE_AVX2(6)
 static const tile_fn tiles_avx2[DC_SGEMM_MR + 1] = {
     NULL, tile_avx2_1, tile_avx2_2, tile_avx2_3, tile_avx2_4, tile_avx2_5, tile_avx2_6};
+DC_TILE_PAIRS(1)
+DC_TILE_PAIRS(2)
+DC_TILE_PAIRS(3)
+DC_TILE_PAIRS(4)
+DC_TILE_PAIRS(5)
+DC_TILE_PAIRS(6)
+static const tile_fn tiles_pairs[DC_SGEMM_MR + 1] = {
+    NULL, tile_pairs_1, tile_pairs_2, tile_pairs_3, tile_pairs_4, tile_pairs_5, tile_pairs_6};
 #endif
 
 /* The CPU kernels' choice (cpu_kernels.c: CPUID, or generic when a test forces it) decides:
@@ -201,33 +268,40 @@ static size_t pass_rows(size_t k) {
     return (k + passes - 1) / passes;
 }
 
-/* Pass [pc, pc + kc) of panels [jc, je) over every row: panel p's slice of the pass is at
- * b + (p - jc) * bstride, 16 floats per k. */
-static void run_block(const float *xp, size_t m, size_t k, size_t pc, size_t kc, const float *b,
-                      size_t bstride, size_t jc, size_t je, const float *bias, size_t n, float *y,
-                      size_t ldy) {
-    const tile_fn *tile = tiles();
+/* Pass [pc, pc + kc) of panels [jc, je) over every row, along k in 32-bit units (an f32, or a
+ * pair of bf16): the packed rows have ku units per row, and panel p's slice of the pass is at
+ * b + (p - jc) * bstride units, 16 per step. */
+static void run_block(const tile_fn *tile, const void *xp, size_t m, size_t ku, size_t pc,
+                      size_t kc, const void *b, size_t bstride, size_t jc, size_t je,
+                      const float *bias, size_t n, float *y, size_t ldy) {
     for (size_t ic = 0; ic < m; ic += MC) {
         const size_t ie = min_sz(ic + MC, m);
         for (size_t p = jc; p < je; p++) {
             const size_t c0 = p * DC_SGEMM_NR, nr = min_sz(DC_SGEMM_NR, n - c0);
-            const float *bp = b + (p - jc) * bstride, *pb = bias ? bias + c0 : NULL;
+            const char *bp = (const char *)b + (p - jc) * bstride * 4;
+            const float *pb = bias ? bias + c0 : NULL;
             for (size_t r = ic; r < ie; r += DC_SGEMM_MR)
-                tile[min_sz(DC_SGEMM_MR, ie - r)](xp + r * k + pc * DC_SGEMM_MR, bp, kc,
-                                                  y + r * ldy + c0, ldy, nr, pb, pc > 0);
+                tile[min_sz(DC_SGEMM_MR, ie - r)]((const char *)xp + (r * ku + pc * DC_SGEMM_MR) * 4,
+                                                  bp, kc, y + r * ldy + c0, ldy, nr, pb, pc > 0);
         }
     }
 }
 
+/* Every pass and block of panels [p0, p1) with ku units along k. */
+static void run_units(const tile_fn *tile, const void *xp, size_t m, size_t ku, const void *wp,
+                      const float *bias, size_t n, float *y, size_t ldy, size_t p0, size_t p1) {
+    const size_t kcp = pass_rows(ku);
+    p1 = min_sz(p1, (n + DC_SGEMM_NR - 1) / DC_SGEMM_NR);
+    for (size_t pc = 0; pc < ku; pc += kcp)
+        for (size_t jc = p0; jc < p1; jc += NCP)
+            run_block(tile, xp, m, ku, pc, min_sz(kcp, ku - pc),
+                      (const char *)wp + (jc * ku + pc) * DC_SGEMM_NR * 4, ku * DC_SGEMM_NR, jc,
+                      min_sz(jc + NCP, p1), bias, n, y, ldy);
+}
+
 void dc_sgemm_run(const float *xp, size_t m, size_t k, const float *wp, const float *bias, size_t n,
                   float *y, size_t ldy, size_t p0, size_t p1) {
-    const size_t kcp = pass_rows(k);
-    p1 = min_sz(p1, (n + DC_SGEMM_NR - 1) / DC_SGEMM_NR);
-    for (size_t pc = 0; pc < k; pc += kcp)
-        for (size_t jc = p0; jc < p1; jc += NCP)
-            run_block(xp, m, k, pc, min_sz(kcp, k - pc),
-                      wp + jc * k * DC_SGEMM_NR + pc * DC_SGEMM_NR, k * DC_SGEMM_NR, jc,
-                      min_sz(jc + NCP, p1), bias, n, y, ldy);
+    run_units(tiles(), xp, m, k, wp, bias, n, y, ldy, p0, p1);
 }
 
 /* bf16 is the high half of an f32; n is a multiple of 16, whose fixed inner loop vectorises. */
@@ -251,7 +325,91 @@ void dc_sgemm_run_bf16(const float *xp, size_t m, size_t k, const uint16_t *wp, 
             const size_t je = min_sz(jc + NCP, p1), run = kc * DC_SGEMM_NR;
             for (size_t p = jc; p < je; p++)
                 widen(wp + p * k * DC_SGEMM_NR + pc * DC_SGEMM_NR, run, work + (p - jc) * run);
-            run_block(xp, m, k, pc, kc, work, run, jc, je, bias, n, y, ldy);
+            run_block(tiles(), xp, m, k, pc, kc, work, run, jc, je, bias, n, y, ldy);
         }
     }
+}
+
+/* ---- bf16 pairs (AVX512-BF16) ---- */
+
+static size_t pairs(size_t k) { return (k + 1) / 2; }
+
+bool dc_sgemm_bf16_native(void) {
+#ifdef DC_SGEMM_X86
+    return strcmp(dc_cpu_kernel_isa(), "avx512") == 0 && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
+
+size_t dc_sgemm_weights_pairs(size_t n, size_t k) {
+    return (n + DC_SGEMM_NR - 1) / DC_SGEMM_NR * DC_SGEMM_NR * pairs(k);
+}
+
+void dc_sgemm_pack_weights_pairs(const uint16_t *w, size_t n, size_t k, uint32_t *out, size_t p0,
+                                 size_t p1) {
+    const size_t kp = pairs(k);
+    for (size_t q = p0; q < p1; q++) {
+        uint32_t *dst = out + q * DC_SGEMM_NR * kp;
+        const size_t c0 = q * DC_SGEMM_NR, cols = c0 < n ? min_sz(DC_SGEMM_NR, n - c0) : 0;
+        if (cols < DC_SGEMM_NR) memset(dst, 0, kp * DC_SGEMM_NR * sizeof *dst);
+        for (size_t c = 0; c < cols; c++) {
+            const uint16_t *row = w + (c0 + c) * k;
+            for (size_t p = 0; p < kp; p++)
+                dst[p * DC_SGEMM_NR + c] =
+                    row[2 * p] | (2 * p + 1 < k ? (uint32_t)row[2 * p + 1] << 16 : 0);
+        }
+    }
+}
+
+size_t dc_sgemm_rows_pairs(size_t m, size_t k) {
+    return (m + DC_SGEMM_MR - 1) / DC_SGEMM_MR * DC_SGEMM_MR * pairs(k);
+}
+
+#ifdef DC_SGEMM_X86
+/* One row rounded to bf16 pairs with vcvtne2ps2bf16 (nearest even, as dc_quant_bf16_from_f32
+ * but with subnormals read as 0, as vdpbf16ps reads them anyway), 16 pairs at a time into
+ * `tmp`, then spread to the row's place in its panel. */
+__attribute__((target(DC_BF16_TARGET))) static void
+pack_row_pairs(const float *x, size_t k, uint32_t *tmp, uint32_t *dst) {
+    const size_t kp = pairs(k);
+    size_t c = 0;
+    for (; c + 32 <= k; c += 32) {
+        const __m512 a = _mm512_loadu_ps(x + c), b = _mm512_loadu_ps(x + c + 16);
+        /* the second operand fills the low half: x[c..c+16) first */
+        _mm512_storeu_si512(tmp + c / 2, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
+    if (c < k) {
+        const __mmask16 lo = (__mmask16)((1u << min_sz(k - c, 16)) - 1),
+                        hi = (__mmask16)(k - c > 16 ? (1u << (k - c - 16)) - 1 : 0);
+        const __m512 a = _mm512_maskz_loadu_ps(lo, x + c), b = _mm512_maskz_loadu_ps(hi, x + c + 16);
+        _mm512_storeu_si512(tmp + c / 2, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
+    for (size_t p = 0; p < kp; p++) dst[p * DC_SGEMM_MR] = tmp[p];
+}
+#endif
+
+void dc_sgemm_pack_rows_pairs(const float *x, size_t m, size_t k, uint32_t *out, uint32_t *tmp,
+                              size_t q0, size_t q1) {
+    const size_t kp = pairs(k);
+    for (size_t q = q0; q < q1; q++) {
+        uint32_t *dst = out + q * DC_SGEMM_MR * kp;
+        const size_t r0 = q * DC_SGEMM_MR, rows = r0 < m ? min_sz(DC_SGEMM_MR, m - r0) : 0;
+        if (rows < DC_SGEMM_MR) memset(dst, 0, kp * DC_SGEMM_MR * sizeof *dst);
+#ifdef DC_SGEMM_X86
+        for (size_t i = 0; i < rows; i++) pack_row_pairs(x + (r0 + i) * k, k, tmp, dst + i);
+#else
+        (void)tmp, (void)x;
+#endif
+    }
+}
+
+void dc_sgemm_run_pairs(const uint32_t *xp, size_t m, size_t k, const uint32_t *wp,
+                        const float *bias, size_t n, float *y, size_t ldy, size_t p0, size_t p1) {
+#ifdef DC_SGEMM_X86
+    run_units(tiles_pairs, xp, m, pairs(k), wp, bias, n, y, ldy, p0, p1);
+#else
+    (void)xp, (void)m, (void)k, (void)wp, (void)bias, (void)n, (void)y, (void)ldy, (void)p0,
+        (void)p1;
+#endif
 }

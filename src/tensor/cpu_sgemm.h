@@ -5,6 +5,7 @@
 #ifndef DC_TENSOR_CPU_SGEMM_H
 #define DC_TENSOR_CPU_SGEMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,23 @@ void dc_sgemm_run(const float *xp, size_t m, size_t k, const float *wp, const fl
 size_t dc_sgemm_bf16_work_floats(void);
 void dc_sgemm_run_bf16(const float *xp, size_t m, size_t k, const uint16_t *wp, const float *bias,
                        size_t n, float *y, size_t ldy, size_t p0, size_t p1, float *work);
+
+/* bf16 × bf16 → f32 products where the CPU has them (dc_sgemm_bf16_native: AVX512-BF16, and
+ * the kernels not forced generic). vdpbf16ps multiplies pairs of bf16 along k and adds both
+ * products into an f32 lane: twice the multiply-adds of an f32 FMA per instruction. Weights and
+ * rows are packed as above, but with two consecutive k in each 32-bit unit (bf16 k in the low
+ * half, k + 1 in the high half; 0 past k), so a panel holds 16 × ceil(k / 2) units. The rows
+ * are rounded to bf16 when packed (subnormals to 0, as the product reads them). */
+bool dc_sgemm_bf16_native(void);
+size_t dc_sgemm_weights_pairs(size_t n, size_t k);
+void dc_sgemm_pack_weights_pairs(const uint16_t *w, size_t n, size_t k, uint32_t *out, size_t p0,
+                                 size_t p1);
+size_t dc_sgemm_rows_pairs(size_t m, size_t k);
+/* tmp: ceil(k / 32) × 16 units of the caller's, for one row at a time. */
+void dc_sgemm_pack_rows_pairs(const float *x, size_t m, size_t k, uint32_t *out, uint32_t *tmp,
+                              size_t q0, size_t q1);
+void dc_sgemm_run_pairs(const uint32_t *xp, size_t m, size_t k, const uint32_t *wp,
+                        const float *bias, size_t n, float *y, size_t ldy, size_t p0, size_t p1);
 
 /* The instruction set the register tile was compiled for ("avx2" or "generic"). */
 const char *dc_sgemm_isa(void);

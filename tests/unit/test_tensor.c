@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "tensor/backend.h"
+#include "tensor/cpu_sgemm.h"
 #include "tensor/quant.h"
 #include "test_support.h"
 
@@ -110,6 +111,14 @@ static void test_linear_matches_reference(void **state) {
             const bool packed = strstr(dc_cpu_linear_impl(probe), "sgemm") != NULL;
             be->ops->linear_destroy(be, probe);
             assert_int_equal(packed, g == 1);
+            if (packed) { /* bf16 layers take the native pairs wherever the CPU has them */
+                assert_ok(be->ops->linear_create(be, &one, NULL, 1, 1, DC_WEIGHTS_BF16, &probe));
+                const bool pairs = strstr(dc_cpu_linear_impl(probe), "pair") != NULL;
+                be->ops->linear_destroy(be, probe);
+                assert_int_equal(pairs, dc_sgemm_bf16_native());
+                if (!pairs && threads == 1)
+                    print_message("bf16 pairs (AVX512-BF16) not run: this CPU has none\n");
+            }
             check_linear(be, DC_WEIGHTS_F32, gemms[g]);
             check_linear(be, DC_WEIGHTS_BF16, gemms[g]);
             if (packed) {
