@@ -249,7 +249,8 @@ static void test_int8_extremes(void **s) {
     dc_backend_destroy(be);
 }
 
-/* The AVX2 loops and the portable ones give the same bits. */
+/* The AVX2 loops and the portable ones give the same bits (bf16: where both widen the weights
+ * to f32; a native bf16 product rounds the inputs too, and unit.tensor checks it). */
 static void test_dispatch_same_bits(void **s) {
     (void)s;
     dc_backend *be;
@@ -258,6 +259,7 @@ static void test_dispatch_same_bits(void **s) {
     float *w = rand_vec((size_t)N * K, 0.05f), *b = rand_vec(N, 0.5f), *x = rand_vec((size_t)M * K, 3.0f);
     for (int m = 0; m < M; m++) x[m * K + 17] *= 40.0f;
     float y[2][M * N], z[2][M * N];
+    bool native = false;
     for (int g = 0; g < 2; g++) {
         dc_kernel_force_generic(g == 1);
         dc_linear *l8, *l16;
@@ -265,13 +267,15 @@ static void test_dispatch_same_bits(void **s) {
         assert_ok(be->ops->linear_create(be, w, b, N, K, DC_WEIGHTS_BF16, &l16));
         assert_ok(be->ops->linear_forward(be, l8, x, M, y[g]));
         assert_ok(be->ops->linear_forward(be, l16, x, M, z[g]));
+        if (g == 0) native = strstr(dc_cpu_linear_impl(l16), "native") != NULL;
         be->ops->linear_destroy(be, l8);
         be->ops->linear_destroy(be, l16);
     }
     dc_kernel_force_generic(false);
     print_message("kernels: %s\n", dc_cpu_kernel_isa());
     assert_memory_equal(y[0], y[1], sizeof y[0]);
-    assert_memory_equal(z[0], z[1], sizeof z[0]);
+    if (native) print_message("bf16: native product here, not compared with the widened one\n");
+    else assert_memory_equal(z[0], z[1], sizeof z[0]);
     free(w);
     free(b);
     free(x);
