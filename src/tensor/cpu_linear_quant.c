@@ -34,6 +34,7 @@ struct dc_cpu_qlinear {
     qmm mm, tail;   /* bf16 blocks: mm is one block of nb channels, tail the last n % nb */
     uint32_t nb;    /* bf16 blocks; 0 elsewhere */
     void *wdata;    /* packed s8 / bf16 weights (mm.wmd), or plain bf16 [n, k] for blocks */
+    bool blocked;   /* int8 weights in the blocked layout of a brgemm kernel */
     size_t wbytes;
     float *wscale;  /* int8: per output channel */
     int32_t *colsum;
@@ -114,6 +115,20 @@ done:
     if (pd_fixed) dnnl_primitive_desc_destroy(pd_fixed);
     if (st != DC_OK) qmm_free(q);
     return st;
+}
+
+/* Fixed-M primitives on the weights layout oneDNN picks, where that is a brgemm kernel (VNNI,
+ * AMX): oneDNN 2.6 runs u8·s8 with a run-time M only on gemm:jit, which packs the weights again
+ * at every call, so at 16 rows int8 was barely faster than f32 on Zen 4. Each call then makes a
+ * primitive for its row count (qmm_run), which oneDNN's primitive cache keeps. */
+static dc_status qmm_prepare_blocked(dnnl_engine_t eng, qmm *q) {
+    dnnl_primitive_desc_t pd = NULL;
+    if (qmm_pd(eng, q, 128, NULL, &pd) != dnnl_success) return DC_ERR_UNSUPPORTED_FORMAT;
+    dc_dnnl_impl_name(pd, q->impl, sizeof q->impl);
+    const bool brgemm = strncmp(q->impl, "brg", 3) == 0;
+    if (brgemm) q->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    return brgemm ? DC_OK : DC_ERR_UNSUPPORTED_FORMAT;
 }
 
 /* y = x·B (+ bias) on `rows` rows; y has row stride q->ldd elements of q->ddt. */
@@ -209,8 +224,9 @@ static dc_status create_int8(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *
     /* the bias joins in f32 after dequantisation, not inside oneDNN */
     q->mm = (qmm){.sdt = dnnl_u8, .wdt = dnnl_s8, .ddt = dnnl_s32, .n = q->n, .k = q->k,
                   .ldd = q->n, .bias = false};
-    /* plain [n, k] weights: the outlier columns read them back */
-    if ((st = qmm_prepare(eng, &q->mm, true, q->k, false))) goto done;
+    q->blocked = qmm_prepare_blocked(eng, &q->mm) == DC_OK;
+    /* else plain [n, k] weights */
+    if (!q->blocked && (st = qmm_prepare(eng, &q->mm, true, q->k, false))) goto done;
     if ((st = pack_weights(eng, &q->mm, plain, &q->wdata, &q->wbytes))) goto done;
     snprintf(q->impl, sizeof q->impl, "int8 u8s8s32 (%d/%d): %s", (int)q->r.act_max,
              (int)q->r.w_max, q->mm.impl);
@@ -365,6 +381,34 @@ static size_t rows_grain(size_t cols) {
     return g ? g : 1;
 }
 
+/* Where element (kk, c) of the K×N weights lives in a blocked oneDNN layout: the outer
+ * strides, plus the position inside the dense innermost blocks (innermost last). */
+static size_t blocked_offset(const dnnl_memory_desc_t *md, dnnl_dim_t kk, dnnl_dim_t c) {
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    dnnl_dim_t pos[2] = {kk, c}, in = 0, stride = 1;
+    for (int i = b->inner_nblks - 1; i >= 0; i--) {
+        const int d = (int)b->inner_idxs[i];
+        in += pos[d] % b->inner_blks[i] * stride;
+        pos[d] /= b->inner_blks[i];
+        stride *= b->inner_blks[i];
+    }
+    return (size_t)(md->offset0 + in + pos[0] * b->strides[0] + pos[1] * b->strides[1]);
+}
+
+/* wo[t, c] = sw[c]·qw[c, skip[t]], from plain [n, k] weights or where the blocked layout keeps
+ * them (a few columns per forward, so no plain copy is kept). */
+static void outlier_weights(const dc_cpu_qlinear *q, const uint32_t *skip, uint32_t n_skip,
+                            float *wo) {
+    if (!q->blocked) {
+        dc_quant_int8_outlier_weights(q->wdata, q->wscale, q->n, q->k, skip, n_skip, wo);
+        return;
+    }
+    const int8_t *w = q->wdata;
+    for (uint32_t t = 0; t < n_skip; t++)
+        for (uint32_t c = 0; c < q->n; c++)
+            wo[(size_t)t * q->n + c] = q->wscale[c] * (float)w[blocked_offset(&q->mm.wmd, skip[t], c)];
+}
+
 static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
                               size_t rows, float *y) {
     const size_t k = q->k, cap = k / DC_INT8_OUTLIER_SHARE + 1;
@@ -402,8 +446,7 @@ static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const 
         return st;
     }
     if (j.n_skip)
-        dc_quant_int8_outlier_weights(q->wdata, q->wscale, q->n, q->k, skip, j.n_skip,
-                                      (float *)(void *)(base + o_wo));
+        outlier_weights(q, skip, j.n_skip, (float *)(void *)(base + o_wo));
     dc_cpu_parallel_for(rows, rows_grain(q->n + (size_t)j.n_skip), threads, dequant_piece, &j);
     dc_cpu_scratch_trim(DC_SCRATCH_INT8, DC_INT8_WORK_KEEP);
     return DC_OK;

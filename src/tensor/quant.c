@@ -203,9 +203,27 @@ dc_status dc_quant_int8_weights(const float *w, uint32_t n, uint32_t k, int32_t 
     return DC_OK;
 }
 
-static int float_cmp(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+/* Reorders a[0, n) so that a[kth] holds what a sort would put there, with no larger value
+ * before it and no smaller one after (Hoare's selection, O(n) on average; a holds no NaN).
+ * A sort of each layer's column maxima took 2 ms of a 12 ms BERT-base int8 forward. */
+static void select_kth(float *a, long n, long kth) {
+    long lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const float pivot = a[lo + (hi - lo) / 2];
+        long i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot) i++;
+            while (a[j] > pivot) j--;
+            if (i <= j) {
+                const float t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        if (kth <= j) hi = j;
+        else if (kth >= i) lo = i;
+        else return; /* j < kth < i: a[kth] equals the pivot */
+    }
 }
 
 void dc_quant_int8_colmax(const float *x, size_t rows, uint32_t k, float *colmax) {
@@ -235,12 +253,15 @@ uint32_t dc_quant_int8_outliers_pick(const float *colmax, uint32_t k, float rati
                                      float *work) {
     uint32_t cap = k / DC_INT8_OUTLIER_SHARE;
     if (!cap) return 0;
-    float *sorted = work;
-    memcpy(sorted, colmax, (size_t)k * sizeof *sorted);
-    qsort(sorted, k, sizeof *sorted, float_cmp);
-    float thr = sorted[k / 2] * ratio;
+    float *v = work;
+    memcpy(v, colmax, (size_t)k * sizeof *v);
+    /* the (cap + 1)-th largest, then the median among the values below it (k / 2 < k - cap - 1) */
+    select_kth(v, k, k - cap - 1);
+    const float below_cap = v[k - cap - 1];
+    select_kth(v, k - cap - 1, k / 2);
+    float thr = v[k / 2] * ratio;
     /* more candidates than the cap: keep the cap largest */
-    if (sorted[k - cap - 1] > thr) thr = sorted[k - cap - 1];
+    if (below_cap > thr) thr = below_cap;
     uint32_t n = 0;
     for (uint32_t j = 0; j < k && n < cap; j++)
         if (colmax[j] > thr) idx[n++] = j;
