@@ -198,15 +198,14 @@ static dc_status sgemm_forward(const dc_linear *l, const float *x, size_t rows, 
     return DC_OK;
 }
 
-/* Whether f32 and bf16 layers use cpu_sgemm.c: DC_CPU_GEMM=packed|onednn, else packed unless the
- * CPU has AVX-512, where oneDNN's AVX-512 f32 kernels are as fast (Zen 4: within 5 %). bf16
- * layers take cpu_sgemm.c's native bf16 product wherever the CPU has one (AVX512-BF16) unless
- * oneDNN is asked for: on Zen 4 oneDNN 2.6's (gemm:jit) ran 1.3-1.5x fp32, ours 1.8x. */
+/* Whether f32 and bf16 layers use cpu_sgemm.c (the default) or oneDNN: DC_CPU_GEMM=auto|packed|
+ * onednn. On 2 Zen 4 cores (AVX-512) against oneDNN 2.6's gemm:jit, BERT-base forwards: 1.4-1.6x
+ * faster at 1 x 16 tokens, 0.9x at 1 x 128 and 32 x 128 (bench/encoder/README.md). bf16 layers
+ * take cpu_sgemm.c's native bf16 product wherever the CPU has one (AVX512-BF16) unless oneDNN
+ * is asked for: 1.7-1.9x fp32 there, where oneDNN's (gemm:jit) ran 1.3-1.5x. */
 static dc_status choose_gemm(dc_cpu_backend *cpu) {
     const char *e = getenv("DC_CPU_GEMM");
-    const bool avx512 = strcmp(dc_cpu_kernel_isa(), "avx512") == 0;
-    if (!e || !*e || strcmp(e, "auto") == 0) cpu->packed_gemm = !avx512;
-    else if (strcmp(e, "packed") == 0) cpu->packed_gemm = true;
+    if (!e || !*e || strcmp(e, "auto") == 0 || strcmp(e, "packed") == 0) cpu->packed_gemm = true;
     else if (strcmp(e, "onednn") == 0) cpu->packed_gemm = false;
     else
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "DC_CPU_GEMM=%s: expected auto, packed or onednn",

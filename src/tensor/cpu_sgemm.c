@@ -84,16 +84,25 @@ static void tile_store(const float *t, size_t mr, size_t nr, float *y, size_t ld
     }
 }
 
-/* One tile: a = a pass of a packed row panel (6 units per k step), b = the pass's slice of a
- * weight panel (16 per step); a unit is an f32, or a pair of bf16 along k. Bias only on the
- * first pass (accumulate false). */
-typedef void (*tile_fn)(const void *a, const void *b, size_t kc, float *y, size_t ldy, size_t nr,
-                        const float *bias, bool accumulate);
+/* One tile: a = a pass of a packed row panel (6 units per k step; the next panel's pass is lda
+ * units on, for tiles of more than 6 rows), b = the pass's slice of a weight panel (16 per
+ * step); a unit is an f32, or a pair of bf16 along k. Bias only on the first pass (accumulate
+ * false). */
+typedef void (*tile_fn)(const void *a, size_t lda, const void *b, size_t kc, float *y, size_t ldy,
+                        size_t nr, const float *bias, bool accumulate);
 
-/* fmaf, as the AVX2 tile's FMA: both tiles give the same bits (unit.quant checks). */
+/* The tiles of one kind, for 1 .. rows rows (6, or 12 over two row panels). */
+typedef struct tile_set {
+    size_t rows;
+    tile_fn fn[2 * DC_SGEMM_MR + 1];
+} tile_set;
+
+/* fmaf, as the vector tiles' FMA: they all give the same bits (unit.quant checks). */
 #define DC_TILE_GENERIC(MR)                                                                        \
-    static void tile_generic_##MR(const void *av, const void *bv, size_t kc, float *y,            \
-                                  size_t ldy, size_t nr, const float *bias, bool accumulate) {     \
+    static void tile_generic_##MR(const void *av, size_t lda, const void *bv, size_t kc,          \
+                                  float *y, size_t ldy, size_t nr, const float *bias,              \
+                                  bool accumulate) {                                               \
+        (void)lda;                                                                                 \
         const float *a = av, *b = bv;                                                              \
         float t[DC_SGEMM_MR][DC_SGEMM_NR] = {{0}};                                                 \
         for (size_t kk = 0; kk < kc; kk++, a += DC_SGEMM_MR, b += DC_SGEMM_NR)                     \
@@ -108,16 +117,17 @@ DC_TILE_GENERIC(3)
 DC_TILE_GENERIC(4)
 DC_TILE_GENERIC(5)
 DC_TILE_GENERIC(6)
-static const tile_fn tiles_generic[DC_SGEMM_MR + 1] = {
-    NULL,           tile_generic_1, tile_generic_2, tile_generic_3,
-    tile_generic_4, tile_generic_5, tile_generic_6};
+static const tile_set tiles_generic = {
+    6, {NULL, tile_generic_1, tile_generic_2, tile_generic_3, tile_generic_4, tile_generic_5,
+        tile_generic_6}};
 
 #ifdef DC_SGEMM_X86
-/* Named variables for the tile's rows, not arrays: gcc keeps an array of __m256 on the stack. */
+/* Named variables for the tile's rows, not arrays: gcc keeps an array of vectors on the stack. */
 #define DC_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define DC_ROWS12(X) DC_ROWS(X) X(6) X(7) X(8) X(9) X(10) X(11)
 
-/* Adds the bias (first pass) or y (later passes) to a finished tile of MR rows, held as lo/hi
- * halves of 16 columns, and stores its mr × nr corner. */
+/* Adds the bias (first pass) or y (later passes) to a finished tile of MR ≤ 6 rows, held as
+ * lo/hi halves of 16 columns, and stores its MR × nr corner. */
 __attribute__((always_inline, target("avx2,fma"))) static inline void
 tile_out(__m256 lo0, __m256 hi0, __m256 lo1, __m256 hi1, __m256 lo2, __m256 hi2, __m256 lo3,
          __m256 hi3, __m256 lo4, __m256 hi4, __m256 lo5, __m256 hi5, float *y, size_t ldy,
@@ -156,8 +166,9 @@ tile_out(__m256 lo0, __m256 hi0, __m256 lo1, __m256 hi1, __m256 lo2, __m256 hi2,
 /* MR rows × 16 columns in 2·MR ymm accumulators; per k: two weight loads, MR broadcasts,
  * 2·MR FMAs. MR is a constant in each instance, so the untaken rows fold away. */
 __attribute__((always_inline, target("avx2,fma"))) static inline void
-tile_avx2_body(const float *a, const float *b, size_t kc, float *y, size_t ldy, size_t nr,
-               const float *bias, bool accumulate, const size_t MR) {
+tile_avx2_body(const float *a, size_t lda, const float *b, size_t kc, float *y, size_t ldy,
+               size_t nr, const float *bias, bool accumulate, const size_t MR) {
+    (void)lda;
 #define DC_DECL(i) __m256 lo##i = _mm256_setzero_ps(), hi##i = lo##i;
     DC_ROWS(DC_DECL)
 #undef DC_DECL
@@ -178,88 +189,132 @@ tile_avx2_body(const float *a, const float *b, size_t kc, float *y, size_t ldy, 
              accumulate, MR);
 }
 
-/* The same tile over pairs of bf16 (AVX512-BF16): vdpbf16ps multiplies a row's pair of k by
- * each column's pair and adds both products to the column's f32 lane, 32 multiply-adds per
- * zmm instruction where an f32 FMA does 16. A zmm holds one k pair of a whole panel, so each
- * row has two accumulators, for even and odd pairs: its latency (6 cycles on Zen 4) needs 6+
- * independent ones in flight, and 6 rows alone would stall on it. */
+/* Stores a finished zmm tile of MR ≤ 12 rows (c0..c11, 16 columns each) through tile_out, six
+ * rows at a time. */
+#define DC_ZMM_OUT(MR)                                                                             \
+    do {                                                                                           \
+        DC_ROWS12(DC_HALVES)                                                                       \
+        tile_out(lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, lo5, hi5, y, ldy, nr, bias,     \
+                 accumulate, (MR) < 6 ? (MR) : 6);                                                 \
+        if ((MR) > 6)                                                                              \
+            tile_out(lo6, hi6, lo7, hi7, lo8, hi8, lo9, hi9, lo10, hi10, lo11, hi11,              \
+                     y + 6 * ldy, ldy, nr, bias, accumulate, (MR) - 6);                            \
+    } while (0)
+#define DC_HALVES(i)                                                                               \
+    const __m256 lo##i = _mm512_castps512_ps256(c##i), hi##i = _mm512_extractf32x8_ps(c##i, 1);
+
+/* The row value of accumulator i: row i of the first row panel, or i − 6 of the second. */
+#define DC_ROW_AT(a, a2, i) ((i) < 6 ? (a) + (i) : (a2) + ((i) % 6))
+
+/* Up to 12 rows (two row panels) × 16 columns in zmm registers (AVX-512): a row's 16 columns are
+ * one accumulator, and each FMA takes the row's value as an EVEX embedded broadcast from
+ * memory, so a k step is one weight load and MR FMAs, and each loaded weight serves 12 rows
+ * (the AVX2 tile: 2 + 3·MR instructions a step, 6 rows a load). gcc 12 does not fold the
+ * broadcast by itself; a separate broadcast instruction costs Zen 4 an eighth of its rate. */
+#define DC_AVX512_TARGET "avx512f,avx512dq,avx512vl,avx2,fma"
+__attribute__((always_inline, target(DC_AVX512_TARGET))) static inline void
+tile_avx512_body(const float *a, size_t lda, const float *b, size_t kc, float *y, size_t ldy,
+                 size_t nr, const float *bias, bool accumulate, const size_t MR) {
+    const float *a2 = a + lda;
+#define DC_DECL(i) __m512 c##i = _mm512_setzero_ps();
+    DC_ROWS12(DC_DECL)
+#undef DC_DECL
+#pragma GCC unroll 4
+    for (size_t kk = 0; kk < kc; kk++, a += DC_SGEMM_MR, a2 += DC_SGEMM_MR, b += DC_SGEMM_NR) {
+        const __m512 bv = _mm512_load_ps(b);
+        _mm_prefetch((const char *)(b + PFD * DC_SGEMM_NR), _MM_HINT_T0);
+#define DC_FMA(i)                                                                                  \
+    if (MR > i)                                                                                    \
+        __asm__("vfmadd231ps %1%{1to16%}, %2, %0" : "+v"(c##i) : "m"(*DC_ROW_AT(a, a2, i)), "v"(bv));
+        DC_ROWS12(DC_FMA)
+#undef DC_FMA
+    }
+    DC_ZMM_OUT(MR);
+}
+
+/* The same over pairs of bf16 (AVX512-BF16): vdpbf16ps multiplies a row's pair of k by each
+ * column's pair and adds both products to the column's f32 lane, 32 multiply-adds per zmm
+ * instruction where an f32 FMA does 16. Its latency (6 cycles on Zen 4) needs 6 independent
+ * accumulators at one a cycle: a full tile has 12. */
 #define DC_BF16_TARGET "avx512bf16,avx512vl,avx512dq,avx512f,avx2,fma"
 __attribute__((always_inline, target(DC_BF16_TARGET))) static inline void
-tile_pairs_body(const uint32_t *a, const uint32_t *b, size_t kc, float *y, size_t ldy, size_t nr,
-                const float *bias, bool accumulate, const size_t MR) {
-#define DC_DECL(i) __m512 e##i = _mm512_setzero_ps(), o##i = e##i;
-    DC_ROWS(DC_DECL)
+tile_pairs_body(const uint32_t *a, size_t lda, const uint32_t *b, size_t kc, float *y, size_t ldy,
+                size_t nr, const float *bias, bool accumulate, const size_t MR) {
+    const uint32_t *a2 = a + lda;
+#define DC_DECL(i) __m512 c##i = _mm512_setzero_ps();
+    DC_ROWS12(DC_DECL)
 #undef DC_DECL
-/* acc += the row's pair (a 32-bit EVEX embedded broadcast from memory, which gcc 12 does not
- * fold by itself: a separate vpbroadcastd took Zen 4 from 115 to 101 G multiply-adds/s) · bv */
-#define DC_DOT(acc, i, a, bv)                                                                      \
-    if (MR > i) __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc) : "m"((a)[i]), "v"(bv));
-#define DC_EVEN(i) DC_DOT(e##i, i, a, b0)
-#define DC_ODD(i) DC_DOT(o##i, i, a + DC_SGEMM_MR, b1)
-    size_t kk = 0;
-#pragma GCC unroll 2
-    for (; kk + 2 <= kc; kk += 2, a += 2 * DC_SGEMM_MR, b += 2 * DC_SGEMM_NR) {
-        const __m512bh b0 = (__m512bh)_mm512_load_si512(b),
-                       b1 = (__m512bh)_mm512_load_si512(b + DC_SGEMM_NR);
+#pragma GCC unroll 4
+    for (size_t kk = 0; kk < kc; kk++, a += DC_SGEMM_MR, a2 += DC_SGEMM_MR, b += DC_SGEMM_NR) {
+        const __m512 bv = _mm512_load_ps(b);
         _mm_prefetch((const char *)(b + PFD * DC_SGEMM_NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + (PFD + 1) * DC_SGEMM_NR), _MM_HINT_T0);
-        DC_ROWS(DC_EVEN)
-        DC_ROWS(DC_ODD)
-    }
-    if (kk < kc) {
-        const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
-        DC_ROWS(DC_EVEN)
-    }
-#undef DC_ODD
-#undef DC_EVEN
+#define DC_DOT(i)                                                                                  \
+    if (MR > i)                                                                                    \
+        __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(c##i) : "m"(*DC_ROW_AT(a, a2, i)), "v"(bv));
+        DC_ROWS12(DC_DOT)
 #undef DC_DOT
-#define DC_HALVES(i)                                                                               \
-    e##i = _mm512_add_ps(e##i, o##i);                                                              \
-    const __m256 lo##i = _mm512_castps512_ps256(e##i), hi##i = _mm512_extractf32x8_ps(e##i, 1);
-    DC_ROWS(DC_HALVES)
-#undef DC_HALVES
-    tile_out(lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, lo5, hi5, y, ldy, nr, bias,
-             accumulate, MR);
+    }
+    DC_ZMM_OUT(MR);
 }
+#undef DC_ROW_AT
+#undef DC_HALVES
+#undef DC_ZMM_OUT
+#undef DC_ROWS12
 #undef DC_ROWS
 
 #define DC_TILE_X86(NAME, TARGET, T, MR)                                                           \
     __attribute__((target(TARGET))) static void tile_##NAME##_##MR(                                \
-        const void *a, const void *b, size_t kc, float *y, size_t ldy, size_t nr,                  \
+        const void *a, size_t lda, const void *b, size_t kc, float *y, size_t ldy, size_t nr,      \
         const float *bias, bool accumulate) {                                                      \
-        tile_##NAME##_body((const T *)a, (const T *)b, kc, y, ldy, nr, bias, accumulate, MR);      \
+        tile_##NAME##_body((const T *)a, lda, (const T *)b, kc, y, ldy, nr, bias, accumulate, MR); \
     }
-#define DC_TILE_AVX2(MR) DC_TILE_X86(avx2, "avx2,fma", float, MR)
-#define DC_TILE_PAIRS(MR) DC_TILE_X86(pairs, DC_BF16_TARGET, uint32_t, MR)
-DC_TILE_AVX2(1)
-DC_TILE_AVX2(2)
-DC_TILE_AVX2(3)
-DC_TILE_AVX2(4)
-DC_TILE_AVX2(5)
-DC_TILE_AVX2(6)
-static const tile_fn tiles_avx2[DC_SGEMM_MR + 1] = {
-    NULL, tile_avx2_1, tile_avx2_2, tile_avx2_3, tile_avx2_4, tile_avx2_5, tile_avx2_6};
-DC_TILE_PAIRS(1)
-DC_TILE_PAIRS(2)
-DC_TILE_PAIRS(3)
-DC_TILE_PAIRS(4)
-DC_TILE_PAIRS(5)
-DC_TILE_PAIRS(6)
-static const tile_fn tiles_pairs[DC_SGEMM_MR + 1] = {
-    NULL, tile_pairs_1, tile_pairs_2, tile_pairs_3, tile_pairs_4, tile_pairs_5, tile_pairs_6};
+#define DC_TILES6(NAME, TARGET, T)                                                                 \
+    DC_TILE_X86(NAME, TARGET, T, 1)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 2)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 3)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 4)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 5)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 6)
+#define DC_TILES12(NAME, TARGET, T)                                                                \
+    DC_TILES6(NAME, TARGET, T)                                                                     \
+    DC_TILE_X86(NAME, TARGET, T, 7)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 8)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 9)                                                                \
+    DC_TILE_X86(NAME, TARGET, T, 10)                                                               \
+    DC_TILE_X86(NAME, TARGET, T, 11)                                                               \
+    DC_TILE_X86(NAME, TARGET, T, 12)
+#define DC_SET12(NAME)                                                                             \
+    {12,                                                                                           \
+     {NULL, tile_##NAME##_1, tile_##NAME##_2, tile_##NAME##_3, tile_##NAME##_4, tile_##NAME##_5,   \
+      tile_##NAME##_6, tile_##NAME##_7, tile_##NAME##_8, tile_##NAME##_9, tile_##NAME##_10,        \
+      tile_##NAME##_11, tile_##NAME##_12}}
+DC_TILES6(avx2, "avx2,fma", float)
+DC_TILES12(avx512, DC_AVX512_TARGET, float)
+DC_TILES12(pairs, DC_BF16_TARGET, uint32_t)
+static const tile_set tiles_avx2 = {
+    6, {NULL, tile_avx2_1, tile_avx2_2, tile_avx2_3, tile_avx2_4, tile_avx2_5, tile_avx2_6}};
+static const tile_set tiles_avx512 = DC_SET12(avx512);
+static const tile_set tiles_pairs = DC_SET12(pairs);
+#undef DC_SET12
+#undef DC_TILES12
+#undef DC_TILES6
+#undef DC_TILE_X86
 #endif
 
-/* The CPU kernels' choice (cpu_kernels.c: CPUID, or generic when a test forces it) decides:
- * both AVX2 and AVX-512 machines run the AVX2 tile. */
-static const tile_fn *tiles(void) {
+/* The CPU kernels' choice (cpu_kernels.c: CPUID, or generic when a test forces it) decides.
+ * All three give the same bits: one FMA per k in the same order. */
+static const tile_set *tiles(void) {
 #ifdef DC_SGEMM_X86
-    if (strcmp(dc_cpu_kernel_isa(), "generic") != 0) return tiles_avx2;
+    const char *isa = dc_cpu_kernel_isa();
+    if (strcmp(isa, "avx512") == 0) return &tiles_avx512;
+    if (strcmp(isa, "generic") != 0) return &tiles_avx2;
 #endif
-    return tiles_generic;
+    return &tiles_generic;
 }
 
 const char *dc_sgemm_isa(void) {
-    return tiles() == tiles_generic ? "generic" : "avx2";
+    const tile_set *t = tiles();
+    return t == &tiles_generic ? "generic" : t->rows == 6 ? "avx2" : "avx512";
 }
 
 /* k in passes of equal length up to KC_MAX: a layer of k ≤ 1024 streams each panel whole. */
@@ -271,7 +326,7 @@ static size_t pass_rows(size_t k) {
 /* Pass [pc, pc + kc) of panels [jc, je) over every row, along k in 32-bit units (an f32, or a
  * pair of bf16): the packed rows have ku units per row, and panel p's slice of the pass is at
  * b + (p - jc) * bstride units, 16 per step. */
-static void run_block(const tile_fn *tile, const void *xp, size_t m, size_t ku, size_t pc,
+static void run_block(const tile_set *ts, const void *xp, size_t m, size_t ku, size_t pc,
                       size_t kc, const void *b, size_t bstride, size_t jc, size_t je,
                       const float *bias, size_t n, float *y, size_t ldy) {
     for (size_t ic = 0; ic < m; ic += MC) {
@@ -280,21 +335,22 @@ static void run_block(const tile_fn *tile, const void *xp, size_t m, size_t ku, 
             const size_t c0 = p * DC_SGEMM_NR, nr = min_sz(DC_SGEMM_NR, n - c0);
             const char *bp = (const char *)b + (p - jc) * bstride * 4;
             const float *pb = bias ? bias + c0 : NULL;
-            for (size_t r = ic; r < ie; r += DC_SGEMM_MR)
-                tile[min_sz(DC_SGEMM_MR, ie - r)]((const char *)xp + (r * ku + pc * DC_SGEMM_MR) * 4,
-                                                  bp, kc, y + r * ldy + c0, ldy, nr, pb, pc > 0);
+            for (size_t r = ic; r < ie; r += ts->rows)
+                ts->fn[min_sz(ts->rows, ie - r)]((const char *)xp + (r * ku + pc * DC_SGEMM_MR) * 4,
+                                                 DC_SGEMM_MR * ku, bp, kc, y + r * ldy + c0, ldy,
+                                                 nr, pb, pc > 0);
         }
     }
 }
 
 /* Every pass and block of panels [p0, p1) with ku units along k. */
-static void run_units(const tile_fn *tile, const void *xp, size_t m, size_t ku, const void *wp,
+static void run_units(const tile_set *ts, const void *xp, size_t m, size_t ku, const void *wp,
                       const float *bias, size_t n, float *y, size_t ldy, size_t p0, size_t p1) {
     const size_t kcp = pass_rows(ku);
     p1 = min_sz(p1, (n + DC_SGEMM_NR - 1) / DC_SGEMM_NR);
     for (size_t pc = 0; pc < ku; pc += kcp)
         for (size_t jc = p0; jc < p1; jc += NCP)
-            run_block(tile, xp, m, ku, pc, min_sz(kcp, ku - pc),
+            run_block(ts, xp, m, ku, pc, min_sz(kcp, ku - pc),
                       (const char *)wp + (jc * ku + pc) * DC_SGEMM_NR * 4, ku * DC_SGEMM_NR, jc,
                       min_sz(jc + NCP, p1), bias, n, y, ldy);
 }
@@ -407,7 +463,7 @@ void dc_sgemm_pack_rows_pairs(const float *x, size_t m, size_t k, uint32_t *out,
 void dc_sgemm_run_pairs(const uint32_t *xp, size_t m, size_t k, const uint32_t *wp,
                         const float *bias, size_t n, float *y, size_t ldy, size_t p0, size_t p1) {
 #ifdef DC_SGEMM_X86
-    run_units(tiles_pairs, xp, m, pairs(k), wp, bias, n, y, ldy, p0, p1);
+    run_units(&tiles_pairs, xp, m, pairs(k), wp, bias, n, y, ldy, p0, p1);
 #else
     (void)xp, (void)m, (void)k, (void)wp, (void)bias, (void)n, (void)y, (void)ldy, (void)p0,
         (void)p1;
