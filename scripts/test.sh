@@ -21,3 +21,10 @@ if [ -z "${DODECA_TEST_REDIS_URL:-}" ] && command -v redis-server >/dev/null; th
 fi
 
 ctest --test-dir "$build" --output-on-failure
+
+# What the conformance tests measured (parity with transformers / sentence-transformers on the
+# fixtures and the real checkpoints, bf16 / int8 against fp32, the tokenizer goldens) and what was
+# skipped, as they printed it: ctest shows the output of failed tests only.
+awk '/^[0-9]+\/[0-9]+ Testing: /{t=$3}
+     /min cosine|bf16 cosine|real weights|conformance total|SKIP|not run|note: this CPU/{print t ": " $0}' \
+  "$build/Testing/Temporary/LastTest.log"
