@@ -131,6 +131,33 @@ static void test_linear_matches_reference(void **state) {
         }
 }
 
+/* The packed GEMM's tiles (AVX-512, AVX2, portable) give the same bits: one FMA per k in the
+ * same order, whichever the CPU dispatches to; rows past a 6- and a 12-row tile, a pass split
+ * of k and a partial panel. */
+static void test_packed_tiles_same_bits(void **state) {
+    (void)state;
+    setenv("DC_CPU_GEMM", "packed", 1);
+    dc_backend *be = cpu(1);
+    unsetenv("DC_CPU_GEMM");
+    enum { M = 77, N = 45, K = 1301 };
+    rng_state = 77;
+    float *w = rand_array((size_t)N * K, -1, 1), *b = rand_array(N, -1, 1);
+    float *x = rand_array((size_t)M * K, -1, 1), *y[2];
+    for (int g = 0; g < 2; g++) {
+        dc_kernel_force_generic(g == 1);
+        dc_linear *l = NULL;
+        assert_ok(be->ops->linear_create(be, w, b, N, K, DC_WEIGHTS_F32, &l));
+        if (g == 0) print_message("dispatched: %s\n", dc_cpu_linear_impl(l));
+        y[g] = malloc((size_t)M * N * sizeof(float));
+        assert_ok(be->ops->linear_forward(be, l, x, M, y[g]));
+        be->ops->linear_destroy(be, l);
+    }
+    dc_kernel_force_generic(false);
+    assert_memory_equal(y[0], y[1], (size_t)M * N * sizeof(float));
+    free(y[0]), free(y[1]), free(w), free(b), free(x);
+    dc_backend_destroy(be);
+}
+
 /* A GEMM choice the backend does not know is refused by name, not silently replaced. */
 static void test_linear_gemm_choice_checked(void **state) {
     (void)state;
@@ -430,6 +457,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_reference),
         cmocka_unit_test(test_linear_gemm_choice_checked),
+        cmocka_unit_test(test_packed_tiles_same_bits),
         cmocka_unit_test(test_linear_weights_are_copied),
         cmocka_unit_test(test_linear_bad_arguments),
         cmocka_unit_test(test_elementwise),
