@@ -34,7 +34,8 @@ struct dc_cpu_qlinear {
     qmm mm, tail;   /* bf16 blocks: mm is one block of nb channels, tail the last n % nb */
     uint32_t nb;    /* bf16 blocks; 0 elsewhere */
     void *wdata;    /* packed s8 / bf16 weights (mm.wmd), or plain bf16 [n, k] for blocks */
-    bool blocked;   /* int8 weights in the blocked layout of a brgemm kernel */
+    uint32_t *col_off; /* int8 in a brgemm kernel's blocked layout: where each output column's
+                          weights start, relative to their row k's (blocked_offset) */
     size_t wbytes;
     float *wscale;  /* int8: per output channel */
     int32_t *colsum;
@@ -198,10 +199,26 @@ void dc_cpu_qlinear_destroy(dc_cpu_qlinear *q) {
     qmm_free(&q->mm);
     qmm_free(&q->tail);
     free(q->wdata);
+    free(q->col_off);
     free(q->wscale);
     free(q->colsum);
     free(q->bias);
     free(q);
+}
+
+/* Where element (kk, c) of the K×N weights lives in a blocked oneDNN layout: the outer
+ * strides, plus the position inside the dense innermost blocks (innermost last). Each index's
+ * part is separate, so offset(kk, c) = offset(kk, 0) + offset(0, c) − offset(0, 0). */
+static size_t blocked_offset(const dnnl_memory_desc_t *md, dnnl_dim_t kk, dnnl_dim_t c) {
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    dnnl_dim_t pos[2] = {kk, c}, in = 0, stride = 1;
+    for (int i = b->inner_nblks - 1; i >= 0; i--) {
+        const int d = (int)b->inner_idxs[i];
+        in += pos[d] % b->inner_blks[i] * stride;
+        pos[d] /= b->inner_blks[i];
+        stride *= b->inner_blks[i];
+    }
+    return (size_t)(md->offset0 + in + pos[0] * b->strides[0] + pos[1] * b->strides[1]);
 }
 
 static dc_status create_int8(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *weight) {
@@ -224,9 +241,18 @@ static dc_status create_int8(dnnl_engine_t eng, dc_cpu_qlinear *q, const float *
     /* the bias joins in f32 after dequantisation, not inside oneDNN */
     q->mm = (qmm){.sdt = dnnl_u8, .wdt = dnnl_s8, .ddt = dnnl_s32, .n = q->n, .k = q->k,
                   .ldd = q->n, .bias = false};
-    q->blocked = qmm_prepare_blocked(eng, &q->mm) == DC_OK;
-    /* else plain [n, k] weights */
-    if (!q->blocked && (st = qmm_prepare(eng, &q->mm, true, q->k, false))) goto done;
+    if (qmm_prepare_blocked(eng, &q->mm) == DC_OK) {
+        if (!(q->col_off = malloc((size_t)q->n * sizeof *q->col_off))) {
+            st = dc_fail(DC_ERR_OUT_OF_MEMORY, "int8 column offsets");
+            goto done;
+        }
+        const size_t origin = blocked_offset(&q->mm.wmd, 0, 0);
+        for (uint32_t c = 0; c < q->n; c++)
+            q->col_off[c] = (uint32_t)(blocked_offset(&q->mm.wmd, 0, c) - origin);
+        q->wbytes += (size_t)q->n * sizeof *q->col_off;
+    } else if ((st = qmm_prepare(eng, &q->mm, true, q->k, false))) { /* plain [n, k] weights */
+        goto done;
+    }
     if ((st = pack_weights(eng, &q->mm, plain, &q->wdata, &q->wbytes))) goto done;
     snprintf(q->impl, sizeof q->impl, "int8 u8s8s32 (%d/%d): %s", (int)q->r.act_max,
              (int)q->r.w_max, q->mm.impl);
@@ -381,32 +407,19 @@ static size_t rows_grain(size_t cols) {
     return g ? g : 1;
 }
 
-/* Where element (kk, c) of the K×N weights lives in a blocked oneDNN layout: the outer
- * strides, plus the position inside the dense innermost blocks (innermost last). */
-static size_t blocked_offset(const dnnl_memory_desc_t *md, dnnl_dim_t kk, dnnl_dim_t c) {
-    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
-    dnnl_dim_t pos[2] = {kk, c}, in = 0, stride = 1;
-    for (int i = b->inner_nblks - 1; i >= 0; i--) {
-        const int d = (int)b->inner_idxs[i];
-        in += pos[d] % b->inner_blks[i] * stride;
-        pos[d] /= b->inner_blks[i];
-        stride *= b->inner_blks[i];
-    }
-    return (size_t)(md->offset0 + in + pos[0] * b->strides[0] + pos[1] * b->strides[1]);
-}
-
 /* wo[t, c] = sw[c]·qw[c, skip[t]], from plain [n, k] weights or where the blocked layout keeps
  * them (a few columns per forward, so no plain copy is kept). */
 static void outlier_weights(const dc_cpu_qlinear *q, const uint32_t *skip, uint32_t n_skip,
                             float *wo) {
-    if (!q->blocked) {
+    if (!q->col_off) {
         dc_quant_int8_outlier_weights(q->wdata, q->wscale, q->n, q->k, skip, n_skip, wo);
         return;
     }
-    const int8_t *w = q->wdata;
-    for (uint32_t t = 0; t < n_skip; t++)
+    for (uint32_t t = 0; t < n_skip; t++) {
+        const int8_t *w = (const int8_t *)q->wdata + blocked_offset(&q->mm.wmd, skip[t], 0);
         for (uint32_t c = 0; c < q->n; c++)
-            wo[(size_t)t * q->n + c] = q->wscale[c] * (float)w[blocked_offset(&q->mm.wmd, skip[t], c)];
+            wo[(size_t)t * q->n + c] = q->wscale[c] * (float)w[q->col_off[c]];
+    }
 }
 
 static dc_status forward_int8(dnnl_engine_t eng, const dc_cpu_qlinear *q, const float *x,
