@@ -141,7 +141,7 @@ static void rows_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
         dc_sgemm_pack_rows(j->x, j->rows, j->l->k, j->xp, lo, hi);
         return;
     }
-    uint32_t *tmp = dc_cpu_scratch(DC_SCRATCH_PAIRS, ((size_t)j->l->k + 31) / 32 * 64);
+    uint32_t *tmp = dc_cpu_scratch(DC_SCRATCH_PAIRS, dc_sgemm_pairs_tmp_units(j->l->k) * 4);
     if (!tmp) j->no_memory = true;
     else dc_sgemm_pack_rows_pairs(j->x, j->rows, j->l->k, j->xp, tmp, lo, hi);
 }

@@ -10,7 +10,7 @@ typedef enum dc_scratch_slot {
     DC_SCRATCH_INT8,  /* the int8 linear layer's quantised rows and partial maxima */
     DC_SCRATCH_SGEMM, /* the packed GEMM's input rows (the calling thread) */
     DC_SCRATCH_WIDEN, /* the packed GEMM's widened bf16 panels (every thread of the team) */
-    DC_SCRATCH_PAIRS, /* one input row rounded to bf16 pairs (every thread of the team) */
+    DC_SCRATCH_PAIRS, /* a panel's input rows rounded to bf16 pairs (every thread of the team) */
     DC_SCRATCH_SLOTS
 } dc_scratch_slot;
 

@@ -424,11 +424,10 @@ size_t dc_sgemm_rows_pairs(size_t m, size_t k) {
 
 #ifdef DC_SGEMM_X86
 /* One row rounded to bf16 pairs with vcvtne2ps2bf16 (nearest even, as dc_quant_bf16_from_f32
- * but with subnormals read as 0, as vdpbf16ps reads them anyway), 16 pairs at a time into
- * `tmp`, then spread to the row's place in its panel. */
-__attribute__((target(DC_BF16_TARGET))) static void
-pack_row_pairs(const float *x, size_t k, uint32_t *tmp, uint32_t *dst) {
-    const size_t kp = pairs(k);
+ * but with subnormals read as 0, as vdpbf16ps reads them anyway), 16 pairs at a time, into
+ * `tmp` (ceil(k / 32) × 16 units). */
+__attribute__((target(DC_BF16_TARGET))) static void round_row_pairs(const float *x, size_t k,
+                                                                    uint32_t *tmp) {
     size_t c = 0;
     for (; c + 32 <= k; c += 32) {
         const __m512 a = _mm512_loadu_ps(x + c), b = _mm512_loadu_ps(x + c + 16);
@@ -441,22 +440,27 @@ pack_row_pairs(const float *x, size_t k, uint32_t *tmp, uint32_t *dst) {
         const __m512 a = _mm512_maskz_loadu_ps(lo, x + c), b = _mm512_maskz_loadu_ps(hi, x + c + 16);
         _mm512_storeu_si512(tmp + c / 2, (__m512i)_mm512_cvtne2ps_pbh(b, a));
     }
-    for (size_t p = 0; p < kp; p++) dst[p * DC_SGEMM_MR] = tmp[p];
 }
 #endif
 
+size_t dc_sgemm_pairs_tmp_units(size_t k) { return DC_SGEMM_MR * ((k + 31) / 32 * 16); }
+
+/* Each panel's rows are rounded into `tmp` first, then interleaved with sequential writes: a
+ * strided write per unit, row by row, took 7 % of a bf16 BERT-base forward at 32 × 128. */
 void dc_sgemm_pack_rows_pairs(const float *x, size_t m, size_t k, uint32_t *out, uint32_t *tmp,
                               size_t q0, size_t q1) {
-    const size_t kp = pairs(k);
+    const size_t kp = pairs(k), stride = (k + 31) / 32 * 16;
     for (size_t q = q0; q < q1; q++) {
         uint32_t *dst = out + q * DC_SGEMM_MR * kp;
         const size_t r0 = q * DC_SGEMM_MR, rows = r0 < m ? min_sz(DC_SGEMM_MR, m - r0) : 0;
-        if (rows < DC_SGEMM_MR) memset(dst, 0, kp * DC_SGEMM_MR * sizeof *dst);
 #ifdef DC_SGEMM_X86
-        for (size_t i = 0; i < rows; i++) pack_row_pairs(x + (r0 + i) * k, k, tmp, dst + i);
+        for (size_t i = 0; i < rows; i++) round_row_pairs(x + (r0 + i) * k, k, tmp + i * stride);
 #else
-        (void)tmp, (void)x;
+        (void)x;
 #endif
+        if (rows < DC_SGEMM_MR) memset(tmp + rows * stride, 0, (DC_SGEMM_MR - rows) * stride * 4);
+        for (size_t p = 0; p < kp; p++, dst += DC_SGEMM_MR)
+            for (size_t i = 0; i < DC_SGEMM_MR; i++) dst[i] = tmp[i * stride + p];
     }
 }
 

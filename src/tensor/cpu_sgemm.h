@@ -54,7 +54,8 @@ size_t dc_sgemm_weights_pairs(size_t n, size_t k);
 void dc_sgemm_pack_weights_pairs(const uint16_t *w, size_t n, size_t k, uint32_t *out, size_t p0,
                                  size_t p1);
 size_t dc_sgemm_rows_pairs(size_t m, size_t k);
-/* tmp: ceil(k / 32) × 16 units of the caller's, for one row at a time. */
+/* tmp: dc_sgemm_pairs_tmp_units(k) units of the caller's, for one panel at a time. */
+size_t dc_sgemm_pairs_tmp_units(size_t k);
 void dc_sgemm_pack_rows_pairs(const float *x, size_t m, size_t k, uint32_t *out, uint32_t *tmp,
                               size_t q0, size_t q1);
 void dc_sgemm_run_pairs(const uint32_t *xp, size_t m, size_t k, const uint32_t *wp,
