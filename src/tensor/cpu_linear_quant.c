@@ -126,8 +126,11 @@ static dc_status qmm_prepare_blocked(dnnl_engine_t eng, qmm *q) {
     dnnl_primitive_desc_t pd = NULL;
     if (qmm_pd(eng, q, 128, NULL, &pd) != dnnl_success) return DC_ERR_UNSUPPORTED_FORMAT;
     dc_dnnl_impl_name(pd, q->impl, sizeof q->impl);
-    const bool brgemm = strncmp(q->impl, "brg", 3) == 0;
-    if (brgemm) q->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    /* the outlier columns find weights in it by blocked_offset: plain blocks, no extra data */
+    const bool brgemm = strncmp(q->impl, "brg", 3) == 0 && w->format_kind == dnnl_blocked &&
+                        w->extra.flags == 0;
+    if (brgemm) q->wmd = *w;
     dnnl_primitive_desc_destroy(pd);
     return brgemm ? DC_OK : DC_ERR_UNSUPPORTED_FORMAT;
 }

@@ -1,14 +1,16 @@
-/* f32 GEMM on weights packed in 16-column panels (cpu_sgemm.h).
+/* f32 GEMM on weights packed in 16-column panels (cpu_sgemm.h), and the bf16 × bf16 product
+ * on the same panels holding pairs of k.
  *
- * Blocking, innermost first: a 6 × 16 tile of y lives in twelve AVX registers while k runs over
- * a pass of up to 1024; a block of 72 packed rows is used by NCP panels in turn, and a block of
+ * Blocking, innermost first: a tile of y (6 × 16 in twelve ymm registers on AVX2, 12 × 16 in
+ * twelve zmm registers over two row panels on AVX-512) lives in registers while k runs over a
+ * pass of up to 1024; a block of 72 packed rows is used by NCP panels in turn, and a block of
  * NCP panel slices by every row block, so both are read from L2 more often than from memory.
  * k up to 1024 (BERT, CLIP) is one pass, so a product of up to 72 rows reads every panel once,
  * front to back, as one sequential stream per thread: at 16 tokens a linear layer is a stream
  * of its weights, which the prefetchers follow best that way. Larger k runs in equal passes;
- * y accumulates from the second pass on. On 2 Zen 3 cores against oneDNN's gemm:jit on its
- * best (padded row-major) layout: 1.2-1.4x faster at 16 rows, even at 77-257 rows, within
- * 10 % at thousands (bench/encoder/README.md). */
+ * y accumulates from the second pass on. Against oneDNN 2.6's gemm:jit on its best (padded
+ * row-major) layout, 2 cores: 1.2-1.6x faster at 16 rows (Zen 3 and Zen 4), even at 77-257 rows
+ * on Zen 3, 5-10 % slower at 128+ rows on Zen 4 (bench/encoder/README.md). */
 #include "tensor/cpu_sgemm.h"
 
 #include <math.h>
@@ -97,7 +99,7 @@ typedef struct tile_set {
     tile_fn fn[2 * DC_SGEMM_MR + 1];
 } tile_set;
 
-/* fmaf, as the vector tiles' FMA: they all give the same bits (unit.quant checks). */
+/* fmaf, as the vector tiles' FMA: they all give the same bits (unit.tensor checks). */
 #define DC_TILE_GENERIC(MR)                                                                        \
     static void tile_generic_##MR(const void *av, size_t lda, const void *bv, size_t kc,          \
                                   float *y, size_t ldy, size_t nr, const float *bias,              \
