@@ -9,21 +9,25 @@
 #include "core/error.h"
 #include "gpu/cu_internal.h"
 
-dc_status dc_fail(dc_status s, const char *fmt, ...) {
+static dc_status forward(dc_status s, const char *suffix, const char *fmt, va_list ap) {
     char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return dc_cu_fail(s, "%s%s", msg, suffix);
+}
+
+dc_status dc_fail(dc_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    dc_status r = forward(s, "", fmt, ap);
     va_end(ap);
-    return dc_cu_fail(s, "%s", msg);
+    return r;
 }
 
 /* The host's detail cannot be read from here: the context replaces it. */
 dc_status dc_fail_context(dc_status s, const char *fmt, ...) {
-    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    dc_status r = forward(s, ": failed", fmt, ap);
     va_end(ap);
-    return dc_cu_fail(s, "%s: failed", msg);
+    return r;
 }

@@ -287,47 +287,6 @@ static void test_attention(void) {
 
 /* ---- CUDA-only calls ---- */
 
-static void test_grouped(void) {
-    const uint32_t ms[] = {0, 1, 7, 128, 33}, n = 96, k = 64, np = 5;
-    dc_gemm_problem p[5], pf[5];
-    float *hx[5], *hw[5], *ref[5];
-    for (uint32_t i = 0; i < np; i++) {
-        uint32_t m = ms[i];
-        hx[i] = rnd_array((size_t)m * k, -1, 1), hw[i] = rnd_array((size_t)n * k, -1, 1);
-        ref[i] = calloc((size_t)m * n + 1, 4);
-        for (uint32_t r = 0; r < m; r++)
-            for (uint32_t c = 0; c < n; c++) {
-                double acc = 0;
-                for (uint32_t j = 0; j < k; j++) acc += (double)hx[i][r * k + j] * hw[i][c * k + j];
-                ref[i][(size_t)r * n + c] = (float)acc;
-            }
-        p[i] = (dc_gemm_problem){m, n, k, dev(hx[i], (size_t)m * k * 4), dev(hw[i], (size_t)n * k * 4), NULL};
-        gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &p[i].y);
-        pf[i] = p[i];
-        gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &pf[i].y);
-    }
-    dc_status a = api->grouped_gemm(gpu, DC_GEMM_F32, p, np, false);
-    expect(a == DC_OK, "grouped gemm", "grouped call, m in {0,1,7,128,33}");
-    dc_status b = api->grouped_gemm(gpu, DC_GEMM_F32, pf, np, true);
-    expect(b == DC_OK, "grouped gemm", "forced per-problem fallback");
-    double worst = 0, worst_f = 0;
-    for (uint32_t i = 0; i < np; i++) {
-        size_t cnt = (size_t)ms[i] * n;
-        if (!cnt) continue;
-        float *y = host_of(p[i].y, cnt), *yf = host_of(pf[i].y, cnt);
-        double e = nmse(y, ref[i], cnt), ef = nmse(yf, ref[i], cnt);
-        worst = e > worst ? e : worst, worst_f = ef > worst_f ? ef : worst_f;
-        free(y), free(yf);
-    }
-    report("grouped gemm", "grouped vs double reference", worst, 1e-10);
-    report("grouped gemm", "fallback vs double reference", worst_f, 1e-10);
-    for (uint32_t i = 0; i < np; i++) {
-        gpu->ops->release(gpu, (void *)p[i].x), gpu->ops->release(gpu, (void *)p[i].w);
-        gpu->ops->release(gpu, p[i].y), gpu->ops->release(gpu, pf[i].y);
-        free(hx[i]), free(hw[i]), free(ref[i]);
-    }
-}
-
 /* f16 bits of the finite or infinite f32 x, round to nearest even (a reference independent of
  * CUDA's: binary search over the non-negative f16 codes, which order like their values). */
 static double f16_value(uint16_t h) {
@@ -414,19 +373,26 @@ static void test_to_half(dc_gemm_dtype t) {
     free(x), free(y);
 }
 
-/* Half inputs, f32 output: grouped and forced fallback vs a double reference on the rounded
- * inputs (the products are exact in f32, only the f32 accumulation differs). */
-static void test_grouped_ex(dc_gemm_dtype t) {
-    const char *name = t == DC_GEMM_BF16 ? "bf16" : "f16";
+/* Grouped GEMM with f32, bf16 or f16 inputs and f32 output: the grouped call and the forced
+ * per-problem fallback against a double reference on the inputs as the device sees them (half
+ * inputs rounded first: their products are exact in f32, only the f32 accumulation differs). */
+static void test_grouped(dc_gemm_dtype t) {
+    const bool half = t != DC_GEMM_F32;
+    const char *name = t == DC_GEMM_BF16 ? "bf16" : half ? "f16" : "f32";
+    const char *op = half ? "grouped gemm ex" : "grouped gemm";
+    const size_t es = half ? 2 : 4;
     const uint32_t ms[] = {0, 1, 7, 128, 33}, n = 96, k = 72, np = 5;
     dc_gemm_problem p[5], pf[5];
     float *ref[5];
     for (uint32_t i = 0; i < np; i++) {
         uint32_t m = ms[i];
-        float *hx = rnd_array((size_t)m * k, -1, 1), *hw = rnd_array((size_t)n * k, -1, 1);
-        uint16_t *qx = malloc(((size_t)m * k + 1) * 2), *qw = malloc((size_t)n * k * 2);
-        for (size_t j = 0; j < (size_t)m * k; j++) qx[j] = half_ref(hx[j], t), hx[j] = half_value(qx[j], t);
-        for (size_t j = 0; j < (size_t)n * k; j++) qw[j] = half_ref(hw[j], t), hw[j] = half_value(qw[j], t);
+        size_t nx = (size_t)m * k, nw = (size_t)n * k;
+        float *hx = rnd_array(nx, -1, 1), *hw = rnd_array(nw, -1, 1);
+        uint16_t *qx = malloc((nx + 1) * 2), *qw = malloc(nw * 2);
+        if (half) {
+            for (size_t j = 0; j < nx; j++) qx[j] = half_ref(hx[j], t), hx[j] = half_value(qx[j], t);
+            for (size_t j = 0; j < nw; j++) qw[j] = half_ref(hw[j], t), hw[j] = half_value(qw[j], t);
+        }
         ref[i] = calloc((size_t)m * n + 1, 4);
         for (uint32_t r = 0; r < m; r++)
             for (uint32_t c = 0; c < n; c++) {
@@ -434,33 +400,39 @@ static void test_grouped_ex(dc_gemm_dtype t) {
                 for (uint32_t j = 0; j < k; j++) acc += (double)hx[r * k + j] * hw[c * k + j];
                 ref[i][(size_t)r * n + c] = (float)acc;
             }
-        p[i] = (dc_gemm_problem){m, n, k, dev(qx, (size_t)m * k * 2), dev(qw, (size_t)n * k * 2), NULL};
+        p[i] = (dc_gemm_problem){m, n, k, dev(half ? (void *)qx : hx, nx * es),
+                                 dev(half ? (void *)qw : hw, nw * es), NULL};
         gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &p[i].y);
         pf[i] = p[i];
         gpu->ops->alloc(gpu, (size_t)m * n * 4 + 4, &pf[i].y);
         free(hx), free(hw), free(qx), free(qw);
     }
     char what[96];
-    snprintf(what, sizeof what, "%s -> f32 grouped call", name);
-    expect(api->grouped_gemm_ex(gpu, t, DC_GEMM_F32, p, np, false) == DC_OK, "grouped gemm ex", what);
-    snprintf(what, sizeof what, "%s -> f32 forced per-problem fallback", name);
-    expect(api->grouped_gemm_ex(gpu, t, DC_GEMM_F32, pf, np, true) == DC_OK, "grouped gemm ex", what);
-    double worst = 0, worst_f = 0;
-    for (uint32_t i = 0; i < np; i++) {
-        size_t cnt = (size_t)ms[i] * n;
-        if (!cnt) continue;
-        float *y = host_of(p[i].y, cnt), *yf = host_of(pf[i].y, cnt);
-        double e = nmse(y, ref[i], cnt), ef = nmse(yf, ref[i], cnt);
-        worst = e > worst ? e : worst, worst_f = ef > worst_f ? ef : worst_f;
-        free(y), free(yf);
+    for (int forced = 0; forced <= 1; forced++) {
+        dc_gemm_problem *q = forced ? pf : p;
+        dc_status st = half ? api->grouped_gemm_ex(gpu, t, DC_GEMM_F32, q, np, forced)
+                            : api->grouped_gemm(gpu, DC_GEMM_F32, q, np, forced);
+        snprintf(what, sizeof what, "%s -> f32 %s, m in {0,1,7,128,33}", name,
+                 forced ? "forced per-problem fallback" : "grouped call");
+        expect(st == DC_OK, op, what);
+        double worst = 0;
+        for (uint32_t i = 0; i < np; i++) {
+            size_t cnt = (size_t)ms[i] * n;
+            if (!cnt) continue;
+            float *y = host_of(q[i].y, cnt);
+            double e = nmse(y, ref[i], cnt);
+            worst = e > worst ? e : worst;
+            free(y);
+        }
+        snprintf(what, sizeof what, "%s -> f32 %s vs double reference", name,
+                 forced ? "fallback" : "grouped");
+        report(op, what, worst, 1e-10);
     }
-    snprintf(what, sizeof what, "%s -> f32 grouped vs double reference", name);
-    report("grouped gemm ex", what, worst, 1e-10);
-    snprintf(what, sizeof what, "%s -> f32 fallback vs double reference", name);
-    report("grouped gemm ex", what, worst_f, 1e-10);
-    snprintf(what, sizeof what, "f32 -> %s is DC_ERR_UNSUPPORTED_FORMAT", name);
-    expect(api->grouped_gemm_ex(gpu, DC_GEMM_F32, t, p, np, false) == DC_ERR_UNSUPPORTED_FORMAT,
-           "grouped gemm ex", what);
+    if (half) {
+        snprintf(what, sizeof what, "f32 -> %s is DC_ERR_UNSUPPORTED_FORMAT", name);
+        expect(api->grouped_gemm_ex(gpu, DC_GEMM_F32, t, p, np, false) == DC_ERR_UNSUPPORTED_FORMAT,
+               op, what);
+    }
     for (uint32_t i = 0; i < np; i++) {
         gpu->ops->release(gpu, (void *)p[i].x), gpu->ops->release(gpu, (void *)p[i].w);
         gpu->ops->release(gpu, p[i].y), gpu->ops->release(gpu, pf[i].y);
@@ -623,9 +595,9 @@ int main(void) {
     test_col_max();
     test_embed_sum();
     test_attention();
-    test_grouped();
-    test_grouped_ex(DC_GEMM_BF16);
-    test_grouped_ex(DC_GEMM_F16);
+    test_grouped(DC_GEMM_F32);
+    test_grouped(DC_GEMM_BF16);
+    test_grouped(DC_GEMM_F16);
     test_to_half(DC_GEMM_BF16);
     test_to_half(DC_GEMM_F16);
     test_weights();

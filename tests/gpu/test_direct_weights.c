@@ -18,22 +18,12 @@
 #include "tensor/quant.h"
 
 #include "../tools/bert_fixture.c"
+#include "check.h"
 
 static int failures, checks;
 static dc_backend *gpu;
 static const dc_cuda_api *api;
 static void (*emu_live)(uint64_t *, uint64_t *, uint64_t *, uint64_t *);
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(cond)) {                                                                         \
-            failures++;                                                                        \
-            printf("FAIL ");                                                                   \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
 
 /* ---- checkpoints: the fixture's tensors rewritten ---- */
 

@@ -18,18 +18,9 @@
 #include "../tools/bert_fixture.c"
 #include "dodeca/pipeline.h"
 #include "tensor/backend_loader.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                        \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fprintf(stderr, "\n");                                                              \
-            failures++;                                                                         \
-        }                                                                                       \
-    } while (0)
+static int failures, checks;
 
 static char root[64];
 
@@ -303,7 +294,7 @@ out:
     free(png);
     rm_tree(root);
     if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
+        fprintf(stderr, "%d of %d checks failed\n", failures, checks);
         return 1;
     }
     printf("pipeline on cuda:0 (fp32 and bf16) agrees with the CPU\n");

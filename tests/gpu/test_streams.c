@@ -17,17 +17,9 @@
 #include <string.h>
 
 #include "gpu_common.h"
+#include "check.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                        \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fprintf(stderr, "\n");                                                              \
-            failures++;                                                                         \
-        }                                                                                       \
-    } while (0)
+static int failures, checks;
 
 enum { K = 64, N = 64, ROWS = 24, ITERS = 8 };
 
@@ -391,9 +383,9 @@ int main(void) {
 
     free(w_host), free(b_host), free(g_host), free(beta_host), free(x_host);
     if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
+        fprintf(stderr, "%d of %d checks failed\n", failures, checks);
         return 1;
     }
-    printf("stream contexts: all checks passed\n");
+    printf("stream contexts: all %d checks passed\n", checks);
     return 0;
 }
