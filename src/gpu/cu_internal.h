@@ -37,11 +37,31 @@ typedef struct dc_cu_pool_core {
     dc_cuda_pool_stats st;
 } dc_cu_pool_core;
 
-typedef struct dc_cu_pool {
+/* The memory of a recording (graph.c): while a view records (rec set), what it allocates is
+ * remembered, and a release only hands the block back to the recording, where a later
+ * allocation of the same recording may take it (the graph keeps their order). No block reaches
+ * the pool before dc_pool_rec_free, which the graph calls when it is destroyed. A block marked
+ * with dc_pool_rec_keep (constants uploaded for the graph) is never handed out again. */
+typedef struct dc_pool_rec_entry {
+    void *ptr;
+    uint32_t bucket;
+    uint8_t state; /* DC_REC_BUSY, DC_REC_FREE, DC_REC_KEPT */
+} dc_pool_rec_entry;
+enum { DC_REC_BUSY = 0, DC_REC_FREE = 1, DC_REC_KEPT = 2 };
+typedef struct dc_cu_pool dc_cu_pool;
+typedef struct dc_pool_rec {
+    dc_pool_rec_entry *e;
+    size_t n, cap;
+    size_t bytes;           /* held by the recording */
+    dc_cu_pool *home;       /* the context's own view, which the blocks go back through */
+} dc_pool_rec;
+
+struct dc_cu_pool {
     dc_cu_pool_core *core;
     cudaStream_t stream; /* the stream this view's allocations and releases are ordered on */
     cudaEvent_t done;    /* recorded on `stream` when another stream takes a block it released */
-} dc_cu_pool;
+    dc_pool_rec *rec;    /* NULL, or the recording this view serves (a recording thread's copy) */
+};
 
 dc_status dc_pool_core_init(dc_cu_pool_core *c, size_t limit);
 void dc_pool_core_destroy(dc_cu_pool_core *c); /* frees every block (the device must be idle) */
@@ -53,6 +73,12 @@ void dc_pool_detach(dc_cu_pool *p);
 dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out);
 void dc_pool_release(dc_cu_pool *p, void *ptr); /* after enqueuing the block's last use */
 void dc_pool_trim(dc_cu_pool *p);
+/* Recordings (see dc_pool_rec): marks a block of v's recording as never to be reused in it;
+ * ends a recording (blocks still busy are the caller's, who keeps them while the graph lives,
+ * and leave the set); returns the set's blocks to the pool through the context's own view. */
+void dc_pool_rec_keep(dc_cu_pool *v, void *ptr);
+void dc_pool_rec_end(dc_pool_rec *r);
+void dc_pool_rec_free(dc_pool_rec *r);
 /* Exact-size device memory outside the classes, counted in st.weights and against the cap. */
 dc_status dc_pool_weights_alloc(dc_cu_pool *p, size_t bytes, void **out);
 /* false when ptr is not a weights allocation of this pool (nothing freed) */
@@ -99,9 +125,38 @@ typedef struct dc_cu_backend {
     bool stream_foreign;     /* made by the driver API (green): destroyed through it */
     pthread_mutex_t file_mu; /* file_st */
     dc_cuda_file_stats file_st; /* what file_read read on this context (cufile.c) */
+    /* graphs (graph.c): recordings are captured on rec_stream, one at a time (rec_mu held
+     * from graph_begin to graph_end), with their own cuBLAS handle and workspace, since a
+     * graph's GEMMs keep the workspace they were recorded with; all made at the first. */
+    bool graphs;             /* dc_cuda_options.graphs */
+    pthread_mutex_t rec_mu;
+    cudaStream_t rec_stream;
+    cublasHandle_t rec_blas;
+    void *rec_workspace;
+    pthread_mutex_t graph_st_mu;
+    dc_cuda_graph_stats graph_st;
+    struct dc_cu_recording *recording; /* set in a recording's copy of the context only */
 } dc_cu_backend;
 
-static inline dc_cu_backend *dc_cu_of(dc_backend *be) { return (dc_cu_backend *)be->impl; }
+/* A thread's recording: a copy of the context whose stream is the capture stream, whose pool
+ * view keeps what it allocates (dc_pool_rec) and whose GEMMs use the graphs' handle. While it
+ * is set, dc_cu_of hands the recording thread the copy, so every op of that thread on this
+ * context is captured and no other thread's is. */
+typedef struct dc_cu_recording {
+    dc_cu_backend *owner;
+    dc_cu_backend shadow;
+    dc_pool_rec rec;
+    const char *broken; /* an op the graph cannot hold was called: why ("" = none) */
+} dc_cu_recording;
+/* Refuses an op a recording cannot hold (what: its name): the recording will make no graph. */
+dc_status dc_cu_recording_break(dc_cu_backend *cb, const char *what);
+extern _Thread_local dc_cu_recording *dc_cu_tl_recording;
+
+static inline dc_cu_backend *dc_cu_of(dc_backend *be) {
+    dc_cu_backend *cb = (dc_cu_backend *)be->impl;
+    dc_cu_recording *r = dc_cu_tl_recording;
+    return r && r->owner == cb ? &r->shadow : cb;
+}
 
 /* Makes the backend's device current on the calling thread. */
 dc_status dc_cu_enter(dc_cu_backend *cb);
@@ -160,6 +215,16 @@ dc_status dc_cu_attention_ex(dc_backend *be, const float *q, size_t ld_q, const 
                              const float *v, size_t ld_kv, float *out, size_t ld_out,
                              uint32_t n_heads, uint32_t head_dim, float scale,
                              const dc_seq_batch *seqs, const dc_attn_opts *opts);
+
+/* ---- graphs (graph.c) ---- */
+
+dc_status dc_cu_graph_begin(dc_backend *be);
+dc_status dc_cu_graph_end(dc_backend *be, dc_graph **out);
+dc_status dc_cu_graph_launch(dc_backend *be, dc_graph *g);
+void dc_cu_graph_destroy(dc_backend *be, dc_graph *g);
+void dc_cu_graph_stats(dc_backend *be, dc_cuda_graph_stats *out);
+/* the context's recording resources, when it closes (its stream is idle) */
+void dc_cu_graph_context_free(dc_cu_backend *cb);
 
 /* ---- cuFile and green contexts ---- */
 

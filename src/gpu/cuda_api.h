@@ -22,8 +22,9 @@ extern "C" {
  * here (or dc_backend_ops, which the library fills) changes its layout or a call is added.
  * 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights;
  * 3: stream contexts (stream_open, stream_info), green_partitions, pool_stats.cross_stream;
- * 4: dc_backend_ops.linear_create_from_file, file_stats */
-#define DC_CUDA_ABI 4
+ * 4: dc_backend_ops.linear_create_from_file, file_stats;
+ * 5: dc_cuda_options.graphs, dc_backend_ops.graph_*, graph_stats */
+#define DC_CUDA_ABI 5
 #define DC_CUDA_ENTRY_SYMBOL "dc_cuda_entry"
 #define DC_CUDA_LIBRARY_NAME "libdodeca_cuda.so"
 
@@ -41,6 +42,9 @@ typedef struct dc_cuda_options {
      * is made, and put each stream context's stream on one of them in turn; 0 or 1: ordinary
      * streams. Unavailable green contexts fall back to ordinary streams (stream_info says why). */
     uint32_t green_partitions;
+    /* dc_backend_ops.graph_begin may record this context's forwards as CUDA graphs
+     * (gpu.use_cuda_graphs); false: graph_begin answers DC_ERR_UNSUPPORTED_FORMAT. */
+    bool graphs;
 } dc_cuda_options;
 
 typedef struct dc_cuda_device_info {
@@ -78,6 +82,17 @@ typedef struct dc_gemm_problem {
     const void *x, *w;
     void *y;
 } dc_gemm_problem;
+
+/* The graphs of one stream context (dc_cuda_api.graph_stats). */
+typedef struct dc_cuda_graph_stats {
+    uint64_t recorded;  /* graphs made */
+    uint64_t launches;  /* graph_launch calls */
+    uint64_t failures;  /* recordings that made no graph (the caller ran the ops itself) */
+    uint64_t nodes;     /* kernels, copies and GEMM kernels in the graphs alive */
+    uint32_t alive;     /* graphs not yet destroyed */
+    size_t bytes;       /* pool memory they hold (their intermediate buffers) */
+    char last_failure[160]; /* why the last failed recording failed ("" if none) */
+} dc_cuda_graph_stats;
 
 /* How SMs were partitioned (dc_cuda_api.green_split). */
 typedef struct dc_cuda_partition {
@@ -150,6 +165,8 @@ typedef struct dc_cuda_api {
                              dc_cuda_partition *out);
     /* What file_read read on this stream context, by path (ABI 4). */
     void (*file_stats)(dc_backend *be, dc_cuda_file_stats *out);
+    /* What the graphs of this stream context did (ABI 5). */
+    void (*graph_stats)(dc_backend *be, dc_cuda_graph_stats *out);
 } dc_cuda_api;
 
 typedef const dc_cuda_api *(*dc_cuda_entry_fn)(void);

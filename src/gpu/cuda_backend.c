@@ -92,8 +92,12 @@ dc_status dc_cu_stage(dc_cu_backend *cb, const void *ptr, size_t bytes, const vo
     void *d = NULL;
     dc_status st = dc_pool_alloc(&cb->pool, bytes, &d);
     if (st) return st;
+    /* Recording: the array is uploaded now, on the context's own stream (before any launch of
+     * the graph), into a block the graph keeps; a pageable copy cannot be captured. */
+    cudaStream_t s = cb->recording ? cb->recording->owner->stream : cb->stream;
+    dc_pool_rec_keep(&cb->pool, d);
     /* from pageable memory the copy is staged before the call returns: the caller may free */
-    cudaError_t e = cudaMemcpyAsync(d, ptr, bytes, cudaMemcpyHostToDevice, cb->stream);
+    cudaError_t e = cudaMemcpyAsync(d, ptr, bytes, cudaMemcpyHostToDevice, s);
     if (e != cudaSuccess) {
         dc_pool_release(&cb->pool, d);
         return dc_cu_status(e, "staging a host array");
@@ -120,6 +124,8 @@ static dc_status cu_copy(dc_backend *be, void *dst, const void *src, size_t byte
     if (st) return st;
     if ((st = dc_cu_take_sticky(cb))) return st;
     if (!bytes) return DC_OK;
+    if (cb->recording) /* it waits for the device, which a recording never runs */
+        return dc_cu_recording_break(cb, what);
     st = dc_cu_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cb->stream), what);
     if (!st) st = dc_cu_status(cudaStreamSynchronize(cb->stream), what);
     return st;
@@ -247,12 +253,15 @@ static void cu_destroy(dc_backend *be) {
     if (cb) {
         if (cudaSetDevice(cb->device) == cudaSuccess && cb->stream)
             cudaStreamSynchronize(cb->stream);
+        dc_cu_graph_context_free(cb);
         dc_cu_gemm_destroy(cb); /* frees the cuBLAS workspace into the pool */
         dc_pool_detach(&cb->pool); /* after the sync: what it released is idle now */
         if (cb->stream && cb->stream_foreign) dc_cu_green_stream_destroy(cb->stream);
         else if (cb->stream) cudaStreamDestroy(cb->stream);
         pthread_mutex_destroy(&cb->blas_mu);
         pthread_mutex_destroy(&cb->file_mu);
+        pthread_mutex_destroy(&cb->rec_mu);
+        pthread_mutex_destroy(&cb->graph_st_mu);
         if (cb->dev) device_unref(cb->dev);
         free(cb);
     }
@@ -279,6 +288,10 @@ static const dc_backend_ops cuda_ops = {
     .linear_impl = dc_cu_linear_impl,
     .destroy = cu_destroy,
     .linear_create_from_file = dc_cu_linear_create_from_file,
+    .graph_begin = dc_cu_graph_begin,
+    .graph_end = dc_cu_graph_end,
+    .graph_launch = dc_cu_graph_launch,
+    .graph_destroy = dc_cu_graph_destroy,
 };
 
 /* ---- driver, devices, creation ---- */
@@ -405,9 +418,12 @@ static dc_status context_open(dc_cu_device *d, const dc_cuda_options *opt, int c
     cb->cc_major = cc_major;
     cb->cc_minor = cc_minor;
     cb->allow_tf32 = opt && opt->allow_tf32;
+    cb->graphs = opt && opt->graphs;
     cb->partition = -1;
     pthread_mutex_init(&cb->blas_mu, NULL);
     pthread_mutex_init(&cb->file_mu, NULL);
+    pthread_mutex_init(&cb->rec_mu, NULL);
+    pthread_mutex_init(&cb->graph_st_mu, NULL);
     pthread_mutex_lock(&d->mu);
     d->refs++;
     cb->dev = d;
@@ -447,7 +463,8 @@ static dc_status cu_backend_create(const dc_cuda_host *host, const dc_cuda_optio
     char why[160];
     dc_status st = cu_probe(host, &n, why, sizeof why);
     if (st) return st;
-    dc_cuda_options o = {.device = 0, .pool_limit = 0, .allow_tf32 = false, .green_partitions = 0};
+    dc_cuda_options o = {.device = 0, .pool_limit = 0, .allow_tf32 = false, .green_partitions = 0,
+                         .graphs = false};
     if (opt) o = *opt;
     if (o.device < 0 || o.device >= n)
         return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "cuda: device %d of %d", o.device, n);
@@ -543,6 +560,7 @@ static const dc_cuda_api cuda_api = {
     .file_read = dc_cu_file_read,
     .green_split = dc_cu_green_split,
     .file_stats = dc_cu_file_stats,
+    .graph_stats = dc_cu_graph_stats,
 };
 
 /* The one exported symbol (the library is built with hidden visibility). */

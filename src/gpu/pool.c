@@ -85,6 +85,13 @@ static dc_status live_put(dc_cu_pool_core *p, dc_pool_block *b) {
     return DC_OK;
 }
 
+static dc_pool_block *live_find(const dc_cu_pool_core *p, const void *ptr) {
+    if (!p->live_cap) return NULL;
+    size_t h = hash_ptr(ptr, p->live_cap);
+    while (p->live[h] && p->live[h]->ptr != ptr) h = (h + 1) & (p->live_cap - 1);
+    return p->live[h];
+}
+
 /* Removes and returns the block of ptr (backward-shift deletion keeps probe chains intact). */
 static dc_pool_block *live_take(dc_cu_pool_core *p, const void *ptr) {
     if (!p->live_cap) return NULL;
@@ -142,6 +149,11 @@ void dc_pool_detach(dc_cu_pool *v) {
     v->core = NULL;
 }
 
+/* Views of one stream (a context's own and its recording copy) need no ordering between them. */
+static bool same_stream(const dc_cu_pool *a, const dc_cu_pool *b) {
+    return a == b || (a && b && a->stream == b->stream);
+}
+
 /* Orders v's stream after the work `from` enqueued before it released a block. */
 static bool order_after(const dc_cu_pool *v, const dc_cu_pool *from) {
     cudaError_t e = from->done ? cudaEventRecord(from->done, from->stream) : cudaErrorInvalidValue;
@@ -158,8 +170,8 @@ static bool order_after(const dc_cu_pool *v, const dc_cu_pool *from) {
 static dc_pool_block *take_cached(dc_cu_pool_core *p, const dc_cu_pool *v, uint32_t b) {
     dc_pool_block **at = &p->free_list[b];
     for (int seen = 0; *at && seen < 64; at = &(*at)->next, seen++)
-        if ((*at)->released_by == v || !(*at)->released_by) break;
-    if (!*at || ((*at)->released_by != v && (*at)->released_by)) {
+        if (!(*at)->released_by || same_stream((*at)->released_by, v)) break;
+    if (!*at || ((*at)->released_by && !same_stream((*at)->released_by, v))) {
         at = &p->free_list[b];
         if (!*at || !order_after(v, (*at)->released_by)) return NULL;
         p->st.cross_stream++;
@@ -207,12 +219,38 @@ static void note_peak(dc_cu_pool_core *p) {
     if (total > p->st.peak) p->st.peak = total;
 }
 
+static dc_status rec_add(dc_pool_rec *r, void *ptr, uint32_t bucket, uint8_t state) {
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 64;
+        dc_pool_rec_entry *e = realloc(r->e, cap * sizeof *e);
+        if (!e) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: recording of %zu blocks", cap);
+        r->e = e;
+        r->cap = cap;
+    }
+    r->e[r->n++] = (dc_pool_rec_entry){ptr, bucket, state};
+    r->bytes += bucket_bytes(bucket);
+    return DC_OK;
+}
+
+static dc_pool_rec_entry *rec_find(dc_pool_rec *r, const void *ptr) {
+    for (size_t i = r->n; i-- > 0;)
+        if (r->e[i].ptr == ptr) return &r->e[i];
+    return NULL;
+}
+
 dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
     *out = NULL;
     dc_cu_pool_core *p = v->core;
     uint32_t b = dc_pool_bucket(bytes ? bytes : 1);
     size_t cls = bucket_bytes(b);
     if (cls < bytes) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: %zu bytes", bytes);
+    if (v->rec) /* a block this recording released (its last use is earlier in the graph) */
+        for (size_t i = 0; i < v->rec->n; i++)
+            if (v->rec->e[i].state == DC_REC_FREE && v->rec->e[i].bucket == b) {
+                v->rec->e[i].state = DC_REC_BUSY;
+                *out = v->rec->e[i].ptr;
+                return DC_OK;
+            }
     dc_status st = DC_OK;
     pthread_mutex_lock(&p->mu);
     dc_pool_block *blk = take_cached(p, v, b);
@@ -220,14 +258,17 @@ dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
         p->st.cached -= blk->bytes;
         p->st.hits++;
     } else {
-        const size_t held = p->st.in_use + p->st.weights;
-        if (p->st.limit && held + p->st.cached + cls > p->st.limit) free_cached(p);
+        /* a recording never frees the cache: cudaFree waits for the device, which a stream
+         * being captured does not allow */
+        const size_t held = p->st.in_use + p->st.weights + (v->rec ? p->st.cached : 0);
+        if (p->st.limit && held + p->st.cached + cls > p->st.limit && !v->rec) free_cached(p);
         if (p->st.limit && (cls > p->st.limit || held > p->st.limit - cls)) {
             p->st.failures++;
             st = dc_cu_fail(DC_ERR_OUT_OF_MEMORY,
                             "gpu pool: %zu bytes requested (class %zu) with %zu of %zu in use "
-                            "(%zu of them weights)",
-                            bytes, cls, held, p->st.limit, p->st.weights);
+                            "(%zu of them weights)%s",
+                            bytes, cls, held, p->st.limit, p->st.weights,
+                            v->rec ? " while recording a graph" : "");
             goto done;
         }
         blk = calloc(1, sizeof *blk);
@@ -236,7 +277,7 @@ dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
             goto done;
         }
         cudaError_t e = cudaMalloc(&blk->ptr, cls);
-        if (e != cudaSuccess) {
+        if (e != cudaSuccess && !v->rec) {
             (void)cudaGetLastError(); /* clear it: an allocation failure is not sticky */
             free_cached(p);
             e = cudaMalloc(&blk->ptr, cls);
@@ -264,11 +305,30 @@ dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
     *out = blk->ptr;
 done:
     pthread_mutex_unlock(&p->mu);
+    if (!st && v->rec && (st = rec_add(v->rec, *out, b, DC_REC_BUSY))) {
+        dc_pool_release(v->rec->home, *out); /* nothing used it yet */
+        *out = NULL;
+    }
     return st;
 }
 
 void dc_pool_release(dc_cu_pool *v, void *ptr) {
     if (!ptr) return;
+    if (v->rec) {
+        /* the graph may use it: it stays with the recording (a block from before the
+         * recording joins it) */
+        dc_pool_rec_entry *e = rec_find(v->rec, ptr);
+        if (e && e->state == DC_REC_BUSY) e->state = DC_REC_FREE;
+        if (e) return;
+        pthread_mutex_lock(&v->core->mu);
+        const dc_pool_block *blk = live_find(v->core, ptr);
+        const uint32_t bucket = blk ? blk->bucket : 0;
+        pthread_mutex_unlock(&v->core->mu);
+        if (blk && rec_add(v->rec, ptr, bucket, DC_REC_FREE) == DC_OK) return;
+        /* not a pool block, or no room to remember it: hold on to it (leaked until the
+         * context closes) rather than let the pool hand out memory the graph may use */
+        return;
+    }
     dc_cu_pool_core *p = v->core;
     pthread_mutex_lock(&p->mu);
     dc_pool_block *blk = live_take(p, ptr);
@@ -280,6 +340,26 @@ void dc_pool_release(dc_cu_pool *v, void *ptr) {
         p->free_list[blk->bucket] = blk;
     }
     pthread_mutex_unlock(&p->mu);
+}
+
+void dc_pool_rec_keep(dc_cu_pool *v, void *ptr) {
+    dc_pool_rec_entry *e = v->rec && ptr ? rec_find(v->rec, ptr) : NULL;
+    if (e) e->state = DC_REC_KEPT;
+}
+
+void dc_pool_rec_end(dc_pool_rec *r) {
+    size_t j = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->e[i].state == DC_REC_BUSY) r->bytes -= bucket_bytes(r->e[i].bucket);
+        else r->e[j++] = r->e[i];
+    }
+    r->n = j;
+}
+
+void dc_pool_rec_free(dc_pool_rec *r) {
+    for (size_t i = 0; i < r->n; i++) dc_pool_release(r->home, r->e[i].ptr);
+    free(r->e);
+    memset(r, 0, sizeof *r);
 }
 
 void dc_pool_trim(dc_cu_pool *v) {

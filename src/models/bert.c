@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "models/bert.h"
+#include "models/encoder_graphs.h"
 #include "models/linear_load.h"
 #include "models/model_backend.h"
 
@@ -302,6 +303,7 @@ struct dc_bert {
     void *ws;
     size_t ws_bytes;
     bool params_moved; /* the parameter arrays are backend memory (params_to_backend ran) */
+    dc_graph_cache graphs; /* recorded forwards by batch layout (backends with graphs) */
 };
 
 const char *dc_bert_prefix(const dc_bert *m) { return m->prefix; }
@@ -336,6 +338,7 @@ static bool param_at(void *model, size_t i, float ***p, size_t *n) {
 
 void dc_bert_destroy(dc_bert *m) {
     if (!m) return;
+    dc_graph_cache_clear(&m->graphs, m->be); /* the graphs read the weights: first */
     if (m->ws) m->be->ops->release(m->be, m->ws);
     pthread_mutex_destroy(&m->ws_lock);
     if (m->layer) {
@@ -399,6 +402,7 @@ dc_status dc_bert_create(const dc_weights *w, const dc_bert_config *cfg, dc_back
     dc_bert *m = calloc(1, sizeof *m);
     if (!m) return dc_fail(DC_ERR_OUT_OF_MEMORY, "bert");
     pthread_mutex_init(&m->ws_lock, NULL);
+    dc_graph_cache_init(&m->graphs, be);
     m->cfg = *cfg;
     m->be = be;
     const uint32_t H = cfg->hidden, I = cfg->intermediate;
@@ -544,6 +548,107 @@ static void ws_give(dc_bert *m, void *p, size_t bytes) {
     if (p) m->be->ops->release(m->be, p);
 }
 
+/* The forward's activations: one block, each part 64-byte aligned. */
+typedef struct fwd_bufs {
+    float *x, *qkv, *ctx, *tmp, *ffn;
+} fwd_bufs;
+
+static size_t fwd_bytes(const dc_bert_config *c, size_t T, size_t *nH) {
+    const size_t al = 16, nI = (T * c->intermediate + al - 1) / al * al;
+    *nH = (T * c->hidden + al - 1) / al * al;
+    return (6 * *nH + nI) * sizeof(float);
+}
+
+static fwd_bufs fwd_split(void *ws, size_t nH) {
+    fwd_bufs f;
+    f.x = ws;
+    f.qkv = f.x + nH;
+    f.ctx = f.qkv + 3 * nH;
+    f.tmp = f.ctx + nH;
+    f.ffn = f.tmp + nH;
+    return f;
+}
+
+/* Longformer's global rows and their buffers (n = 0: none). */
+typedef struct fwd_globals {
+    const uint32_t *rows;
+    uint32_t n;
+    const uint8_t *mask;
+    float *xg, *qg, *kvg, *ctxg;
+} fwd_globals;
+
+/* From the summed embeddings in f->x to the last hidden state in f->x: only stream-ordered
+ * ops, so a recording can hold it (Longformer's global rows excepted: they are copied). */
+static dc_status run_layers(dc_bert *m, const fwd_bufs *f, size_t T, const dc_seq_batch *sb,
+                            const fwd_globals *g) {
+    const dc_bert_config *c = &m->cfg;
+    const uint32_t H = c->hidden, I = c->intermediate, hd = H / c->heads;
+    dc_backend *be = m->be;
+    const dc_backend_ops *ops = be->ops;
+    const float scale = 1.0f / sqrtf((float)hd);
+    dc_status st = DC_OK;
+    ops->layernorm(be, f->x, NULL, m->emb_ln_g, m->emb_ln_b, c->eps, T, H, f->x);
+    for (uint32_t li = 0; li < c->layers; li++) {
+        const dc_bert_layer *L = &m->layer[li];
+        if ((st = ops->linear_forward(be, L->qkv, f->x, T, f->qkv))) return st;
+        if (c->kind != DC_BERT_KIND_LONGFORMER) {
+            if ((st = ops->attention(be, f->qkv, 3 * (size_t)H, f->qkv + H, f->qkv + 2 * (size_t)H,
+                                     3 * (size_t)H, f->ctx, H, c->heads, hd, scale, sb)))
+                return st;
+        } else if ((st = longformer_attention(m, L, li, f->x, f->qkv, f->ctx, T, sb, g->rows, g->n,
+                                              g->mask, g->xg, g->qg, g->kvg, g->ctxg))) {
+            return st;
+        }
+        if ((st = ops->linear_forward(be, L->attn_out, f->ctx, T, f->tmp))) return st;
+        ops->layernorm(be, f->tmp, f->x, L->ln1_g, L->ln1_b, c->eps, T, H, f->x);
+        if ((st = ops->linear_forward(be, L->inter, f->x, T, f->ffn))) return st;
+        ops->activation(be, c->act, f->ffn, T * I);
+        if ((st = ops->linear_forward(be, L->out, f->ffn, T, f->tmp))) return st;
+        ops->layernorm(be, f->tmp, f->x, L->ln2_g, L->ln2_b, c->eps, T, H, f->x);
+    }
+    return DC_OK;
+}
+
+/* The graph key: everything the recorded ops depend on besides the token ids (which the
+ * embedding sum reads before the graph): rows, offsets and the key mask. NULL on no memory. */
+static uint8_t *layout_key(const dc_bert_batch *b, size_t T, size_t *len) {
+    const size_t offs = ((size_t)b->n_seqs + 1) * sizeof *b->start;
+    *len = sizeof(uint64_t) + offs + 1 + (b->key_mask ? T : 0);
+    uint8_t *k = malloc(*len);
+    if (!k) return NULL;
+    const uint64_t t = T;
+    memcpy(k, &t, sizeof t);
+    memcpy(k + sizeof t, b->start, offs);
+    k[sizeof t + offs] = b->key_mask != NULL;
+    if (b->key_mask) memcpy(k + sizeof t + offs + 1, b->key_mask, T);
+    return k;
+}
+
+/* run_layers as entry e's graph: replayed, or recorded now and launched (*made: the new
+ * graph, for dc_graph_cache_done; *off: the backend refused graphs). A recording that fails
+ * ran nothing, so f->x still holds the embeddings, and the layers run directly. */
+static dc_status run_layers_graph(dc_bert *m, const dc_graph_entry *e, dc_graph_action act,
+                                  const fwd_bufs *f, size_t T, const dc_seq_batch *sb,
+                                  dc_graph **made, bool *off) {
+    dc_backend *be = m->be;
+    const dc_backend_ops *ops = be->ops;
+    if (act == DC_GRAPH_REPLAY) return ops->graph_launch(be, e->graph);
+    const fwd_globals none = {0};
+    const dc_status began = ops->graph_begin(be);
+    *off = began == DC_ERR_UNSUPPORTED_FORMAT;
+    if (began == DC_OK) {
+        const dc_status ran = run_layers(m, f, T, sb, &none);
+        const dc_status ended = ops->graph_end(be, made);
+        if ((ran != DC_OK || ended != DC_OK) && *made) {
+            ops->graph_destroy(be, *made);
+            *made = NULL;
+        }
+    }
+    if (*made) return ops->graph_launch(be, *made);
+    dc_error_clear(); /* the recording's failure is not the forward's */
+    return run_layers(m, f, T, sb, &none);
+}
+
 dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out) {
     return dc_bert_forward_global(m, b, NULL, hidden_out);
 }
@@ -553,7 +658,7 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     if (!m || !b || (b->n_seqs && (!b->start || !b->ids)) || !hidden_out)
         return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: NULL argument");
     const dc_bert_config *c = &m->cfg;
-    const uint32_t H = c->hidden, I = c->intermediate, hd = H / c->heads;
+    const uint32_t H = c->hidden;
     if (b->n_seqs == 0) return DC_OK;
     if (b->start[0] != 0) return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: start[0] must be 0");
     for (uint32_t s = 0; s < b->n_seqs; s++) {
@@ -578,10 +683,13 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     dc_backend_cpu_bind_threads(be);
     dc_status st = DC_OK;
     uint32_t *pos = malloc(T * sizeof *pos), *types = NULL, *grows = NULL;
-    float *x = NULL, *qkv = NULL, *ctx = NULL, *tmp = NULL, *ffn = NULL;
     void *ws = NULL;
     size_t ws_bytes = 0;
-    float *xg = NULL, *qg = NULL, *kvg = NULL, *ctxg = NULL;
+    dc_graph_entry *ge = NULL;
+    dc_graph_action act = DC_GRAPH_NONE;
+    dc_graph *made = NULL;
+    bool graphs_off = false;
+    fwd_globals g = {0};
     if (!pos) return dc_fail(DC_ERR_OUT_OF_MEMORY, "positions for %zu tokens", T);
     if (c->kind == DC_BERT_KIND_BERT) {
         /* BERT positions count from 0 in each sequence, whatever the padding. */
@@ -596,19 +704,19 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
         }
     }
     /* Longformer's global rows (ascending batch rows) */
-    uint32_t n_glob = 0;
-    const bool longformer = c->kind == DC_BERT_KIND_LONGFORMER;
-    if (longformer && global_mask) {
-        for (size_t r = 0; r < T; r++) n_glob += global_mask[r] != 0;
-        if (n_glob) {
-            grows = malloc(n_glob * sizeof *grows);
+    if (c->kind == DC_BERT_KIND_LONGFORMER && global_mask) {
+        for (size_t r = 0; r < T; r++) g.n += global_mask[r] != 0;
+        if (g.n) {
+            grows = malloc(g.n * sizeof *grows);
             if (!grows) {
                 st = dc_fail(DC_ERR_OUT_OF_MEMORY, "global rows");
                 goto done;
             }
-            n_glob = 0;
+            g.n = 0;
             for (size_t r = 0; r < T; r++)
-                if (global_mask[r]) grows[n_glob++] = (uint32_t)r;
+                if (global_mask[r]) grows[g.n++] = (uint32_t)r;
+            g.rows = grows;
+            g.mask = global_mask;
         }
     }
     if (m->type && !b->type_ids) {
@@ -618,50 +726,38 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
             goto done;
         }
     }
-    /* x, qkv, ctx, tmp and ffn: one block, each part 64-byte aligned */
-    const size_t al = 16, nH = (T * H + al - 1) / al * al, nI = (T * I + al - 1) / al * al;
-    ws_bytes = (6 * nH + nI) * sizeof(float);
-    if ((st = ws_take(m, &ws_bytes, &ws))) goto done;
-    x = ws;
-    qkv = x + nH;
-    ctx = qkv + 3 * nH;
-    tmp = ctx + nH;
-    ffn = tmp + nH;
-    if (n_glob && ((st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&xg)) ||
-                   (st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&qg)) ||
-                   (st = ops->alloc(be, T * 2 * H * sizeof(float), (void **)&kvg)) ||
-                   (st = ops->alloc(be, (size_t)n_glob * H * sizeof(float), (void **)&ctxg))))
+    size_t nH;
+    ws_bytes = fwd_bytes(c, T, &nH);
+    /* a recorded graph, where the backend has them; not for Longformer's global rows (host
+     * copies between the layers) */
+    if (!g.n && !m->graphs.off) {
+        size_t klen = 0;
+        uint8_t *key = layout_key(b, T, &klen);
+        if (key) act = dc_graph_cache_take(&m->graphs, be, key, klen, ws_bytes, &ge);
+        free(key);
+    }
+    if (act != DC_GRAPH_NONE) ws = ge->buf;
+    else if ((st = ws_take(m, &ws_bytes, &ws))) goto done;
+    const fwd_bufs f = fwd_split(ws, nH);
+    if (g.n && ((st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.xg)) ||
+                (st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.qg)) ||
+                (st = ops->alloc(be, T * 2 * H * sizeof(float), (void **)&g.kvg)) ||
+                (st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.ctxg))))
         goto done;
     ops->embed_sum(be, T, H, m->word, b->ids, m->pos, pos, m->type,
-                   b->type_ids ? b->type_ids : types, x);
-    ops->layernorm(be, x, NULL, m->emb_ln_g, m->emb_ln_b, c->eps, T, H, x);
+                   b->type_ids ? b->type_ids : types, f.x);
     dc_seq_batch sb = {b->n_seqs, b->start, b->key_mask};
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (uint32_t li = 0; li < c->layers; li++) {
-        const dc_bert_layer *L = &m->layer[li];
-        if ((st = ops->linear_forward(be, L->qkv, x, T, qkv))) goto done;
-        if (!longformer) {
-            if ((st = ops->attention(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
-                                     3 * (size_t)H, ctx, H, c->heads, hd, scale, &sb)))
-                goto done;
-        } else if ((st = longformer_attention(m, L, li, x, qkv, ctx, T, &sb, grows, n_glob,
-                                              global_mask, xg, qg, kvg, ctxg))) {
-            goto done;
-        }
-        if ((st = ops->linear_forward(be, L->attn_out, ctx, T, tmp))) goto done;
-        ops->layernorm(be, tmp, x, L->ln1_g, L->ln1_b, c->eps, T, H, x);
-        if ((st = ops->linear_forward(be, L->inter, x, T, ffn))) goto done;
-        ops->activation(be, c->act, ffn, T * I);
-        if ((st = ops->linear_forward(be, L->out, ffn, T, tmp))) goto done;
-        ops->layernorm(be, tmp, x, L->ln2_g, L->ln2_b, c->eps, T, H, x);
-    }
-    st = ops->download(be, hidden_out, x, T * H * sizeof(float));
+    st = act != DC_GRAPH_NONE ? run_layers_graph(m, ge, act, &f, T, &sb, &made, &graphs_off)
+                              : run_layers(m, &f, T, &sb, &g);
+    if (!st) st = ops->download(be, hidden_out, f.x, T * H * sizeof(float));
 done:
-    ws_give(m, ws, ws_bytes);
-    if (xg) ops->release(be, xg);
-    if (qg) ops->release(be, qg);
-    if (kvg) ops->release(be, kvg);
-    if (ctxg) ops->release(be, ctxg);
+    /* the entry's buffers are free for the next forward of its layout after the download */
+    if (act != DC_GRAPH_NONE) dc_graph_cache_done(&m->graphs, be, ge, made, graphs_off);
+    else ws_give(m, ws, ws_bytes);
+    if (g.xg) ops->release(be, g.xg);
+    if (g.qg) ops->release(be, g.qg);
+    if (g.kvg) ops->release(be, g.kvg);
+    if (g.ctxg) ops->release(be, g.ctxg);
     free(pos);
     free(types);
     free(grows);

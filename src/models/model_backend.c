@@ -31,7 +31,8 @@ dc_status dc_model_backend_open(const dc_pretrained_options *o, dc_backend **out
     dc_cuda_options co = {.device = (int)d->index,
                           .pool_limit = (size_t)((double)info.total_bytes * frac),
                           .allow_tf32 = d->allow_tf32,
-                          .green_partitions = d->green_partitions};
+                          .green_partitions = d->green_partitions,
+                          .graphs = d->graphs};
     if ((st = dc_backend_cuda_acquire(&co, out)) != DC_OK)
         return dc_fail_context(st, "cuda:%u", d->index);
     if (desc && cap) {
@@ -212,6 +213,7 @@ dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
         o->device.memory_fraction = gpu && gpu->memory_fraction > 0 ? gpu->memory_fraction : 0.9;
         o->device.green_partitions = gpu && gpu->green_contexts ? gpu->green_partitions : 0;
         o->device.host_weights = gpu && !gpu->direct_weights;
+        o->device.graphs = gpu && gpu->use_cuda_graphs;
     }
     if (weights_for(o->device.kind, q, &wf) != DC_OK) {
         if (o->device.kind == DC_DEVICE_CUDA)

@@ -24,6 +24,7 @@ typedef struct dc_pretrained_device {
     double memory_fraction; /* of the device's memory for the shared backend's pool; 0 = 0.9 */
     bool allow_tf32;        /* f32 linears on TF32 tensor cores (dc_pretrained_place: never) */
     uint32_t green_partitions; /* gpu.green_partitions when gpu.green_contexts, else 0 */
+    bool graphs;            /* gpu.use_cuda_graphs: repeated shapes replay as CUDA graphs */
     bool host_weights;      /* !gpu.direct_weights: the host reads the linears' weights */
     char note[192];         /* why "auto" stayed on the CPU ("" otherwise) */
 } dc_pretrained_device;

@@ -23,6 +23,7 @@
 
 typedef struct dc_backend dc_backend;
 typedef struct dc_linear dc_linear; /* y = x·Wᵀ + b with W prepared for one backend */
+typedef struct dc_graph dc_graph;   /* a recorded sequence of ops, replayed as one launch */
 
 /* Where each sequence of a packed batch lives. */
 typedef struct dc_seq_batch {
@@ -168,6 +169,23 @@ typedef struct dc_backend_ops {
                                          uint32_t nparts, const float *bias,
                                          uint32_t out_features, uint32_t in_features,
                                          dc_weight_format fmt, dc_linear **out);
+
+    /* Optional (NULL on the CPU backend): recorded launches (CUDA graphs). Between graph_begin
+     * and graph_end the calling thread's ops on `be` are recorded, not run: nothing they
+     * write is computed until graph_launch, which runs them all again each time, on the same
+     * buffers (pointers, sizes and the host arrays' contents are those of the recording).
+     * Other threads' ops on `be` run as usual meanwhile. Inside a recording only
+     * stream-ordered ops may be used: upload and download (which wait for the device) make
+     * the recording fail. Memory allocated and released inside the recording belongs to the
+     * graph until graph_destroy; what the caller allocated must outlive the graph.
+     * graph_begin: DC_ERR_UNSUPPORTED_FORMAT when graphs are off for this backend,
+     * DC_ERR_OVERLOADED when another thread is recording on it (run the ops directly).
+     * graph_end always ends the recording; on failure *out is NULL, nothing ran, and the
+     * caller runs the ops itself. graph_destroy waits for the graph's launches. */
+    dc_status (*graph_begin)(dc_backend *be);
+    dc_status (*graph_end)(dc_backend *be, dc_graph **out);
+    dc_status (*graph_launch)(dc_backend *be, dc_graph *g);
+    void (*graph_destroy)(dc_backend *be, dc_graph *g);
 } dc_backend_ops;
 
 struct dc_backend {

@@ -236,6 +236,14 @@ dc_status dc_backend_cuda_file_stats(dc_backend *be, dc_cuda_file_stats *out) {
     return st;
 }
 
+dc_status dc_backend_cuda_graph_stats(dc_backend *be, dc_cuda_graph_stats *out) {
+    memset(out, 0, sizeof *out);
+    const dc_cuda_api *api = NULL;
+    dc_status st = api_of(be, &api);
+    if (!st) api->graph_stats(be, out);
+    return st;
+}
+
 bool dc_backend_is_cuda(const dc_backend *be) {
     return be && be->ops && be->ops->name && !strcmp(be->ops->name, "cuda");
 }

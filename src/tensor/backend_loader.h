@@ -38,6 +38,8 @@ void dc_backend_cuda_release(dc_backend *be);
 dc_status dc_backend_cuda_stream_info(dc_backend *be, dc_cuda_stream_info *out);
 /* What a CUDA backend's stream context read from files (weights), by path. */
 dc_status dc_backend_cuda_file_stats(dc_backend *be, dc_cuda_file_stats *out);
+/* What a CUDA backend's stream context recorded and replayed as graphs. */
+dc_status dc_backend_cuda_graph_stats(dc_backend *be, dc_cuda_graph_stats *out);
 
 /* want: "cpu", "cuda" or "auto" (NULL = "auto"). "cuda" fails when CUDA is unusable; "auto"
  * takes the CPU then. *active is "cpu" or "cuda"; reason (may be NULL) gets why CUDA was not

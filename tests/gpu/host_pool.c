@@ -216,6 +216,53 @@ static void *churn(void *arg) {
     return NULL;
 }
 
+/* A recording (a graph's memory): what it allocates and releases stays its own and serves its
+ * later allocations; kept blocks are never reused in it; blocks from before it join it when
+ * released; blocks still busy at its end are the caller's; nothing reaches the pool (nor the
+ * context's own allocations) before dc_pool_rec_free; the cap still holds, and a recording
+ * never frees the cache to make room (cudaFree would wait for the capture). */
+static void test_recording(void) {
+    dc_cu_pool_core core;
+    dc_cu_pool own, rec_view;
+    CHECK(dc_pool_core_init(&core, 1 << 20) == DC_OK);
+    CHECK(dc_pool_attach(&own, &core, stream_of(1)) == DC_OK);
+    dc_pool_rec rec = {.home = &own};
+    rec_view = own;
+    rec_view.rec = &rec;
+    void *before = NULL, *a = NULL, *b = NULL, *c = NULL, *k = NULL, *held = NULL, *x = NULL;
+    CHECK(dc_pool_alloc(&own, 1000, &before) == DC_OK);
+    CHECK(dc_pool_alloc(&rec_view, 1000, &a) == DC_OK && a != before);
+    dc_pool_release(&rec_view, a);
+    CHECK(dc_pool_alloc(&rec_view, 900, &b) == DC_OK && b == a); /* reused inside the graph */
+    CHECK(dc_pool_alloc(&rec_view, 1000, &k) == DC_OK && k != a);
+    dc_pool_rec_keep(&rec_view, k); /* an uploaded constant */
+    dc_pool_release(&rec_view, k);
+    dc_pool_release(&rec_view, b);
+    CHECK(dc_pool_alloc(&rec_view, 1000, &c) == DC_OK && c == a); /* not k */
+    dc_pool_release(&rec_view, c);
+    dc_pool_release(&rec_view, before); /* joins the recording, reusable in it */
+    CHECK(dc_pool_alloc(&rec_view, 5000, &held) == DC_OK); /* busy at the end: the caller's */
+    dc_cuda_pool_stats st;
+    dc_pool_stats(&own, &st);
+    const size_t in_use = st.in_use;
+    CHECK(in_use == 3 * 1024 + 8192 && st.cached == 0);
+    dc_pool_rec_end(&rec);
+    CHECK(rec.n == 3 && rec.bytes == 3 * 1024);
+    /* meanwhile the context's own allocations never get the graph's blocks */
+    CHECK(dc_pool_alloc(&own, 1000, &x) == DC_OK && x != a && x != k && x != before);
+    dc_pool_release(&own, x);
+    /* the cap: past it a recording fails instead of freeing the cache */
+    void *big = NULL;
+    int frees = n_free;
+    CHECK(dc_pool_alloc(&rec_view, 1 << 20, &big) == DC_ERR_OUT_OF_MEMORY && n_free == frees);
+    dc_pool_rec_free(&rec);
+    dc_pool_stats(&own, &st);
+    CHECK(st.in_use == 8192 && rec.n == 0); /* only the caller's block */
+    dc_pool_release(&own, held);
+    dc_pool_detach(&own);
+    dc_pool_core_destroy(&core);
+}
+
 static void test_threads(void) {
     dc_cu_pool_core core;
     worker w[2] = {{.me = 3, .other = 4}, {.me = 4, .other = 3}};
@@ -239,6 +286,7 @@ static void test_threads(void) {
 }
 
 int main(void) {
+    test_recording();
     CHECK(dc_pool_bucket(1) == 0 && dc_pool_bucket(256) == 0 && dc_pool_bucket(257) == 1);
     CHECK(dc_pool_bucket((size_t)1 << 20) == 12 && dc_pool_bucket(((size_t)1 << 20) + 1) == 13);
 

@@ -30,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "emu/cuda_emu.h"
@@ -383,6 +384,65 @@ std::mutex g_sync_mu;
 std::set<const void *> g_streams, g_events;
 uint64_t g_records, g_waits, g_green_streams;
 
+// Stream capture. Work enqueued on a stream being captured is kept (one closure per kernel,
+// copy, memset or GEMM, with its arguments as they were) instead of run; cudaGraphLaunch runs
+// the closures in order, each time. What a GPU refuses while capturing invalidates the capture
+// here too, so that cudaStreamEndCapture fails as it would there: synchronising the capturing
+// stream, a copy between it and pageable host memory, a wait on an event recorded outside the
+// capture, a GEMM on a handle without a workspace of its own, and, from the capturing thread,
+// cudaMalloc in a capture not begun in relaxed mode or cudaFree in any (it waits for the device).
+struct EmuCapture {
+    std::vector<std::function<void()>> work;
+    cudaStreamCaptureMode mode;
+    std::thread::id thread;
+    const char *invalid = nullptr; // why the capture was invalidated
+};
+struct EmuGraph {
+    std::vector<std::function<void()>> work;
+};
+std::map<const void *, EmuCapture> g_capture; // by stream (g_sync_mu)
+std::set<const void *> g_captured_events;      // last recorded in a capture (g_sync_mu)
+std::set<const EmuGraph *> g_graphs, g_execs;  // live (g_sync_mu)
+uint64_t g_graph_launches;
+
+// The capture of s, or nullptr (g_sync_mu held).
+EmuCapture *capture_of(cudaStream_t s) {
+    auto it = s ? g_capture.find((const void *)s) : g_capture.end();
+    return it == g_capture.end() ? nullptr : &it->second;
+}
+
+void invalidate(EmuCapture *c, const char *why) {
+    if (!c->invalid) c->invalid = why;
+}
+
+// Keeps fn in s's capture (true), or leaves it to the caller to run now (false).
+bool captured(cudaStream_t s, const std::function<void()> &fn) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    EmuCapture *c = capture_of(s);
+    if (!c) return false;
+    c->work.push_back(fn);
+    return true;
+}
+
+// Whether the calling thread may allocate or free now (false invalidates its capture).
+bool alloc_allowed_during_capture(bool is_free) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    bool ok = true;
+    for (auto &kv : g_capture)
+        if (kv.second.thread == std::this_thread::get_id() &&
+            (is_free || kv.second.mode != cudaStreamCaptureModeRelaxed)) {
+            invalidate(&kv.second, is_free ? "cudaFree during a capture"
+                                           : "cudaMalloc during a capture not in relaxed mode");
+            ok = false;
+        }
+    return ok;
+}
+
+[[noreturn]] void replay_failed(const char *what, int status) {
+    fprintf(stderr, "cuda_emu: a captured %s failed when its graph ran (status %d)\n", what, status);
+    abort();
+}
+
 [[noreturn]] void dc_emu_bad_handle(const char *call, const char *what, const void *h) {
     fprintf(stderr, "cuda_emu: %s: %p is not a live %s\n", call, h, what);
     abort();
@@ -470,6 +530,20 @@ dc_cuda_emu_counters(uint64_t *records, uint64_t *waits, uint64_t *green_streams
     *green_streams = g_green_streams;
 }
 
+// For tests (dlsym): graph launches so far, and executable graphs alive.
+extern "C" __attribute__((visibility("default"))) void
+dc_cuda_emu_graph_counters(uint64_t *launches, uint64_t *live) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    *launches = g_graph_launches;
+    *live = g_execs.size();
+}
+
+void dc_emu_launch_on(cudaStream_t stream, dim3 grid, dim3 block, size_t smem,
+                      const std::function<void()> &body) {
+    if (!captured(stream, [=]() { dc_emu_launch(grid, block, smem, body); }))
+        dc_emu_launch(grid, block, smem, body);
+}
+
 // Device or pinned memory (mapped into the device's address space on a GPU), a pointer one past
 // a block's end included (an empty range). DC_CUDA_EMU_GUARD=0 turns the check off.
 bool dc_emu_kernel_may_use(const void *p) {
@@ -527,6 +601,7 @@ cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int v
 }
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
+    if (!alloc_allowed_during_capture(false)) return set_last(cudaErrorStreamCaptureUnsupported);
     void *m = arena_alloc(bytes);
     if (!m) return set_last(cudaErrorMemoryAllocation);
     {
@@ -540,6 +615,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 }
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
+    if (!alloc_allowed_during_capture(true)) return set_last(cudaErrorStreamCaptureUnsupported);
     size_t bytes = 0;
     {
         std::lock_guard<std::mutex> lock(g_mem_mu);
@@ -574,12 +650,29 @@ cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
     if (n) memmove(d, s, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st) {
+    {
+        std::lock_guard<std::mutex> lock(g_sync_mu);
+        EmuCapture *c = capture_of(st);
+        if (c) {
+            // a GPU captures copies between device or pinned memory only
+            const bool pageable = (!is_dev(d) && !is_pinned(d)) || (!is_dev(s) && !is_pinned(s));
+            if (pageable) {
+                invalidate(c, "a copy from or to pageable memory");
+                return set_last(cudaErrorStreamCaptureUnsupported);
+            }
+            c->work.push_back([=]() { cudaMemcpy(d, s, n, k); });
+            return cudaSuccess;
+        }
+    }
     return cudaMemcpy(d, s, n, k);
 }
-cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) {
-    DeviceAccess device;
-    memset(d, v, n);
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) {
+    auto run = [=]() {
+        DeviceAccess device;
+        memset(d, v, n);
+    };
+    if (!captured(st, run)) run();
     return cudaSuccess;
 }
 // Streams and events. Work runs when it is enqueued, so every ordering the backend asks for
@@ -605,6 +698,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     std::lock_guard<std::mutex> lock(g_sync_mu);
     if (s && !g_streams.count((const void *)s))
         dc_emu_bad_handle("cudaStreamSynchronize", "stream", s);
+    if (EmuCapture *c = capture_of(s)) {
+        invalidate(c, "cudaStreamSynchronize of the capturing stream");
+        return set_last(cudaErrorStreamCaptureUnsupported);
+    }
     return cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
@@ -626,6 +723,8 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     if (!g_events.count((const void *)e)) dc_emu_bad_handle("cudaEventRecord", "event", e);
     if (s && !g_streams.count((const void *)s)) dc_emu_bad_handle("cudaEventRecord", "stream", s);
     g_records++;
+    if (capture_of(s)) g_captured_events.insert((const void *)e);
+    else g_captured_events.erase((const void *)e);
     return cudaSuccess;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
@@ -634,11 +733,98 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
     if (s && !g_streams.count((const void *)s))
         dc_emu_bad_handle("cudaStreamWaitEvent", "stream", s);
     g_waits++;
+    const bool in_capture = g_captured_events.count((const void *)e) != 0;
+    EmuCapture *c = capture_of(s);
+    if (c && !in_capture) {
+        invalidate(c, "a wait on an event recorded outside the capture");
+        return set_last(cudaErrorStreamCaptureIsolation);
+    }
+    if (!c && in_capture) return set_last(cudaErrorCapturedEvent);
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     std::lock_guard<std::mutex> lock(g_sync_mu);
     if (!g_events.count((const void *)e)) dc_emu_bad_handle("cudaEventSynchronize", "event", e);
+    if (g_captured_events.count((const void *)e)) return set_last(cudaErrorCapturedEvent);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    if (!s || !g_streams.count((const void *)s)) // the legacy stream cannot be captured
+        return set_last(cudaErrorStreamCaptureUnsupported);
+    if (capture_of(s)) return set_last(cudaErrorIllegalState);
+    g_capture[(const void *)s].mode = mode;
+    g_capture[(const void *)s].thread = std::this_thread::get_id();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
+    *graph = nullptr;
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    EmuCapture *c = capture_of(s);
+    if (!c) return set_last(cudaErrorIllegalState);
+    const bool invalid = c->invalid != nullptr;
+    if (invalid && getenv("DC_CUDA_EMU_VERBOSE"))
+        fprintf(stderr, "cuda_emu: capture invalidated: %s\n", c->invalid);
+    EmuGraph *g = invalid ? nullptr : new EmuGraph{std::move(c->work)};
+    g_capture.erase((const void *)s);
+    if (invalid) return set_last(cudaErrorStreamCaptureInvalidated);
+    g_graphs.insert(g);
+    *graph = (cudaGraph_t)g;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    EmuCapture *c = capture_of(s);
+    *st = !c ? cudaStreamCaptureStatusNone
+             : c->invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *n) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    const EmuGraph *g = (const EmuGraph *)graph;
+    if (!g_graphs.count(g)) dc_emu_bad_handle("cudaGraphGetNodes", "graph", g);
+    if (nodes) return set_last(cudaErrorNotSupported); // counting only
+    *n = g->work.size();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    const EmuGraph *g = (const EmuGraph *)graph;
+    if (!g_graphs.count(g)) dc_emu_bad_handle("cudaGraphInstantiate", "graph", g);
+    EmuGraph *x = new EmuGraph{g->work};
+    g_execs.insert(x);
+    *exec = (cudaGraphExec_t)x;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    const EmuGraph *x = (const EmuGraph *)exec;
+    {
+        std::lock_guard<std::mutex> lock(g_sync_mu);
+        if (!g_execs.count(x)) dc_emu_bad_handle("cudaGraphLaunch", "executable graph", x);
+        if (s && !g_streams.count((const void *)s)) dc_emu_bad_handle("cudaGraphLaunch", "stream", s);
+        g_graph_launches++;
+        if (EmuCapture *c = capture_of(s)) {
+            c->work.push_back([x]() {
+                for (const auto &w : x->work) w();
+            });
+            return cudaSuccess;
+        }
+    }
+    for (const auto &w : x->work) w();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    const EmuGraph *x = (const EmuGraph *)exec;
+    if (!g_execs.erase(x)) dc_emu_bad_handle("cudaGraphExecDestroy", "executable graph", x);
+    delete x;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    std::lock_guard<std::mutex> lock(g_sync_mu);
+    const EmuGraph *g = (const EmuGraph *)graph;
+    if (!g_graphs.erase(g)) dc_emu_bad_handle("cudaGraphDestroy", "graph", g);
+    delete g;
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : set_last(cudaErrorInvalidDevice); }
@@ -711,6 +897,7 @@ struct EmuBlas {
     const void *h;
     void *ws;
     size_t bytes;
+    cudaStream_t stream;
 };
 static std::mutex g_blas_mu;
 static std::vector<EmuBlas> g_blas;
@@ -724,7 +911,7 @@ static EmuBlas *find_blas(cublasHandle_t h) { // g_blas_mu held
 cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
     *h = (cublasHandle_t)malloc(1);
     std::lock_guard<std::mutex> lock(g_blas_mu);
-    g_blas.push_back({(const void *)*h, nullptr, 0});
+    g_blas.push_back({(const void *)*h, nullptr, 0, nullptr});
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
@@ -737,10 +924,11 @@ cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
     free((void *)h);
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t) {
+cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
     std::lock_guard<std::mutex> lock(g_blas_mu);
     EmuBlas *b = find_blas(h);
     if (!b) return CUBLAS_STATUS_NOT_INITIALIZED;
+    b->stream = s;
     b->ws = nullptr; // back to cuBLAS's own workspace
     b->bytes = 0;
     return CUBLAS_STATUS_SUCCESS;
@@ -837,17 +1025,49 @@ static bool gemm_grouped_takes(cublasComputeType_t comp, cudaDataType_t at, cuda
     return comp == CUBLAS_COMPUTE_32F_FAST_TF32 && at == CUDA_R_32F;
 }
 
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
+// A GEMM on handle h: run now, or kept in the capture of the handle's stream (which needs the
+// handle to have its own workspace: cuBLAS cannot allocate one inside a capture). The host
+// scalars are read now, as cuBLAS reads them when it is called.
+static cublasStatus_t blas_enqueue(cublasHandle_t h, const std::function<cublasStatus_t()> &fn) {
+    cudaStream_t s = nullptr;
+    bool own_ws = false;
+    {
+        std::lock_guard<std::mutex> lock(g_blas_mu);
+        EmuBlas *b = find_blas(h);
+        if (!b) return CUBLAS_STATUS_NOT_INITIALIZED;
+        s = b->stream;
+        own_ws = b->ws != nullptr;
+    }
+    {
+        std::lock_guard<std::mutex> lock(g_sync_mu);
+        if (EmuCapture *c = capture_of(s)) {
+            if (!own_ws) {
+                invalidate(c, "a cuBLAS call on a handle without its own workspace");
+                return CUBLAS_STATUS_NOT_SUPPORTED;
+            }
+            c->work.push_back([fn]() {
+                cublasStatus_t st = fn();
+                if (st != CUBLAS_STATUS_SUCCESS) replay_failed("cuBLAS GEMM", (int)st);
+            });
+            return CUBLAS_STATUS_SUCCESS;
+        }
+    }
+    return fn();
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                             int n, int k, const void *alpha, const void *A, cudaDataType_t at,
                             int lda, const void *B, cudaDataType_t bt, int ldb, const void *beta,
                             void *C, cudaDataType_t ct, int ldc, cublasComputeType_t comp,
                             cublasGemmAlgo_t) {
     if (!gemm_ex_takes(comp, at, bt, ct)) return CUBLAS_STATUS_NOT_SUPPORTED;
-    return gemm(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
-                *(const float *)beta, C, ct, ldc);
+    const float al = *(const float *)alpha, be = *(const float *)beta;
+    return blas_enqueue(h, [=]() {
+        return gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, C, ct, ldc);
+    });
 }
 
-cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasOperation_t ta[],
+cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t h, const cublasOperation_t ta[],
                                           const cublasOperation_t tb[], const int m[], const int n[],
                                           const int k[], const void *alpha, const void *const A[],
                                           cudaDataType_t at, const int lda[], const void *const B[],
@@ -856,16 +1076,27 @@ cublasStatus_t cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasOperation_
                                           int groups, const int size[], cublasComputeType_t comp) {
     if (!gemm_grouped_takes(comp, at, bt, ct)) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (!is_dev(A) || !is_dev(B) || !is_dev(C)) return CUBLAS_STATUS_INVALID_VALUE; // device arrays
-    DeviceAccess device; // the pointer arrays are read here, each gemm opens it again
-    size_t p = 0;
-    for (int g = 0; g < groups; g++)
-        for (int s = 0; s < size[g]; s++, p++) {
-            cublasStatus_t st = gemm(ta[g], tb[g], m[g], n[g], k[g], ((const float *)alpha)[g],
-                                     A[p], at, lda[g], B[p], bt, ldb[g], ((const float *)beta)[g],
-                                     C[p], ct, ldc[g]);
-            if (st != CUBLAS_STATUS_SUCCESS) return st;
-        }
-    return CUBLAS_STATUS_SUCCESS;
+    // the host arrays as they are now (a capture keeps them); A, B, C are read when it runs
+    const size_t g = groups > 0 ? (size_t)groups : 0;
+    using iv = std::vector<int>;
+    using ov = std::vector<cublasOperation_t>;
+    using fv = std::vector<float>;
+    const ov vta(ta, ta + g), vtb(tb, tb + g);
+    const iv vm(m, m + g), vn(n, n + g), vk(k, k + g), vlda(lda, lda + g), vldb(ldb, ldb + g),
+        vldc(ldc, ldc + g), vsize(size, size + g);
+    const fv val((const float *)alpha, (const float *)alpha + g),
+        vbe((const float *)beta, (const float *)beta + g);
+    return blas_enqueue(h, [=]() {
+        DeviceAccess device; // the pointer arrays are read here, each gemm opens it again
+        size_t p = 0;
+        for (size_t q = 0; q < g; q++)
+            for (int s = 0; s < vsize[q]; s++, p++) {
+                cublasStatus_t st = gemm(vta[q], vtb[q], vm[q], vn[q], vk[q], val[q], A[p], at,
+                                         vlda[q], B[p], bt, vldb[q], vbe[q], C[p], ct, vldc[q]);
+                if (st != CUBLAS_STATUS_SUCCESS) return st;
+            }
+        return CUBLAS_STATUS_SUCCESS;
+    });
 }
 
 // cuBLASLt: what the FP8 linear uses. Descriptors keep the attributes; the heuristic accepts
@@ -1067,21 +1298,42 @@ static cublasStatus_t fp4_matmul(const EmuDesc *d, const float *alpha, const voi
     return CUBLAS_STATUS_SUCCESS;
 }
 
+static cublasStatus_t lt_matmul(const EmuDesc *d, const float *alpha, const void *A,
+                                const EmuLayout *a, const void *B, const EmuLayout *b,
+                                const float *beta, const void *C, const EmuLayout *c, void *D,
+                                const EmuLayout *dl);
+
+// Run now, or kept in the capture of `stream` with copies of the descriptors and scalars (the
+// caller destroys its descriptors after the call; cuBLASLt has read them by then).
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const void *alpha,
                               const void *A, cublasLtMatrixLayout_t la, const void *B,
                               cublasLtMatrixLayout_t lb, const void *beta, const void *C,
                               cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
                               const cublasLtMatmulAlgo_t *, void *ws, size_t ws_bytes,
-                              cudaStream_t) {
+                              cudaStream_t stream) {
     // the workspace (the cuBLAS one, shared) must be device memory, as on a GPU
     if (ws_bytes && (!is_dev(ws) || !is_dev((const char *)ws + ws_bytes - 1)))
         return CUBLAS_STATUS_INVALID_VALUE;
-    const EmuDesc *d = (const EmuDesc *)op;
-    const EmuLayout *a = (const EmuLayout *)la, *b = (const EmuLayout *)lb, *c = (const EmuLayout *)lc,
-                    *dl = (const EmuLayout *)ld;
+    const EmuDesc d = *(const EmuDesc *)op;
+    const EmuLayout a = *(const EmuLayout *)la, b = *(const EmuLayout *)lb,
+                    c = *(const EmuLayout *)lc, dl = *(const EmuLayout *)ld;
+    const float al = *(const float *)alpha, be = *(const float *)beta;
+    auto run = [=]() { return lt_matmul(&d, &al, A, &a, B, &b, &be, C, &c, D, &dl); };
+    if (captured(stream, [run]() {
+            cublasStatus_t st = run();
+            if (st != CUBLAS_STATUS_SUCCESS) replay_failed("cublasLtMatmul", (int)st);
+        }))
+        return CUBLAS_STATUS_SUCCESS;
+    return run();
+}
+
+static cublasStatus_t lt_matmul(const EmuDesc *d, const float *alpha, const void *A,
+                                const EmuLayout *a, const void *B, const EmuLayout *b,
+                                const float *beta, const void *C, const EmuLayout *c, void *D,
+                                const EmuLayout *dl) {
     uint64_t m, n, k;
     if (a->type == CUDA_R_4F_E2M1)
-        return fp4_matmul(d, (const float *)alpha, A, a, B, b, (const float *)beta, C, c, D, dl);
+        return fp4_matmul(d, alpha, A, a, B, b, beta, C, c, D, dl);
     if (!fp8_shape(d, a, b, c, &m, &n, &k) || !is_dev(A) || !is_dev(B) || !is_dev(D) ||
         (d->a_scale && !is_dev(d->a_scale)) || (d->b_scale && !is_dev(d->b_scale)))
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -1092,7 +1344,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
         if ((uintptr_t)p % 16) return CUBLAS_STATUS_NOT_SUPPORTED;
     DeviceAccess device;
     const double sa = d->a_scale ? *d->a_scale : 1.0, sb = d->b_scale ? *d->b_scale : 1.0;
-    const double al = *(const float *)alpha, be = *(const float *)beta;
+    const double al = *alpha, be = *beta;
     const uint8_t *pa = (const uint8_t *)A, *pb = (const uint8_t *)B;
     for (uint64_t j = 0; j < n; j++)
         for (uint64_t i = 0; i < m; i++) {

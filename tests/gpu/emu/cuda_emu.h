@@ -32,6 +32,9 @@ void dc_emu_sync();
 void *dc_emu_dynamic_smem();
 float dc_emu_shfl_xor(float v, int lane_mask);
 void dc_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+// dc_emu_launch, or kept in the capture when `stream` is being captured (cuda_emu.cpp).
+void dc_emu_launch_on(cudaStream_t stream, dim3 grid, dim3 block, size_t smem,
+                      const std::function<void()> &body);
 
 #define __syncthreads() dc_emu_sync()
 #define __shfl_xor_sync(mask, v, o) dc_emu_shfl_xor((v), (o))
@@ -84,10 +87,18 @@ inline void dc_emu_check_arg(const char *kernel, int index, const dc_cuk_attn &a
 // for that kernel first, as on a GPU: otherwise the launch fails (cudaErrorInvalidValue).
 bool dc_emu_smem_ok(const void *kernel, size_t smem);
 
+// The arguments are evaluated at the launch, as <<<...>>> does: a captured launch keeps their
+// values, not the expressions (`*plan` of a plan on the caller's stack).
+template <typename K, typename... A>
+inline void dc_emu_launch_args(cudaStream_t s, dim3 grid, dim3 block, size_t smem, K *kernel,
+                               A... args) {
+    dc_emu_launch_on(s, grid, block, smem, [=]() { kernel(args...); });
+}
+
 #define DC_LAUNCH(kernel, grid, block, smem, stream, ...)                                      \
-    ((void)(stream), dc_emu_check_args(#kernel, __VA_ARGS__),                                  \
+    (dc_emu_check_args(#kernel, __VA_ARGS__),                                                  \
      dc_emu_smem_ok(reinterpret_cast<const void *>(&kernel), (smem))                           \
-         ? dc_emu_launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); })      \
+         ? dc_emu_launch_args((stream), dim3(grid), dim3(block), (smem), &kernel, __VA_ARGS__)  \
          : (void)0)
 
 #endif
