@@ -16,7 +16,7 @@ trap 'rm -rf "$stage"' EXIT
 
 programs="dodeca libdodeca_cuda.so tests/test_fp8 tests/test_fp4 bench/bench_pipeline
   tests/gpu/gpu_test_backend_ops tests/gpu/gpu_test_bert_gpu tests/gpu/gpu_test_pipeline tests/gpu/gpu_test_streams
-  tests/gpu/gpu_test_fusion_gpu tests/gpu/gpu_test_fp4_gpu tests/gpu/gpu_test_direct_weights
+  tests/gpu/gpu_test_fusion_gpu tests/gpu/gpu_test_fp4_gpu tests/gpu/gpu_test_direct_weights tests/gpu/gpu_test_graphs
   tests/gpu/gpu_bench_bert_gpu tests/gpu/gpu_bench_fusion_gpu"
 mkdir -p "$stage/lib"
 for p in $programs; do

@@ -4,8 +4,8 @@
 # architecture (or unpacks a bundle built elsewhere, PREBUILT=), then runs, most important
 # first: the codec tests; the GPU tests (every backend op vs the CPU, grouped GEMM, pool, cuFile,
 # green contexts; BERT/RoBERTa/Longformer end to end in fp32/bf16/fp16/fp8; the eight pretrained
-# fixtures through the pipeline on cpu and cuda:0; the fusion experts on CUDA); the BERT-base
-# timing (CPU fp32 vs CUDA per format); bench/pipeline at real sizes on CUDA (fp32, then bf16) and on
+# fixtures through the pipeline on cpu and cuda:0; the fusion experts on CUDA; CUDA graphs); the
+# BERT-base timing (CPU fp32 vs CUDA per format, then CUDA graphs off vs on); bench/pipeline at real sizes on CUDA (fp32, then bf16) and on
 # the CPU with the same inputs; PyTorch (transformers, CUDA) on the same checkpoints as the
 # peer, when importable; and compute-sanitizer memcheck over the ops test with the time left.
 # Prints a summary; everything lands in $OUT (or build-gpu-check/results). Budget: under 8
@@ -73,7 +73,7 @@ note "cpu: $(nproc) cores; arches: $archs; build: $build"
 
 # ---- configure and build ----
 if [ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then export CUDACXX=/usr/local/cuda/bin/nvcc; fi
-targets="dodeca dodeca_cuda gpu_test_backend_ops gpu_test_bert_gpu gpu_test_pipeline gpu_test_streams gpu_test_fusion_gpu gpu_test_fp4_gpu gpu_test_direct_weights gpu_bench_bert_gpu gpu_bench_fusion_gpu bench_pipeline test_fp8 test_fp4"
+targets="dodeca dodeca_cuda gpu_test_backend_ops gpu_test_bert_gpu gpu_test_pipeline gpu_test_streams gpu_test_fusion_gpu gpu_test_fp4_gpu gpu_test_direct_weights gpu_bench_bert_gpu gpu_bench_fusion_gpu bench_pipeline test_fp8 test_fp4 gpu_test_graphs"
 if [ -n "${PREBUILT:-}" ]; then
   note "prebuilt: $PREBUILT; LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 elif command -v cmake >/dev/null 2>&1; then
@@ -112,6 +112,7 @@ gpu_test streams 60 tests/gpu/gpu_test_streams
 gpu_test fusion_gpu 60 tests/gpu/gpu_test_fusion_gpu
 gpu_test fp4_gpu 60 tests/gpu/gpu_test_fp4_gpu
 DC_TEST_DATA_DIR="$root/tests/data" gpu_test direct_weights 60 tests/gpu/gpu_test_direct_weights
+gpu_test graphs 60 tests/gpu/gpu_test_graphs
 
 # ---- timing: BERT-base, 32 x 128 tokens, CPU fp32 vs CUDA per format ----
 fx="$build/bench-fixture"
@@ -121,6 +122,13 @@ if [ "$(left)" -gt 300 ]; then
   sed 's/^/  /' "$out/bench_bert.txt" | tee -a "$summary"
 else
   note "bench_bert         skipped (time)"
+fi
+
+# ---- timing: CUDA graphs off and on, BERT-base at small batches (launch-bound shapes) ----
+if [ "$(left)" -gt 290 ]; then
+  step bench_graphs 45 "$build/tests/gpu/gpu_bench_bert_gpu" --layers 12 --iters 20 \
+    --graphs 1x16,1x128,8x128,32x128
+  sed 's/^/  /' "$out/bench_graphs.txt" | tee -a "$summary"
 fi
 
 # ---- timing: the fusion experts, CPU f32 vs CUDA grouped / fallback / bf16 ----
@@ -134,14 +142,14 @@ pfx=/tmp/dodeca-gpu-fixtures
 bp="$build/bench/bench_pipeline"
 if [ -x "$bp" ] && [ "$(left)" -gt 200 ]; then
   step pipeline_cuda 150 "$bp" --fixtures "$pfx" --device cuda --requests 100
-  grep -E "^(==|single|throughput|cache)|^ *(stages|per-model|pipeline overhead|backends)" \
+  grep -E "^(==|single|throughput|cache)|^ *(stages|per-model|pipeline overhead|backends|cuda graphs)" \
     "$out/pipeline_cuda.txt" | sed 's/^/  /' | tee -a "$summary"
 else
   note "pipeline_cuda      skipped (time or no bench_pipeline)"
 fi
 if [ -x "$bp" ] && [ -d "$pfx" ] && [ "$(left)" -gt 150 ]; then
   step pipeline_cuda_bf16 70 "$bp" --fixtures "$pfx" --device cuda --dtype bf16 --requests 100
-  grep -E "^(==|single|throughput)|^ *(per-model|backends)" "$out/pipeline_cuda_bf16.txt" |
+  grep -E "^(==|single|throughput)|^ *(per-model|backends|cuda graphs)" "$out/pipeline_cuda_bf16.txt" |
     sed 's/^/  /' | tee -a "$summary"
 fi
 if [ -x "$bp" ] && [ -d "$pfx" ] && [ "$(left)" -gt 130 ]; then

@@ -202,6 +202,16 @@ static void bench_one(const run_cfg *rc, uint64_t *seed) {
                    ms->forward.mean_us / 1e3, ms->failures);
         }
         printf("\n");
+        bool any = false; /* CUDA graphs (recorded/launched/failed), where any were tried */
+        for (int m = 0; m < DC_NUM_MODELS; m++) {
+            const dc_pipeline_model_stats *ms = &bs.model[m];
+            if (!ms->graphs && !ms->graph_failures) continue;
+            printf("%s %s %" PRIu64 "/%" PRIu64 "/%" PRIu64, any ? "" : "   cuda graphs (recorded/launched/failed):",
+                   dc_model_info_get((dc_model_id)m)->label, ms->graphs, ms->graph_launches,
+                   ms->graph_failures);
+            any = true;
+        }
+        if (any) printf("\n");
     }
 
     /* 3. cache hits */

@@ -207,6 +207,8 @@ typedef struct dc_pipeline_model_stats {
     /* where the model runs: "cpu", "cuda:0 (fp32)", "cpu (auto: why not cuda)"; "" before the
      * built-in factory made it (or with a factory of the caller's) */
     char backend[256];
+    /* CUDA graphs of its forwards (gpu.use_cuda_graphs): recorded, launched, failed recordings */
+    uint64_t graphs, graph_launches, graph_failures;
 } dc_pipeline_model_stats;
 
 typedef struct dc_pipeline_stats {

@@ -82,8 +82,10 @@ dc_status dc_cu_graph_begin(dc_backend *be) {
     if (!cb->graphs) return dc_cu_fail(DC_ERR_UNSUPPORTED_FORMAT, "graphs are off for this context");
     if (dc_cu_tl_recording)
         return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "graph_begin: this thread is already recording");
+    /* a failure the thread's earlier void ops left stays for its next op (the caller's
+     * direct run or the launch) to return: not taken here */
     dc_status st = dc_cu_enter(cb);
-    if (st || (st = dc_cu_take_sticky(cb))) return st;
+    if (st) return st;
     if (pthread_mutex_trylock(&cb->rec_mu) != 0)
         return dc_cu_fail(DC_ERR_OVERLOADED, "graph_begin: another thread is recording on this context");
     dc_cu_recording *r = calloc(1, sizeof *r);
@@ -95,15 +97,26 @@ dc_status dc_cu_graph_begin(dc_backend *be) {
         pthread_mutex_unlock(&cb->rec_mu);
         return st;
     }
+    /* the copy: what the ops read, field by field (the context's locks and statistics are
+     * its own and stay there) */
     r->owner = cb;
-    r->shadow = *cb;
-    r->shadow.stream = cb->rec_stream;
-    r->shadow.blas = cb->rec_blas;
-    r->shadow.workspace = cb->rec_workspace;
+    dc_cu_backend *c = &r->shadow;
+    c->device = cb->device;
+    c->cc_major = cb->cc_major;
+    c->cc_minor = cb->cc_minor;
+    c->allow_tf32 = cb->allow_tf32;
+    c->stream = cb->rec_stream;
+    c->blas = cb->rec_blas;
+    c->lt = cb->lt; /* cuBLASLt takes its stream and workspace per call */
+    c->workspace = cb->rec_workspace;
+    c->workspace_bytes = cb->workspace_bytes;
+    c->pool = cb->pool; /* the context's stream: replays run there */
     r->rec.home = &cb->pool;
-    r->shadow.pool.rec = &r->rec;
-    r->shadow.recording = r;
-    pthread_mutex_init(&r->shadow.blas_mu, NULL); /* the copy's own (one thread uses it) */
+    c->pool.rec = &r->rec;
+    c->dev = cb->dev;
+    c->partition = cb->partition;
+    c->recording = r;
+    pthread_mutex_init(&c->blas_mu, NULL);
     if ((st = dc_cu_status(cudaStreamBeginCapture(cb->rec_stream, cudaStreamCaptureModeRelaxed),
                            "cudaStreamBeginCapture"))) {
         pthread_mutex_destroy(&r->shadow.blas_mu);

@@ -625,17 +625,20 @@ static uint8_t *layout_key(const dc_bert_batch *b, size_t T, size_t *len) {
 }
 
 /* run_layers as entry e's graph: replayed, or recorded now and launched (*made: the new
- * graph, for dc_graph_cache_done; *off: the backend refused graphs). A recording that fails
- * ran nothing, so f->x still holds the embeddings, and the layers run directly. */
+ * graph; *failed: the recording failed; *off: the backend refused graphs; all three for
+ * dc_graph_cache_done). A recording that fails ran nothing, so f->x still holds the
+ * embeddings, and the layers run directly. */
 static dc_status run_layers_graph(dc_bert *m, const dc_graph_entry *e, dc_graph_action act,
                                   const fwd_bufs *f, size_t T, const dc_seq_batch *sb,
-                                  dc_graph **made, bool *off) {
+                                  dc_graph **made, bool *failed, bool *off) {
     dc_backend *be = m->be;
     const dc_backend_ops *ops = be->ops;
     if (act == DC_GRAPH_REPLAY) return ops->graph_launch(be, e->graph);
     const fwd_globals none = {0};
     const dc_status began = ops->graph_begin(be);
     *off = began == DC_ERR_UNSUPPORTED_FORMAT;
+    /* another thread recording on this context: try again next time */
+    *failed = began != DC_OK && began != DC_ERR_OVERLOADED && !*off;
     if (began == DC_OK) {
         const dc_status ran = run_layers(m, f, T, sb, &none);
         const dc_status ended = ops->graph_end(be, made);
@@ -643,6 +646,7 @@ static dc_status run_layers_graph(dc_bert *m, const dc_graph_entry *e, dc_graph_
             ops->graph_destroy(be, *made);
             *made = NULL;
         }
+        *failed = !*made;
     }
     if (*made) return ops->graph_launch(be, *made);
     dc_error_clear(); /* the recording's failure is not the forward's */
@@ -688,7 +692,7 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     dc_graph_entry *ge = NULL;
     dc_graph_action act = DC_GRAPH_NONE;
     dc_graph *made = NULL;
-    bool graphs_off = false;
+    bool graph_failed = false, graphs_off = false;
     fwd_globals g = {0};
     if (!pos) return dc_fail(DC_ERR_OUT_OF_MEMORY, "positions for %zu tokens", T);
     if (c->kind == DC_BERT_KIND_BERT) {
@@ -730,7 +734,7 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     ws_bytes = fwd_bytes(c, T, &nH);
     /* a recorded graph, where the backend has them; not for Longformer's global rows (host
      * copies between the layers) */
-    if (!g.n && !m->graphs.off) {
+    if (!g.n && dc_graph_cache_on(&m->graphs)) {
         size_t klen = 0;
         uint8_t *key = layout_key(b, T, &klen);
         if (key) act = dc_graph_cache_take(&m->graphs, be, key, klen, ws_bytes, &ge);
@@ -747,12 +751,14 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     ops->embed_sum(be, T, H, m->word, b->ids, m->pos, pos, m->type,
                    b->type_ids ? b->type_ids : types, f.x);
     dc_seq_batch sb = {b->n_seqs, b->start, b->key_mask};
-    st = act != DC_GRAPH_NONE ? run_layers_graph(m, ge, act, &f, T, &sb, &made, &graphs_off)
-                              : run_layers(m, &f, T, &sb, &g);
+    st = act != DC_GRAPH_NONE
+             ? run_layers_graph(m, ge, act, &f, T, &sb, &made, &graph_failed, &graphs_off)
+             : run_layers(m, &f, T, &sb, &g);
     if (!st) st = ops->download(be, hidden_out, f.x, T * H * sizeof(float));
 done:
     /* the entry's buffers are free for the next forward of its layout after the download */
-    if (act != DC_GRAPH_NONE) dc_graph_cache_done(&m->graphs, be, ge, made, graphs_off);
+    if (act != DC_GRAPH_NONE)
+        dc_graph_cache_done(&m->graphs, be, ge, made, graph_failed, graphs_off);
     else ws_give(m, ws, ws_bytes);
     if (g.xg) ops->release(be, g.xg);
     if (g.qg) ops->release(be, g.qg);

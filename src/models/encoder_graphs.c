@@ -74,17 +74,17 @@ done:
     return act;
 }
 
+bool dc_graph_cache_on(const dc_graph_cache *c) { return !c->off; }
+
 void dc_graph_cache_done(dc_graph_cache *c, dc_backend *be, dc_graph_entry *e, dc_graph *graph,
-                         bool off) {
+                         bool failed, bool off) {
     if (!e) return;
     pthread_mutex_lock(&c->mu);
-    if (!e->graph) {
-        e->graph = graph;
-        e->failed = !graph;
-        if (!graph) { /* the buffers served only this forward */
-            be->ops->release(be, e->buf);
-            e->buf = NULL;
-        }
+    if (!e->graph) e->graph = graph;
+    if (!e->graph && (failed || off)) { /* the buffers served only this forward */
+        e->failed = true;
+        be->ops->release(be, e->buf);
+        e->buf = NULL;
     }
     if (off) c->off = true;
     e->busy = false;

@@ -10,6 +10,7 @@
 #define DC_MODELS_ENCODER_GRAPHS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +39,7 @@ typedef struct dc_graph_cache {
     dc_graph_entry e[DC_GRAPH_CACHE_MAX];
     uint32_t n;
     uint64_t tick;
-    bool off; /* the backend has no graphs, or they are turned off for it */
+    _Atomic bool off; /* the backend has no graphs, or they are turned off for it */
 } dc_graph_cache;
 
 typedef enum dc_graph_action {
@@ -52,10 +53,14 @@ void dc_graph_cache_init(dc_graph_cache *c, const dc_backend *be);
  * REPLAY *out is the entry (with its buffers), busy until dc_graph_cache_done. */
 dc_graph_action dc_graph_cache_take(dc_graph_cache *c, dc_backend *be, const void *key,
                                     size_t key_len, size_t buf_bytes, dc_graph_entry **out);
-/* Ends a forward's use of e. graph: what the recording made (NULL if it failed; the entry
- * then runs without a graph). off: the backend refused graphs (all layouts go without). */
+/* Whether the cache may record at all (false: the backend has no graphs or refused them). */
+bool dc_graph_cache_on(const dc_graph_cache *c);
+/* Ends a forward's use of e (NULL: nothing). graph: what its recording made, kept by the entry.
+ * failed: the recording failed (the layout then runs without a graph from now on). off: the
+ * backend refused graphs (every layout does). Neither (e.g. another thread was recording):
+ * the next forward of the layout tries again. */
 void dc_graph_cache_done(dc_graph_cache *c, dc_backend *be, dc_graph_entry *e, dc_graph *graph,
-                         bool off);
+                         bool failed, bool off);
 /* Destroys every graph and buffer (the model is closing). */
 void dc_graph_cache_clear(dc_graph_cache *c, dc_backend *be);
 

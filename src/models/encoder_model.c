@@ -14,6 +14,7 @@
 #include "models/encoder_extras.h"
 #include "models/encoder_model.h"
 #include "models/model_backend.h"
+#include "tensor/backend_loader.h"
 
 #define DC_DEFAULT_BATCH_TOKENS 16384u
 
@@ -733,6 +734,18 @@ const char *dc_pretrained_backend_desc(const dc_model *m) {
     if (m->info->id == DC_MODEL_MULTIMODAL) return dc_e10_backend_desc(m);
     if (m->vt != &em_vt) return "";
     return ((const dc_encoder_model *)m->impl)->backend_desc;
+}
+
+void dc_pretrained_graph_stats(const dc_model *m, uint64_t *recorded, uint64_t *launches,
+                               uint64_t *failures) {
+    *recorded = *launches = *failures = 0;
+    if (!m || !m->loaded || m->vt != &em_vt) return;
+    dc_backend *be = ((const dc_encoder_model *)m->impl)->be;
+    dc_cuda_graph_stats gs;
+    if (!dc_backend_is_cuda(be) || dc_backend_cuda_graph_stats(be, &gs) != DC_OK) return;
+    *recorded = gs.recorded;
+    *launches = gs.launches;
+    *failures = gs.failures;
 }
 
 bool dc_pretrained_supports(dc_model_id id) {

@@ -60,6 +60,10 @@ dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
 /* Where a loaded pretrained model runs: "cpu", "cuda:0 (NVIDIA H200)", or "cpu (auto: why
  * not cuda)"; "" for a model that is not loaded or not made by dc_pretrained_create. */
 const char *dc_pretrained_backend_desc(const dc_model *m);
+/* The CUDA graphs a loaded encoder model's stream context recorded and launched (all zero on
+ * the CPU, for CLIP, or for a model not made by dc_pretrained_create). */
+void dc_pretrained_graph_stats(const dc_model *m, uint64_t *recorded, uint64_t *launches,
+                               uint64_t *failures);
 /* E10's half of dc_pretrained_backend_desc. */
 const char *dc_e10_backend_desc(const dc_model *m);
 /* o->weights against o->device: fp16 / fp8 need CUDA, int8 the CPU (DC_ERR_UNSUPPORTED_FORMAT

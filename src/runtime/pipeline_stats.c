@@ -100,6 +100,9 @@ dc_status dc_pipeline_stats_get(dc_pipeline *p, dc_pipeline_stats *o) {
             dc_registry_acquire(p->reg, (dc_model_id)i, false, &rm) == DC_OK) {
             const char *d = rm->builtin_pretrained ? dc_pretrained_backend_desc(rm->model) : "";
             if (d[0]) snprintf(m->backend, sizeof m->backend, "%s", d);
+            if (rm->builtin_pretrained)
+                dc_pretrained_graph_stats(rm->model, &m->graphs, &m->graph_launches,
+                                          &m->graph_failures);
             dc_registry_release(p->reg, rm);
         }
         if (p->queue[i]) {
@@ -241,6 +244,12 @@ dc_status dc_pipeline_metrics_json(dc_pipeline *p, char **out) {
         cJSON_AddItemToObject(o, "forward", latency_json(&m->forward));
         if (m->reason[0]) cJSON_AddStringToObject(o, "reason", m->reason);
         if (m->backend[0]) cJSON_AddStringToObject(o, "backend", m->backend);
+        if (m->graphs || m->graph_failures) {
+            cJSON *g = cJSON_AddObjectToObject(o, "cuda_graphs");
+            cJSON_AddNumberToObject(g, "recorded", (double)m->graphs);
+            cJSON_AddNumberToObject(g, "launches", (double)m->graph_launches);
+            cJSON_AddNumberToObject(g, "failures", (double)m->graph_failures);
+        }
     }
     cJSON *hj = cJSON_AddObjectToObject(root, "health");
     cJSON_AddBoolToObject(hj, "healthy", h.healthy);

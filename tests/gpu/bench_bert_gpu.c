@@ -4,8 +4,11 @@
  * attention kernel named by --attn (DC_CUDA_ATTN: "basic" = one block per query and head,
  * "tiled" = query tiles with K/V in shared memory; default both, side by side). Not a test (no
  * thresholds): run by scripts/gpu-check.sh. Exits 77 without a device.
+ * --graphs SHAPES (e.g. 1x16,1x128,8x128): instead, CUDA graphs off and on for each batch shape
+ * (fp32 and bf16, the default attention): ms per batch both ways, the ratio, and whether the
+ * replayed output is bit-identical to the direct one.
  * Usage: bench_bert_gpu [--seqs N] [--len L] [--layers N] [--iters N] [--cpu-iters N]
- *                       [--attn basic,tiled]
+ *                       [--attn basic,tiled] [--graphs SHAPES]
  *                       [--fixture DIR]   (write the checkpoint there and keep it, for peers) */
 #include <sys/stat.h>
 #include <time.h>
@@ -36,10 +39,61 @@ static double time_forward(dc_bert *m, const dc_bert_batch *b, float *out, int i
     return best;
 }
 
+/* Graphs off and on (two stream contexts of the device, one model on each) per batch shape. */
+static int bench_graphs(const char *dir, const char *shapes, int iters) {
+    dc_cuda_options off = {.device = 0}, on = {.device = 0, .graphs = true};
+    dc_backend *plain = NULL, *graphed = NULL;
+    if (dc_backend_cuda_acquire(&off, &plain) || dc_backend_cuda_acquire(&on, &graphed)) {
+        fprintf(stderr, "graphs: %s\n", dc_error_detail());
+        return 1;
+    }
+    printf("%-6s %-9s %12s %12s %8s %s\n", "format", "shape", "direct ms", "graph ms", "ratio",
+           "output");
+    const dc_weight_format fmts[] = {DC_WEIGHTS_F32, DC_WEIGHTS_BF16};
+    for (size_t f = 0; f < 2; f++) {
+        dc_bert *a = NULL, *g = NULL;
+        if (load(dir, plain, fmts[f], &a) || load(dir, graphed, fmts[f], &g)) {
+            fprintf(stderr, "graphs: %s\n", dc_error_detail());
+            return 1;
+        }
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", shapes);
+        for (char *sv = NULL, *sh = strtok_r(buf, ",", &sv); sh; sh = strtok_r(NULL, ",", &sv)) {
+            unsigned ns = 0, len = 0;
+            if (sscanf(sh, "%ux%u", &ns, &len) != 2 || !ns || !len || len > 510) {
+                fprintf(stderr, "--graphs: %s is not SEQSxLEN\n", sh);
+                return 2;
+            }
+            const uint32_t T = ns * len;
+            uint32_t *start = calloc(ns + 1, sizeof *start), *ids = malloc(T * sizeof *ids);
+            for (uint32_t s = 0; s < ns; s++) start[s + 1] = start[s] + len;
+            for (uint32_t r = 0; r < T; r++) ids[r] = 5 + (uint32_t)(rnd(0, 1) * 60.0f);
+            dc_bert_batch b = {ns, start, ids, NULL, NULL};
+            float *y0 = malloc((size_t)T * 768 * 4), *y1 = malloc((size_t)T * 768 * 4);
+            /* the graphed model's first forward records nothing; its second records */
+            dc_bert_forward(g, &b, y1);
+            const double td = time_forward(a, &b, y0, iters), tg = time_forward(g, &b, y1, iters);
+            dc_cuda_graph_stats gs;
+            dc_backend_cuda_graph_stats(graphed, &gs);
+            const bool same = td > 0 && tg > 0 && !memcmp(y0, y1, (size_t)T * 768 * 4);
+            printf("%-6s %-9s %12.3f %12.3f %8.2f %s (graphs %llu, launches %llu)\n",
+                   dc_weight_format_name(fmts[f]), sh, td * 1e3, tg * 1e3, td / tg,
+                   same ? "bit-identical" : "DIFFERS", (unsigned long long)gs.recorded,
+                   (unsigned long long)gs.launches);
+            free(start), free(ids), free(y0), free(y1);
+        }
+        dc_bert_destroy(a);
+        dc_bert_destroy(g);
+    }
+    dc_backend_cuda_release(graphed);
+    dc_backend_cuda_release(plain);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     uint32_t seqs = 32, len = 128, layers = 12;
     int iters = 10, cpu_iters = 2;
-    const char *keep = NULL, *attn = "basic,tiled";
+    const char *keep = NULL, *attn = "basic,tiled", *graphs = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--seqs")) seqs = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--len")) len = (uint32_t)atoi(argv[i + 1]);
@@ -48,6 +102,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--cpu-iters")) cpu_iters = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--fixture")) keep = argv[i + 1];
         else if (!strcmp(argv[i], "--attn")) attn = argv[i + 1];
+        else if (!strcmp(argv[i], "--graphs")) graphs = argv[i + 1];
     }
     /* the attention kernels to time, each a DC_CUDA_ATTN value */
     const char *kernels[4];
@@ -84,6 +139,20 @@ int main(int argc, char **argv) {
     for (uint32_t r = 0; r < T; r++) ids[r] = 5 + (uint32_t)(rnd(0, 1) * 60.0f);
     dc_bert_batch b = {seqs, start, ids, NULL, NULL};
     float *ref = malloc((size_t)T * 768 * 4), *out = malloc((size_t)T * 768 * 4);
+    if (graphs) {
+        printf("BERT-base shape (768/12 heads/3072), %u layers; device %s; CUDA graphs off/on\n",
+               layers, info.name);
+        int rc = bench_graphs(dir, graphs, iters);
+        dc_backend_destroy(gpu);
+        dc_backend_destroy(cpu);
+        if (!keep) {
+            char cmd[4200];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+            if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+        }
+        free(start), free(ids), free(ref), free(out);
+        return rc;
+    }
     printf("BERT-base shape (768/12 heads/3072), %u layers, %u sequences x %u tokens = %u tokens\n",
            layers, seqs, len, T);
     printf("device: %s (sm_%d%d, %d SMs); cpu: %ld online cores, kernel isa %s\n", info.name,

@@ -4,7 +4,9 @@
  * one (cosine ≥ 0.9999, the issue's bar for bf16 too), the
  * SPLADE weights and ColBERT rows must come through, and the stats must say where each model
  * ran. The inputs go into the CUDA pipeline from one thread each at once (the models run side
- * by side on their own streams); the bf16 run asks for green contexts. Inputs: a passage (every text model, E5's Longformer global token included), a query
+ * by side on their own streams); the bf16 run asks for green contexts. The fp32 run then sends
+ * each input three more times, so the encoders record and replay CUDA graphs, and checks the
+ * replays' results and that graphs were recorded and launched. Inputs: a passage (every text model, E5's Longformer global token included), a query
  * (E12 query mode) and a code snippet, and an image (E10's vision tower) when the test data
  * is found next to this file. Exit 77 (skipped) without the CUDA library, a driver or a
  * device. */
@@ -203,13 +205,39 @@ static void run_cuda(dc_quantization q, const char *fmt, bool green, const dc_in
                       "%s: \"%s\" says nothing of green contexts", label, s.model[i].backend);
         }
     }
-    if (!failures)
+    const long extra = q == DC_QUANTIZATION_NONE ? 0 : 1;
+    for (int pass = 0; pass < (q == DC_QUANTIZATION_NONE ? 4 : 1) && !failures; pass++) {
+        /* fp32: three times more, one input at a time, so every single-input layout is seen,
+         * recorded as a CUDA graph and replayed at least once (the first pass may have batched
+         * inputs together); the replays must agree with the CPU too */
+        if (pass) {
+            const dc_embed_options eo = {.no_cache = true};
+            for (size_t i = 0; i < n_in; i++) {
+                dc_pipeline_result_free(&gpu_r[i]);
+                CHECK(dc_pipeline_embed_ex(p, &in[i], &eo, &gpu_r[i]) == DC_OK, "cuda %s %s pass %d: %s",
+                      fmt, names[i], pass, dc_error_detail());
+            }
+        }
         for (size_t i = 0; i < n_in; i++) {
-            char what[32];
-            snprintf(what, sizeof what, "%s %s", fmt, names[i]);
-            long slack = q == DC_QUANTIZATION_NONE ? 2 : 2 + (long)cpu_r[i].fused.sparse.nnz / 20;
+            char what[48];
+            snprintf(what, sizeof what, "%s %s%s", fmt, names[i], pass == 3 ? " (graphs)" : "");
+            long slack = 2 + extra * (long)cpu_r[i].fused.sparse.nnz / 20;
             compare(&cpu_r[i], &gpu_r[i], what, slack);
         }
+    }
+    if (q == DC_QUANTIZATION_NONE && !failures) {
+        uint64_t graphs = 0, launches = 0, failed = 0;
+        CHECK(dc_pipeline_stats_get(p, &s) == DC_OK, "stats");
+        for (int i = 0; i < DC_NUM_MODELS; i++) {
+            graphs += s.model[i].graphs;
+            launches += s.model[i].graph_launches;
+            failed += s.model[i].graph_failures;
+        }
+        printf("  cuda graphs: %llu recorded, %llu launched, %llu failed\n", (unsigned long long)graphs,
+               (unsigned long long)launches, (unsigned long long)failed);
+        CHECK(graphs > 0 && launches >= 2 * graphs && failed == 0,
+              "repeated inputs are recorded and replayed as CUDA graphs");
+    }
     for (size_t i = 0; i < n_in; i++) dc_pipeline_result_free(&gpu_r[i]);
     dc_pipeline_close(p);
 }

@@ -1,0 +1,370 @@
+/* The encoder's recorded forwards (models/encoder_graphs.c and bert.c's graph path) on the CPU:
+ * a fake backend wraps the CPU backend with graph_* ops that really record (each op the layers
+ * use is kept with its arguments, the attention's offsets and mask copied, as the CUDA backend
+ * uploads its plan) and replay them at launch, so a replay computes with the CPU's kernels and
+ * must give, bit for bit, what a direct forward gives. Checked: a layout is recorded on its
+ * second sighting and replayed after, with new token ids (RoBERTa's positions follow them);
+ * the key mask is part of the layout; a refused graph_begin (another thread recording) is
+ * tried again, "graphs off" stops all tries, a failed recording runs the forward directly and
+ * is not tried again for that layout; at most DC_GRAPH_CACHE_MAX layouts are kept; closing
+ * the model destroys every graph and returns every buffer. The CUDA side of the same path runs
+ * in gpu.emulated_graphs and on a GPU. */
+#include "models/bert.h"
+#include "models/encoder_graphs.h"
+#pragma GCC diagnostic push /* the golden-file helpers are not used here */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "test_encoder_util.h"
+#pragma GCC diagnostic pop
+
+/* ---- the recording fake ---- */
+
+typedef enum { OP_LINEAR, OP_LAYERNORM, OP_ACT, OP_ATTN } op_kind;
+typedef struct op {
+    op_kind kind;
+    const dc_linear *l;
+    const float *x, *res, *g, *b, *k, *v;
+    float *y;
+    size_t rows, cols, ld_q, ld_kv, ld_out;
+    float eps, scale;
+    dc_activation act;
+    uint32_t heads, hd, n_seqs;
+    uint32_t *start; /* copies, as the CUDA backend uploads its plan */
+    uint8_t *mask;
+} op;
+
+struct dc_graph {
+    op *ops;
+    size_t n;
+};
+
+static struct {
+    dc_backend *cpu;
+    dc_backend_ops ops;
+    dc_backend be;
+    bool recording;
+    dc_graph *rec;
+    bool broken;
+    dc_status begin_result; /* what graph_begin answers (DC_OK: records) */
+    bool fail_end;
+    int begins, ends, launches, made, destroyed;
+    long live_buffers;
+} fk;
+
+static void push(const op *o) {
+    fk.rec->ops = realloc(fk.rec->ops, (fk.rec->n + 1) * sizeof *fk.rec->ops);
+    fk.rec->ops[fk.rec->n++] = *o;
+}
+
+static dc_status f_alloc(dc_backend *be, size_t bytes, void **out) {
+    (void)be;
+    dc_status st = fk.cpu->ops->alloc(fk.cpu, bytes, out);
+    if (!st) fk.live_buffers++;
+    return st;
+}
+static void f_release(dc_backend *be, void *p) {
+    (void)be;
+    if (p) fk.live_buffers--;
+    fk.cpu->ops->release(fk.cpu, p);
+}
+static dc_status f_copy(dc_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (fk.recording) { /* waits for the device: a recording cannot hold it */
+        fk.broken = true;
+        return DC_ERR_INVALID_ARGUMENT;
+    }
+    memmove(dst, src, bytes);
+    return DC_OK;
+}
+static dc_status f_linear(dc_backend *be, const dc_linear *l, const float *x, size_t rows, float *y) {
+    (void)be;
+    if (fk.recording) return push(&(op){.kind = OP_LINEAR, .l = l, .x = x, .rows = rows, .y = y}), DC_OK;
+    return fk.cpu->ops->linear_forward(fk.cpu, l, x, rows, y);
+}
+static void f_layernorm(dc_backend *be, const float *x, const float *res, const float *g,
+                        const float *b, float eps, size_t rows, size_t cols, float *y) {
+    (void)be;
+    if (fk.recording)
+        push(&(op){.kind = OP_LAYERNORM, .x = x, .res = res, .g = g, .b = b, .eps = eps,
+                   .rows = rows, .cols = cols, .y = y});
+    else fk.cpu->ops->layernorm(fk.cpu, x, res, g, b, eps, rows, cols, y);
+}
+static void f_act(dc_backend *be, dc_activation a, float *x, size_t n) {
+    (void)be;
+    if (fk.recording) push(&(op){.kind = OP_ACT, .act = a, .y = x, .rows = n});
+    else fk.cpu->ops->activation(fk.cpu, a, x, n);
+}
+static dc_status f_attn(dc_backend *be, const float *q, size_t ld_q, const float *k, const float *v,
+                        size_t ld_kv, float *out, size_t ld_out, uint32_t heads, uint32_t hd,
+                        float scale, const dc_seq_batch *s) {
+    (void)be;
+    if (!fk.recording)
+        return fk.cpu->ops->attention(fk.cpu, q, ld_q, k, v, ld_kv, out, ld_out, heads, hd, scale, s);
+    op o = {.kind = OP_ATTN, .x = q, .ld_q = ld_q, .k = k, .v = v, .ld_kv = ld_kv, .y = out,
+            .ld_out = ld_out, .heads = heads, .hd = hd, .scale = scale, .n_seqs = s->n_seqs};
+    o.start = malloc((s->n_seqs + 1) * sizeof *o.start);
+    memcpy(o.start, s->start, (s->n_seqs + 1) * sizeof *o.start);
+    if (s->key_mask) {
+        o.mask = malloc(s->start[s->n_seqs]);
+        memcpy(o.mask, s->key_mask, s->start[s->n_seqs]);
+    }
+    push(&o);
+    return DC_OK;
+}
+static dc_status f_begin(dc_backend *be) {
+    (void)be;
+    fk.begins++;
+    if (fk.begin_result) return fk.begin_result;
+    fk.rec = calloc(1, sizeof *fk.rec);
+    fk.recording = true;
+    fk.broken = false;
+    return DC_OK;
+}
+static void free_graph(dc_graph *g) {
+    for (size_t i = 0; i < g->n; i++) free(g->ops[i].start), free(g->ops[i].mask);
+    free(g->ops);
+    free(g);
+}
+static dc_status f_end(dc_backend *be, dc_graph **out) {
+    (void)be;
+    fk.ends++;
+    fk.recording = false;
+    *out = NULL;
+    if (fk.broken || fk.fail_end) {
+        free_graph(fk.rec);
+        return DC_ERR_GPU;
+    }
+    *out = fk.rec;
+    fk.made++;
+    return DC_OK;
+}
+static dc_status f_launch(dc_backend *be, dc_graph *g) {
+    (void)be;
+    fk.launches++;
+    for (size_t i = 0; i < g->n; i++) {
+        const op *o = &g->ops[i];
+        dc_status st = DC_OK;
+        switch (o->kind) {
+        case OP_LINEAR: st = fk.cpu->ops->linear_forward(fk.cpu, o->l, o->x, o->rows, o->y); break;
+        case OP_LAYERNORM:
+            fk.cpu->ops->layernorm(fk.cpu, o->x, o->res, o->g, o->b, o->eps, o->rows, o->cols, o->y);
+            break;
+        case OP_ACT: fk.cpu->ops->activation(fk.cpu, o->act, o->y, o->rows); break;
+        case OP_ATTN: {
+            dc_seq_batch s = {o->n_seqs, o->start, o->mask};
+            st = fk.cpu->ops->attention(fk.cpu, o->x, o->ld_q, o->k, o->v, o->ld_kv, o->y,
+                                        o->ld_out, o->heads, o->hd, o->scale, &s);
+            break;
+        }
+        }
+        if (st) return st;
+    }
+    return DC_OK;
+}
+static void f_destroy(dc_backend *be, dc_graph *g) {
+    (void)be;
+    fk.destroyed++;
+    free_graph(g);
+}
+
+static dc_backend *fake_open(void) {
+    memset(&fk, 0, sizeof fk);
+    assert_ok(dc_backend_cpu_create(NULL, &fk.cpu));
+    fk.ops = *fk.cpu->ops;
+    fk.ops.name = "fake-graphs";
+    fk.ops.alloc = f_alloc;
+    fk.ops.release = f_release;
+    fk.ops.upload = f_copy;
+    fk.ops.download = f_copy;
+    fk.ops.linear_forward = f_linear;
+    fk.ops.layernorm = f_layernorm;
+    fk.ops.activation = f_act;
+    fk.ops.attention = f_attn;
+    fk.ops.graph_begin = f_begin;
+    fk.ops.graph_end = f_end;
+    fk.ops.graph_launch = f_launch;
+    fk.ops.graph_destroy = f_destroy;
+    /* prepared linears and parameters are the CPU backend's own */
+    fk.be = (dc_backend){.ops = &fk.ops, .impl = fk.cpu->impl};
+    return &fk.be;
+}
+
+/* ---- models and batches ---- */
+
+static dc_bert *load_on(const char *dir, dc_backend *be) {
+    char path[4200];
+    dc_bert_config cfg;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_ok(dc_bert_config_read(path, &cfg));
+    assert_ok(dc_bert_weights_path(dir, path, sizeof path));
+    dc_weights *w = NULL;
+    assert_ok(dc_weights_open(path, &w));
+    dc_bert *m = NULL;
+    assert_ok(dc_bert_create(w, &cfg, be, &m));
+    dc_weights_close(w);
+    return m;
+}
+
+typedef struct batch {
+    uint32_t n, start[6], ids[128];
+    uint8_t mask[128];
+    bool masked;
+} batch;
+
+static void make(batch *b, const uint32_t *lens, uint32_t n, uint32_t seed, uint32_t vocab,
+                 uint32_t pad) {
+    memset(b, 0, sizeof *b);
+    b->n = n;
+    for (uint32_t s = 0; s < n; s++) b->start[s + 1] = b->start[s] + lens[s];
+    for (uint32_t r = 0; r < b->start[n]; r++) {
+        b->ids[r] = 5 + (seed * 7919u + r * 104729u) % (vocab - 6);
+        if (seed % 2 && r % 5 == 2) b->ids[r] = pad; /* RoBERTa: positions skip pads */
+        b->mask[r] = 1;
+    }
+}
+
+/* The graphed model's output equals the plain CPU model's, bit for bit. */
+static void same(dc_bert *ref, dc_bert *m, const batch *b) {
+    const size_t H = dc_bert_config_of(ref)->hidden, n = (size_t)b->start[b->n] * H;
+    dc_bert_batch bb = {b->n, b->start, b->ids, NULL, b->masked ? b->mask : NULL};
+    float *want = malloc(n * sizeof *want), *got = malloc(n * sizeof *got);
+    assert_ok(dc_bert_forward(ref, &bb, want));
+    assert_ok(dc_bert_forward(m, &bb, got));
+    assert_memory_equal(want, got, n * sizeof *got);
+    free(want);
+    free(got);
+}
+
+typedef struct env {
+    char *dir;
+    dc_backend *cpu, *fake;
+    dc_bert *ref, *m;
+    uint32_t vocab, pad;
+} env;
+
+static void env_open(env *e, const char *fixture) {
+    e->dir = fx_make(fixture, NULL);
+    e->fake = fake_open();
+    assert_ok(dc_backend_cpu_create(NULL, &e->cpu));
+    e->ref = load_on(e->dir, e->cpu);
+    e->m = load_on(e->dir, e->fake);
+    e->vocab = dc_bert_config_of(e->ref)->vocab_size;
+    e->pad = dc_bert_config_of(e->ref)->pad_token_id;
+}
+
+static void env_close(env *e) {
+    const int made = fk.made;
+    dc_bert_destroy(e->m);
+    assert_int_equal(fk.destroyed, made);   /* every graph destroyed with the model */
+    assert_int_equal(fk.live_buffers, 0);   /* and every buffer returned */
+    dc_bert_destroy(e->ref);
+    dc_backend_destroy(e->cpu);
+    dc_backend_destroy(fk.cpu);
+    fx_drop(e->dir);
+}
+
+static const uint32_t lens[] = {7, 19, 1, 12};
+
+static void test_record_then_replay(const char *fixture) {
+    env e;
+    env_open(&e, fixture);
+    batch b;
+    make(&b, lens, 4, 1, e.vocab, e.pad);
+    same(e.ref, e.m, &b);
+    assert_int_equal(fk.begins, 0); /* first sighting: nothing recorded */
+    same(e.ref, e.m, &b);
+    assert_int_equal(fk.made, 1);
+    assert_int_equal(fk.launches, 1); /* recorded, then launched: nothing ran while recording */
+    for (uint32_t seed = 2; seed < 6; seed++) { /* replays with other ids (and pads) */
+        make(&b, lens, 4, seed, e.vocab, e.pad);
+        same(e.ref, e.m, &b);
+    }
+    assert_int_equal(fk.made, 1);
+    assert_int_equal(fk.launches, 5);
+    /* the same offsets with a key mask are another layout */
+    b.masked = true;
+    for (uint32_t r = 0; r < b.start[4]; r++) b.mask[r] = r % 3 != 1;
+    for (int s = 0; s < 4; s++) b.mask[b.start[s]] = 1;
+    for (int i = 0; i < 3; i++) same(e.ref, e.m, &b);
+    assert_int_equal(fk.made, 2);
+    assert_int_equal(fk.launches, 7);
+    env_close(&e);
+}
+
+static void test_bert_graphs(void **state) {
+    (void)state;
+    test_record_then_replay("bert");
+}
+
+static void test_roberta_graphs(void **state) {
+    (void)state;
+    test_record_then_replay("roberta");
+}
+
+static void test_refusals(void **state) {
+    (void)state;
+    env e;
+    env_open(&e, "bert");
+    batch b;
+    make(&b, lens, 3, 3, e.vocab, e.pad);
+    /* another thread recording: run directly, try again next time */
+    fk.begin_result = DC_ERR_OVERLOADED;
+    same(e.ref, e.m, &b);
+    same(e.ref, e.m, &b);
+    assert_int_equal(fk.begins, 1);
+    fk.begin_result = DC_OK;
+    same(e.ref, e.m, &b);
+    assert_int_equal(fk.made, 1);
+    /* a recording that fails: the forward runs directly, the layout is not tried again */
+    make(&b, lens, 2, 4, e.vocab, e.pad);
+    fk.fail_end = true;
+    same(e.ref, e.m, &b);
+    const int begins = fk.begins;
+    same(e.ref, e.m, &b);
+    assert_int_equal(fk.begins, begins + 1);
+    same(e.ref, e.m, &b);
+    assert_int_equal(fk.begins, begins + 1);
+    assert_int_equal(fk.made, 1);
+    fk.fail_end = false;
+    /* graphs off for the backend: no layout is tried again */
+    make(&b, lens, 1, 5, e.vocab, e.pad);
+    fk.begin_result = DC_ERR_UNSUPPORTED_FORMAT;
+    same(e.ref, e.m, &b);
+    same(e.ref, e.m, &b);
+    fk.begin_result = DC_OK;
+    const int after_off = fk.begins;
+    make(&b, lens, 4, 6, e.vocab, e.pad);
+    for (int i = 0; i < 3; i++) same(e.ref, e.m, &b);
+    assert_int_equal(fk.begins, after_off);
+    env_close(&e);
+}
+
+static void test_lru(void **state) {
+    (void)state;
+    env e;
+    env_open(&e, "bert");
+    /* DC_GRAPH_CACHE_MAX + 4 layouts, each seen twice, then the first ones again */
+    batch b;
+    for (uint32_t i = 0; i < DC_GRAPH_CACHE_MAX + 4; i++) {
+        const uint32_t l[2] = {3 + i, 2};
+        make(&b, l, 2, i, e.vocab, e.pad);
+        same(e.ref, e.m, &b);
+        same(e.ref, e.m, &b);
+    }
+    assert_int_equal(fk.made, DC_GRAPH_CACHE_MAX + 4);
+    assert_int_equal(fk.destroyed, 4); /* the least recently used made room */
+    const uint32_t l0[2] = {3, 2};
+    make(&b, l0, 2, 0, e.vocab, e.pad);
+    same(e.ref, e.m, &b); /* evicted: seen anew */
+    assert_int_equal(fk.made, DC_GRAPH_CACHE_MAX + 4);
+    env_close(&e);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bert_graphs),
+        cmocka_unit_test(test_roberta_graphs),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_lru),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
