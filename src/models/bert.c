@@ -624,33 +624,17 @@ static uint8_t *layout_key(const dc_bert_batch *b, size_t T, size_t *len) {
     return k;
 }
 
-/* run_layers as entry e's graph: replayed, or recorded now and launched (*made: the new
- * graph; *failed: the recording failed; *off: the backend refused graphs; all three for
- * dc_graph_cache_done). A recording that fails ran nothing, so f->x still holds the
- * embeddings, and the layers run directly. */
-static dc_status run_layers_graph(dc_bert *m, const dc_graph_entry *e, dc_graph_action act,
-                                  const fwd_bufs *f, size_t T, const dc_seq_batch *sb,
-                                  dc_graph **made, bool *failed, bool *off) {
-    dc_backend *be = m->be;
-    const dc_backend_ops *ops = be->ops;
-    if (act == DC_GRAPH_REPLAY) return ops->graph_launch(be, e->graph);
-    const fwd_globals none = {0};
-    const dc_status began = ops->graph_begin(be);
-    *off = began == DC_ERR_UNSUPPORTED_FORMAT;
-    /* another thread recording on this context: try again next time */
-    *failed = began != DC_OK && began != DC_ERR_OVERLOADED && !*off;
-    if (began == DC_OK) {
-        const dc_status ran = run_layers(m, f, T, sb, &none);
-        const dc_status ended = ops->graph_end(be, made);
-        if ((ran != DC_OK || ended != DC_OK) && *made) {
-            ops->graph_destroy(be, *made);
-            *made = NULL;
-        }
-        *failed = !*made;
-    }
-    if (*made) return ops->graph_launch(be, *made);
-    dc_error_clear(); /* the recording's failure is not the forward's */
-    return run_layers(m, f, T, sb, &none);
+typedef struct layers_args {
+    dc_bert *m;
+    const fwd_bufs *f;
+    size_t T;
+    const dc_seq_batch *sb;
+    const fwd_globals *g;
+} layers_args;
+
+static dc_status layers_body(void *ctx) {
+    const layers_args *a = ctx;
+    return run_layers(a->m, a->f, a->T, a->sb, a->g);
 }
 
 dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out) {
@@ -689,10 +673,7 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     uint32_t *pos = malloc(T * sizeof *pos), *types = NULL, *grows = NULL;
     void *ws = NULL;
     size_t ws_bytes = 0;
-    dc_graph_entry *ge = NULL;
-    dc_graph_action act = DC_GRAPH_NONE;
-    dc_graph *made = NULL;
-    bool graph_failed = false, graphs_off = false;
+    dc_graph_use gu = {0};
     fwd_globals g = {0};
     if (!pos) return dc_fail(DC_ERR_OUT_OF_MEMORY, "positions for %zu tokens", T);
     if (c->kind == DC_BERT_KIND_BERT) {
@@ -737,11 +718,10 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     if (!g.n && dc_graph_cache_on(&m->graphs)) {
         size_t klen = 0;
         uint8_t *key = layout_key(b, T, &klen);
-        if (key) act = dc_graph_cache_take(&m->graphs, be, key, klen, ws_bytes, &ge);
+        if (key) ws = dc_graph_use_begin(&m->graphs, be, key, klen, ws_bytes, &gu);
         free(key);
     }
-    if (act != DC_GRAPH_NONE) ws = ge->buf;
-    else if ((st = ws_take(m, &ws_bytes, &ws))) goto done;
+    if (!ws && (st = ws_take(m, &ws_bytes, &ws))) goto done;
     const fwd_bufs f = fwd_split(ws, nH);
     if (g.n && ((st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.xg)) ||
                 (st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.qg)) ||
@@ -751,14 +731,12 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     ops->embed_sum(be, T, H, m->word, b->ids, m->pos, pos, m->type,
                    b->type_ids ? b->type_ids : types, f.x);
     dc_seq_batch sb = {b->n_seqs, b->start, b->key_mask};
-    st = act != DC_GRAPH_NONE
-             ? run_layers_graph(m, ge, act, &f, T, &sb, &made, &graph_failed, &graphs_off)
-             : run_layers(m, &f, T, &sb, &g);
+    layers_args la = {m, &f, T, &sb, &g};
+    st = dc_graph_use_run(&gu, be, layers_body, &la);
     if (!st) st = ops->download(be, hidden_out, f.x, T * H * sizeof(float));
 done:
-    /* the entry's buffers are free for the next forward of its layout after the download */
-    if (act != DC_GRAPH_NONE)
-        dc_graph_cache_done(&m->graphs, be, ge, made, graph_failed, graphs_off);
+    /* the layout's buffers are free for its next forward after the download */
+    if (gu.entry) dc_graph_use_end(&m->graphs, be, &gu);
     else ws_give(m, ws, ws_bytes);
     if (g.xg) ops->release(be, g.xg);
     if (g.qg) ops->release(be, g.qg);

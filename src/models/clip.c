@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "models/bert.h"
 #include "models/clip.h"
+#include "models/encoder_graphs.h"
 #include "models/linear_load.h"
 #include "models/model_backend.h"
 
@@ -167,6 +168,7 @@ struct dc_clip {
     dc_linear *patch;                           /* [hidden, 3·p·p], no bias */
     size_t bytes;
     bool params_moved; /* the float arrays above are backend memory (params_to_backend ran) */
+    dc_graph_cache graphs; /* recorded tower forwards by batch layout (backends with graphs) */
 };
 
 const dc_clip_config *dc_clip_config_of(const dc_clip *m) {
@@ -232,6 +234,7 @@ static dc_status params_to_backend(dc_clip *m) {
 
 void dc_clip_destroy(dc_clip *m) {
     if (!m) return;
+    dc_graph_cache_clear(&m->graphs, m->be); /* the graphs read the weights: first */
     tower_free(m->be, &m->text);
     tower_free(m->be, &m->vision);
     if (m->patch) m->be->ops->linear_destroy(m->be, m->patch);
@@ -313,6 +316,7 @@ dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_back
     if (!m) return dc_fail(DC_ERR_OUT_OF_MEMORY, "clip");
     m->cfg = *cfg;
     m->be = be;
+    dc_graph_cache_init(&m->graphs, be);
     m->text.c = cfg->text;
     m->vision.c = cfg->vision;
     const uint32_t Ht = cfg->text.hidden, Hv = cfg->vision.hidden, P = cfg->projection_dim;
@@ -357,41 +361,89 @@ fail:
 
 /* ---- forward ---- */
 
-/* Pre-LN blocks over a packed batch: x += attn(LN1(x)); x += fc2(act(fc1(LN2(x)))). */
-static dc_status tower_run(dc_clip *m, const clip_tower *t, float *x, size_t T,
-                           const dc_seq_batch *sb, const dc_attn_opts *ao) {
-    dc_backend *be = m->be;
+/* A tower forward's activations: x (the residual stream) and the work areas, one block, each
+ * part 64-byte aligned; the block is a recorded layout's own when it runs as a graph. */
+typedef struct tower_bufs {
+    float *x, *h, *qkv, *ctx, *ffn;
+} tower_bufs;
+
+static size_t tower_bytes(const clip_tower *t, size_t T, size_t *nH) {
+    const size_t al = 16, nI = (T * t->c.intermediate + al - 1) / al * al;
+    *nH = (T * t->c.hidden + al - 1) / al * al;
+    return (6 * *nH + nI) * sizeof(float);
+}
+
+static tower_bufs tower_split(void *block, size_t nH) {
+    tower_bufs b;
+    b.x = block;
+    b.h = b.x + nH;
+    b.qkv = b.h + nH;
+    b.ctx = b.qkv + 3 * nH;
+    b.ffn = b.ctx + nH;
+    return b;
+}
+
+/* Pre-LN blocks over a packed batch: x += attn(LN1(x)); x += fc2(act(fc1(LN2(x)))). Only
+ * stream-ordered ops: a recording can hold it. */
+typedef struct tower_args {
+    dc_clip *m;
+    const clip_tower *t;
+    const tower_bufs *b;
+    size_t T;
+    const dc_seq_batch *sb;
+    const dc_attn_opts *ao;
+} tower_args;
+
+static dc_status tower_run(void *ctx) {
+    const tower_args *a = ctx;
+    const clip_tower *t = a->t;
+    const tower_bufs *b = a->b;
+    const size_t T = a->T;
+    dc_backend *be = a->m->be;
     const dc_backend_ops *ops = be->ops;
     const uint32_t H = t->c.hidden, I = t->c.intermediate, hd = H / t->c.heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *h = NULL, *qkv = NULL, *ctx = NULL, *ffn = NULL;
     dc_status st;
-    if ((st = ops->alloc(be, T * H * sizeof(float), (void **)&h)) ||
-        (st = ops->alloc(be, T * 3 * H * sizeof(float), (void **)&qkv)) ||
-        (st = ops->alloc(be, T * H * sizeof(float), (void **)&ctx)) ||
-        (st = ops->alloc(be, T * I * sizeof(float), (void **)&ffn)))
-        goto done;
     for (uint32_t li = 0; li < t->c.layers; li++) {
         const clip_layer *L = &t->layer[li];
-        ops->layernorm(be, x, NULL, L->ln1_g, L->ln1_b, t->c.eps, T, H, h);
-        if ((st = ops->linear_forward(be, L->qkv, h, T, qkv))) goto done;
-        if ((st = ops->attention_ex(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
-                                    3 * (size_t)H, ctx, H, t->c.heads, hd, scale, sb, ao)))
-            goto done;
-        if ((st = ops->linear_forward(be, L->out, ctx, T, h))) goto done;
-        ops->add(be, x, h, T * H);
-        ops->layernorm(be, x, NULL, L->ln2_g, L->ln2_b, t->c.eps, T, H, h);
-        if ((st = ops->linear_forward(be, L->fc1, h, T, ffn))) goto done;
-        ops->activation(be, t->c.act, ffn, T * I);
-        if ((st = ops->linear_forward(be, L->fc2, ffn, T, h))) goto done;
-        ops->add(be, x, h, T * H);
+        ops->layernorm(be, b->x, NULL, L->ln1_g, L->ln1_b, t->c.eps, T, H, b->h);
+        if ((st = ops->linear_forward(be, L->qkv, b->h, T, b->qkv))) return st;
+        if ((st = ops->attention_ex(be, b->qkv, 3 * (size_t)H, b->qkv + H, b->qkv + 2 * (size_t)H,
+                                    3 * (size_t)H, b->ctx, H, t->c.heads, hd, scale, a->sb, a->ao)))
+            return st;
+        if ((st = ops->linear_forward(be, L->out, b->ctx, T, b->h))) return st;
+        ops->add(be, b->x, b->h, T * H);
+        ops->layernorm(be, b->x, NULL, L->ln2_g, L->ln2_b, t->c.eps, T, H, b->h);
+        if ((st = ops->linear_forward(be, L->fc1, b->h, T, b->ffn))) return st;
+        ops->activation(be, t->c.act, b->ffn, T * I);
+        if ((st = ops->linear_forward(be, L->fc2, b->ffn, T, b->h))) return st;
+        ops->add(be, b->x, b->h, T * H);
     }
-done:
-    if (h) ops->release(be, h);
-    if (qkv) ops->release(be, qkv);
-    if (ctx) ops->release(be, ctx);
-    if (ffn) ops->release(be, ffn);
-    return st;
+    return DC_OK;
+}
+
+/* The block for a tower forward of this layout: a recorded layout's (u->entry set) or a new
+ * one of the caller's. tag tells the towers apart in the key. */
+static dc_status tower_block(dc_clip *m, char tag, uint32_t n, const uint32_t *start,
+                             size_t bytes, dc_graph_use *u, void **block) {
+    *block = NULL;
+    memset(u, 0, sizeof *u);
+    if (dc_graph_cache_on(&m->graphs)) {
+        const size_t len = 1 + ((size_t)n + 1) * sizeof *start;
+        uint8_t *key = malloc(len);
+        if (key) {
+            key[0] = (uint8_t)tag;
+            memcpy(key + 1, start, len - 1);
+            *block = dc_graph_use_begin(&m->graphs, m->be, key, len, bytes, u);
+            free(key);
+        }
+    }
+    return *block ? DC_OK : m->be->ops->alloc(m->be, bytes, block);
+}
+
+static void tower_block_end(dc_clip *m, dc_graph_use *u, void *block) {
+    if (u->entry) dc_graph_use_end(&m->graphs, m->be, u);
+    else if (block) m->be->ops->release(m->be, block);
 }
 
 /* final LayerNorm on the n pooled rows, then the projection into out */
@@ -443,7 +495,9 @@ dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start, c
     dc_backend *be = m->be;
     dc_backend_cpu_bind_threads(be);
     uint32_t *pos = malloc(T * sizeof *pos), *rows = malloc(n * sizeof *rows);
-    float *x = NULL;
+    void *block = NULL;
+    dc_graph_use gu;
+    memset(&gu, 0, sizeof gu);
     dc_status st = DC_OK;
     if (!pos || !rows) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "clip text positions");
@@ -461,14 +515,17 @@ dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start, c
         }
         rows[s] = best;
     }
-    if ((st = be->ops->alloc(be, T * H * sizeof(float), (void **)&x))) goto done;
-    be->ops->embed_sum(be, T, H, m->tok_emb, ids, m->text_pos, pos, NULL, NULL, x);
+    size_t nH;
+    if ((st = tower_block(m, 't', n, start, tower_bytes(&m->text, T, &nH), &gu, &block))) goto done;
+    const tower_bufs tb = tower_split(block, nH);
+    be->ops->embed_sum(be, T, H, m->tok_emb, ids, m->text_pos, pos, NULL, NULL, tb.x);
     dc_seq_batch sb = {n, start, NULL};
     dc_attn_opts causal = {DC_ATTN_UNBOUNDED, 0, NULL, NULL, 0};
-    if ((st = tower_run(m, &m->text, x, T, &sb, &causal))) goto done;
-    st = pool_project(m, &m->text, x, rows, n, out);
+    tower_args ta = {m, &m->text, &tb, T, &sb, &causal};
+    if ((st = dc_graph_use_run(&gu, be, tower_run, &ta))) goto done;
+    st = pool_project(m, &m->text, tb.x, rows, n, out);
 done:
-    if (x) be->ops->release(be, x);
+    tower_block_end(m, &gu, block);
     free(pos);
     free(rows);
     return st;
@@ -486,15 +543,22 @@ dc_status dc_clip_image_features(dc_clip *m, uint32_t n, const float *pixels, fl
     dc_backend_cpu_bind_threads(be);
     float *patches = NULL, *emb = NULL, *x = NULL;
     uint32_t *start = malloc((n + 1) * sizeof *start), *rows = malloc(n * sizeof *rows);
+    void *block = NULL;
+    dc_graph_use gu;
+    memset(&gu, 0, sizeof gu);
     dc_status st = DC_OK;
     if (!start || !rows) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "clip image batch");
         goto done;
     }
+    for (uint32_t i = 0; i <= n; i++) start[i] = i * L;
+    size_t nH;
     if ((st = be->ops->alloc(be, (size_t)n * np * K * sizeof(float), (void **)&patches)) ||
         (st = be->ops->alloc(be, (size_t)n * np * H * sizeof(float), (void **)&emb)) ||
-        (st = be->ops->alloc(be, T * H * sizeof(float), (void **)&x)))
+        (st = tower_block(m, 'v', n, start, tower_bytes(&m->vision, T, &nH), &gu, &block)))
         goto done;
+    const tower_bufs tb = tower_split(block, nH);
+    x = tb.x;
     /* patch (py, px) as a row: channel, then kernel row, then kernel column (the Conv2d
      * weight's flattening); built on the host, straight into `patches` on the CPU backend */
     const bool host = dc_be_is_host(be);
@@ -530,19 +594,18 @@ dc_status dc_clip_image_features(dc_clip *m, uint32_t n, const float *pixels, fl
                                   (size_t)np * H * sizeof(float))))
             goto done;
         be->ops->add(be, xi, m->vis_pos, (size_t)L * H);
-        start[i] = i * L;
         rows[i] = i * L;
     }
-    start[n] = (uint32_t)T;
     be->ops->layernorm(be, x, NULL, m->pre_g, m->pre_b, c->vision.eps, T, H, x);
     dc_seq_batch sb = {n, start, NULL};
     dc_attn_opts full = {DC_ATTN_UNBOUNDED, DC_ATTN_UNBOUNDED, NULL, NULL, 0};
-    if ((st = tower_run(m, &m->vision, x, T, &sb, &full))) goto done;
+    tower_args ta = {m, &m->vision, &tb, T, &sb, &full};
+    if ((st = dc_graph_use_run(&gu, be, tower_run, &ta))) goto done;
     st = pool_project(m, &m->vision, x, rows, n, out);
 done:
     if (patches) be->ops->release(be, patches);
     if (emb) be->ops->release(be, emb);
-    if (x) be->ops->release(be, x);
+    tower_block_end(m, &gu, block);
     free(start);
     free(rows);
     return st;

@@ -34,8 +34,10 @@ static dc_graph_entry *make_room(dc_graph_cache *c, dc_backend *be) {
     return lru;
 }
 
-dc_graph_action dc_graph_cache_take(dc_graph_cache *c, dc_backend *be, const void *key,
-                                    size_t key_len, size_t buf_bytes, dc_graph_entry **out) {
+/* What to do with a forward of this layout; for RECORD and REPLAY *out is the entry, busy
+ * until dc_graph_use_end. */
+static dc_graph_action take(dc_graph_cache *c, dc_backend *be, const void *key, size_t key_len,
+                            size_t buf_bytes, dc_graph_entry **out) {
     *out = NULL;
     if (c->off || buf_bytes > DC_GRAPH_MAX_BUFFER_BYTES) return DC_GRAPH_NONE;
     const uint64_t h = hash_bytes(key, key_len);
@@ -76,19 +78,49 @@ done:
 
 bool dc_graph_cache_on(const dc_graph_cache *c) { return !c->off; }
 
-void dc_graph_cache_done(dc_graph_cache *c, dc_backend *be, dc_graph_entry *e, dc_graph *graph,
-                         bool failed, bool off) {
+void *dc_graph_use_begin(dc_graph_cache *c, dc_backend *be, const void *key, size_t key_len,
+                         size_t buf_bytes, dc_graph_use *u) {
+    memset(u, 0, sizeof *u);
+    u->act = take(c, be, key, key_len, buf_bytes, &u->entry);
+    return u->entry ? u->entry->buf : NULL;
+}
+
+dc_status dc_graph_use_run(dc_graph_use *u, dc_backend *be, dc_graph_body body, void *ctx) {
+    const dc_backend_ops *ops = be->ops;
+    if (u->act == DC_GRAPH_NONE) return body(ctx);
+    if (u->act == DC_GRAPH_REPLAY) return ops->graph_launch(be, u->entry->graph);
+    const dc_status began = ops->graph_begin(be);
+    u->off = began == DC_ERR_UNSUPPORTED_FORMAT;
+    /* another thread recording on this context (DC_ERR_OVERLOADED): try again next time */
+    u->failed = began != DC_OK && began != DC_ERR_OVERLOADED && !u->off;
+    if (began == DC_OK) {
+        const dc_status ran = body(ctx);
+        const dc_status ended = ops->graph_end(be, &u->made);
+        if ((ran != DC_OK || ended != DC_OK) && u->made) {
+            ops->graph_destroy(be, u->made);
+            u->made = NULL;
+        }
+        u->failed = !u->made;
+    }
+    if (u->made) return ops->graph_launch(be, u->made);
+    dc_error_clear(); /* the recording's failure is not the forward's */
+    return body(ctx);
+}
+
+void dc_graph_use_end(dc_graph_cache *c, dc_backend *be, dc_graph_use *u) {
+    dc_graph_entry *e = u->entry;
     if (!e) return;
     pthread_mutex_lock(&c->mu);
-    if (!e->graph) e->graph = graph;
-    if (!e->graph && (failed || off)) { /* the buffers served only this forward */
+    if (!e->graph) e->graph = u->made;
+    if (!e->graph && (u->failed || u->off)) { /* the buffers served only this forward */
         e->failed = true;
         be->ops->release(be, e->buf);
         e->buf = NULL;
     }
-    if (off) c->off = true;
+    if (u->off) c->off = true;
     e->busy = false;
     pthread_mutex_unlock(&c->mu);
+    u->entry = NULL;
 }
 
 void dc_graph_cache_clear(dc_graph_cache *c, dc_backend *be) {

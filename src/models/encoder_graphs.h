@@ -49,18 +49,33 @@ typedef enum dc_graph_action {
 } dc_graph_action;
 
 void dc_graph_cache_init(dc_graph_cache *c, const dc_backend *be);
-/* What to do with a forward of this layout needing buf_bytes of activations. For RECORD and
- * REPLAY *out is the entry (with its buffers), busy until dc_graph_cache_done. */
-dc_graph_action dc_graph_cache_take(dc_graph_cache *c, dc_backend *be, const void *key,
-                                    size_t key_len, size_t buf_bytes, dc_graph_entry **out);
 /* Whether the cache may record at all (false: the backend has no graphs or refused them). */
 bool dc_graph_cache_on(const dc_graph_cache *c);
-/* Ends a forward's use of e (NULL: nothing). graph: what its recording made, kept by the entry.
- * failed: the recording failed (the layout then runs without a graph from now on). off: the
- * backend refused graphs (every layout does). Neither (e.g. another thread was recording):
- * the next forward of the layout tries again. */
-void dc_graph_cache_done(dc_graph_cache *c, dc_backend *be, dc_graph_entry *e, dc_graph *graph,
-                         bool failed, bool off);
+
+/* One forward's use of the cache:
+ *   buf = dc_graph_use_begin(...)      the layout's buffers (NULL: use the caller's own)
+ *   (write the inputs into the buffers)
+ *   st = dc_graph_use_run(...)         the layers: directly, recorded then launched, or replayed
+ *   (read the outputs: a download)
+ *   dc_graph_use_end(...)              the buffers are free for the layout's next forward */
+typedef struct dc_graph_use {
+    dc_graph_entry *entry;
+    dc_graph_action act;
+    dc_graph *made; /* what this forward's recording made */
+    bool failed;    /* its recording failed: the layout runs without a graph from now on */
+    bool off;       /* the backend refused graphs: every layout does */
+} dc_graph_use;
+
+typedef dc_status (*dc_graph_body)(void *ctx);
+
+/* The layout's buffers of buf_bytes for this forward, or NULL when it runs without a graph
+ * (first sighting, graphs off, too large, the entry busy with another forward, ...). */
+void *dc_graph_use_begin(dc_graph_cache *c, dc_backend *be, const void *key, size_t key_len,
+                         size_t buf_bytes, dc_graph_use *u);
+/* body(ctx) as u says. A recording that fails ran nothing, so the inputs are still in the
+ * buffers: the body then runs directly, and its status is the forward's. */
+dc_status dc_graph_use_run(dc_graph_use *u, dc_backend *be, dc_graph_body body, void *ctx);
+void dc_graph_use_end(dc_graph_cache *c, dc_backend *be, dc_graph_use *u);
 /* Destroys every graph and buffer (the model is closing). */
 void dc_graph_cache_clear(dc_graph_cache *c, dc_backend *be);
 

@@ -7,9 +7,10 @@
  * the key mask is part of the layout; a refused graph_begin (another thread recording) is
  * tried again, "graphs off" stops all tries, a failed recording runs the forward directly and
  * is not tried again for that layout; at most DC_GRAPH_CACHE_MAX layouts are kept; closing
- * the model destroys every graph and returns every buffer. The CUDA side of the same path runs
- * in gpu.emulated_graphs and on a GPU. */
+ * the model destroys every graph and returns every buffer. CLIP's text tower (causal) and
+ * vision tower too. The CUDA side of the same path runs in gpu.emulated_graphs and on a GPU. */
 #include "models/bert.h"
+#include "models/clip.h"
 #include "models/encoder_graphs.h"
 #pragma GCC diagnostic push /* the golden-file helpers are not used here */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -18,7 +19,7 @@
 
 /* ---- the recording fake ---- */
 
-typedef enum { OP_LINEAR, OP_LAYERNORM, OP_ACT, OP_ATTN } op_kind;
+typedef enum { OP_LINEAR, OP_LAYERNORM, OP_ACT, OP_ADD, OP_ATTN } op_kind;
 typedef struct op {
     op_kind kind;
     const dc_linear *l;
@@ -27,7 +28,8 @@ typedef struct op {
     size_t rows, cols, ld_q, ld_kv, ld_out;
     float eps, scale;
     dc_activation act;
-    uint32_t heads, hd, n_seqs;
+    uint32_t heads, hd, n_seqs, left, right;
+    bool ex; /* attention_ex (band in left/right; no global tokens or row lists here) */
     uint32_t *start; /* copies, as the CUDA backend uploads its plan */
     uint8_t *mask;
 } op;
@@ -93,6 +95,26 @@ static void f_act(dc_backend *be, dc_activation a, float *x, size_t n) {
     if (fk.recording) push(&(op){.kind = OP_ACT, .act = a, .y = x, .rows = n});
     else fk.cpu->ops->activation(fk.cpu, a, x, n);
 }
+static void f_add(dc_backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    if (fk.recording) push(&(op){.kind = OP_ADD, .y = y, .x = x, .rows = n});
+    else fk.cpu->ops->add(fk.cpu, y, x, n);
+}
+static dc_status f_attn_ex(dc_backend *be, const float *q, size_t ld_q, const float *k,
+                           const float *v, size_t ld_kv, float *out, size_t ld_out, uint32_t heads,
+                           uint32_t hd, float scale, const dc_seq_batch *s, const dc_attn_opts *ao) {
+    (void)be;
+    if (!fk.recording || ao->global_mask || ao->rows)
+        return fk.cpu->ops->attention_ex(fk.cpu, q, ld_q, k, v, ld_kv, out, ld_out, heads, hd,
+                                         scale, s, ao);
+    op o = {.kind = OP_ATTN, .ex = true, .left = ao->left, .right = ao->right, .x = q,
+            .ld_q = ld_q, .k = k, .v = v, .ld_kv = ld_kv, .y = out, .ld_out = ld_out,
+            .heads = heads, .hd = hd, .scale = scale, .n_seqs = s->n_seqs};
+    o.start = malloc((s->n_seqs + 1) * sizeof *o.start);
+    memcpy(o.start, s->start, (s->n_seqs + 1) * sizeof *o.start);
+    push(&o);
+    return DC_OK;
+}
 static dc_status f_attn(dc_backend *be, const float *q, size_t ld_q, const float *k, const float *v,
                         size_t ld_kv, float *out, size_t ld_out, uint32_t heads, uint32_t hd,
                         float scale, const dc_seq_batch *s) {
@@ -149,10 +171,14 @@ static dc_status f_launch(dc_backend *be, dc_graph *g) {
             fk.cpu->ops->layernorm(fk.cpu, o->x, o->res, o->g, o->b, o->eps, o->rows, o->cols, o->y);
             break;
         case OP_ACT: fk.cpu->ops->activation(fk.cpu, o->act, o->y, o->rows); break;
+        case OP_ADD: fk.cpu->ops->add(fk.cpu, o->y, o->x, o->rows); break;
         case OP_ATTN: {
             dc_seq_batch s = {o->n_seqs, o->start, o->mask};
-            st = fk.cpu->ops->attention(fk.cpu, o->x, o->ld_q, o->k, o->v, o->ld_kv, o->y,
-                                        o->ld_out, o->heads, o->hd, o->scale, &s);
+            dc_attn_opts ao = {o->left, o->right, NULL, NULL, 0};
+            st = o->ex ? fk.cpu->ops->attention_ex(fk.cpu, o->x, o->ld_q, o->k, o->v, o->ld_kv,
+                                                   o->y, o->ld_out, o->heads, o->hd, o->scale, &s, &ao)
+                       : fk.cpu->ops->attention(fk.cpu, o->x, o->ld_q, o->k, o->v, o->ld_kv, o->y,
+                                                o->ld_out, o->heads, o->hd, o->scale, &s);
             break;
         }
         }
@@ -179,6 +205,8 @@ static dc_backend *fake_open(void) {
     fk.ops.layernorm = f_layernorm;
     fk.ops.activation = f_act;
     fk.ops.attention = f_attn;
+    fk.ops.attention_ex = f_attn_ex;
+    fk.ops.add = f_add;
     fk.ops.graph_begin = f_begin;
     fk.ops.graph_end = f_end;
     fk.ops.graph_launch = f_launch;
@@ -359,12 +387,68 @@ static void test_lru(void **state) {
     env_close(&e);
 }
 
+static dc_clip *clip_on(const char *dir, dc_backend *be) {
+    char path[4200];
+    dc_clip_config cfg;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_ok(dc_clip_config_read(path, &cfg));
+    assert_ok(dc_bert_weights_path(dir, path, sizeof path));
+    dc_weights *w = NULL;
+    assert_ok(dc_weights_open(path, &w));
+    dc_clip *m = NULL;
+    assert_ok(dc_clip_create(w, &cfg, be, &m));
+    dc_weights_close(w);
+    return m;
+}
+
+/* CLIP: text batches (causal attention) and image batches (a fixed layout per image count). */
+static void test_clip_graphs(void **state) {
+    (void)state;
+    char *dir = fx_make("clip", NULL);
+    dc_backend *fake = fake_open(), *cpu = NULL;
+    assert_ok(dc_backend_cpu_create(NULL, &cpu));
+    dc_clip *ref = clip_on(dir, cpu), *m = clip_on(dir, fake);
+    const dc_clip_config *c = dc_clip_config_of(ref);
+    const uint32_t P = c->projection_dim, vocab = c->vocab_size;
+    const uint32_t start[3] = {0, 5, 13};
+    uint32_t ids[13];
+    float want[3 * 1024], got[3 * 1024];
+    assert_true(P <= 1024);
+    for (uint32_t run = 0; run < 4; run++) {
+        for (uint32_t r = 0; r < 13; r++) ids[r] = 1 + (run * 31 + r * 17) % (vocab - 2);
+        assert_ok(dc_clip_text_features(ref, 2, start, ids, want));
+        assert_ok(dc_clip_text_features(m, 2, start, ids, got));
+        assert_memory_equal(want, got, 2 * P * sizeof *got);
+    }
+    assert_int_equal(fk.made, 1);
+    assert_int_equal(fk.launches, 3);
+    const size_t px = (size_t)c->num_channels * c->image_size * c->image_size;
+    float *pix = malloc(2 * px * sizeof *pix);
+    for (uint32_t run = 0; run < 3; run++) {
+        for (size_t i = 0; i < 2 * px; i++) pix[i] = (float)((i * 7 + run * 13) % 29) / 29.0f - 0.5f;
+        assert_ok(dc_clip_image_features(ref, 2, pix, want));
+        assert_ok(dc_clip_image_features(m, 2, pix, got));
+        assert_memory_equal(want, got, 2 * P * sizeof *got);
+    }
+    assert_int_equal(fk.made, 2); /* the vision tower's layout is its own */
+    assert_int_equal(fk.launches, 5);
+    free(pix);
+    dc_clip_destroy(m);
+    assert_int_equal(fk.destroyed, 2);
+    assert_int_equal(fk.live_buffers, 0);
+    dc_clip_destroy(ref);
+    dc_backend_destroy(cpu);
+    dc_backend_destroy(fk.cpu);
+    fx_drop(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bert_graphs),
         cmocka_unit_test(test_roberta_graphs),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_lru),
+        cmocka_unit_test(test_clip_graphs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
