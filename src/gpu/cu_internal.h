@@ -40,8 +40,10 @@ typedef struct dc_cu_pool_core {
 /* The memory of a recording (graph.c): while a view records (rec set), what it allocates is
  * remembered, and a release only hands the block back to the recording, where a later
  * allocation of the same recording may take it (the graph keeps their order). No block reaches
- * the pool before dc_pool_rec_free, which the graph calls when it is destroyed. A block marked
- * with dc_pool_rec_keep (constants uploaded for the graph) is never handed out again. */
+ * the pool before dc_pool_rec_free, which the graph calls when it is destroyed. A block from
+ * dc_pool_alloc_kept (constants uploaded for the graph at recording time) is one no op of the
+ * graph used before, and none will after: a kernel earlier in the graph would overwrite it at
+ * every replay. */
 typedef struct dc_pool_rec_entry {
     void *ptr;
     uint32_t bucket;
@@ -71,12 +73,13 @@ dc_status dc_pool_attach(dc_cu_pool *p, dc_cu_pool_core *c, cudaStream_t stream)
  * any stream without a wait. */
 void dc_pool_detach(dc_cu_pool *p);
 dc_status dc_pool_alloc(dc_cu_pool *p, size_t bytes, void **out);
+/* As dc_pool_alloc; in a recording, a block kept for the graph alone (see dc_pool_rec). */
+dc_status dc_pool_alloc_kept(dc_cu_pool *p, size_t bytes, void **out);
 void dc_pool_release(dc_cu_pool *p, void *ptr); /* after enqueuing the block's last use */
 void dc_pool_trim(dc_cu_pool *p);
-/* Recordings (see dc_pool_rec): marks a block of v's recording as never to be reused in it;
- * ends a recording (blocks still busy are the caller's, who keeps them while the graph lives,
- * and leave the set); returns the set's blocks to the pool through the context's own view. */
-void dc_pool_rec_keep(dc_cu_pool *v, void *ptr);
+/* Recordings (see dc_pool_rec): ends one (blocks still busy are the caller's, who keeps them
+ * while the graph lives, and leave the set); returns the set's blocks to the pool through the
+ * context's own view. */
 void dc_pool_rec_end(dc_pool_rec *r);
 void dc_pool_rec_free(dc_pool_rec *r);
 /* Exact-size device memory outside the classes, counted in st.weights and against the cap. */

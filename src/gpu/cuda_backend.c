@@ -89,13 +89,13 @@ dc_status dc_cu_stage(dc_cu_backend *cb, const void *ptr, size_t bytes, const vo
     *tmp = NULL;
     *dev = ptr;
     if (!ptr || dc_cu_is_device(ptr)) return DC_OK;
-    void *d = NULL;
-    dc_status st = dc_pool_alloc(&cb->pool, bytes, &d);
-    if (st) return st;
     /* Recording: the array is uploaded now, on the context's own stream (before any launch of
-     * the graph), into a block the graph keeps; a pageable copy cannot be captured. */
+     * the graph), into a block the graph keeps for it alone; a pageable copy cannot be
+     * captured. */
+    void *d = NULL;
+    dc_status st = dc_pool_alloc_kept(&cb->pool, bytes, &d);
+    if (st) return st;
     cudaStream_t s = cb->recording ? cb->recording->owner->stream : cb->stream;
-    dc_pool_rec_keep(&cb->pool, d);
     /* from pageable memory the copy is staged before the call returns: the caller may free */
     cudaError_t e = cudaMemcpyAsync(d, ptr, bytes, cudaMemcpyHostToDevice, s);
     if (e != cudaSuccess) {

@@ -238,13 +238,14 @@ static dc_pool_rec_entry *rec_find(dc_pool_rec *r, const void *ptr) {
     return NULL;
 }
 
-dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
+/* kept: for a recording, a block of its own that no earlier op of the graph used either */
+static dc_status pool_alloc(dc_cu_pool *v, size_t bytes, bool kept, void **out) {
     *out = NULL;
     dc_cu_pool_core *p = v->core;
     uint32_t b = dc_pool_bucket(bytes ? bytes : 1);
     size_t cls = bucket_bytes(b);
     if (cls < bytes) return dc_cu_fail(DC_ERR_OUT_OF_MEMORY, "gpu pool: %zu bytes", bytes);
-    if (v->rec) /* a block this recording released (its last use is earlier in the graph) */
+    if (v->rec && !kept) /* a block this recording released (its last use is earlier in the graph) */
         for (size_t i = 0; i < v->rec->n; i++)
             if (v->rec->e[i].state == DC_REC_FREE && v->rec->e[i].bucket == b) {
                 v->rec->e[i].state = DC_REC_BUSY;
@@ -305,11 +306,19 @@ dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
     *out = blk->ptr;
 done:
     pthread_mutex_unlock(&p->mu);
-    if (!st && v->rec && (st = rec_add(v->rec, *out, b, DC_REC_BUSY))) {
+    if (!st && v->rec && (st = rec_add(v->rec, *out, b, kept ? DC_REC_KEPT : DC_REC_BUSY))) {
         dc_pool_release(v->rec->home, *out); /* nothing used it yet */
         *out = NULL;
     }
     return st;
+}
+
+dc_status dc_pool_alloc(dc_cu_pool *v, size_t bytes, void **out) {
+    return pool_alloc(v, bytes, false, out);
+}
+
+dc_status dc_pool_alloc_kept(dc_cu_pool *v, size_t bytes, void **out) {
+    return pool_alloc(v, bytes, true, out);
 }
 
 void dc_pool_release(dc_cu_pool *v, void *ptr) {
@@ -340,11 +349,6 @@ void dc_pool_release(dc_cu_pool *v, void *ptr) {
         p->free_list[blk->bucket] = blk;
     }
     pthread_mutex_unlock(&p->mu);
-}
-
-void dc_pool_rec_keep(dc_cu_pool *v, void *ptr) {
-    dc_pool_rec_entry *e = v->rec && ptr ? rec_find(v->rec, ptr) : NULL;
-    if (e) e->state = DC_REC_KEPT;
 }
 
 void dc_pool_rec_end(dc_pool_rec *r) {

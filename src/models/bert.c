@@ -579,8 +579,21 @@ typedef struct fwd_globals {
 
 /* From the summed embeddings in f->x to the last hidden state in f->x: only stream-ordered
  * ops, so a recording can hold it (Longformer's global rows excepted: they are copied). */
-static dc_status run_layers(dc_bert *m, const fwd_bufs *f, size_t T, const dc_seq_batch *sb,
-                            const fwd_globals *g) {
+typedef struct layers_args {
+    dc_bert *m;
+    const fwd_bufs *f;
+    size_t T;
+    const dc_seq_batch *sb;
+    const fwd_globals *g;
+} layers_args;
+
+static dc_status run_layers(void *ctx) {
+    const layers_args *a = ctx;
+    dc_bert *m = a->m;
+    const fwd_bufs *f = a->f;
+    const size_t T = a->T;
+    const dc_seq_batch *sb = a->sb;
+    const fwd_globals *g = a->g;
     const dc_bert_config *c = &m->cfg;
     const uint32_t H = c->hidden, I = c->intermediate, hd = H / c->heads;
     dc_backend *be = m->be;
@@ -622,19 +635,6 @@ static uint8_t *layout_key(const dc_bert_batch *b, size_t T, size_t *len) {
     k[sizeof t + offs] = b->key_mask != NULL;
     if (b->key_mask) memcpy(k + sizeof t + offs + 1, b->key_mask, T);
     return k;
-}
-
-typedef struct layers_args {
-    dc_bert *m;
-    const fwd_bufs *f;
-    size_t T;
-    const dc_seq_batch *sb;
-    const fwd_globals *g;
-} layers_args;
-
-static dc_status layers_body(void *ctx) {
-    const layers_args *a = ctx;
-    return run_layers(a->m, a->f, a->T, a->sb, a->g);
 }
 
 dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out) {
@@ -732,7 +732,7 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
                    b->type_ids ? b->type_ids : types, f.x);
     dc_seq_batch sb = {b->n_seqs, b->start, b->key_mask};
     layers_args la = {m, &f, T, &sb, &g};
-    st = dc_graph_use_run(&gu, be, layers_body, &la);
+    st = dc_graph_use_run(&gu, be, run_layers, &la);
     if (!st) st = ops->download(be, hidden_out, f.x, T * H * sizeof(float));
 done:
     /* the layout's buffers are free for its next forward after the download */

@@ -217,7 +217,7 @@ static void *churn(void *arg) {
 }
 
 /* A recording (a graph's memory): what it allocates and releases stays its own and serves its
- * later allocations; kept blocks are never reused in it; blocks from before it join it when
+ * later allocations; kept blocks are fresh and never reused in it; blocks from before it join it when
  * released; blocks still busy at its end are the caller's; nothing reaches the pool (nor the
  * context's own allocations) before dc_pool_rec_free; the cap still holds, and a recording
  * never frees the cache to make room (cudaFree would wait for the capture). */
@@ -234,11 +234,11 @@ static void test_recording(void) {
     CHECK(dc_pool_alloc(&rec_view, 1000, &a) == DC_OK && a != before);
     dc_pool_release(&rec_view, a);
     CHECK(dc_pool_alloc(&rec_view, 900, &b) == DC_OK && b == a); /* reused inside the graph */
-    CHECK(dc_pool_alloc(&rec_view, 1000, &k) == DC_OK && k != a);
-    dc_pool_rec_keep(&rec_view, k); /* an uploaded constant */
-    dc_pool_release(&rec_view, k);
     dc_pool_release(&rec_view, b);
-    CHECK(dc_pool_alloc(&rec_view, 1000, &c) == DC_OK && c == a); /* not k */
+    /* an uploaded constant: never a block the graph used before (a's) */
+    CHECK(dc_pool_alloc_kept(&rec_view, 1000, &k) == DC_OK && k != a);
+    dc_pool_release(&rec_view, k);
+    CHECK(dc_pool_alloc(&rec_view, 1000, &c) == DC_OK && c == a); /* nor after: not k */
     dc_pool_release(&rec_view, c);
     dc_pool_release(&rec_view, before); /* joins the recording, reusable in it */
     CHECK(dc_pool_alloc(&rec_view, 5000, &held) == DC_OK); /* busy at the end: the caller's */
