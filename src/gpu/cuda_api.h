@@ -23,7 +23,7 @@ extern "C" {
  * 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights;
  * 3: stream contexts (stream_open, stream_info), green_partitions, pool_stats.cross_stream;
  * 4: dc_backend_ops.linear_create_from_file, file_stats;
- * 5: dc_cuda_options.graphs, dc_backend_ops.graph_*, graph_stats */
+ * 5: dc_cuda_options.graphs, dc_backend_ops.graph_*, graph_stats, dc_backend_ops.copy_rows */
 #define DC_CUDA_ABI 5
 #define DC_CUDA_ENTRY_SYMBOL "dc_cuda_entry"
 #define DC_CUDA_LIBRARY_NAME "libdodeca_cuda.so"

@@ -181,6 +181,26 @@ static void cu_add(dc_backend *be, float *y, const float *x, size_t n) {
     dc_cu_note(cb, (cudaError_t)dc_cuk_add(cb->stream, y, x, n), "add");
 }
 
+static void cu_copy_rows(dc_backend *be, float *dst, const uint32_t *dst_rows, const float *src,
+                         const uint32_t *src_rows, size_t n, size_t cols) {
+    dc_cu_backend *cb = dc_cu_of(be);
+    if (dc_cu_enter(cb)) {
+        dc_cu_note(cb, cudaErrorInvalidDevice, "copy_rows");
+        return;
+    }
+    if (!n || !cols) return;
+    const void *dr = NULL, *sr = NULL;
+    void *tdr = NULL, *tsr = NULL;
+    if (dc_cu_stage(cb, dst_rows, n * sizeof *dst_rows, &dr, &tdr) ||
+        dc_cu_stage(cb, src_rows, n * sizeof *src_rows, &sr, &tsr))
+        dc_cu_note(cb, cudaErrorMemoryAllocation, "copy_rows: row lists");
+    else
+        dc_cu_note(cb, (cudaError_t)dc_cuk_copy_rows(cb->stream, dst, dr, src, sr, n, cols),
+                   "copy_rows");
+    dc_pool_release(&cb->pool, tdr);
+    dc_pool_release(&cb->pool, tsr);
+}
+
 static void cu_col_max(dc_backend *be, const float *x, size_t rows, size_t cols, float *w) {
     dc_cu_backend *cb = dc_cu_of(be);
     if (dc_cu_enter(cb)) {
@@ -280,6 +300,7 @@ static const dc_backend_ops cuda_ops = {
     .layernorm = cu_layernorm,
     .activation = cu_activation,
     .add = cu_add,
+    .copy_rows = cu_copy_rows,
     .col_max = cu_col_max,
     .embed_sum = cu_embed_sum,
     .attention = dc_cu_attention,

@@ -90,6 +90,16 @@ __global__ void add_k(float *y, const float *x, size_t n) {
         y[i] += x[i];
 }
 
+// dst row (dr ? dr[i] : i) = src row (sr ? sr[i] : i): one block-stride walk over n × cols.
+__global__ void copy_rows_k(float *dst, const uint32_t *dr, const float *src, const uint32_t *sr,
+                            size_t n, size_t cols) {
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n * cols;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const size_t i = e / cols, c = e % cols;
+        dst[(dr ? dr[i] : i) * cols + c] = src[(sr ? sr[i] : i) * cols + c];
+    }
+}
+
 // One thread per column walks the rows: neighbouring threads read neighbouring floats.
 __global__ void col_max_k(const float *x, size_t rows, size_t cols, float *w) {
     for (size_t c = blockIdx.x * (size_t)blockDim.x + threadIdx.x; c < cols;
@@ -185,6 +195,14 @@ int dc_cuk_activation(cudaStream_t s, int act, float *x, size_t n) {
 int dc_cuk_add(cudaStream_t s, float *y, const float *x, size_t n) {
     if (!n) return 0;
     DC_LAUNCH(add_k, elem_grid(n), kElemBlock, 0, s, y, x, n);
+    return (int)cudaGetLastError();
+}
+
+int dc_cuk_copy_rows(cudaStream_t s, float *dst, const uint32_t *dst_rows, const float *src,
+                     const uint32_t *src_rows, size_t n, size_t cols) {
+    if (!n || !cols) return 0;
+    DC_LAUNCH(copy_rows_k, elem_grid(n * cols), kElemBlock, 0, s, dst, dst_rows, src, src_rows, n,
+              cols);
     return (int)cudaGetLastError();
 }
 

@@ -22,6 +22,10 @@ int dc_cuk_layernorm(cudaStream_t s, const float *x, const float *residual, cons
 /* act: the dc_activation value */
 int dc_cuk_activation(cudaStream_t s, int act, float *x, size_t n);
 int dc_cuk_add(cudaStream_t s, float *y, const float *x, size_t n);
+/* dst row (dst_rows ? dst_rows[i] : i) = src row (src_rows ? src_rows[i] : i), i < n; the row
+ * lists are device memory */
+int dc_cuk_copy_rows(cudaStream_t s, float *dst, const uint32_t *dst_rows, const float *src,
+                     const uint32_t *src_rows, size_t n, size_t cols);
 /* w[c] = max over `rows` rows of x[r, c] (row stride cols); -INFINITY when rows = 0 */
 int dc_cuk_col_max(cudaStream_t s, const float *x, size_t rows, size_t cols, float *w);
 /* y[r, c] += bias[c] */

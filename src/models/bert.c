@@ -497,10 +497,7 @@ static dc_status longformer_attention(dc_bert *m, const dc_bert_layer *L, uint32
     dc_status st = ops->attention_ex(be, qkv, 3 * (size_t)H, qkv + H, qkv + 2 * (size_t)H,
                                      3 * (size_t)H, ctx, H, c->heads, hd, scale, sb, &local);
     if (st != DC_OK || !n_glob) return st;
-    /* backend to backend: a device copy on CUDA, memmove on the CPU */
-    for (uint32_t g = 0; g < n_glob; g++)
-        if ((st = ops->upload(be, xg + (size_t)g * H, x + (size_t)grows[g] * H, H * sizeof *xg)))
-            return st;
+    ops->copy_rows(be, xg, NULL, x, grows, n_glob, H); /* gather the global rows */
     if ((st = ops->linear_forward(be, L->q_global, xg, n_glob, qg)) ||
         (st = ops->linear_forward(be, L->kv_global, x, T, kvg)))
         return st;
@@ -508,9 +505,7 @@ static dc_status longformer_attention(dc_bert *m, const dc_bert_layer *L, uint32
     if ((st = ops->attention_ex(be, qg, H, kvg, kvg + H, 2 * (size_t)H, ctxg, H, c->heads, hd,
                                 scale, sb, &full)))
         return st;
-    for (uint32_t g = 0; g < n_glob; g++)
-        if ((st = ops->upload(be, ctx + (size_t)grows[g] * H, ctxg + (size_t)g * H, H * sizeof *ctx)))
-            return st;
+    ops->copy_rows(be, ctx, grows, ctxg, NULL, n_glob, H); /* and scatter their results */
     return DC_OK;
 }
 
@@ -548,27 +543,6 @@ static void ws_give(dc_bert *m, void *p, size_t bytes) {
     if (p) m->be->ops->release(m->be, p);
 }
 
-/* The forward's activations: one block, each part 64-byte aligned. */
-typedef struct fwd_bufs {
-    float *x, *qkv, *ctx, *tmp, *ffn;
-} fwd_bufs;
-
-static size_t fwd_bytes(const dc_bert_config *c, size_t T, size_t *nH) {
-    const size_t al = 16, nI = (T * c->intermediate + al - 1) / al * al;
-    *nH = (T * c->hidden + al - 1) / al * al;
-    return (6 * *nH + nI) * sizeof(float);
-}
-
-static fwd_bufs fwd_split(void *ws, size_t nH) {
-    fwd_bufs f;
-    f.x = ws;
-    f.qkv = f.x + nH;
-    f.ctx = f.qkv + 3 * nH;
-    f.tmp = f.ctx + nH;
-    f.ffn = f.tmp + nH;
-    return f;
-}
-
 /* Longformer's global rows and their buffers (n = 0: none). */
 typedef struct fwd_globals {
     const uint32_t *rows;
@@ -577,8 +551,38 @@ typedef struct fwd_globals {
     float *xg, *qg, *kvg, *ctxg;
 } fwd_globals;
 
+/* The forward's activations, Longformer's global rows' included: one block, each part 64-byte
+ * aligned (the block is a recorded layout's own when the forward runs as a graph). */
+typedef struct fwd_bufs {
+    float *x, *qkv, *ctx, *tmp, *ffn;
+} fwd_bufs;
+
+static size_t aligned(size_t n) { return (n + 15) / 16 * 16; }
+
+static size_t fwd_bytes(const dc_bert_config *c, size_t T, uint32_t n_glob) {
+    const size_t H = c->hidden, nH = aligned(T * H), nG = aligned((size_t)n_glob * H);
+    return (6 * nH + aligned(T * c->intermediate) + (n_glob ? 3 * nG + 2 * nH : 0)) * sizeof(float);
+}
+
+static fwd_bufs fwd_split(const dc_bert_config *c, void *ws, size_t T, fwd_globals *g) {
+    const size_t H = c->hidden, nH = aligned(T * H), nG = aligned((size_t)g->n * H);
+    fwd_bufs f;
+    f.x = ws;
+    f.qkv = f.x + nH;
+    f.ctx = f.qkv + 3 * nH;
+    f.tmp = f.ctx + nH;
+    f.ffn = f.tmp + nH;
+    if (g->n) {
+        g->kvg = f.ffn + aligned(T * c->intermediate);
+        g->xg = g->kvg + 2 * nH;
+        g->qg = g->xg + nG;
+        g->ctxg = g->qg + nG;
+    }
+    return f;
+}
+
 /* From the summed embeddings in f->x to the last hidden state in f->x: only stream-ordered
- * ops, so a recording can hold it (Longformer's global rows excepted: they are copied). */
+ * ops, so a recording can hold it. */
 typedef struct layers_args {
     dc_bert *m;
     const fwd_bufs *f;
@@ -623,17 +627,21 @@ static dc_status run_layers(void *ctx) {
 }
 
 /* The graph key: everything the recorded ops depend on besides the token ids (which the
- * embedding sum reads before the graph): rows, offsets and the key mask. NULL on no memory. */
-static uint8_t *layout_key(const dc_bert_batch *b, size_t T, size_t *len) {
+ * embedding sum reads before the graph): rows, offsets, the key mask and Longformer's global
+ * rows. NULL on no memory. */
+static uint8_t *layout_key(const dc_bert_batch *b, size_t T, const fwd_globals *g, size_t *len) {
     const size_t offs = ((size_t)b->n_seqs + 1) * sizeof *b->start;
-    *len = sizeof(uint64_t) + offs + 1 + (b->key_mask ? T : 0);
-    uint8_t *k = malloc(*len);
+    *len = sizeof(uint64_t) + offs + 2 + (b->key_mask ? T : 0) + (g->n ? T : 0);
+    uint8_t *k = malloc(*len), *p = k;
     if (!k) return NULL;
     const uint64_t t = T;
-    memcpy(k, &t, sizeof t);
-    memcpy(k + sizeof t, b->start, offs);
-    k[sizeof t + offs] = b->key_mask != NULL;
-    if (b->key_mask) memcpy(k + sizeof t + offs + 1, b->key_mask, T);
+    memcpy(p, &t, sizeof t);
+    memcpy(p += sizeof t, b->start, offs);
+    *(p += offs) = b->key_mask != NULL;
+    *++p = g->n != 0;
+    p++;
+    if (b->key_mask) memcpy(p, b->key_mask, T), p += T;
+    if (g->n) memcpy(p, g->mask, T);
     return k;
 }
 
@@ -711,23 +719,15 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
             goto done;
         }
     }
-    size_t nH;
-    ws_bytes = fwd_bytes(c, T, &nH);
-    /* a recorded graph, where the backend has them; not for Longformer's global rows (host
-     * copies between the layers) */
-    if (!g.n && dc_graph_cache_on(&m->graphs)) {
+    ws_bytes = fwd_bytes(c, T, g.n);
+    if (dc_graph_cache_on(&m->graphs)) { /* a recorded graph, where the backend has them */
         size_t klen = 0;
-        uint8_t *key = layout_key(b, T, &klen);
+        uint8_t *key = layout_key(b, T, &g, &klen);
         if (key) ws = dc_graph_use_begin(&m->graphs, be, key, klen, ws_bytes, &gu);
         free(key);
     }
     if (!ws && (st = ws_take(m, &ws_bytes, &ws))) goto done;
-    const fwd_bufs f = fwd_split(ws, nH);
-    if (g.n && ((st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.xg)) ||
-                (st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.qg)) ||
-                (st = ops->alloc(be, T * 2 * H * sizeof(float), (void **)&g.kvg)) ||
-                (st = ops->alloc(be, (size_t)g.n * H * sizeof(float), (void **)&g.ctxg))))
-        goto done;
+    const fwd_bufs f = fwd_split(c, ws, T, &g);
     ops->embed_sum(be, T, H, m->word, b->ids, m->pos, pos, m->type,
                    b->type_ids ? b->type_ids : types, f.x);
     dc_seq_batch sb = {b->n_seqs, b->start, b->key_mask};
@@ -738,10 +738,6 @@ done:
     /* the layout's buffers are free for its next forward after the download */
     if (gu.entry) dc_graph_use_end(&m->graphs, be, &gu);
     else ws_give(m, ws, ws_bytes);
-    if (g.xg) ops->release(be, g.xg);
-    if (g.qg) ops->release(be, g.qg);
-    if (g.kvg) ops->release(be, g.kvg);
-    if (g.ctxg) ops->release(be, g.ctxg);
     free(pos);
     free(types);
     free(grows);

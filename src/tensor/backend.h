@@ -126,6 +126,11 @@ typedef struct dc_backend_ops {
      * max pooling, so its [rows, vocabulary] logits need not leave the backend. x and w are
      * backend memory. */
     void (*col_max)(dc_backend *be, const float *x, size_t rows, size_t cols, float *w);
+    /* dst row (dst_rows ? dst_rows[i] : i) = src row (src_rows ? src_rows[i] : i) for i < n,
+     * rows of `cols` floats; the row lists are host memory, the rows do not overlap. Longformer
+     * gathers its global rows and scatters their results back with it. */
+    void (*copy_rows)(dc_backend *be, float *dst, const uint32_t *dst_rows, const float *src,
+                      const uint32_t *src_rows, size_t n, size_t cols);
     /* Rows of out = sum of the selected rows of up to three tables (word, position, type):
      * out[r] = t0[i0[r]] + t1[i1[r]] + t2[i2[r]] (a NULL table is skipped). Indices were
      * checked by the caller. */

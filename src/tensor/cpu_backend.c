@@ -494,6 +494,14 @@ static void cpu_add(dc_backend *be, float *y, const float *x, size_t n) {
     dc_cpu_parallel_for(n, 2 * DC_PAR_FLOATS, 0, add_piece, &j);
 }
 
+static void cpu_copy_rows(dc_backend *be, float *dst, const uint32_t *dst_rows, const float *src,
+                          const uint32_t *src_rows, size_t n, size_t cols) {
+    (void)be;
+    for (size_t i = 0; i < n; i++)
+        memcpy(dst + (dst_rows ? dst_rows[i] : i) * cols, src + (src_rows ? src_rows[i] : i) * cols,
+               cols * sizeof *dst);
+}
+
 static void col_max_piece(void *ctx, size_t lo, size_t hi, unsigned tid) {
     (void)tid;
     const rows_job *j = ctx;
@@ -672,6 +680,7 @@ static const dc_backend_ops cpu_ops = {
     .layernorm = cpu_layernorm,
     .activation = cpu_activation,
     .add = cpu_add,
+    .copy_rows = cpu_copy_rows,
     .col_max = cpu_col_max,
     .embed_sum = cpu_embed_sum,
     .attention = cpu_attention,

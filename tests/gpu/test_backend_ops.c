@@ -161,6 +161,31 @@ static void test_col_max(void) {
     }
 }
 
+/* Longformer's gather of global rows and the scatter back: both row lists, one, none. */
+static void test_copy_rows(void) {
+    const size_t rows = 40, cols = 768, n = 5;
+    const uint32_t list[5] = {0, 3, 17, 18, 39}, other[5] = {2, 0, 4, 1, 3};
+    const struct {
+        const uint32_t *dr, *sr;
+        const char *what;
+    } cases[] = {{NULL, list, "gather 5 of 40 rows"},
+                 {list, NULL, "scatter 5 rows into 40"},
+                 {list, other, "rows to rows, both lists"},
+                 {NULL, NULL, "5 rows in order"}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float *src = rnd_array(rows * cols, -2, 2), *dst = rnd_array(rows * cols, -2, 2);
+        float *want = malloc(rows * cols * 4);
+        memcpy(want, dst, rows * cols * 4);
+        cpu->ops->copy_rows(cpu, want, cases[c].dr, src, cases[c].sr, n, cols);
+        float *ds = dev(src, rows * cols * 4), *dd = dev(dst, rows * cols * 4);
+        gpu->ops->copy_rows(gpu, dd, cases[c].dr, ds, cases[c].sr, n, cols);
+        float *got = host_of(dd, rows * cols);
+        report("copy_rows", cases[c].what, nmse(got, want, rows * cols), 0);
+        gpu->ops->release(gpu, ds), gpu->ops->release(gpu, dd);
+        free(src), free(dst), free(want), free(got);
+    }
+}
+
 static void test_embed_sum(void) {
     const size_t rows = 37, cols = 96, vocab = 500, npos = 64;
     float *t0 = rnd_array(vocab * cols, -1, 1), *t1 = rnd_array(npos * cols, -1, 1),
@@ -593,6 +618,7 @@ int main(void) {
     test_layernorm();
     test_activation_add();
     test_col_max();
+    test_copy_rows();
     test_embed_sum();
     test_attention();
     test_grouped(DC_GEMM_F32);

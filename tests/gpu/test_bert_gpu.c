@@ -2,9 +2,8 @@
  * the CPU backend in fp32 and on the CUDA backend in fp32, bf16 and fp16 (and fp8 where the
  * device has it); every token row must match the CPU's by cosine (fp32 ≥ 0.99999, bf16/fp16
  * ≥ 0.9999, fp8 ≥ 0.99). Packed batch of mixed lengths with a key mask; Longformer through
- * the banded attention_ex. Longformer's global tokens are left out: bert.c gathers and scatters
- * the global rows with host memcpy on backend buffers, which device memory does not allow
- * (globals are covered op by op in test_backend_ops). Exits 77 without a device. */
+ * the banded attention_ex, with a global token at the start of each sequence (its rows gathered
+ * and scattered on the device by copy_rows). Exits 77 without a device. */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,8 +45,13 @@ static void run_fixture(const char *name, dc_backend *cpu, dc_backend *gpu, bool
     }
     for (int s = 0; s < 5; s++) mask[start[s]] = 1; /* every sequence sees at least one key */
     dc_bert_batch b = {5, start, ids, NULL, mask};
+    /* Longformer: global attention on each sequence's first token, as E5 puts it on <s> */
+    uint8_t global[128] = {0};
+    const bool lf = cfg->kind == DC_BERT_KIND_LONGFORMER;
+    for (int s = 0; s < 5; s++) global[start[s]] = 1;
+    const uint8_t *gm = lf ? global : NULL;
     float *yc = malloc((size_t)T * H * sizeof *yc), *yg = malloc((size_t)T * H * sizeof *yg);
-    dc_status st = dc_bert_forward(ref, &b, yc);
+    dc_status st = dc_bert_forward_global(ref, &b, gm, yc);
     if (st) {
         fprintf(stderr, "%s forward on the cpu: %s\n", name, dc_error_detail());
         exit(1);
@@ -62,7 +66,7 @@ static void run_fixture(const char *name, dc_backend *cpu, dc_backend *gpu, bool
         dc_bert *m = NULL;
         checks++;
         st = load(dir, gpu, runs[i].f, &m);
-        if (!st) st = dc_bert_forward(m, &b, yg);
+        if (!st) st = dc_bert_forward_global(m, &b, gm, yg);
         double cs = st ? -1 : min_cosine(yg, yc, T, H);
         bool ok = st == DC_OK && cs >= runs[i].min_cos;
         if (!ok) failures++;

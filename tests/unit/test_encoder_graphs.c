@@ -7,8 +7,8 @@
  * the key mask is part of the layout; a refused graph_begin (another thread recording) is
  * tried again, "graphs off" stops all tries, a failed recording runs the forward directly and
  * is not tried again for that layout; at most DC_GRAPH_CACHE_MAX layouts are kept; closing
- * the model destroys every graph and returns every buffer. CLIP's text tower (causal) and
- * vision tower too. The CUDA side of the same path runs in gpu.emulated_graphs and on a GPU. */
+ * the model destroys every graph and returns every buffer. Longformer (global rows gathered and
+ * scattered inside the graph) and CLIP's text tower (causal) and vision tower too. The CUDA side of the same path runs in gpu.emulated_graphs and on a GPU. */
 #include "models/bert.h"
 #include "models/clip.h"
 #include "models/encoder_graphs.h"
@@ -19,7 +19,7 @@
 
 /* ---- the recording fake ---- */
 
-typedef enum { OP_LINEAR, OP_LAYERNORM, OP_ACT, OP_ADD, OP_ATTN } op_kind;
+typedef enum { OP_LINEAR, OP_LAYERNORM, OP_ACT, OP_ADD, OP_ATTN, OP_COPY_ROWS } op_kind;
 typedef struct op {
     op_kind kind;
     const dc_linear *l;
@@ -28,10 +28,12 @@ typedef struct op {
     size_t rows, cols, ld_q, ld_kv, ld_out;
     float eps, scale;
     dc_activation act;
-    uint32_t heads, hd, n_seqs, left, right;
-    bool ex; /* attention_ex (band in left/right; no global tokens or row lists here) */
-    uint32_t *start; /* copies, as the CUDA backend uploads its plan */
-    uint8_t *mask;
+    uint32_t heads, hd, n_seqs, left, right, n_rows;
+    bool ex; /* attention_ex */
+    /* copies, as the CUDA backend uploads its plan: offsets, key mask, global mask, query rows
+     * (copy_rows: its two row lists in list and list2) */
+    uint32_t *start, *list, *list2;
+    uint8_t *mask, *gmask;
 } op;
 
 struct dc_graph {
@@ -92,26 +94,43 @@ static void f_layernorm(dc_backend *be, const float *x, const float *res, const 
 }
 static void f_act(dc_backend *be, dc_activation a, float *x, size_t n) {
     (void)be;
-    if (fk.recording) push(&(op){.kind = OP_ACT, .act = a, .y = x, .rows = n});
+    if (fk.recording) push(&(op){.kind = OP_ACT, .act = a, .y = x, .cols = n});
     else fk.cpu->ops->activation(fk.cpu, a, x, n);
 }
 static void f_add(dc_backend *be, float *y, const float *x, size_t n) {
     (void)be;
-    if (fk.recording) push(&(op){.kind = OP_ADD, .y = y, .x = x, .rows = n});
+    if (fk.recording) push(&(op){.kind = OP_ADD, .y = y, .x = x, .cols = n});
     else fk.cpu->ops->add(fk.cpu, y, x, n);
+}
+static void *copy_of(const void *p, size_t bytes) {
+    if (!p) return NULL;
+    void *d = malloc(bytes ? bytes : 1);
+    memcpy(d, p, bytes);
+    return d;
+}
+static void f_copy_rows(dc_backend *be, float *dst, const uint32_t *dr, const float *src,
+                        const uint32_t *sr, size_t n, size_t cols) {
+    (void)be;
+    if (fk.recording)
+        push(&(op){.kind = OP_COPY_ROWS, .y = dst, .x = src, .list = copy_of(dr, n * sizeof *dr),
+                   .list2 = copy_of(sr, n * sizeof *sr), .n_rows = (uint32_t)n, .cols = cols});
+    else fk.cpu->ops->copy_rows(fk.cpu, dst, dr, src, sr, n, cols);
 }
 static dc_status f_attn_ex(dc_backend *be, const float *q, size_t ld_q, const float *k,
                            const float *v, size_t ld_kv, float *out, size_t ld_out, uint32_t heads,
                            uint32_t hd, float scale, const dc_seq_batch *s, const dc_attn_opts *ao) {
     (void)be;
-    if (!fk.recording || ao->global_mask || ao->rows)
+    if (!fk.recording)
         return fk.cpu->ops->attention_ex(fk.cpu, q, ld_q, k, v, ld_kv, out, ld_out, heads, hd,
                                          scale, s, ao);
+    const size_t T = s->start[s->n_seqs];
     op o = {.kind = OP_ATTN, .ex = true, .left = ao->left, .right = ao->right, .x = q,
             .ld_q = ld_q, .k = k, .v = v, .ld_kv = ld_kv, .y = out, .ld_out = ld_out,
-            .heads = heads, .hd = hd, .scale = scale, .n_seqs = s->n_seqs};
-    o.start = malloc((s->n_seqs + 1) * sizeof *o.start);
-    memcpy(o.start, s->start, (s->n_seqs + 1) * sizeof *o.start);
+            .heads = heads, .hd = hd, .scale = scale, .n_seqs = s->n_seqs, .n_rows = ao->n_rows};
+    o.start = copy_of(s->start, (s->n_seqs + 1) * sizeof *o.start);
+    o.mask = copy_of(s->key_mask, T);
+    o.gmask = copy_of(ao->global_mask, T);
+    o.list = copy_of(ao->rows, ao->n_rows * sizeof *ao->rows);
     push(&o);
     return DC_OK;
 }
@@ -142,7 +161,10 @@ static dc_status f_begin(dc_backend *be) {
     return DC_OK;
 }
 static void free_graph(dc_graph *g) {
-    for (size_t i = 0; i < g->n; i++) free(g->ops[i].start), free(g->ops[i].mask);
+    for (size_t i = 0; i < g->n; i++) {
+        op *o = &g->ops[i];
+        free(o->start), free(o->mask), free(o->gmask), free(o->list), free(o->list2);
+    }
     free(g->ops);
     free(g);
 }
@@ -170,11 +192,14 @@ static dc_status f_launch(dc_backend *be, dc_graph *g) {
         case OP_LAYERNORM:
             fk.cpu->ops->layernorm(fk.cpu, o->x, o->res, o->g, o->b, o->eps, o->rows, o->cols, o->y);
             break;
-        case OP_ACT: fk.cpu->ops->activation(fk.cpu, o->act, o->y, o->rows); break;
-        case OP_ADD: fk.cpu->ops->add(fk.cpu, o->y, o->x, o->rows); break;
+        case OP_ACT: fk.cpu->ops->activation(fk.cpu, o->act, o->y, o->cols); break;
+        case OP_ADD: fk.cpu->ops->add(fk.cpu, o->y, o->x, o->cols); break;
+        case OP_COPY_ROWS:
+            fk.cpu->ops->copy_rows(fk.cpu, o->y, o->list, o->x, o->list2, o->n_rows, o->cols);
+            break;
         case OP_ATTN: {
             dc_seq_batch s = {o->n_seqs, o->start, o->mask};
-            dc_attn_opts ao = {o->left, o->right, NULL, NULL, 0};
+            dc_attn_opts ao = {o->left, o->right, o->gmask, o->list, o->n_rows};
             st = o->ex ? fk.cpu->ops->attention_ex(fk.cpu, o->x, o->ld_q, o->k, o->v, o->ld_kv,
                                                    o->y, o->ld_out, o->heads, o->hd, o->scale, &s, &ao)
                        : fk.cpu->ops->attention(fk.cpu, o->x, o->ld_q, o->k, o->v, o->ld_kv, o->y,
@@ -207,6 +232,7 @@ static dc_backend *fake_open(void) {
     fk.ops.attention = f_attn;
     fk.ops.attention_ex = f_attn_ex;
     fk.ops.add = f_add;
+    fk.ops.copy_rows = f_copy_rows;
     fk.ops.graph_begin = f_begin;
     fk.ops.graph_end = f_end;
     fk.ops.graph_launch = f_launch;
@@ -366,6 +392,34 @@ static void test_refusals(void **state) {
     env_close(&e);
 }
 
+/* Longformer: banded attention with global tokens, whose rows are gathered, projected and
+ * scattered back inside the graph; the global rows are part of the layout. */
+static void test_longformer_graphs(void **state) {
+    (void)state;
+    env e;
+    env_open(&e, "longformer");
+    const size_t H = dc_bert_config_of(e.ref)->hidden;
+    const uint32_t lf_lens[] = {40, 9, 23};
+    batch b;
+    uint8_t gm[128] = {0};
+    float *want = malloc(72 * H * sizeof *want), *got = malloc(72 * H * sizeof *got);
+    for (uint32_t run = 0; run < 5; run++) {
+        make(&b, lf_lens, 3, run, e.vocab, e.pad);
+        memset(gm, 0, sizeof gm);
+        for (int s = 0; s < 3; s++) gm[b.start[s]] = 1; /* <s> of each sequence */
+        if (run >= 3) gm[b.start[0] + 7] = 1;            /* another global row: another layout */
+        dc_bert_batch bb = {b.n, b.start, b.ids, NULL, NULL};
+        assert_ok(dc_bert_forward_global(e.ref, &bb, gm, want));
+        assert_ok(dc_bert_forward_global(e.m, &bb, gm, got));
+        assert_memory_equal(want, got, (size_t)b.start[3] * H * sizeof *got);
+    }
+    assert_int_equal(fk.made, 2);    /* runs 1 and 4 recorded */
+    assert_int_equal(fk.launches, 3); /* runs 1, 2 and 4 */
+    free(want);
+    free(got);
+    env_close(&e);
+}
+
 static void test_lru(void **state) {
     (void)state;
     env e;
@@ -447,6 +501,7 @@ int main(void) {
         cmocka_unit_test(test_bert_graphs),
         cmocka_unit_test(test_roberta_graphs),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_longformer_graphs),
         cmocka_unit_test(test_lru),
         cmocka_unit_test(test_clip_graphs),
     };
