@@ -127,6 +127,7 @@ dc_status dc_pool_attach(dc_cu_pool *v, dc_cu_pool_core *c, cudaStream_t stream)
     v->core = c;
     v->stream = stream;
     v->done = NULL;
+    v->rec = NULL;
     cudaError_t e = cudaEventCreateWithFlags(&v->done, cudaEventDisableTiming);
     if (e != cudaSuccess) {
         v->done = NULL;
