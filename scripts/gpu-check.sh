@@ -100,7 +100,7 @@ sed 's/^/  /' "$out/info.txt" | tee -a "$summary"
 gpu_test() {
   local name=$1 limit=$2 prog=$3
   step "$name" "$limit" "$build/$prog" || status=1
-  grep -E "^(FAIL|ok|device:)|checks passed|passed|SKIP|skipped|cosine" "$out/$name.txt" | head -40 |
+  grep -E "^(FAIL|ok|note|device:)|checks passed|checks, |passed|SKIP|skipped|cosine" "$out/$name.txt" | head -40 |
     sed 's/^/  /' | tee -a "$summary"
 }
 step test_fp8 30 "$build/tests/test_fp8" || status=1
