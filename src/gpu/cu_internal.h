@@ -149,7 +149,7 @@ typedef struct dc_cu_recording {
     dc_cu_backend *owner;
     dc_cu_backend shadow;
     dc_pool_rec rec;
-    const char *broken; /* an op the graph cannot hold was called: why ("" = none) */
+    const char *broken; /* an op the graph cannot hold was called: which (NULL = none) */
 } dc_cu_recording;
 /* Refuses an op a recording cannot hold (what: its name): the recording will make no graph. */
 dc_status dc_cu_recording_break(dc_cu_backend *cb, const char *what);
@@ -180,6 +180,9 @@ bool dc_cu_is_device(const void *ptr);
 /* ---- GEMM (gemm.c) ---- */
 
 dc_status dc_cu_gemm_init(dc_cu_backend *cb);
+/* A cuBLAS handle bound to `stream`, working in `workspace` (device memory of `bytes`). */
+dc_status dc_cu_blas_create(cudaStream_t stream, void *workspace, size_t bytes,
+                           cublasHandle_t *out);
 void dc_cu_gemm_destroy(dc_cu_backend *cb);
 dc_status dc_cu_linear_create(dc_backend *be, const float *weight, const float *bias,
                               uint32_t n_out, uint32_t k_in, dc_weight_format fmt,

@@ -53,11 +53,23 @@ static size_t workspace_bytes(int cc_major) {
  * One buffer serves both libraries: every cuBLAS and cuBLASLt call of this context is enqueued
  * on its one stream (under blas_mu), so their kernels run one after the other and never use
  * the workspace at the same time. A cap without room for it fails the context's creation. */
-dc_status dc_cu_gemm_init(dc_cu_backend *cb) {
-    dc_status st = dc_cublas_status(cublasCreate(&cb->blas), "cublasCreate");
+dc_status dc_cu_blas_create(cudaStream_t stream, void *workspace, size_t bytes,
+                           cublasHandle_t *out) {
+    cublasHandle_t h = NULL;
+    dc_status st = dc_cublas_status(cublasCreate(&h), "cublasCreate");
     if (st) return st;
-    if ((st = dc_cublas_status(cublasSetStream(cb->blas, cb->stream), "cublasSetStream")))
+    /* the stream first: cublasSetStream puts the handle back on cuBLAS's own workspace */
+    if ((st = dc_cublas_status(cublasSetStream(h, stream), "cublasSetStream")) ||
+        (st = dc_cublas_status(cublasSetWorkspace(h, workspace, bytes), "cublasSetWorkspace"))) {
+        cublasDestroy(h);
         return st;
+    }
+    *out = h;
+    return DC_OK;
+}
+
+dc_status dc_cu_gemm_init(dc_cu_backend *cb) {
+    dc_status st;
     const size_t bytes = workspace_bytes(cb->cc_major);
     if ((st = dc_pool_weights_alloc(&cb->pool, bytes, &cb->workspace))) {
         dc_cuda_pool_stats ps;
@@ -72,10 +84,7 @@ dc_status dc_cu_gemm_init(dc_cu_backend *cb) {
                           bytes >> 20);
     }
     cb->workspace_bytes = bytes;
-    /* after cublasSetStream, which puts the handle back on cuBLAS's own workspace */
-    if ((st = dc_cublas_status(cublasSetWorkspace(cb->blas, cb->workspace, bytes),
-                               "cublasSetWorkspace")))
-        return st;
+    if ((st = dc_cu_blas_create(cb->stream, cb->workspace, bytes, &cb->blas))) return st;
     return dc_cublas_status(cublasLtCreate(&cb->lt), "cublasLtCreate");
 }
 

@@ -58,17 +58,8 @@ static dc_status recording_resources(dc_cu_backend *cb) {
         (st = dc_pool_weights_alloc(&cb->pool, cb->workspace_bytes, &cb->rec_workspace)))
         return dc_cu_fail(st, "graphs: no room for their %zu MiB cuBLAS workspace",
                           cb->workspace_bytes >> 20);
-    cublasHandle_t h = NULL;
-    if ((st = dc_cublas_status(cublasCreate(&h), "graphs: cublasCreate"))) return st;
-    /* the stream first: cublasSetStream puts the handle back on cuBLAS's own workspace */
-    if ((st = dc_cublas_status(cublasSetStream(h, cb->rec_stream), "graphs: cublasSetStream")) ||
-        (st = dc_cublas_status(cublasSetWorkspace(h, cb->rec_workspace, cb->workspace_bytes),
-                               "graphs: cublasSetWorkspace"))) {
-        cublasDestroy(h);
-        return st;
-    }
-    cb->rec_blas = h;
-    return DC_OK;
+    return dc_cu_blas_create(cb->rec_stream, cb->rec_workspace, cb->workspace_bytes,
+                             &cb->rec_blas);
 }
 
 dc_status dc_cu_recording_break(dc_cu_backend *cb, const char *what) {
