@@ -627,11 +627,11 @@ static dc_status run_layers(void *ctx) {
 }
 
 /* The graph key: everything the recorded ops depend on besides the token ids (which the
- * embedding sum reads before the graph): rows, offsets, the key mask and Longformer's global
- * rows. NULL on no memory. */
+ * embedding sum reads before the graph) and the key mask (which is written into the block):
+ * rows, offsets, whether there is a mask, and Longformer's global rows. NULL on no memory. */
 static uint8_t *layout_key(const dc_bert_batch *b, size_t T, const fwd_globals *g, size_t *len) {
     const size_t offs = ((size_t)b->n_seqs + 1) * sizeof *b->start;
-    *len = sizeof(uint64_t) + offs + 2 + (b->key_mask ? T : 0) + (g->n ? T : 0);
+    *len = sizeof(uint64_t) + offs + 2 + (g->n ? T : 0);
     uint8_t *k = malloc(*len), *p = k;
     if (!k) return NULL;
     const uint64_t t = T;
@@ -640,7 +640,6 @@ static uint8_t *layout_key(const dc_bert_batch *b, size_t T, const fwd_globals *
     *(p += offs) = b->key_mask != NULL;
     *++p = g->n != 0;
     p++;
-    if (b->key_mask) memcpy(p, b->key_mask, T), p += T;
     if (g->n) memcpy(p, g->mask, T);
     return k;
 }
@@ -649,31 +648,14 @@ dc_status dc_bert_forward(dc_bert *m, const dc_bert_batch *b, float *hidden_out)
     return dc_bert_forward_global(m, b, NULL, hidden_out);
 }
 
-dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8_t *global_mask,
-                                 float *hidden_out) {
-    if (!m || !b || (b->n_seqs && (!b->start || !b->ids)) || !hidden_out)
-        return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: NULL argument");
+/* The forward of a checked batch. Where graphs are on, the key mask is copied into the
+ * activation block, so that a recorded layout reads it as data: the same offsets with another
+ * mask replay the same graph. */
+static dc_status forward(dc_bert *m, const dc_bert_batch *b, const uint8_t *global_mask,
+                         float *hidden_out) {
     const dc_bert_config *c = &m->cfg;
     const uint32_t H = c->hidden;
-    if (b->n_seqs == 0) return DC_OK;
-    if (b->start[0] != 0) return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: start[0] must be 0");
-    for (uint32_t s = 0; s < b->n_seqs; s++) {
-        if (b->start[s + 1] < b->start[s])
-            return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: sequence %u has negative length", s);
-        if (b->start[s + 1] - b->start[s] > dc_bert_max_tokens(c))
-            return dc_fail(DC_ERR_INPUT_TOO_LONG, "sequence %u has %u tokens; the model takes %u",
-                           s, b->start[s + 1] - b->start[s], dc_bert_max_tokens(c));
-    }
     const size_t T = b->start[b->n_seqs];
-    if (T == 0) return DC_OK;
-    for (size_t r = 0; r < T; r++) {
-        if (b->ids[r] >= c->vocab_size)
-            return dc_fail(DC_ERR_INVALID_VALUE, "token %zu: id %u is outside the vocabulary (%u)", r,
-                           b->ids[r], c->vocab_size);
-        if (b->type_ids && b->type_ids[r] >= c->type_vocab)
-            return dc_fail(DC_ERR_INVALID_VALUE, "token %zu: type id %u is outside type_vocab_size (%u)",
-                           r, b->type_ids[r], c->type_vocab);
-    }
     dc_backend *be = m->be;
     const dc_backend_ops *ops = be->ops;
     dc_backend_cpu_bind_threads(be);
@@ -719,8 +701,11 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
             goto done;
         }
     }
-    ws_bytes = fwd_bytes(c, T, g.n);
-    if (dc_graph_cache_on(&m->graphs)) { /* a recorded graph, where the backend has them */
+    const bool graphs = dc_graph_cache_on(&m->graphs);
+    const bool mask_in_block = graphs && b->key_mask;
+    const size_t mask_at = fwd_bytes(c, T, g.n);
+    ws_bytes = mask_at + (mask_in_block ? (T + 63) / 64 * 64 : 0);
+    if (graphs) { /* a recorded graph, where the backend has them */
         size_t klen = 0;
         uint8_t *key = layout_key(b, T, &g, &klen);
         if (key) ws = dc_graph_use_begin(&m->graphs, be, key, klen, ws_bytes, &gu);
@@ -731,8 +716,12 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     ops->embed_sum(be, T, H, m->word, b->ids, m->pos, pos, m->type,
                    b->type_ids ? b->type_ids : types, f.x);
     dc_seq_batch sb = {b->n_seqs, b->start, b->key_mask};
+    if (mask_in_block) {
+        sb.key_mask = (const uint8_t *)ws + mask_at;
+        st = ops->upload(be, (void *)sb.key_mask, b->key_mask, T);
+    }
     layers_args la = {m, &f, T, &sb, &g};
-    st = dc_graph_use_run(&gu, be, run_layers, &la);
+    if (!st) st = dc_graph_use_run(&gu, be, run_layers, &la);
     if (!st) st = ops->download(be, hidden_out, f.x, T * H * sizeof(float));
 done:
     /* the layout's buffers are free for its next forward after the download */
@@ -742,4 +731,93 @@ done:
     free(types);
     free(grows);
     return st;
+}
+
+/* The batch padded to its bucket (encoder_graphs.h): every sequence to bk->len rows of pad
+ * tokens, masked as keys; the added sequences are pad tokens that attend only their first row
+ * (a softmax over no key is not defined), global there when the batch has global rows. The
+ * real rows come back packed, as an unpadded forward returns them. */
+static dc_status forward_padded(dc_bert *m, const dc_bert_batch *b, const uint8_t *global_mask,
+                                const dc_graph_bucket *bk, float *hidden_out) {
+    const dc_bert_config *c = &m->cfg;
+    const uint32_t n = bk->n_seqs, L = bk->len, H = c->hidden;
+    const size_t rows = (size_t)n * L;
+    uint32_t *start = malloc(((size_t)n + 1) * sizeof *start), *ids = malloc(rows * sizeof *ids);
+    uint32_t *types = b->type_ids ? calloc(rows, sizeof *types) : NULL;
+    uint8_t *mask = malloc(rows), *glob = global_mask ? calloc(rows, 1) : NULL;
+    float *hidden = malloc(rows * H * sizeof *hidden);
+    dc_status st = DC_OK;
+    if (!start || !ids || (b->type_ids && !types) || !mask || (global_mask && !glob) || !hidden) {
+        st = dc_fail(DC_ERR_OUT_OF_MEMORY, "padded batch of %zu rows", rows);
+        goto done;
+    }
+    for (uint32_t s = 0; s <= n; s++) start[s] = s * L;
+    for (uint32_t s = 0; s < n; s++) {
+        const uint32_t from = s < b->n_seqs ? b->start[s] : 0;
+        const uint32_t len = s < b->n_seqs ? b->start[s + 1] - from : 0;
+        for (uint32_t r = 0; r < L; r++) {
+            const size_t to = (size_t)s * L + r;
+            if (r < len) {
+                ids[to] = b->ids[from + r];
+                mask[to] = b->key_mask ? b->key_mask[from + r] : 1;
+                if (types) types[to] = b->type_ids[from + r];
+                if (glob) glob[to] = global_mask[from + r];
+            } else {
+                ids[to] = c->pad_token_id;
+                mask[to] = len == 0 && r == 0;
+                if (glob) glob[to] = len == 0 && r == 0;
+            }
+        }
+    }
+    const dc_bert_batch pb = {n, start, ids, types, mask};
+    if ((st = forward(m, &pb, glob, hidden))) goto done;
+    for (uint32_t s = 0; s < b->n_seqs; s++)
+        memcpy(hidden_out + (size_t)b->start[s] * H, hidden + (size_t)s * L * H,
+               (size_t)(b->start[s + 1] - b->start[s]) * H * sizeof *hidden);
+done:
+    free(start);
+    free(ids);
+    free(types);
+    free(mask);
+    free(glob);
+    free(hidden);
+    return st;
+}
+
+dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8_t *global_mask,
+                                 float *hidden_out) {
+    if (!m || !b || (b->n_seqs && (!b->start || !b->ids)) || !hidden_out)
+        return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: NULL argument");
+    const dc_bert_config *c = &m->cfg;
+    if (b->n_seqs == 0) return DC_OK;
+    if (b->start[0] != 0) return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: start[0] must be 0");
+    for (uint32_t s = 0; s < b->n_seqs; s++) {
+        if (b->start[s + 1] < b->start[s])
+            return dc_fail(DC_ERR_INVALID_ARGUMENT, "bert forward: sequence %u has negative length", s);
+        if (b->start[s + 1] - b->start[s] > dc_bert_max_tokens(c))
+            return dc_fail(DC_ERR_INPUT_TOO_LONG, "sequence %u has %u tokens; the model takes %u",
+                           s, b->start[s + 1] - b->start[s], dc_bert_max_tokens(c));
+    }
+    const size_t T = b->start[b->n_seqs];
+    if (T == 0) return DC_OK;
+    for (size_t r = 0; r < T; r++) {
+        if (b->ids[r] >= c->vocab_size)
+            return dc_fail(DC_ERR_INVALID_VALUE, "token %zu: id %u is outside the vocabulary (%u)", r,
+                           b->ids[r], c->vocab_size);
+        if (b->type_ids && b->type_ids[r] >= c->type_vocab)
+            return dc_fail(DC_ERR_INVALID_VALUE, "token %zu: type id %u is outside type_vocab_size (%u)",
+                           r, b->type_ids[r], c->type_vocab);
+    }
+    uint32_t n_glob = 0;
+    for (size_t r = 0; c->kind == DC_BERT_KIND_LONGFORMER && global_mask && r < T; r++)
+        n_glob += global_mask[r] != 0;
+    /* where graphs are on, a small batch runs padded to its bucket, so that its layout recurs */
+    dc_graph_bucket bk;
+    if (dc_graph_cache_on(&m->graphs) && c->pad_token_id < c->vocab_size &&
+        dc_graph_bucket_of(b->n_seqs, b->start, dc_bert_max_tokens(c), &bk) &&
+        (size_t)bk.n_seqs * bk.len != T &&
+        fwd_bytes(c, (size_t)bk.n_seqs * bk.len, n_glob ? n_glob + bk.n_seqs : 0) <=
+            DC_GRAPH_MAX_BUFFER_BYTES)
+        return forward_padded(m, b, n_glob ? global_mask : NULL, &bk, hidden_out);
+    return forward(m, b, global_mask, hidden_out);
 }

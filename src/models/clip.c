@@ -494,40 +494,57 @@ dc_status dc_clip_text_features(dc_clip *m, uint32_t n, const uint32_t *start, c
                            c->vocab_size);
     dc_backend *be = m->be;
     dc_backend_cpu_bind_threads(be);
-    uint32_t *pos = malloc(T * sizeof *pos), *rows = malloc(n * sizeof *rows);
+    /* where graphs are on, a small batch runs padded to its bucket (encoder_graphs.h), so that
+     * its layout recurs: causal attention keeps the trailing pad rows out of the real ones */
+    dc_graph_bucket bk = {n, 0};
+    const bool pad = dc_graph_cache_on(&m->graphs) &&
+                     dc_graph_bucket_of(n, start, c->max_position, &bk) &&
+                     (size_t)bk.n_seqs * bk.len != T;
+    const uint32_t fn = pad ? bk.n_seqs : n;
+    const size_t FT = pad ? (size_t)bk.n_seqs * bk.len : T;
+    uint32_t *pos = malloc(FT * sizeof *pos), *rows = malloc(n * sizeof *rows);
+    uint32_t *pstart = pad ? malloc(((size_t)fn + 1) * sizeof *pstart) : NULL;
+    uint32_t *pids = pad ? calloc(FT, sizeof *pids) : NULL; /* pad rows: id 0 */
     void *block = NULL;
     dc_graph_use gu;
     memset(&gu, 0, sizeof gu);
     dc_status st = DC_OK;
-    if (!pos || !rows) {
+    if (!pos || !rows || (pad && (!pstart || !pids))) {
         st = dc_fail(DC_ERR_OUT_OF_MEMORY, "clip text positions");
         goto done;
     }
+    for (uint32_t s = 0; pad && s <= fn; s++) pstart[s] = s * bk.len;
     for (uint32_t s = 0; s < n; s++) {
         uint32_t best = start[s];
         for (uint32_t r = start[s]; r < start[s + 1]; r++) {
-            pos[r] = r - start[s];
             /* transformers: argmax(ids) (first maximum) under the legacy eos id 2, else the
              * first eos (position 0 when there is none) */
             if (c->eos_token_id == 2 ? ids[r] > ids[best]
                                      : (ids[r] == c->eos_token_id && ids[best] != c->eos_token_id))
                 best = r;
         }
-        rows[s] = best;
+        rows[s] = (pad ? pstart[s] : start[s]) + best - start[s];
+        if (pad) memcpy(pids + pstart[s], ids + start[s], (start[s + 1] - start[s]) * sizeof *ids);
     }
+    const uint32_t *fstart = pad ? pstart : start, *fids = pad ? pids : ids;
+    for (uint32_t s = 0; s < fn; s++)
+        for (uint32_t r = fstart[s]; r < fstart[s + 1]; r++) pos[r] = r - fstart[s];
     size_t nH;
-    if ((st = tower_block(m, 't', n, start, tower_bytes(&m->text, T, &nH), &gu, &block))) goto done;
+    if ((st = tower_block(m, 't', fn, fstart, tower_bytes(&m->text, FT, &nH), &gu, &block)))
+        goto done;
     const tower_bufs tb = tower_split(block, nH);
-    be->ops->embed_sum(be, T, H, m->tok_emb, ids, m->text_pos, pos, NULL, NULL, tb.x);
-    dc_seq_batch sb = {n, start, NULL};
+    be->ops->embed_sum(be, FT, H, m->tok_emb, fids, m->text_pos, pos, NULL, NULL, tb.x);
+    dc_seq_batch sb = {fn, fstart, NULL};
     dc_attn_opts causal = {DC_ATTN_UNBOUNDED, 0, NULL, NULL, 0};
-    tower_args ta = {m, &m->text, &tb, T, &sb, &causal};
+    tower_args ta = {m, &m->text, &tb, FT, &sb, &causal};
     if ((st = dc_graph_use_run(&gu, be, tower_run, &ta))) goto done;
     st = pool_project(m, &m->text, tb.x, rows, n, out);
 done:
     tower_block_end(m, &gu, block);
     free(pos);
     free(rows);
+    free(pstart);
+    free(pids);
     return st;
 }
 

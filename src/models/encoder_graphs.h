@@ -79,4 +79,20 @@ void dc_graph_use_end(dc_graph_cache *c, dc_backend *be, dc_graph_use *u);
 /* Destroys every graph and buffer (the model is closing). */
 void dc_graph_cache_clear(dc_graph_cache *c, dc_backend *be);
 
+/* Padded layouts, so that layouts recur. Real traffic rarely sends the same token counts
+ * twice, so a graph keyed by exact offsets would seldom be replayed. Where graphs are on, a
+ * small batch is padded: every sequence to one length from the ladder 8, 12, 16, 24, 32, 48,
+ * 64, 96, ... (two steps per doubling, at most max_len), and the sequence count to a power
+ * of two. The pad rows are masked keys (or, under causal attention, never seen), so the real
+ * rows are what an unpadded forward computes, up to the order of additions in the kernels. */
+typedef struct dc_graph_bucket {
+    uint32_t n_seqs; /* sequences after padding (≥ the batch's) */
+    uint32_t len;    /* rows of every sequence after padding */
+} dc_graph_bucket;
+
+/* The bucket of a batch of n sequences (offsets start[0..n]), or false when it should run
+ * unpadded: a sequence longer than max_len's bucket, or padding that would more than double
+ * the rows (plus 64). */
+bool dc_graph_bucket_of(uint32_t n, const uint32_t *start, uint32_t max_len, dc_graph_bucket *out);
+
 #endif

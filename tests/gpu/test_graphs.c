@@ -3,7 +3,9 @@
  * input, whether its forward was run directly, recorded or replayed:
  *   - a layout seen once runs directly; the second time it is recorded; later it is replayed,
  *     with other token ids (RoBERTa's positions depend on them: pad tokens included);
- *   - another key mask on the same offsets is another graph;
+ *   - small batches run padded to their bucket (4 sequences of 32 rows here): other lengths in
+ *     the same bucket replay the same graph, and the key mask is data the graph reads, so
+ *     another mask on the same offsets replays it too;
  *   - two threads replaying one layout at once each get their own input's result;
  *   - graphs off: nothing is recorded;
  *   - a recording that uses a host-synchronous op fails, says why, and the context goes on;
@@ -154,15 +156,24 @@ static void run_fixture(const char *name, dc_backend *plain, dc_backend *graphed
           "%s: replays launch the recorded graph (launches %llu)", name,
           (unsigned long long)(s.launches - s0.launches));
 
-    /* the same offsets with a key mask: another layout, so another graph */
+    /* the same offsets with key masks: the same padded layout, each mask read as data */
     b.masked = true;
-    for (uint32_t r = 0; r < rows(&b); r++) b.mask[r] = r % 5 != 2 || r == b.start[1];
-    b.mask[0] = b.mask[b.start[2]] = b.mask[b.start[3]] = 1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
+        for (uint32_t r = 0; r < rows(&b); r++) b.mask[r] = (r + (uint32_t)i) % 5 != 2;
+        b.mask[0] = b.mask[b.start[1]] = b.mask[b.start[2]] = b.mask[b.start[3]] = 1;
         same_output(ref, m, &b, H, WHAT("%s %s masked, run %d", name, dc_weight_format_name(fmt), i));
+    }
+    /* other lengths in the same bucket: the same graph again */
+    const uint32_t lens_b[] = {31, 2, 25, 20}, lens_c[] = {8, 32, 4};
+    make_batch(&b, lens_b, 4, vocab, pad, false);
+    same_output(ref, m, &b, H, WHAT("%s %s same bucket, 4 sequences", name, dc_weight_format_name(fmt)));
+    make_batch(&b, lens_c, 3, vocab, pad, false);
+    same_output(ref, m, &b, H, WHAT("%s %s same bucket, 3 sequences", name, dc_weight_format_name(fmt)));
     s = stats(graphed);
-    CHECK(s.recorded == s0.recorded + 2, "%s: a key mask is part of the layout (recorded %llu)",
-          name, (unsigned long long)(s.recorded - s0.recorded));
+    CHECK(s.recorded == s0.recorded + 1 && s.launches == s0.launches + 9,
+          "%s: masks and lengths in one bucket replay one graph (recorded %llu, launches %llu)",
+          name, (unsigned long long)(s.recorded - s0.recorded),
+          (unsigned long long)(s.launches - s0.launches));
 
     /* two threads on one layout: one replays, the other runs directly while it is busy */
     const uint32_t lens2[] = {12, 20};
