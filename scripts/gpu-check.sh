@@ -127,7 +127,7 @@ fi
 # ---- timing: CUDA graphs off and on, BERT-base at small batches (launch-bound shapes) ----
 if [ "$(left)" -gt 290 ]; then
   step bench_graphs 45 "$build/tests/gpu/gpu_bench_bert_gpu" --layers 12 --iters 20 \
-    --graphs 1x16,1x128,8x128,32x128
+    --graphs 1x13,1x16,1x100,1x128,8x100,8x128,32x128
   sed 's/^/  /' "$out/bench_graphs.txt" | tee -a "$summary"
 fi
 

@@ -257,6 +257,7 @@ typedef struct dc_warmup_model {
     dc_status status;
     uint64_t duration_us, first_us, final_us; /* whole warm-up, first batch, last batch */
     uint32_t samples;
+    uint32_t graph_lengths; /* one-input token lengths recorded as CUDA graphs (GPU models) */
 } dc_warmup_model;
 
 typedef struct dc_warmup_report {
@@ -267,7 +268,10 @@ typedef struct dc_warmup_report {
 } dc_warmup_report;
 
 /* Runs each loaded model at the batch shapes 1, 4, 16 and its max batch size (capped by
- * batch.max_batch_size) on synthetic inputs, then the fusion at the same shapes. */
+ * batch.max_batch_size) on synthetic inputs, then the fusion at the same shapes. Encoders on
+ * CUDA with gpu.use_cuda_graphs also record the graphs of one-input forwards of every padded
+ * length up to DC_WARMUP_GRAPH_TOKENS tokens (docs/gpu.md). */
+#define DC_WARMUP_GRAPH_TOKENS 128
 dc_status dc_pipeline_warmup(dc_pipeline *p, dc_warmup_report *out);
 /* The report of the last warm-up (zeroed if none ran). */
 void dc_pipeline_warmup_report(dc_pipeline *p, dc_warmup_report *out);

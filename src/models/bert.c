@@ -313,6 +313,7 @@ const float *dc_bert_word_embeddings(const dc_bert *m) {
     return dc_be_is_host(m->be) ? m->word : NULL;
 }
 size_t dc_bert_memory_bytes(const dc_bert *m) { return m ? m->bytes : 0; }
+bool dc_bert_graphs_on(const dc_bert *m) { return m && dc_graph_cache_on(&m->graphs); }
 
 /* The i-th parameter array an op reads (tables, LayerNorm γ/β) and its length; false past
  * the last. */
@@ -811,11 +812,11 @@ dc_status dc_bert_forward_global(dc_bert *m, const dc_bert_batch *b, const uint8
     uint32_t n_glob = 0;
     for (size_t r = 0; c->kind == DC_BERT_KIND_LONGFORMER && global_mask && r < T; r++)
         n_glob += global_mask[r] != 0;
-    /* where graphs are on, a small batch runs padded to its bucket, so that its layout recurs */
+    /* where graphs are on, a small batch runs padded to its bucket, so that its layout recurs
+     * (one that fills its bucket too: the key mask, all ones then, keeps its key the same) */
     dc_graph_bucket bk;
     if (dc_graph_cache_on(&m->graphs) && c->pad_token_id < c->vocab_size &&
         dc_graph_bucket_of(b->n_seqs, b->start, dc_bert_max_tokens(c), &bk) &&
-        (size_t)bk.n_seqs * bk.len != T &&
         fwd_bytes(c, (size_t)bk.n_seqs * bk.len, n_glob ? n_glob + bk.n_seqs : 0) <=
             DC_GRAPH_MAX_BUFFER_BYTES)
         return forward_padded(m, b, n_glob ? global_mask : NULL, &bk, hidden_out);

@@ -93,6 +93,9 @@ dc_backend *dc_bert_backend(const dc_bert *m);
  * model runs on a device backend (the table lives there: read it from the weights again). */
 const float *dc_bert_word_embeddings(const dc_bert *m);
 size_t dc_bert_memory_bytes(const dc_bert *m);
+/* Whether forwards may be recorded as graphs (the backend has them and has not refused them);
+ * small batches then run padded to their bucket (models/encoder_graphs.h). */
+bool dc_bert_graphs_on(const dc_bert *m);
 
 /* A packed batch: sequence s is rows [start[s], start[s+1]) of ids / type_ids / key_mask. */
 typedef struct dc_bert_batch {

@@ -136,6 +136,11 @@ static uint64_t ladder(uint64_t len) {
     return p >= len ? p : p + p / 2;
 }
 
+uint32_t dc_graph_bucket_len(uint32_t len) {
+    const uint64_t l = ladder(len);
+    return l > UINT32_MAX ? UINT32_MAX : (uint32_t)l;
+}
+
 bool dc_graph_bucket_of(uint32_t n, const uint32_t *start, uint32_t max_len, dc_graph_bucket *out) {
     if (!n || !max_len) return false;
     uint32_t longest = 0;

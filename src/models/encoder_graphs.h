@@ -1,10 +1,10 @@
 /* Recorded forwards (CUDA graphs) of one encoder, keyed by the batch's layout.
  *
- * A forward whose layout (sequence offsets, key mask) was seen before is recorded once through
- * dc_backend_ops.graph_begin/end and replayed after. The graph keeps the pointers it was
- * recorded with, so each entry owns the forward's activation buffers; the token ids are not
- * part of the key (the embedding sum that reads them runs before the graph, into those
- * buffers). Recording waits for a second sighting, so one-off layouts cost nothing; at most
+ * A forward whose layout (sequence offsets, whether there is a key mask, ...) was seen before
+ * is recorded once through dc_backend_ops.graph_begin/end and replayed after. The graph keeps
+ * the pointers it was recorded with, so each entry owns the forward's activation buffers; the
+ * token ids and the key mask are not part of the key (the embedding sum that reads the ids
+ * runs before the graph, into those buffers, and the mask is copied there). Recording waits for a second sighting, so one-off layouts cost nothing; at most
  * DC_GRAPH_CACHE_MAX layouts are kept, the least recently used making room. */
 #ifndef DC_MODELS_ENCODER_GRAPHS_H
 #define DC_MODELS_ENCODER_GRAPHS_H
@@ -89,6 +89,9 @@ typedef struct dc_graph_bucket {
     uint32_t n_seqs; /* sequences after padding (≥ the batch's) */
     uint32_t len;    /* rows of every sequence after padding */
 } dc_graph_bucket;
+
+/* The ladder length a sequence of len rows is padded to (8 for len ≤ 8). */
+uint32_t dc_graph_bucket_len(uint32_t len);
 
 /* The bucket of a batch of n sequences (offsets start[0..n]), or false when it should run
  * unpadded: a sequence longer than max_len's bucket, or padding that would more than double

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "models/encoder_extras.h"
+#include "models/encoder_graphs.h"
 #include "models/encoder_model.h"
 #include "models/model_backend.h"
 #include "tensor/backend_loader.h"
@@ -746,6 +747,59 @@ void dc_pretrained_graph_stats(const dc_model *m, uint64_t *recorded, uint64_t *
     *recorded = gs.recorded;
     *launches = gs.launches;
     *failures = gs.failures;
+}
+
+/* "the" k times as a passage (code for a model that takes no text). text has room for k
+ * words. */
+static dc_input warm_input(const dc_model *m, char *text, uint32_t k) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < k; i++) n += (size_t)sprintf(text + n, i ? " the" : "the");
+    return dc_model_accepts(m->info->id, DC_INPUT_TEXT) ? dc_input_text(text, n, DC_ROLE_PASSAGE)
+                                                        : dc_input_code(text, n, NULL);
+}
+
+/* The tokens of that input as the model tokenises it (0 when truncated). */
+static dc_status warm_tokens(dc_model *m, char *text, uint32_t k, uint32_t *len) {
+    dc_encoder_model *em = m->impl;
+    const dc_input in = warm_input(m, text, k);
+    dc_enc_seq seq = {0};
+    dc_status st = em->recipe->tokenize ? em->recipe->tokenize(em, &in, &seq)
+                                        : default_tokenize(em, &in, &seq);
+    *len = st == DC_OK && !seq.truncated ? seq.len : 0;
+    dc_enc_seq_free(&seq);
+    return st;
+}
+
+dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *lengths) {
+    *lengths = 0;
+    if (!m || !m->loaded || m->vt != &em_vt) return DC_OK;
+    dc_encoder_model *em = m->impl;
+    if (!dc_bert_graphs_on(em->bert)) return DC_OK;
+    const uint32_t limit = max_tokens < em->max_len ? max_tokens : em->max_len;
+    char *text = malloc((size_t)limit * 4 + 8);
+    if (!text) return dc_fail(DC_ERR_OUT_OF_MEMORY, "graph warm-up text");
+    /* tokens = base + per · words (the specials and the prefix, then each word's pieces) */
+    uint32_t one = 0, two = 0;
+    dc_status st = warm_tokens(m, text, 1, &one);
+    if (!st) st = warm_tokens(m, text, 2, &two);
+    const uint32_t per = two > one && two - one <= one ? two - one : 0, base = one - per;
+    /* any length of a bucket records its graph: the forward is padded to the bucket */
+    for (uint32_t L = dc_graph_bucket_len(1); st == DC_OK && per && L <= limit;
+         L = dc_graph_bucket_len(L + 1)) {
+        if (L < one) continue;
+        const uint32_t k = (L - base) / per;
+        uint32_t got = 0;
+        if ((st = warm_tokens(m, text, k, &got)) || !got || dc_graph_bucket_len(got) != L)
+            continue;
+        const dc_input in = warm_input(m, text, k);
+        for (int pass = 0; pass < 2 && st == DC_OK; pass++) {
+            dc_model_embedding e;
+            if ((st = dc_model_embed_batch(m, &in, 1, &e)) == DC_OK) dc_model_embedding_free(&e);
+        }
+        *lengths += st == DC_OK;
+    }
+    free(text);
+    return st;
 }
 
 bool dc_pretrained_supports(dc_model_id id) {

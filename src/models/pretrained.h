@@ -64,6 +64,12 @@ const char *dc_pretrained_backend_desc(const dc_model *m);
  * the CPU, for CLIP, or for a model not made by dc_pretrained_create). */
 void dc_pretrained_graph_stats(const dc_model *m, uint64_t *recorded, uint64_t *launches,
                                uint64_t *failures);
+/* Records the CUDA graphs of one-input forwards ahead of traffic: for each bucket length
+ * (models/encoder_graphs.h) up to max_tokens and the model's own limit, a passage that
+ * tokenises to exactly that many tokens is embedded twice (a layout is recorded on its second
+ * sighting). *lengths: the lengths covered; 0 with DC_OK for a model whose backend has no
+ * graphs, or one not made by dc_pretrained_create. */
+dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *lengths);
 /* E10's half of dc_pretrained_backend_desc. */
 const char *dc_e10_backend_desc(const dc_model *m);
 /* o->weights against o->device: fp16 / fp8 need CUDA, int8 the CPU (DC_ERR_UNSUPPORTED_FORMAT

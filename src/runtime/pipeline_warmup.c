@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/pretrained.h"
 #include "runtime/pipeline_internal.h"
 
 static const char *const words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy",
@@ -86,6 +87,9 @@ static void warm_model(dc_pipeline *p, dc_model_id id, dc_warmup_model *r) {
         r->final_us = (dc_rt_now_ns() - b0) / 1000;
         if (r->status == DC_OK) dc_model_embedding_free(&outs[0]);
     }
+    /* the recorded forwards (CUDA graphs) of single inputs of every padded length */
+    if (r->status == DC_OK)
+        r->status = dc_pretrained_warm_graphs(m->model, DC_WARMUP_GRAPH_TOKENS, &r->graph_lengths);
     r->duration_us = (dc_rt_now_ns() - t0) / 1000;
     r->warmed = r->status == DC_OK;
     if (!r->warmed)

@@ -6,7 +6,9 @@
  * ran. The inputs go into the CUDA pipeline from one thread each at once (the models run side
  * by side on their own streams); the bf16 run asks for green contexts. The fp32 run then sends
  * each input three more times, so the encoders record and replay CUDA graphs, and checks the
- * replays' results and that graphs were recorded and launched. Inputs: a passage (every text model, E5's Longformer global token included), a query
+ * replays' results and that graphs were recorded and launched; then warms the pipeline up and
+ * checks that an input of a length not seen before replays a graph in each BERT-family
+ * encoder (the warm-up recorded every padded length). Inputs: a passage (every text model, E5's Longformer global token included), a query
  * (E12 query mode) and a code snippet, and an image (E10's vision tower) when the test data
  * is found next to this file. Exit 77 (skipped) without the CUDA library, a driver or a
  * device. */
@@ -94,6 +96,7 @@ static dc_pipeline *open_on(const char *device, dc_quantization q, bool green) {
     dc_config_defaults(&cfg);
     cfg.gpu.green_contexts = green;
     cfg.fusion.expert_hidden_dim = 64;
+    cfg.batch.max_batch_size = 4; /* the warm-up's shapes: 1 and 4 */
     cfg.models.lazy_loading = false;
     cfg.pipeline.deadline_ms = 600000; /* the CPU emulation of CUDA is slow */
     snprintf(cfg.models.models_dir, sizeof cfg.models.models_dir, "%s", root);
@@ -237,6 +240,34 @@ static void run_cuda(dc_quantization q, const char *fmt, bool green, const dc_in
                (unsigned long long)launches, (unsigned long long)failed);
         CHECK(graphs > 0 && launches >= 2 * graphs && failed == 0,
               "repeated inputs are recorded and replayed as CUDA graphs");
+        /* the warm-up records one-input forwards of every padded length, so an input of a
+         * length not seen before is a replay in each BERT-family encoder */
+        dc_warmup_report wr;
+        CHECK(dc_pipeline_warmup(p, &wr) == DC_OK, "warm-up: %s", dc_error_detail());
+        dc_pipeline_stats before;
+        CHECK(dc_pipeline_stats_get(p, &before) == DC_OK, "stats");
+        static const char fresh[] = "A sentence that no earlier pass sent, of its own length.";
+        dc_input nin = dc_input_text(fresh, sizeof fresh - 1, DC_ROLE_PASSAGE);
+        nin.has_t_ref = true;
+        nin.t_ref = 1700000100.0;
+        dc_pipeline_result nr;
+        const dc_embed_options neo = {.no_cache = true};
+        CHECK(dc_pipeline_embed_ex(p, &nin, &neo, &nr) == DC_OK, "after warm-up: %s", dc_error_detail());
+        dc_pipeline_result_free(&nr);
+        CHECK(dc_pipeline_stats_get(p, &s) == DC_OK, "stats");
+        for (int i = 0; i < DC_NUM_MODELS; i++) {
+            if (!((pretrained_mask >> i) & 1u) || i == DC_MODEL_MULTIMODAL) continue;
+            const char *label = dc_model_info_get((dc_model_id)i)->label;
+            printf("  %-4s warm-up recorded %u lengths; the new input: %llu recorded, %llu launched\n",
+                   label, wr.model[i].graph_lengths,
+                   (unsigned long long)(s.model[i].graphs - before.model[i].graphs),
+                   (unsigned long long)(s.model[i].graph_launches - before.model[i].graph_launches));
+            CHECK(wr.model[i].graph_lengths >= 3, "%s: warm-up recorded %u lengths", label,
+                  wr.model[i].graph_lengths);
+            CHECK(s.model[i].graphs == before.model[i].graphs &&
+                      s.model[i].graph_launches > before.model[i].graph_launches,
+                  "%s: a new input after the warm-up replays a graph", label);
+        }
     }
     for (size_t i = 0; i < n_in; i++) dc_pipeline_result_free(&gpu_r[i]);
     dc_pipeline_close(p);

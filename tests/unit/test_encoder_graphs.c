@@ -392,8 +392,11 @@ static void test_record_then_replay(const char *fixture) {
     same(e.ref, e.m, &b);
     make(&b, other[2], count[2], 8, e.vocab, e.pad);
     same(e.ref, e.m, &b);
+    const uint32_t full[4] = {24, 24, 24, 24}; /* fills the bucket: the same layout still */
+    make(&b, full, 4, 10, e.vocab, e.pad);
+    same(e.ref, e.m, &b);
     assert_int_equal(fk.made, 1);
-    assert_int_equal(fk.launches, 11);
+    assert_int_equal(fk.launches, 12);
     make(&b, other[1], count[1], 9, e.vocab, e.pad); /* 2 sequences: another bucket */
     same(e.ref, e.m, &b);
     same(e.ref, e.m, &b);
