@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "dodeca/pipeline.h"
+#include "io/image.h"
 
 static const char *const route_names[DC_HTTP_ROUTE_COUNT] = {
     "/v1/embeddings", "/embed", "/embed_sparse", "/embed_multi", "/similarity",
@@ -64,6 +65,9 @@ void dc_http_request_init(dc_http_request *r) {
 }
 
 void dc_http_request_free(dc_http_request *r) {
+    for (size_t i = 0; r->images && i < r->n; i++) free(r->images[i]);
+    free(r->images);
+    free(r->image_formats);
     free(r->texts);
     free(r->lens);
     cJSON_Delete((cJSON *)r->doc_);
@@ -107,9 +111,102 @@ static dc_status check_text(const char *field, size_t index, bool indexed, const
 static dc_status alloc_inputs(dc_http_request *r, size_t n) {
     r->texts = calloc(n ? n : 1, sizeof *r->texts);
     r->lens = calloc(n ? n : 1, sizeof *r->lens);
-    if (!r->texts || !r->lens) return dc_fail(DC_ERR_OUT_OF_MEMORY, "request inputs");
+    if (r->type == DC_INPUT_IMAGE) {
+        r->images = calloc(n ? n : 1, sizeof *r->images);
+        r->image_formats = calloc(n ? n : 1, sizeof *r->image_formats);
+    }
+    if (!r->texts || !r->lens || (r->type == DC_INPUT_IMAGE && (!r->images || !r->image_formats)))
+        return dc_fail(DC_ERR_OUT_OF_MEMORY, "request inputs");
     r->n = n;
     return DC_OK;
+}
+
+static int b64_value(unsigned char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Standard base64 (padding optional, ASCII whitespace skipped, as MIME line breaks) into a new
+ * buffer. DC_ERR_INVALID_VALUE naming the offset of the first character that does not fit. */
+static dc_status b64_decode(const char *where, const char *s, size_t n, uint8_t **out,
+                            size_t *out_len) {
+    uint8_t *b = malloc(n / 4 * 3 + 3);
+    if (!b) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: %zu bytes of base64", where, n);
+    uint32_t acc = 0;
+    size_t len = 0, digits = 0, pads = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+        const int v = c == '=' ? -2 : b64_value(c);
+        if (v == -1 || (v >= 0 && pads) || (v == -2 && (digits % 4 < 2 || ++pads > 2))) {
+            free(b);
+            return dc_fail(DC_ERR_INVALID_VALUE, "%s: not base64 at character %zu", where, i);
+        }
+        if (v < 0) continue;
+        acc = acc << 6 | (uint32_t)v;
+        if (++digits % 4 == 0) {
+            b[len++] = (uint8_t)(acc >> 16);
+            b[len++] = (uint8_t)(acc >> 8);
+            b[len++] = (uint8_t)acc;
+            acc = 0;
+        }
+    }
+    const size_t rest = digits % 4;
+    if (rest == 1 || (pads && rest + pads != 4)) {
+        free(b);
+        return dc_fail(DC_ERR_INVALID_VALUE, "%s: base64 ends in the middle of a byte", where);
+    }
+    if (rest >= 2) b[len++] = (uint8_t)(acc >> (rest == 2 ? 4 : 10));
+    if (rest == 3) b[len++] = (uint8_t)(acc >> 2);
+    *out = b;
+    *out_len = len;
+    return DC_OK;
+}
+
+/* An image input: "data:image/...;base64,<payload>" or the bare payload, decoded, and its
+ * format known by its first bytes. URLs are refused: the server fetches nothing. */
+static dc_status check_image(const char *field, size_t index, bool indexed, const cJSON *v,
+                             uint8_t **bytes, size_t *len, dc_image_format *fmt) {
+    char where[64];
+    if (indexed) snprintf(where, sizeof where, "%s[%zu]", field, index);
+    else snprintf(where, sizeof where, "%s", field);
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return dc_fail(DC_ERR_INVALID_VALUE, "%s: must be a string (a data: URI or base64)", where);
+    const char *s = v->valuestring;
+    size_t n = strlen(s);
+    if (n == 0) return dc_fail(DC_ERR_EMPTY_INPUT, "%s: empty string", where);
+    if (!strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8))
+        return dc_fail(DC_ERR_INVALID_VALUE,
+                       "%s: image URLs are not fetched; send the image's bytes as base64 or a "
+                       "data: URI", where);
+    if (!strncasecmp(s, "data:", 5)) {
+        const char *comma = memchr(s, ',', n);
+        if (!comma || strncasecmp(s + 5, "image/", 6) ||
+            (size_t)(comma - s) < 7 || strncasecmp(comma - 7, ";base64", 7))
+            return dc_fail(DC_ERR_INVALID_VALUE,
+                           "%s: a data: URI must read data:image/<type>;base64,<bytes>", where);
+        n -= (size_t)(comma + 1 - s);
+        s = comma + 1;
+    }
+    dc_status st = b64_decode(where, s, n, bytes, len);
+    if (st) return st;
+    if (*len == 0) return dc_fail(DC_ERR_EMPTY_INPUT, "%s: no image bytes", where);
+    if (dc_image_detect(*bytes, *len, fmt) != DC_OK)
+        return dc_fail(DC_ERR_INVALID_VALUE, "%s: %zu bytes that are not a PNG, JPEG, WebP or GIF image",
+                       where, *len);
+    return DC_OK;
+}
+
+/* Input i of the request: a text, or an image when the request's type is "image". */
+static dc_status check_input(dc_http_request *r, const char *field, size_t i, bool indexed,
+                             const cJSON *v, const dc_http_limits *lim) {
+    if (r->type == DC_INPUT_IMAGE)
+        return check_image(field, i, indexed, v, &r->images[i], &r->lens[i], &r->image_formats[i]);
+    return check_text(field, i, indexed, v, lim, &r->texts[i], &r->lens[i]);
 }
 
 /* A string or a non-empty array of strings, stored from slot `first` on. */
@@ -119,7 +216,7 @@ static dc_status parse_inputs(dc_http_request *r, const char *field, const cJSON
     if (cJSON_IsString(v)) {
         dc_status st = alloc_inputs(r, first + 1);
         if (st) return st;
-        return check_text(field, 0, false, v, lim, &r->texts[first], &r->lens[first]);
+        return check_input(r, field, first, false, v, lim);
     }
     if (!cJSON_IsArray(v))
         return dc_fail(DC_ERR_INVALID_VALUE, "%s: must be a string or an array of strings", field);
@@ -132,7 +229,7 @@ static dc_status parse_inputs(dc_http_request *r, const char *field, const cJSON
     if (st) return st;
     size_t i = 0;
     for (const cJSON *it = v->child; it; it = it->next, i++) {
-        st = check_text(field, i, true, it, lim, &r->texts[first + i], &r->lens[first + i]);
+        st = check_input(r, field, first + i, true, it, lim);
         if (st) return st;
     }
     return DC_OK;
@@ -185,10 +282,17 @@ static dc_status parse_common(dc_http_request *r, const cJSON *obj) {
         r->role = strcmp(v->valuestring, "query") ? DC_ROLE_PASSAGE : DC_ROLE_QUERY;
     }
     if ((v = field_of(obj, "type"))) {
-        if (!cJSON_IsString(v) ||
-            (strcmp(v->valuestring, "text") && strcmp(v->valuestring, "code")))
-            return dc_fail(DC_ERR_INVALID_VALUE, "type: must be \"text\" or \"code\"");
-        r->type = strcmp(v->valuestring, "code") ? DC_INPUT_TEXT : DC_INPUT_CODE;
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "text") &&
+                                   strcmp(v->valuestring, "code") && strcmp(v->valuestring, "image")))
+            return dc_fail(DC_ERR_INVALID_VALUE, "type: must be \"text\", \"code\" or \"image\"");
+        r->type = !strcmp(v->valuestring, "code")    ? DC_INPUT_CODE
+                  : !strcmp(v->valuestring, "image") ? DC_INPUT_IMAGE
+                                                     : DC_INPUT_TEXT;
+        if (r->type == DC_INPUT_IMAGE && r->route != DC_HTTP_ROUTE_OPENAI &&
+            r->route != DC_HTTP_ROUTE_EMBED)
+            return dc_fail(DC_ERR_INVALID_VALUE,
+                           "type: \"image\" is taken by /v1/embeddings and /embed, not %s",
+                           dc_http_route_name(r->route));
     }
     if ((v = field_of(obj, "user")) && !cJSON_IsString(v))
         return dc_fail(DC_ERR_INVALID_VALUE, "user: must be a string");

@@ -47,8 +47,11 @@ typedef struct dc_http_limits {
 typedef struct dc_http_request {
     dc_http_route route;
     size_t n;               /* inputs; for /similarity 1 + the sentences (source first) */
-    const char **texts;     /* n NUL-free UTF-8 strings, borrowed from the parsed document */
-    size_t *lens;
+    const char **texts;     /* n NUL-free UTF-8 strings, borrowed from the parsed document
+                             * (NULL for images) */
+    size_t *lens;           /* bytes of each text, or of each decoded image */
+    uint8_t **images;       /* type "image": n decoded images, owned; else NULL */
+    dc_image_format *image_formats;
     int model;              /* -1: the fused vector; else the model whose vector is returned */
     const char *model_name; /* as the client spelled it (echoed by /v1/embeddings) */
     bool base64;            /* encoding_format "base64" */
@@ -57,7 +60,9 @@ typedef struct dc_http_request {
     bool truncate;          /* /embed: false refuses inputs longer than a model's limit */
     uint32_t per_model_mask;/* /embed: the models whose own vectors are returned too */
     dc_text_role role;      /* "query" | "passage" (default) */
-    dc_input_type type;     /* "text" (default) | "code" */
+    dc_input_type type;     /* "text" (default) | "code" | "image" (each input a data: URI
+                             * or bare base64 of PNG, JPEG, WebP or GIF bytes; /v1/embeddings
+                             * and /embed only) */
     void *doc_;             /* owns the strings */
 } dc_http_request;
 

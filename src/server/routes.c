@@ -118,8 +118,9 @@ static dc_status embed_run(dc_server *s, const dc_http_request *q, const dc_embe
     c->item = calloc(q->n, sizeof *c->item);
     if (!c->in || !c->res || !c->item) return dc_fail(DC_ERR_OUT_OF_MEMORY, "request of %zu inputs", q->n);
     for (size_t i = 0; i < q->n; i++) {
-        c->in[i] = q->type == DC_INPUT_CODE ? dc_input_code(q->texts[i], q->lens[i], NULL)
-                                            : dc_input_text(q->texts[i], q->lens[i], q->role);
+        c->in[i] = q->type == DC_INPUT_IMAGE ? dc_input_image(q->images[i], q->lens[i], q->image_formats[i])
+                   : q->type == DC_INPUT_CODE ? dc_input_code(q->texts[i], q->lens[i], NULL)
+                                              : dc_input_text(q->texts[i], q->lens[i], q->role);
         dc_pipeline_result_init(&c->res[i]);
     }
     size_t slice = s->cfg->batch.queue_capacity ? s->cfg->batch.queue_capacity : 1;

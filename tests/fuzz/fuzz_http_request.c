@@ -1,13 +1,15 @@
 /* libFuzzer target: HTTP request bodies of `dodeca serve` (JSON → inputs and options), for
  * every embedding route. Whatever the bytes, parsing must not crash or leak; a body that parses
  * must respect the limits (item count, characters per input), hold non-empty valid UTF-8 texts
- * whose lengths match, and options in range. The error path must leave a detail. */
+ * whose lengths match (or, for type "image", decoded bytes of the format it names), and options
+ * in range. The error path must leave a detail. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/utf8.h"
 #include "dodeca/dodeca.h"
+#include "io/image.h"
 #include "server/http_buf.h"
 #include "server/http_request.h"
 
@@ -17,6 +19,16 @@ static void check_request(const dc_http_request *r, const dc_http_limits *lim) {
     if (r->n == 0) abort();
     size_t max = lim->max_items + (r->route == DC_HTTP_ROUTE_SIMILARITY ? 1 : 0);
     if (r->n > max) abort();
+    if (r->type == DC_INPUT_IMAGE) { /* decoded bytes of a known format, on the two routes */
+        if (r->route != DC_HTTP_ROUTE_OPENAI && r->route != DC_HTTP_ROUTE_EMBED) abort();
+        for (size_t i = 0; i < r->n; i++) {
+            dc_image_format f;
+            if (!r->images[i] || r->lens[i] == 0 || r->texts[i]) abort();
+            if (dc_image_detect(r->images[i], r->lens[i], &f) != DC_OK || f != r->image_formats[i])
+                abort();
+        }
+        return;
+    }
     for (size_t i = 0; i < r->n; i++) {
         if (!r->texts[i] || r->lens[i] == 0 || strlen(r->texts[i]) != r->lens[i]) abort();
         if (!dc_utf8_valid(r->texts[i], r->lens[i], NULL)) abort();

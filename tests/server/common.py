@@ -17,11 +17,11 @@ def skip(why):
 
 
 def make_models(fixture_tool, root):
-    """Random-weight E6 (SPLADE) and E12 (ColBERT) folders, so /embed_sparse and /embed_multi
-    have a model; E2-E4 and E9 need no files."""
+    """Random-weight E6 (SPLADE), E12 (ColBERT) and E10 (CLIP) folders, so /embed_sparse and
+    /embed_multi have a model and images an encoder; E2-E4 and E9 need no files."""
     models = os.path.join(root, "models")
     os.makedirs(models, exist_ok=True)
-    for name, folder in (("e6", "sparse"), ("e12", "late_interaction")):
+    for name, folder in (("e6", "sparse"), ("e12", "late_interaction"), ("clip", "multimodal")):
         subprocess.run([fixture_tool, name, os.path.join(models, folder)], check=True)
     return models
 

@@ -1,16 +1,19 @@
 """`dodeca serve` with real clients: the official openai client (float and base64 give the same
 vectors, dimensions, model selection, errors as openai exceptions), prometheus_client parsing
-/metrics, clients that vanish mid-request, 429 under a concurrency burst, and a graceful SIGTERM
+/metrics, images as data: URIs and base64 (E10's vector equal to `dodeca embed`'s for the same
+file), clients that vanish mid-request, 429 under a concurrency burst, and a graceful SIGTERM
 that finishes the request in flight.
 
 Usage: test_clients.py DODECA DC_FIXTURE TESTS_DATA_DIR (exit 77 when a module is missing)."""
 import base64
+import json
 import math
 import os
 import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -135,6 +138,59 @@ def test_openai(srv):
     # The server keeps serving after every refusal.
     again = client.embeddings.create(input=texts, model="dodeca-fused", encoding_format="float")
     check([d.embedding for d in again.data] == [d.embedding for d in flt.data], "same vectors again")
+
+
+def test_images(srv, dodeca, models, data_dir):
+    """type "image": each input a data: URI or bare base64; E10 (CLIP) embeds it, the fused
+    vector is made of the models that take images."""
+    auth = {"Authorization": "Bearer " + KEY, "Content-Type": "application/json"}
+    paths = [os.path.abspath(os.path.join(data_dir, "images", n)) for n in ("gray_224x224.png", "gray_250x171.jpg")]
+    raw = [open(p, "rb").read() for p in paths]
+    b64 = [base64.b64encode(b).decode() for b in raw]
+
+    def post(path, body):
+        st, _, out = srv.request("POST", path, json.dumps(body).encode(), auth)
+        return st, json.loads(out)
+
+    st, r = post("/v1/embeddings", {"model": "E10", "type": "image", "encoding_format": "float",
+                                    "input": ["data:image/png;base64," + b64[0], b64[1]]})
+    check(st == 200, "images embed: %d %r" % (st, r))
+    vecs = [d["embedding"] for d in r["data"]]
+    check(len(vecs) == 2 and all(len(v) == 768 for v in vecs), "E10 gives 768 floats per image")
+    check(all(abs(norm(v) - 1) < 1e-5 for v in vecs), "E10 image vectors are unit length")
+    check(vecs[0] != vecs[1], "two images, two vectors")
+    st, again = post("/v1/embeddings", {"model": "E10", "type": "image", "encoding_format": "float",
+                                        "input": b64[0]})
+    check(st == 200 and again["data"][0]["embedding"] == vecs[0],
+          "bare base64 and a data: URI are the same image")
+    st, fused = post("/v1/embeddings", {"type": "image", "encoding_format": "float", "input": b64[0]})
+    check(st == 200 and len(fused["data"][0]["embedding"]) == 1536, "an image's fused vector")
+    st, em = post("/embed", {"type": "image", "inputs": [b64[1]], "models": ["E10"]})
+    check(st == 200, "/embed takes images: %d %r" % (st, em))
+
+    # the library's own answer for the same files: `dodeca embed` reads them by path
+    with tempfile.TemporaryDirectory() as tmp:
+        items = os.path.join(tmp, "items.jsonl")
+        with open(items, "w") as f:
+            for p in paths:
+                f.write(json.dumps({"image": p}) + "\n")
+        out = subprocess.run([dodeca, "embed", "--quiet", "--no-cache", "--per-model",
+                              "--models", "E10", "--set", "fusion.expert_hidden_dim=64",
+                              "--models-dir", models, "-i", items],
+                             check=True, capture_output=True, text=True).stdout
+    cli = [json.loads(line)["models"]["E10"]["vector"] for line in out.splitlines() if line.strip()]
+    check(len(cli) == 2, "dodeca embed answered both images")
+    for i in range(2):
+        check(max(abs(a - b) for a, b in zip(cli[i], vecs[i])) < 1e-6,
+              "image %d: the server's E10 vector is dodeca embed's" % i)
+
+    # what is refused, and said so
+    for body, needle in (({"type": "image", "input": "https://example.com/cat.png"}, "not fetched"),
+                         ({"type": "image", "input": ["x", "R0l*"]}, "input[0]"),
+                         ({"type": "image", "input": base64.b64encode(b"plain text").decode()},
+                          "not a PNG, JPEG, WebP or GIF")):
+        st, err = post("/v1/embeddings", body)
+        check(st == 422 and needle in json.dumps(err), "refused with 422 naming %r: %d %r" % (needle, st, err))
 
 
 def test_metrics(srv):
@@ -277,7 +333,9 @@ def main():
                               "--set", "server.max_input_chars=%d" % MAX_CHARS,
                               "--set", "server.max_body_bytes=200000"],
                      env={"DODECA_SERVER_API_KEY": KEY})
-        for name, fn in (("openai", test_openai), ("metrics", test_metrics),
+        for name, fn in (("openai", test_openai),
+                         ("images", lambda s: test_images(s, dodeca, models, sys.argv[3])),
+                         ("metrics", test_metrics),
                          ("aborts", test_aborts), ("overload", test_overload),
                          ("graceful stop", test_graceful_stop)):
             t0 = time.time()

@@ -143,6 +143,54 @@ static void test_parse(void **state) {
                  DC_ERR_BATCH, "inputs.sentences");
 }
 
+/* Images: data: URIs or bare base64 (whitespace, no padding), decoded and known by their first
+ * bytes; URLs, other data: URIs, broken base64 and bytes that are no image are refused, naming
+ * the input. */
+static void test_images(void **state) {
+    (void)state;
+    static const uint8_t png[15] = {0x89, 'P', 'N', 'G', 13, 10, 26, 10, 'I', 'H', 'D', 'R', 'x', 'y', 'z'};
+    static const uint8_t gif[11] = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0};
+    dc_http_request r;
+    const char *body = "{\"input\":[\"data:image/png;base64,iVBORw0KGgpJSERSeHl6\","
+                       "\"R0lG\\nODlhAQAB AAA\"],\"type\":\"image\",\"model\":\"E10\"}";
+    assert_status(dc_http_request_parse(DC_HTTP_ROUTE_OPENAI, body, strlen(body), &lim, &r), DC_OK);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.type, DC_INPUT_IMAGE);
+    assert_int_equal(r.lens[0], sizeof png);
+    assert_memory_equal(r.images[0], png, sizeof png);
+    assert_int_equal(r.image_formats[0], DC_IMAGE_PNG);
+    assert_int_equal(r.lens[1], sizeof gif);
+    assert_memory_equal(r.images[1], gif, sizeof gif);
+    assert_int_equal(r.image_formats[1], DC_IMAGE_GIF);
+    dc_http_request_free(&r);
+    body = "{\"inputs\":\"R0lGODlhAQABAAA=\",\"type\":\"image\"}";
+    assert_status(dc_http_request_parse(DC_HTTP_ROUTE_EMBED, body, strlen(body), &lim, &r), DC_OK);
+    assert_int_equal(r.lens[0], sizeof gif);
+    dc_http_request_free(&r);
+
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"https://x/cat.png\",\"type\":\"image\"}",
+                 DC_ERR_INVALID_VALUE, "URLs are not fetched");
+    expect_error(DC_HTTP_ROUTE_OPENAI,
+                 "{\"input\":[\"R0lGODlhAQABAAA=\",\"data:text/plain;base64,aGk=\"],\"type\":\"image\"}",
+                 DC_ERR_INVALID_VALUE, "input[1]: a data: URI must read");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"R0l*ODlh\",\"type\":\"image\"}",
+                 DC_ERR_INVALID_VALUE, "not base64 at character 3");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"R0lGO\",\"type\":\"image\"}",
+                 DC_ERR_INVALID_VALUE, "middle of a byte");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"R0lGODlhAQABAAA=A\",\"type\":\"image\"}",
+                 DC_ERR_INVALID_VALUE, "not base64 at character 16");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"aGVsbG8gd29ybGQ=\",\"type\":\"image\"}",
+                 DC_ERR_INVALID_VALUE, "11 bytes that are not a PNG");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":[7],\"type\":\"image\"}", DC_ERR_INVALID_VALUE,
+                 "input[0]: must be a string");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"data:image/png;base64,\",\"type\":\"image\"}",
+                 DC_ERR_EMPTY_INPUT, "no image bytes");
+    expect_error(DC_HTTP_ROUTE_SPARSE, "{\"inputs\":\"R0lGODlhAQABAAA=\",\"type\":\"image\"}",
+                 DC_ERR_INVALID_VALUE, "type");
+    expect_error(DC_HTTP_ROUTE_OPENAI, "{\"input\":\"x\",\"type\":\"audio\"}", DC_ERR_INVALID_VALUE,
+                 "type");
+}
+
 /* Pipeline statuses → HTTP: what clients retry (429, 503), what they fix (422), what is ours. */
 static void test_status_map(void **state) {
     (void)state;
@@ -180,6 +228,7 @@ int main(void) {
         cmocka_unit_test(test_float_roundtrip),
         cmocka_unit_test(test_base64_and_strings),
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_images),
         cmocka_unit_test(test_status_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
