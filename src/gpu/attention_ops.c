@@ -1,9 +1,10 @@
 /* attention / attention_ex of the CUDA backend: the host builds, per query, its batch row and
  * sequence, per sequence its global rows and, for the tiled kernel, the query tiles; one upload
- * carries them all, then one kernel. DC_CUDA_ATTN picks the kernel (docs/gpu.md): unset or
- * "auto" = the tiled one where it applies (no band, no global tokens, head_dim <= 128), else the
- * per-query one; "basic" = always the per-query one; "tiled" = the tiled one, and a call it
- * cannot serve fails (so a benchmark knows what it timed). Read per call. */
+ * carries them all, then one kernel. DC_CUDA_ATTN picks the kernel (docs/gpu.md): "auto" = the
+ * tiled one where it applies (no band, no global tokens, head_dim <= 128), else the per-query
+ * one; "basic" = always the per-query one; "tiled" = the tiled one, and a call it cannot serve
+ * fails (so a benchmark knows what it timed). Read per call; unset, the context's
+ * basic_attention (models.<name>.use_flash_attention = false) means "basic", else "auto". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +13,12 @@
 
 typedef enum { ATTN_AUTO, ATTN_BASIC, ATTN_TILED } attn_mode;
 
-static dc_status attn_mode_of(attn_mode *mode) {
+static dc_status attn_mode_of(const dc_cu_backend *cb, attn_mode *mode) {
     const char *e = getenv("DC_CUDA_ATTN");
+    *mode = cb->basic_attention ? ATTN_BASIC : ATTN_AUTO;
+    if (!e || !*e) return DC_OK;
     *mode = ATTN_AUTO;
-    if (!e || !*e || !strcmp(e, "auto")) return DC_OK;
+    if (!strcmp(e, "auto")) return DC_OK;
     if (!strcmp(e, "basic")) *mode = ATTN_BASIC;
     else if (!strcmp(e, "tiled")) *mode = ATTN_TILED;
     else return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "DC_CUDA_ATTN=%s: expected auto, basic or tiled", e);
@@ -34,7 +37,7 @@ static dc_status run(dc_backend *be, const float *q, size_t ld_q, const float *k
         return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "attention: head_dim %u exceeds %u", head_dim,
                           DC_CUK_ATTN_MAX_HEAD_DIM);
     attn_mode mode;
-    if ((st = attn_mode_of(&mode))) return st;
+    if ((st = attn_mode_of(cb, &mode))) return st;
     const uint32_t ns = seqs->n_seqs;
     /* the offsets may be device memory already; the host needs them to plan */
     uint32_t *start = malloc(((size_t)ns + 1) * sizeof *start);

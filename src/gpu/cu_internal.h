@@ -132,6 +132,7 @@ typedef struct dc_cu_backend {
      * from graph_begin to graph_end), with their own cuBLAS handle and workspace, since a
      * graph's GEMMs keep the workspace they were recorded with; all made at the first. */
     bool graphs;             /* dc_cuda_options.graphs */
+    bool basic_attention;    /* dc_cuda_options.basic_attention */
     pthread_mutex_t rec_mu;
     cudaStream_t rec_stream;
     cublasHandle_t rec_blas;

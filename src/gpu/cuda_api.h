@@ -23,8 +23,9 @@ extern "C" {
  * 2: grouped_gemm_ex, to_half, weights_alloc/free, pool_stats.weights;
  * 3: stream contexts (stream_open, stream_info), green_partitions, pool_stats.cross_stream;
  * 4: dc_backend_ops.linear_create_from_file, file_stats;
- * 5: dc_cuda_options.graphs, dc_backend_ops.graph_*, graph_stats, dc_backend_ops.copy_rows */
-#define DC_CUDA_ABI 5
+ * 5: dc_cuda_options.graphs, dc_backend_ops.graph_*, graph_stats, dc_backend_ops.copy_rows;
+ * 6: dc_cuda_options.basic_attention */
+#define DC_CUDA_ABI 6
 #define DC_CUDA_ENTRY_SYMBOL "dc_cuda_entry"
 #define DC_CUDA_LIBRARY_NAME "libdodeca_cuda.so"
 
@@ -45,6 +46,9 @@ typedef struct dc_cuda_options {
     /* dc_backend_ops.graph_begin may record this context's forwards as CUDA graphs
      * (gpu.use_cuda_graphs); false: graph_begin answers DC_ERR_UNSUPPORTED_FORMAT. */
     bool graphs;
+    /* The per-query attention kernel for every call (models.<name>.use_flash_attention =
+     * false); false: the tiled one where it applies. DC_CUDA_ATTN, when set, decides instead. */
+    bool basic_attention;
 } dc_cuda_options;
 
 typedef struct dc_cuda_device_info {

@@ -440,6 +440,7 @@ static dc_status context_open(dc_cu_device *d, const dc_cuda_options *opt, int c
     cb->cc_minor = cc_minor;
     cb->allow_tf32 = opt && opt->allow_tf32;
     cb->graphs = opt && opt->graphs;
+    cb->basic_attention = opt && opt->basic_attention;
     cb->partition = -1;
     pthread_mutex_init(&cb->blas_mu, NULL);
     pthread_mutex_init(&cb->file_mu, NULL);
@@ -485,7 +486,7 @@ static dc_status cu_backend_create(const dc_cuda_host *host, const dc_cuda_optio
     dc_status st = cu_probe(host, &n, why, sizeof why);
     if (st) return st;
     dc_cuda_options o = {.device = 0, .pool_limit = 0, .allow_tf32 = false, .green_partitions = 0,
-                         .graphs = false};
+                         .graphs = false, .basic_attention = false};
     if (opt) o = *opt;
     if (o.device < 0 || o.device >= n)
         return dc_cu_fail(DC_ERR_INVALID_ARGUMENT, "cuda: device %d of %d", o.device, n);

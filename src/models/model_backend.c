@@ -32,7 +32,8 @@ dc_status dc_model_backend_open(const dc_pretrained_options *o, dc_backend **out
                           .pool_limit = (size_t)((double)info.total_bytes * frac),
                           .allow_tf32 = d->allow_tf32,
                           .green_partitions = d->green_partitions,
-                          .graphs = d->graphs};
+                          .graphs = d->graphs,
+                          .basic_attention = d->basic_attention};
     if ((st = dc_backend_cuda_acquire(&co, out)) != DC_OK)
         return dc_fail_context(st, "cuda:%u", d->index);
     if (desc && cap) {
@@ -214,6 +215,7 @@ dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
         o->device.green_partitions = gpu && gpu->green_contexts ? gpu->green_partitions : 0;
         o->device.host_weights = gpu && !gpu->direct_weights;
         o->device.graphs = gpu && gpu->use_cuda_graphs;
+        o->device.basic_attention = mc && !mc->use_flash_attention;
     }
     if (weights_for(o->device.kind, q, &wf) != DC_OK) {
         if (o->device.kind == DC_DEVICE_CUDA)

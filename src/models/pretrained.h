@@ -25,6 +25,7 @@ typedef struct dc_pretrained_device {
     bool allow_tf32;        /* f32 linears on TF32 tensor cores (dc_pretrained_place: never) */
     uint32_t green_partitions; /* gpu.green_partitions when gpu.green_contexts, else 0 */
     bool graphs;            /* gpu.use_cuda_graphs: repeated shapes replay as CUDA graphs */
+    bool basic_attention;   /* !models.<name>.use_flash_attention: no tiled attention kernel */
     bool host_weights;      /* !gpu.direct_weights: the host reads the linears' weights */
     char note[192];         /* why "auto" stayed on the CPU ("" otherwise) */
 } dc_pretrained_device;
