@@ -130,14 +130,10 @@ void dc_graph_cache_clear(dc_graph_cache *c, dc_backend *be) {
 }
 
 /* The smallest ladder length ≥ len: 8, 12, 16, 24, 32, 48, ... */
-static uint64_t ladder(uint64_t len) {
+uint32_t dc_graph_bucket_len(uint32_t len) {
     uint64_t p = 8;
     while (p < len && p + p / 2 < len) p *= 2;
-    return p >= len ? p : p + p / 2;
-}
-
-uint32_t dc_graph_bucket_len(uint32_t len) {
-    const uint64_t l = ladder(len);
+    const uint64_t l = p >= len ? p : p + p / 2;
     return l > UINT32_MAX ? UINT32_MAX : (uint32_t)l;
 }
 
@@ -146,7 +142,7 @@ bool dc_graph_bucket_of(uint32_t n, const uint32_t *start, uint32_t max_len, dc_
     uint32_t longest = 0;
     for (uint32_t s = 0; s < n; s++)
         if (start[s + 1] - start[s] > longest) longest = start[s + 1] - start[s];
-    uint64_t len = ladder(longest ? longest : 1), count = 1;
+    uint64_t len = dc_graph_bucket_len(longest), count = 1;
     if (len > max_len) len = max_len;
     while (count < n) count *= 2;
     if (longest > len || count * len > 2 * (uint64_t)start[n] + 64) return false;

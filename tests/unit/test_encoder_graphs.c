@@ -406,6 +406,28 @@ static void test_record_then_replay(const char *fixture) {
     env_close(&e);
 }
 
+/* The ladder and the bucket of a batch: lengths to 8, 12, 16, 24, ..., counts to powers of two,
+ * capped at the model's limit; refused past doubling (plus 64 rows) or past the limit. */
+static void test_buckets(void **state) {
+    (void)state;
+    static const uint32_t len[][2] = {{0, 8}, {1, 8}, {8, 8}, {9, 12}, {12, 12}, {13, 16},
+                                      {17, 24}, {25, 32}, {33, 48}, {100, 128}, {129, 192},
+                                      {385, 512}, {513, 768}};
+    for (size_t i = 0; i < sizeof len / sizeof *len; i++)
+        assert_int_equal(dc_graph_bucket_len(len[i][0]), len[i][1]);
+    dc_graph_bucket bk;
+    const uint32_t a[4] = {0, 9, 20, 30}; /* 9, 11, 10 rows */
+    assert_true(dc_graph_bucket_of(3, a, 512, &bk));
+    assert_int_equal(bk.n_seqs, 4);
+    assert_int_equal(bk.len, 12);
+    const uint32_t b[2] = {0, 70}; /* 70 rows under a limit of 77: 96 capped to 77 */
+    assert_true(dc_graph_bucket_of(1, b, 77, &bk));
+    assert_int_equal(bk.len, 77);
+    assert_false(dc_graph_bucket_of(1, b, 64, &bk)); /* longer than the limit */
+    const uint32_t c[4] = {0, 100, 101, 102};        /* 4 × 128 rows for 102: refused */
+    assert_false(dc_graph_bucket_of(3, c, 512, &bk));
+}
+
 static void test_bert_graphs(void **state) {
     (void)state;
     test_record_then_replay("bert");
@@ -570,6 +592,7 @@ static void test_clip_graphs(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_bert_graphs),
         cmocka_unit_test(test_roberta_graphs),
         cmocka_unit_test(test_refusals),
