@@ -23,6 +23,7 @@ void dc_http_metrics_init(dc_http_metrics *m) {
     atomic_init(&m->in_flight, 0);
     atomic_init(&m->embeds_in_flight, 0);
     atomic_init(&m->client_aborts, 0);
+    atomic_init(&m->cancelled, 0);
 }
 
 void dc_http_metrics_record(dc_http_metrics *m, dc_http_route route, unsigned code,
@@ -92,7 +93,12 @@ void dc_http_metrics_write(const dc_http_metrics *m, dc_http_buf *b) {
                        "# HELP dodeca_http_client_aborts_total Requests whose client went away "
                        "before the response was sent.\n"
                        "# TYPE dodeca_http_client_aborts_total counter\n"
-                       "dodeca_http_client_aborts_total %" PRIu64 "\n",
+                       "dodeca_http_client_aborts_total %" PRIu64 "\n"
+                       "# HELP dodeca_http_cancelled_total Embedding requests whose work was "
+                       "given up because their client went away while it ran.\n"
+                       "# TYPE dodeca_http_cancelled_total counter\n"
+                       "dodeca_http_cancelled_total %" PRIu64 "\n",
                        atomic_load(&m->in_flight), atomic_load(&m->embeds_in_flight),
-                       (uint64_t)atomic_load(&m->client_aborts));
+                       (uint64_t)atomic_load(&m->client_aborts),
+                       (uint64_t)atomic_load(&m->cancelled));
 }

@@ -22,6 +22,7 @@ typedef struct dc_http_metrics {
     atomic_int in_flight;          /* requests being handled (headers read, response not sent) */
     atomic_int embeds_in_flight;   /* of those, requests inside the pipeline */
     atomic_uint_fast64_t client_aborts; /* connections closed before the response was sent */
+    atomic_uint_fast64_t cancelled;     /* of those, requests whose pipeline work was given up */
 } dc_http_metrics;
 
 void dc_http_metrics_init(dc_http_metrics *m);

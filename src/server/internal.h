@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "dodeca/config.h"
 #include "dodeca/pipeline.h"
+#include "server/client_watch.h"
 #include "server/http_metrics.h"
 #include "server/http_request.h"
 #include "server/server.h"
@@ -27,6 +28,7 @@ struct dc_server {
     atomic_uint_fast64_t next_id;
     uint64_t id_salt;
     dc_http_metrics metrics;
+    dc_client_watch *watch; /* the sockets of requests in the pipeline (NULL: none watched) */
 };
 
 /* One response: status code, body (malloc'ed), content type. */
@@ -44,9 +46,10 @@ void dc_http_error(dc_http_response *r, unsigned code, const char *type, const c
 /* The code and error_type a dc_status maps to. */
 void dc_http_status_map(dc_status st, unsigned *code, const char **type);
 
-/* The routes. Each fills *r (never leaves it empty). */
+/* The routes. Each fills *r (never leaves it empty). cancel (may be NULL) is cancelled when
+ * the client goes away (client_watch.h). */
 void dc_http_route_embeddings(dc_server *s, dc_http_route route, const char *body, size_t len,
-                              dc_http_response *r);
+                              dc_cancel_token *cancel, dc_http_response *r);
 void dc_http_route_health(dc_server *s, dc_http_response *r);
 void dc_http_route_info(dc_server *s, dc_http_response *r);
 void dc_http_route_models(dc_server *s, dc_http_response *r);

@@ -322,7 +322,7 @@ static void write_similarity(const dc_http_request *q, const embed_call *c, dc_h
 }
 
 void dc_http_route_embeddings(dc_server *s, dc_http_route route, const char *body, size_t len,
-                              dc_http_response *r) {
+                              dc_cancel_token *cancel, dc_http_response *r) {
     dc_http_request q;
     dc_status st = dc_http_request_parse(route, body, len, &s->limits, &q);
     if (st) {
@@ -331,6 +331,7 @@ void dc_http_route_embeddings(dc_server *s, dc_http_route route, const char *bod
     }
     dc_embed_options opt = {0};
     opt.no_aux = true;
+    opt.cancel = cancel;
     int need = q.model; /* the model whose own output the answer is made of, if any */
     if (route == DC_HTTP_ROUTE_SPARSE) need = DC_MODEL_SPARSE, opt.no_aux = false;
     if (route == DC_HTTP_ROUTE_MULTI) need = DC_MODEL_LATE_INTERACTION, opt.no_aux = false;

@@ -185,7 +185,18 @@ static void dispatch(dc_server *s, struct MHD_Connection *conn, conn_state *cs,
                       "%u requests are being embedded already (the limit); retry shortly",
                       s->opt.max_concurrent);
     } else {
-        dc_http_route_embeddings(s, cs->route, cs->body.data, cs->body.len, r);
+        /* the work is given up if the client goes away meanwhile (client_watch.h) */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        dc_cancel_token *cancel = NULL;
+        uint32_t slot = 0;
+        bool watched = ci && s->watch && dc_cancel_token_create(&cancel) == DC_OK &&
+                       dc_client_watch_add(s->watch, (int)ci->connect_fd, cancel, &slot) == DC_OK;
+        dc_error_clear(); /* unwatched, the request runs to its end as before */
+        dc_http_route_embeddings(s, cs->route, cs->body.data, cs->body.len, cancel, r);
+        if (watched) dc_client_watch_remove(s->watch, slot);
+        if (cancel && dc_cancel_token_cancelled(cancel)) atomic_fetch_add(&s->metrics.cancelled, 1);
+        dc_cancel_token_destroy(cancel);
     }
     atomic_fetch_sub(&s->metrics.embeds_in_flight, 1);
 }
@@ -283,10 +294,16 @@ dc_status dc_server_start(dc_pipeline *p, const dc_config *cfg, const dc_server_
     atomic_init(&s->next_id, 1);
     s->id_salt = now_us() ^ ((uint64_t)getpid() << 32);
     dc_http_metrics_init(&s->metrics);
+    dc_status wst = dc_client_watch_start(s->opt.max_concurrent, &s->watch);
+    if (wst) {
+        free(s);
+        return wst;
+    }
 
     const char *host = s->opt.host ? s->opt.host : cfg->server.host;
     int32_t port = s->opt.port >= 0 ? s->opt.port : (int32_t)cfg->server.port;
     if (port > 65535) {
+        dc_client_watch_stop(s->watch);
         free(s);
         return dc_fail(DC_ERR_CONFIG, "port %d is not 0..65535", (int)port);
     }
@@ -299,6 +316,7 @@ dc_status dc_server_start(dc_pipeline *p, const dc_config *cfg, const dc_server_
     hints.ai_flags = AI_PASSIVE;
     int gai = getaddrinfo(host, port_text, &hints, &ai);
     if (gai != 0 || !ai) {
+        dc_client_watch_stop(s->watch);
         free(s);
         return dc_fail(DC_ERR_CONFIG, "server.host \"%s\" does not resolve: %s", host,
                        gai_strerror(gai));
@@ -314,6 +332,7 @@ dc_status dc_server_start(dc_pipeline *p, const dc_config *cfg, const dc_server_
     int err = errno;
     freeaddrinfo(ai);
     if (!s->daemon) {
+        dc_client_watch_stop(s->watch);
         free(s);
         return dc_fail(DC_ERR_IO, "cannot listen on %s:%d: %s", host, (int)port,
                        err ? strerror(err) : "libmicrohttpd refused to start");
@@ -361,5 +380,6 @@ bool dc_server_drain(dc_server *s, uint32_t timeout_ms) {
 void dc_server_stop(dc_server *s) {
     if (!s) return;
     if (s->daemon) MHD_stop_daemon(s->daemon);
+    dc_client_watch_stop(s->watch); /* after the connections' threads: none is watched now */
     free(s);
 }

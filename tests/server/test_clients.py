@@ -1,7 +1,8 @@
 """`dodeca serve` with real clients: the official openai client (float and base64 give the same
 vectors, dimensions, model selection, errors as openai exceptions), prometheus_client parsing
 /metrics, images as data: URIs and base64 (E10's vector equal to `dodeca embed`'s for the same
-file), clients that vanish mid-request, 429 under a concurrency burst, and a graceful SIGTERM
+file), clients that vanish mid-request (a request inside the pipeline is cancelled), 429 under
+a concurrency burst, and a graceful SIGTERM
 that finishes the request in flight.
 
 Usage: test_clients.py DODECA DC_FIXTURE TESTS_DATA_DIR (exit 77 when a module is missing)."""
@@ -193,6 +194,34 @@ def test_images(srv, dodeca, models, data_dir):
         check(st == 422 and needle in json.dumps(err), "refused with 422 naming %r: %d %r" % (needle, st, err))
 
 
+def test_cancel(dodeca, models):
+    """A client that goes away while its request waits in the pipeline: the work is given up
+    (dodeca_http_cancelled_total), and the server goes on. A second server whose batches wait
+    4 s (no dynamic batching) keeps the request inside the pipeline long enough to leave."""
+    slow = Server(dodeca, ["--no-warmup", "--set", "fusion.expert_hidden_dim=64",
+                           "--set", "models.models_dir=" + models,
+                           "--set", "batch.dynamic_batching=false",
+                           "--set", "batch.max_wait_ms=4000",
+                           "--set", "pipeline.deadline_ms=30000"])
+    try:
+        body = json.dumps({"input": "a request nobody will wait for", "model": "E6"}).encode()
+        sock = socket.create_connection((slow.host, slow.port), timeout=10)
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        time.sleep(0.5)
+        sock.close()
+        deadline, n = time.time() + 15, 0
+        while time.time() < deadline and n < 1:
+            n = sample(metrics(slow), "dodeca_http_cancelled", "dodeca_http_cancelled_total")
+            time.sleep(0.1)
+        check(n == 1, "the departed client's request was cancelled (cancelled_total %r)" % n)
+        st, _, out = slow.request("POST", "/v1/embeddings", {"input": "still here", "model": "E6"},
+                                  {"Authorization": "Bearer " + KEY}, timeout=30)
+        check(st == 200, "the server still answers: %d %r" % (st, out[:200]))
+    finally:
+        slow.cleanup()
+
+
 def test_metrics(srv):
     before = metrics(srv)
     ok0 = sample(before, "dodeca_http_requests", "dodeca_http_requests_total",
@@ -336,6 +365,7 @@ def main():
         for name, fn in (("openai", test_openai),
                          ("images", lambda s: test_images(s, dodeca, models, sys.argv[3])),
                          ("metrics", test_metrics),
+                         ("cancel", lambda s: test_cancel(dodeca, models)),
                          ("aborts", test_aborts), ("overload", test_overload),
                          ("graceful stop", test_graceful_stop)):
             t0 = time.time()
