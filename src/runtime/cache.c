@@ -1,4 +1,5 @@
-/* Sharded LRU cache with byte/entry budgets, TTL and a checksummed persistence file. */
+/* Sharded cache (LRU, approximate LFU or ARC) with byte/entry budgets, TTL and a checksummed
+ * persistence file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,22 +14,35 @@
 #include "core/bytes.h"
 #include "runtime/cache.h"
 
+/* The list an entry is on. LRU and LFU keep every entry on MAIN. ARC (Megiddo and Modha,
+ * FAST 2003) keeps two lists of values: T1, entries seen once since they came in, and T2,
+ * entries seen again; and two of ghosts, the keys and sizes of entries it recently evicted
+ * from T1 (B1) and from T2 (B2). A put of a ghost's key moves T1's target size p: towards
+ * recency for a B1 ghost, towards frequency for a B2 one. A scan of one-off keys then goes
+ * through T1 without pushing the entries that are used again out of T2. */
+enum { L_MAIN = 0, L_T1 = 0, L_T2 = 1, L_B1 = 2, L_B2 = 3, L_COUNT = 4 };
+
 typedef struct entry {
     dc_hash128 key;
-    dc_cache_blob *blob;
+    dc_cache_blob *blob;       /* NULL for an ARC ghost */
     double created;
     uint32_t hits;
+    uint32_t len;              /* the value's bytes (a ghost keeps its size) */
+    uint8_t list;              /* L_* */
     uint64_t stamp;            /* global recency: larger = more recent */
     struct entry *hnext;       /* bucket chain */
-    struct entry *prev, *next; /* LRU list: head = most recent */
+    struct entry *prev, *next; /* its list: head = most recent */
 } entry;
 
 typedef struct shard {
     pthread_mutex_t mu;
     entry **buckets;
     size_t nbuckets; /* power of two */
-    entry *head, *tail;
-    uint64_t count, bytes;
+    entry *head[L_COUNT], *tail[L_COUNT];
+    uint64_t units[L_COUNT]; /* ARC: each list's size (bytes under a byte budget, else entries) */
+    uint64_t p;              /* ARC: T1's target size, in the same units */
+    uint64_t count, bytes;   /* entries holding values, and their cost */
+    uint64_t nodes;          /* entries in the table, ghosts included */
 } shard;
 
 struct dc_cache {
@@ -46,10 +60,9 @@ void dc_cache_options_from_config(const dc_cache_config *cfg, dc_rt_logger *log,
     o->max_entries = cfg->max_entries;
     o->max_bytes = cfg->max_bytes;
     o->ttl_seconds = cfg->ttl_seconds;
-    o->policy = cfg->eviction_policy == DC_EVICTION_LFU ? DC_CACHE_LFU : DC_CACHE_LRU;
-    if (cfg->eviction_policy == DC_EVICTION_ARC)
-        dc_rt_log(log, DC_RT_LOG_WARN,
-                  "cache.eviction_policy = arc is not implemented; using lru");
+    o->policy = cfg->eviction_policy == DC_EVICTION_LFU   ? DC_CACHE_LFU
+                : cfg->eviction_policy == DC_EVICTION_ARC ? DC_CACHE_ARC
+                                                          : DC_CACHE_LRU;
     o->log = log;
 }
 
@@ -72,6 +85,12 @@ static double now_s(const dc_cache *c) {
 }
 
 static uint64_t entry_cost(size_t len) { return (uint64_t)len + DC_CACHE_ENTRY_OVERHEAD; }
+
+/* ARC's measure of an entry, and of the shard (c): bytes under a byte budget, else entries. */
+static uint64_t arc_units(const dc_cache *c, uint32_t len) { return c->shard_bytes ? entry_cost(len) : 1; }
+static uint64_t arc_capacity(const dc_cache *c) {
+    return c->shard_bytes ? c->shard_bytes : c->shard_entries;
+}
 
 dc_status dc_cache_create(const dc_cache_options *opt, dc_cache **out) {
     if (!opt || !out) return dc_fail(DC_ERR_INVALID_ARGUMENT, "cache: NULL options or output");
@@ -119,30 +138,42 @@ static entry **slot_of(shard *s, dc_hash128 k) {
     return p;
 }
 
-static void lru_unlink(shard *s, entry *e) {
+static void list_unlink(const dc_cache *c, shard *s, entry *e) {
     if (e->prev) e->prev->next = e->next;
-    else s->head = e->next;
+    else s->head[e->list] = e->next;
     if (e->next) e->next->prev = e->prev;
-    else s->tail = e->prev;
+    else s->tail[e->list] = e->prev;
     e->prev = e->next = NULL;
+    s->units[e->list] -= arc_units(c, e->len);
 }
 
-static void lru_push_front(shard *s, entry *e) {
+static void list_push_front(const dc_cache *c, shard *s, entry *e, uint8_t list) {
+    e->list = list;
     e->prev = NULL;
-    e->next = s->head;
-    if (s->head) s->head->prev = e;
-    s->head = e;
-    if (!s->tail) s->tail = e;
+    e->next = s->head[list];
+    if (s->head[list]) s->head[list]->prev = e;
+    s->head[list] = e;
+    if (!s->tail[list]) s->tail[list] = e;
+    s->units[list] += arc_units(c, e->len);
 }
 
-/* Unlinks e from its bucket and the list and frees it (the blob loses the cache's reference). */
-static void entry_drop(shard *s, entry *e) {
+/* Drops e's value: it stops counting against the budgets (the blob loses the cache's
+ * reference). */
+static void value_drop(shard *s, entry *e) {
+    if (!e->blob) return;
+    s->count--;
+    s->bytes -= entry_cost(e->len);
+    dc_cache_blob_release(e->blob);
+    e->blob = NULL;
+}
+
+/* Unlinks e from its bucket and its list and frees it. */
+static void entry_drop(const dc_cache *c, shard *s, entry *e) {
     entry **p = slot_of(s, e->key);
     if (*p == e) *p = e->hnext;
-    lru_unlink(s, e);
-    s->count--;
-    s->bytes -= entry_cost(e->blob->len);
-    dc_cache_blob_release(e->blob);
+    list_unlink(c, s, e);
+    value_drop(s, e);
+    s->nodes--;
     free(e);
 }
 
@@ -176,19 +207,21 @@ dc_status dc_cache_get(dc_cache *c, dc_hash128 key, const dc_cache_blob **out) {
     double now = c->opt.ttl_seconds ? now_s(c) : 0.0;
     pthread_mutex_lock(&s->mu);
     entry *e = *slot_of(s, key);
-    if (e && expired(c, e, now)) {
-        entry_drop(s, e);
+    if (e && e->blob && expired(c, e, now)) {
+        entry_drop(c, s, e);
         e = NULL;
         dc_rt_add(&c->expirations, 1);
     }
-    if (!e) {
+    if (!e || !e->blob) { /* an ARC ghost has no value: a miss (its put adapts ARC) */
         pthread_mutex_unlock(&s->mu);
         dc_rt_add(&c->misses, 1);
         return DC_ERR_NOT_FOUND; /* a miss is not a failure: no detail */
     }
-    if (s->head != e) {
-        lru_unlink(s, e);
-        lru_push_front(s, e);
+    /* most recent of its list; under ARC a second use moves it from T1 to T2 */
+    const uint8_t to = c->opt.policy == DC_CACHE_ARC ? L_T2 : L_MAIN;
+    if (s->head[to] != e) {
+        list_unlink(c, s, e);
+        list_push_front(c, s, e, to);
     }
     if (e->hits < UINT32_MAX) e->hits++;
     e->stamp = atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed) + 1;
@@ -199,15 +232,33 @@ dc_status dc_cache_get(dc_cache *c, dc_hash128 key, const dc_cache_blob **out) {
     return DC_OK;
 }
 
-/* The entry to evict: the tail (LRU), or the least-hit of the last 8 (LFU). */
+/* The entry to evict under LRU (the tail) or LFU (the least-hit of the last 8). */
 static entry *victim(const dc_cache *c, shard *s) {
-    entry *v = s->tail;
+    entry *v = s->tail[L_MAIN];
     if (c->opt.policy == DC_CACHE_LFU) {
-        entry *e = s->tail;
+        entry *e = s->tail[L_MAIN];
         for (int i = 0; i < 8 && e; i++, e = e->prev)
             if (e->hits < v->hits) v = e;
     }
     return v;
+}
+
+/* ARC's REPLACE: the least recent of T1 becomes a B1 ghost when T1 is over its target (or at
+ * it, for a put that hit a B2 ghost), else the least recent of T2 a B2 ghost. Then the ghost
+ * lists are trimmed: T1 + B1 and all four lists together stay within one and two capacities. */
+static void arc_replace(const dc_cache *c, shard *s, bool b2_hit) {
+    const bool from_t1 = s->tail[L_T1] && (!s->tail[L_T2] || s->units[L_T1] > s->p ||
+                                           (b2_hit && s->units[L_T1] == s->p));
+    entry *e = s->tail[from_t1 ? L_T1 : L_T2];
+    list_unlink(c, s, e);
+    value_drop(s, e);
+    list_push_front(c, s, e, from_t1 ? L_B1 : L_B2);
+    const uint64_t cap = arc_capacity(c);
+    while (s->tail[L_B1] && s->units[L_T1] + s->units[L_B1] > cap)
+        entry_drop(c, s, s->tail[L_B1]);
+    while ((s->tail[L_B2] || s->tail[L_B1]) &&
+           s->units[L_T1] + s->units[L_T2] + s->units[L_B1] + s->units[L_B2] > 2 * cap)
+        entry_drop(c, s, s->tail[s->tail[L_B2] ? L_B2 : L_B1]);
 }
 
 /* Inserts a prepared entry into its shard, evicting as needed. Takes ownership of blob. */
@@ -228,27 +279,48 @@ static dc_status insert(dc_cache *c, dc_hash128 key, dc_cache_blob *blob, double
     }
     ne->key = key;
     ne->blob = blob;
+    ne->len = (uint32_t)blob->len;
     ne->created = created;
     ne->hits = hits;
     ne->stamp = atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed) + 1;
     shard *s = shard_of(c, key);
     pthread_mutex_lock(&s->mu);
+    const bool arc = c->opt.policy == DC_CACHE_ARC;
+    /* ARC: an entry seen before (a value replaced, a ghost, or one loaded with hits) goes to
+     * T2; a ghost's put moves T1's target towards the list it came from */
+    uint8_t to = arc && hits ? L_T2 : L_MAIN;
+    bool b2_hit = false;
     entry **p = slot_of(s, key);
-    if (*p) {
-        entry_drop(s, *p);
+    if (*p && (*p)->blob) {
+        entry_drop(c, s, *p);
         dc_rt_add(&c->replacements, 1);
+        to = arc ? L_T2 : L_MAIN;
+    } else if (*p) { /* a ghost */
+        const uint64_t u = arc_units(c, ne->len), b1 = s->units[L_B1], b2 = s->units[L_B2];
+        if ((*p)->list == L_B1) {
+            const uint64_t d = (b1 && b2 / b1 > 1 ? b2 / b1 : 1) * u, cap = arc_capacity(c);
+            s->p = s->p + d < cap ? s->p + d : cap;
+        } else {
+            const uint64_t d = (b2 && b1 / b2 > 1 ? b1 / b2 : 1) * u;
+            s->p = s->p > d ? s->p - d : 0;
+            b2_hit = true;
+        }
+        entry_drop(c, s, *p);
+        to = L_T2;
     }
     while (s->count > 0 && ((c->shard_entries && s->count + 1 > c->shard_entries) ||
                             (c->shard_bytes && s->bytes + cost > c->shard_bytes))) {
-        entry_drop(s, victim(c, s));
+        if (arc) arc_replace(c, s, b2_hit);
+        else entry_drop(c, s, victim(c, s));
         dc_rt_add(&c->evictions, 1);
     }
     p = slot_of(s, key);
     *p = ne;
-    lru_push_front(s, ne);
+    list_push_front(c, s, ne, to);
     s->count++;
+    s->nodes++;
     s->bytes += cost;
-    if (s->count > s->nbuckets) grow(s);
+    if (s->nodes > s->nbuckets) grow(s);
     pthread_mutex_unlock(&s->mu);
     dc_rt_add(&c->insertions, 1);
     return DC_OK;
@@ -268,7 +340,7 @@ bool dc_cache_contains(dc_cache *c, dc_hash128 key) {
     double now = c->opt.ttl_seconds ? now_s(c) : 0.0;
     pthread_mutex_lock(&s->mu);
     entry *e = *slot_of(s, key);
-    bool r = e && !expired(c, e, now);
+    bool r = e && e->blob && !expired(c, e, now);
     pthread_mutex_unlock(&s->mu);
     return r;
 }
@@ -278,9 +350,10 @@ bool dc_cache_remove(dc_cache *c, dc_hash128 key) {
     shard *s = shard_of(c, key);
     pthread_mutex_lock(&s->mu);
     entry *e = *slot_of(s, key);
-    if (e) entry_drop(s, e);
+    const bool had = e && e->blob;
+    if (e) entry_drop(c, s, e);
     pthread_mutex_unlock(&s->mu);
-    return e != NULL;
+    return had;
 }
 
 void dc_cache_clear(dc_cache *c) {
@@ -288,7 +361,9 @@ void dc_cache_clear(dc_cache *c) {
     for (uint32_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);
-        while (s->head) entry_drop(s, s->head);
+        for (int l = 0; l < L_COUNT; l++)
+            while (s->head[l]) entry_drop(c, s, s->head[l]);
+        s->p = 0;
         pthread_mutex_unlock(&s->mu);
     }
 }
@@ -390,20 +465,22 @@ dc_status dc_cache_serialize(dc_cache *c, uint8_t **out, size_t *len) {
     for (uint32_t i = 0; i < c->nshards && !oom; i++) {
         shard *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);
-        for (entry *e = s->head; e; e = e->next) {
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 256;
-                snap *q = realloc(sn, nc * sizeof *q);
-                if (!q) {
-                    oom = true;
-                    break;
+        /* the values (LRU/LFU: MAIN; ARC: T1 and T2), not ARC's ghosts */
+        for (int l = L_T1; l <= L_T2 && !oom; l++)
+            for (entry *e = s->head[l]; e; e = e->next) {
+                if (n == cap) {
+                    size_t nc = cap ? cap * 2 : 256;
+                    snap *q = realloc(sn, nc * sizeof *q);
+                    if (!q) {
+                        oom = true;
+                        break;
+                    }
+                    sn = q;
+                    cap = nc;
                 }
-                sn = q;
-                cap = nc;
+                atomic_fetch_add_explicit(&e->blob->refs, 1, memory_order_relaxed);
+                sn[n++] = (snap){e->key, e->blob, e->created, e->hits, e->stamp};
             }
-            atomic_fetch_add_explicit(&e->blob->refs, 1, memory_order_relaxed);
-            sn[n++] = (snap){e->key, e->blob, e->created, e->hits, e->stamp};
-        }
         pthread_mutex_unlock(&s->mu);
     }
     if (n) qsort(sn, n, sizeof *sn, by_recency);

@@ -1,5 +1,6 @@
-/* The in-process embedding cache (seed L18, L19): a sharded LRU keyed by 128-bit hashes, with
- * entry and byte budgets, optional TTL, hit/miss/eviction metrics and a persistence file.
+/* The in-process embedding cache (seed L18, L19): sharded (LRU, LFU or ARC), keyed by 128-bit
+ * hashes, with entry and byte budgets, optional TTL, hit/miss/eviction metrics and a
+ * persistence file.
  * Values are immutable byte strings (the pipeline stores encoded records), shared by reference:
  * a hit hands out the very bytes that were stored. Internal header; thread-safe throughout. */
 #ifndef DC_RUNTIME_CACHE_H
@@ -28,6 +29,7 @@ void dc_cache_blob_release(const dc_cache_blob *b);
 typedef enum dc_cache_policy {
     DC_CACHE_LRU = 0,
     DC_CACHE_LFU = 1, /* approximate: the least-used of the 8 least-recent entries goes */
+    DC_CACHE_ARC = 2, /* adaptive replacement: recency and frequency lists, ghosts (cache.c) */
 } dc_cache_policy;
 
 typedef struct dc_cache_options {
@@ -46,7 +48,7 @@ typedef struct dc_cache_options {
     dc_rt_logger *log;
 } dc_cache_options;
 
-/* Options from the [cache] section (policy lfu → DC_CACHE_LFU; arc → LRU with a warning). */
+/* Options from the [cache] section (policy lru and ttl_lru → DC_CACHE_LRU, lfu, arc). */
 void dc_cache_options_from_config(const dc_cache_config *cfg, dc_rt_logger *log,
                                   dc_cache_options *out);
 

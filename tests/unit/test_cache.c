@@ -1,5 +1,6 @@
-/* In-process cache: identical bytes on a hit, LRU/LFU eviction under entry and byte budgets,
- * TTL, metrics, persistence (round trip, every corrupted byte and truncation discarded with a
+/* In-process cache: identical bytes on a hit, LRU/LFU/ARC eviction under entry and byte budgets
+ * (ARC: scans do not push out what is used again, ghosts adapt it, a randomised model check of
+ * every policy against a plain map), TTL, metrics, persistence (round trip, every corrupted byte and truncation discarded with a
  * warning, validator refusals), and concurrent use. */
 #include <pthread.h>
 
@@ -145,6 +146,107 @@ static void test_lfu_keeps_frequent(void **state) {
     dc_cache_destroy(c);
 }
 
+static bool has(dc_cache *c, uint64_t i) { return dc_cache_contains(c, key_of(i)); }
+
+static void touch(dc_cache *c, uint64_t i) {
+    const dc_cache_blob *b;
+    assert_ok(dc_cache_get(c, key_of(i), &b));
+    dc_cache_blob_release(b);
+}
+
+/* 8 entries used twice, then a scan of 100 one-off entries through a 16-entry cache: ARC keeps
+ * the 8 (they are in T2, the scan churns T1); LRU keeps none of them. */
+static void test_arc_resists_scans(void **state) {
+    (void)state;
+    const dc_cache_policy pol[2] = {DC_CACHE_ARC, DC_CACHE_LRU};
+    uint8_t v[8] = {0};
+    for (int k = 0; k < 2; k++) {
+        dc_cache *c = make_cache(16, 0, 0, pol[k], NULL);
+        for (uint64_t i = 0; i < 8; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        for (uint64_t i = 0; i < 8; i++) touch(c, i);
+        for (uint64_t i = 100; i < 200; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        for (uint64_t i = 0; i < 8; i++) assert_int_equal(has(c, i), pol[k] == DC_CACHE_ARC);
+        dc_cache_stats st;
+        dc_cache_stats_get(c, &st);
+        assert_int_equal(st.entries, 16);
+        assert_true(has(c, 199)); /* the newest of the scan is there under both */
+        dc_cache_destroy(c);
+    }
+}
+
+/* An entry evicted from T1 leaves a ghost: not visible (contains, get, remove), but its next
+ * put goes to T2 and raises T1's target, so it then outlives a scan (under LRU it does not). */
+static void test_arc_ghosts(void **state) {
+    (void)state;
+    const dc_cache_policy pol[2] = {DC_CACHE_ARC, DC_CACHE_LRU};
+    uint8_t v[8] = {1};
+    for (int k = 0; k < 2; k++) {
+        dc_cache *c = make_cache(4, 0, 0, pol[k], NULL);
+        for (uint64_t i = 0; i < 5; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        assert_false(has(c, 0)); /* evicted (a ghost under ARC) */
+        const dc_cache_blob *b = NULL;
+        assert_status(dc_cache_get(c, key_of(0), &b), DC_ERR_NOT_FOUND);
+        assert_null(b);
+        assert_ok(dc_cache_put(c, key_of(0), v, sizeof v)); /* seen again */
+        for (uint64_t i = 10; i < 20; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        assert_int_equal(has(c, 0), pol[k] == DC_CACHE_ARC);
+        assert_false(dc_cache_remove(c, key_of(10))); /* a ghost now: nothing to remove */
+        assert_true(dc_cache_remove(c, key_of(19)));
+        dc_cache_destroy(c);
+    }
+}
+
+/* Every policy under entry and byte budgets, against a plain map of what was last put: a hit
+ * returns exactly the last value put for its key, a removed key misses, and the budgets hold
+ * after every operation. */
+static void test_policies_model_check(void **state) {
+    (void)state;
+    enum { KEYS = 64, OPS = 20000 };
+    const dc_cache_policy pol[3] = {DC_CACHE_LRU, DC_CACHE_LFU, DC_CACHE_ARC};
+    for (int k = 0; k < 3; k++)
+        for (int bytes_mode = 0; bytes_mode < 2; bytes_mode++) {
+            const uint64_t max_bytes = bytes_mode ? 12 * (40 + DC_CACHE_ENTRY_OVERHEAD) : 0;
+            dc_cache *c = make_cache(bytes_mode ? 0 : 12, max_bytes, 0, pol[k], NULL);
+            uint32_t version[KEYS] = {0}; /* 0: absent, else the last value put */
+            uint64_t x = 12345 + (uint64_t)k;
+            for (int op = 0; op < OPS; op++) {
+                x = fake_mix(x);
+                const uint64_t key = x % KEYS;
+                const int what = (int)((x >> 20) % 10);
+                uint8_t v[80];
+                if (what < 4) { /* put a new version, of a length that depends on it */
+                    const uint32_t ver = (uint32_t)op + 1;
+                    const size_t len = 8 + ver % 64;
+                    value_of(key * 1000003u + ver, v, len);
+                    assert_ok(dc_cache_put(c, key_of(key), v, len));
+                    version[key] = ver;
+                } else if (what < 9) {
+                    const dc_cache_blob *b = NULL;
+                    dc_status st = dc_cache_get(c, key_of(key), &b);
+                    if (st == DC_OK) {
+                        assert_true(version[key] != 0);
+                        const size_t len = 8 + version[key] % 64;
+                        value_of(key * 1000003u + version[key], v, len);
+                        assert_int_equal(b->len, len);
+                        assert_memory_equal(b->data, v, len);
+                        dc_cache_blob_release(b);
+                    } else {
+                        assert_int_equal(st, DC_ERR_NOT_FOUND);
+                    }
+                } else {
+                    dc_cache_remove(c, key_of(key));
+                    version[key] = 0;
+                    assert_false(has(c, key));
+                }
+                dc_cache_stats st;
+                dc_cache_stats_get(c, &st);
+                if (bytes_mode) assert_true(st.bytes <= max_bytes);
+                else assert_true(st.entries <= 12);
+            }
+            dc_cache_destroy(c);
+        }
+}
+
 static void test_ttl(void **state) {
     (void)state;
     fake_now_value = 1000.0;
@@ -219,6 +321,30 @@ static void test_persistence_round_trip(void **state) {
     dc_cache *m = make_cache(10, 0, 0, DC_CACHE_LRU, NULL);
     assert_status(dc_cache_load(m, path, &loaded), DC_ERR_NOT_FOUND);
     dc_cache_destroy(m);
+}
+
+/* Under ARC, an entry saved with hits comes back in T2: a scan after the load leaves it. */
+static void test_arc_persistence(void **state) {
+    (void)state;
+    fake_now_value = 5000.0;
+    dc_cache *c = filled_cache(20);
+    touch(c, 3);
+    char path[] = "/tmp/dc_cache_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_ok(dc_cache_save(c, path));
+    dc_cache_destroy(c);
+    dc_cache *d = make_cache(8, 0, 0, DC_CACHE_ARC, NULL);
+    size_t loaded = 0;
+    assert_ok(dc_cache_load(d, path, &loaded));
+    assert_true(has(d, 3) && has(d, 19));
+    uint8_t v[8] = {0};
+    for (uint64_t i = 100; i < 140; i++) assert_ok(dc_cache_put(d, key_of(i), v, sizeof v));
+    assert_true(has(d, 3));   /* used before the save: T2 */
+    assert_false(has(d, 19)); /* never used: scanned out of T1 */
+    dc_cache_destroy(d);
+    unlink(path);
 }
 
 static void test_corrupted_file_discarded(void **state) {
@@ -314,9 +440,8 @@ static void *cache_worker(void *p) {
     return NULL;
 }
 
-static void test_concurrent_use(void **state) {
-    (void)state;
-    dc_cache_options o = {.max_entries = 300, .max_bytes = 64u << 10};
+static void concurrent_use(dc_cache_policy policy) {
+    dc_cache_options o = {.max_entries = 300, .max_bytes = 64u << 10, .policy = policy};
     dc_cache *c = NULL;
     assert_ok(dc_cache_create(&o, &c));
     enum { T = 4 };
@@ -338,14 +463,24 @@ static void test_concurrent_use(void **state) {
     dc_cache_destroy(c);
 }
 
+static void test_concurrent_use(void **state) {
+    (void)state;
+    concurrent_use(DC_CACHE_LRU);
+    concurrent_use(DC_CACHE_ARC); /* its ghosts and lists under the same shard locks */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_returns_identical_bytes),
         cmocka_unit_test(test_lru_entry_budget),
         cmocka_unit_test(test_byte_budget),
         cmocka_unit_test(test_lfu_keeps_frequent),
+        cmocka_unit_test(test_arc_resists_scans),
+        cmocka_unit_test(test_arc_ghosts),
+        cmocka_unit_test(test_policies_model_check),
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_persistence_round_trip),
+        cmocka_unit_test(test_arc_persistence),
         cmocka_unit_test(test_corrupted_file_discarded),
         cmocka_unit_test(test_validator_refusal_discards_file),
         cmocka_unit_test(test_concurrent_use),
