@@ -17,6 +17,7 @@ packages=(
   nginx-light wrk                         # scale-out test and load benchmark of the server
   clang libclang-rt-14-dev                # libFuzzer targets
   python3                                 # golden-file generators (tests need none of PyPI)
+  openssl                                 # a throwaway certificate for the OTLP https test
 )
 
 run() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

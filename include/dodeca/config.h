@@ -27,7 +27,8 @@ extern "C" {
 
 #define DC_CONFIG_PATH_MAX    1024 /* bytes, including the NUL, of path settings */
 #define DC_CONFIG_TEXT_MAX    256  /* host names, API keys */
-#define DC_CONFIG_URL_MAX     512  /* redis_url, otlp_endpoint */
+#define DC_CONFIG_URL_MAX     512  /* redis_url, otlp_endpoint, an OTLP header */
+#define DC_CONFIG_MAX_OTLP_HEADERS 8
 #define DC_CONFIG_MAX_GPUS    16   /* entries of gpu.device_ids */
 #define DC_CONFIG_MAX_BUCKETS 16   /* entries of batch.bucket_sizes */
 #define DC_CONFIG_MAX_PII_PATTERNS 16   /* entries of pii.custom_patterns */
@@ -261,7 +262,11 @@ typedef struct dc_trace_config {
     bool enabled;                          /* false */
     double sample_rate;                    /* 1.0: fraction of requests traced when enabled */
     char chrome_path[DC_CONFIG_PATH_MAX];  /* "" = no Chrome trace-event file */
-    char otlp_endpoint[DC_CONFIG_URL_MAX]; /* "" = no OTLP export */
+    char otlp_endpoint[DC_CONFIG_URL_MAX]; /* "" = no OTLP export; http:// or https:// */
+    /* extra request headers, "Name: value" each (a collector's API key) */
+    char otlp_headers[DC_CONFIG_MAX_OTLP_HEADERS][DC_CONFIG_URL_MAX];
+    uint32_t otlp_header_count;
+    char otlp_ca_file[DC_CONFIG_PATH_MAX]; /* PEM CAs for https ("" = the system's) */
 } dc_trace_config;
 
 typedef struct dc_pipeline_config {

@@ -394,6 +394,8 @@ static const dc_cfg_field general_fields[] = {
     CF("trace", "sample_rate", DC_CFG_F64, trace.sample_rate),
     CF("trace", "chrome_path", DC_CFG_STRING, trace.chrome_path),
     CF("trace", "otlp_endpoint", DC_CFG_STRING, trace.otlp_endpoint),
+    CS("trace", "otlp_headers", trace.otlp_headers, trace.otlp_header_count),
+    CF("trace", "otlp_ca_file", DC_CFG_STRING, trace.otlp_ca_file),
 
     CF("pipeline", "deadline_ms", DC_CFG_U32, pipeline.deadline_ms),
     CF("pipeline", "min_models", DC_CFG_U32, pipeline.min_models),

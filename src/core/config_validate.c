@@ -352,6 +352,23 @@ static dc_status validate_rest(const dc_config *c) {
     double r = c->trace.sample_rate;
     if (!isfinite(r) || r < 0.0 || r > 1.0)
         return vfail(c, "trace.sample_rate", NULL, "trace.sample_rate (%g) must be in [0, 1]", r);
+    const char *ep = c->trace.otlp_endpoint;
+    if (ep[0] && strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))
+        return vfail(c, "trace.otlp_endpoint", NULL,
+                     "trace.otlp_endpoint \"%s\" must start with http:// or https://", ep);
+    if (c->trace.otlp_header_count > DC_CONFIG_MAX_OTLP_HEADERS)
+        return vfail(c, "trace.otlp_headers", NULL, "trace.otlp_headers has more than %d entries",
+                     DC_CONFIG_MAX_OTLP_HEADERS);
+    for (uint32_t i = 0; i < c->trace.otlp_header_count; i++) {
+        const char *h = c->trace.otlp_headers[i], *colon = strchr(h, ':');
+        size_t name = colon ? (size_t)(colon - h) : 0;
+        bool ok = name > 0 && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_") == name && !strpbrk(h, "\r\n");
+        if (!ok)
+            return vfail(c, "trace.otlp_headers", NULL,
+                         "trace.otlp_headers[%u] \"%.60s\" must read \"Name: value\" (letters, "
+                         "digits, - and _ in the name; one line)", (unsigned)i, h);
+    }
     uint32_t enabled = 0;
     for (int i = 0; i < DC_NUM_MODELS; i++) enabled += c->models.model[i].enabled ? 1u : 0u;
     uint32_t mm = c->pipeline.min_models;

@@ -1,15 +1,12 @@
 /* Span ring, Chrome trace-event JSON and OTLP/HTTP JSON export. */
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "dodeca/types.h"
+#include "runtime/otlp_http.h"
 #include "runtime/trace.h"
 
 typedef struct span {
@@ -25,6 +22,7 @@ struct dc_tracer {
     double rate;
     char chrome_path[DC_CONFIG_PATH_MAX];
     char otlp[DC_CONFIG_URL_MAX];
+    dc_otlp_http *otlp_http; /* the transport, when otlp is set */
     dc_rt_logger *log;
     uint64_t mono0_ns;  /* monotonic origin */
     double wall0_s;     /* wall time at the origin, for OTLP's Unix nanoseconds */
@@ -150,93 +148,6 @@ dc_status dc_tracer_write_chrome(dc_tracer *t, const char *path) {
 
 /* ---- OTLP/HTTP JSON ---- */
 
-dc_status dc_http_url_parse(const char *url, char *host, size_t hcap, char *port, size_t pcap,
-                            char *path, size_t pathcap) {
-    if (!url || strncmp(url, "http://", 7) != 0)
-        return dc_fail(DC_ERR_CONFIG, "endpoint %s: only http:// URLs are supported", url ? url : "(null)");
-    const char *h = url + 7, *slash = strchr(h, '/');
-    size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-    const char *colon = memchr(h, ':', hl);
-    size_t name_len = colon ? (size_t)(colon - h) : hl;
-    if (!name_len || name_len >= hcap) return dc_fail(DC_ERR_CONFIG, "endpoint %s: bad host", url);
-    memcpy(host, h, name_len);
-    host[name_len] = 0;
-    if (colon) {
-        size_t pl = hl - name_len - 1;
-        if (!pl || pl >= pcap) return dc_fail(DC_ERR_CONFIG, "endpoint %s: bad port", url);
-        memcpy(port, colon + 1, pl);
-        port[pl] = 0;
-    } else {
-        snprintf(port, pcap, "80");
-    }
-    snprintf(path, pathcap, "%s", slash && slash[1] ? slash : "/v1/traces");
-    return DC_OK;
-}
-
-dc_status dc_http_post_json(const char *url, const char *body, size_t len, uint32_t timeout_ms,
-                            int *http_status) {
-    char host[256], port[16], path[512];
-    if (http_status) *http_status = 0;
-    dc_status st = dc_http_url_parse(url, host, sizeof host, port, sizeof port, path, sizeof path);
-    if (st != DC_OK) return st;
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(host, port, &hints, &ai);
-    if (gai != 0) return dc_fail(DC_ERR_IO, "OTLP: resolve %s: %s", host, gai_strerror(gai));
-    int fd = -1;
-    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd < 0) continue;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd < 0) return dc_fail(DC_ERR_IO, "OTLP: connect %s:%s: %s", host, port, strerror(errno));
-    char head[1024];
-    int hn = snprintf(head, sizeof head,
-                      "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                      path, host, port, len);
-    const char *parts[2] = {head, body};
-    size_t lens[2] = {(size_t)hn, len};
-    for (int k = 0; k < 2 && st == DC_OK; k++) {
-        size_t done = 0;
-        while (done < lens[k]) {
-            ssize_t w = send(fd, parts[k] + done, lens[k] - done, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                st = dc_fail(DC_ERR_IO, "OTLP: send to %s: %s", host, strerror(errno));
-                break;
-            }
-            done += (size_t)w;
-        }
-    }
-    char resp[256];
-    size_t got = 0;
-    while (st == DC_OK && got < sizeof resp - 1) {
-        ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        got += (size_t)r;
-        if (memchr(resp, '\n', got)) break;
-    }
-    close(fd);
-    if (st != DC_OK) return st;
-    resp[got] = 0;
-    int code = 0;
-    if (sscanf(resp, "HTTP/%*d.%*d %d", &code) != 1)
-        return dc_fail(DC_ERR_IO, "OTLP: no HTTP status line from %s", host);
-    if (http_status) *http_status = code;
-    if (code < 200 || code > 299) return dc_fail(DC_ERR_IO, "OTLP: %s answered HTTP %d", url, code);
-    return DC_OK;
-}
-
 static void hex_id(char *out, uint64_t a, uint64_t b, bool wide) {
     if (wide) snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, a, b);
     else snprintf(out, 17, "%016" PRIx64, a);
@@ -284,7 +195,7 @@ dc_status dc_tracer_flush_otlp(dc_tracer *t) {
         free(b.p);
         return dc_fail(DC_ERR_OUT_OF_MEMORY, "OTLP body");
     }
-    dc_status st = dc_http_post_json(t->otlp, b.p, b.len, 2000, NULL);
+    dc_status st = dc_otlp_http_post(t->otlp_http, b.p, b.len, 5000, NULL);
     free(b.p);
     pthread_mutex_lock(&t->mu);
     if (st == DC_OK) {
@@ -336,12 +247,12 @@ dc_status dc_tracer_create(const dc_trace_config *cfg, uint32_t capacity, dc_rt_
         }
     }
     if (t->otlp[0]) {
-        char h[256], pt[16], pa[512];
-        dc_status st = dc_http_url_parse(t->otlp, h, sizeof h, pt, sizeof pt, pa, sizeof pa);
+        dc_status st = dc_otlp_http_create(t->otlp, cfg->otlp_headers, cfg->otlp_header_count,
+                                           cfg->otlp_ca_file, &t->otlp_http);
         if (st != DC_OK) {
             free(t->ring);
             free(t);
-            return dc_fail_context(st, "trace.otlp_endpoint");
+            return st;
         }
     }
     pthread_mutex_init(&t->mu, NULL);
@@ -365,6 +276,7 @@ void dc_tracer_destroy(dc_tracer *t) {
         dc_rt_log(t->log, DC_RT_LOG_WARN, "final trace export failed: %s", dc_error_detail());
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
+    dc_otlp_http_destroy(t->otlp_http);
     free(t->ring);
     free(t);
 }

@@ -16,7 +16,8 @@ typedef struct dc_tracer dc_tracer;
 #define DC_TRACE_DEFAULT_CAPACITY 65536u
 
 /* capacity 0 = DC_TRACE_DEFAULT_CAPACITY spans. Starts the OTLP exporter thread when
- * cfg->otlp_endpoint is set (flushing every 2 s). */
+ * cfg->otlp_endpoint is set (flushing every 2 s; runtime/otlp_http.h: http or https, with
+ * cfg->otlp_headers and cfg->otlp_ca_file). */
 dc_status dc_tracer_create(const dc_trace_config *cfg, uint32_t capacity, dc_rt_logger *log,
                            dc_tracer **out);
 /* Flushes to OTLP (when configured) and frees. */
@@ -43,13 +44,5 @@ typedef struct dc_tracer_stats {
 } dc_tracer_stats;
 void dc_tracer_stats_get(dc_tracer *t, dc_tracer_stats *out);
 void dc_tracer_note_request(dc_tracer *t);
-
-/* Splits "http://host[:port][/path]" (default port 80, path "/v1/traces"). */
-dc_status dc_http_url_parse(const char *url, char *host, size_t hcap, char *port, size_t pcap,
-                            char *path, size_t pathcap);
-/* One HTTP/1.1 POST with a JSON body; DC_OK on a 2xx answer. timeout_ms bounds each socket
- * operation. */
-dc_status dc_http_post_json(const char *url, const char *body, size_t len, uint32_t timeout_ms,
-                            int *http_status);
 
 #endif

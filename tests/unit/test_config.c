@@ -442,6 +442,9 @@ static const rule_case rule_cases[] = {
     /* trace */
     {"[trace]\nsample_rate = -0.1\n", 2, "trace.sample_rate (-0.1) must be in [0, 1]"},
     {"[trace]\nsample_rate = 1.5\n", 2, "trace.sample_rate (1.5) must be in [0, 1]"},
+    {"[trace]\notlp_endpoint = \"grpc://x:4317\"\n", 2, "must start with http:// or https://"},
+    {"[trace]\notlp_headers = [\"X-Key k\"]\n", 2, "trace.otlp_headers[0] \"X-Key k\" must read"},
+    {"[trace]\notlp_headers = [\"a: 1\", \"Bad Name: 2\"]\n", 2, "trace.otlp_headers[1]"},
     /* pipeline */
     {"[pipeline]\nmin_models = 0\n", 2, "pipeline.min_models (0) must be between 1 and 12"},
     {"[pipeline]\nmin_models = 13\n", 2, "pipeline.min_models (13) must be between 1 and 12"},

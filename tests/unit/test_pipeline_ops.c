@@ -307,6 +307,7 @@ typedef struct http_sink {
     char *body;
     size_t len;
     int posts;
+    char head[4096]; /* the last request's line and headers */
 } http_sink;
 
 static void *sink_thread(void *a) {
@@ -336,6 +337,7 @@ static void *sink_thread(void *a) {
         char *b = strstr(buf, "\r\n\r\n");
         if (b) {
             pthread_mutex_lock(&s->mu);
+            snprintf(s->head, sizeof s->head, "%.*s", (int)(b - buf), buf);
             size_t bl = got - (size_t)(b + 4 - buf);
             s->body = realloc(s->body, s->len + bl + 1);
             memcpy(s->body + s->len, b + 4, bl);
@@ -371,7 +373,9 @@ static void test_otlp_export(void **state) {
     e.cfg.trace.enabled = true;
     e.cfg.trace.sample_rate = 1.0;
     snprintf(e.cfg.trace.otlp_endpoint, sizeof e.cfg.trace.otlp_endpoint,
-             "http://127.0.0.1:%d/v1/traces", s.port);
+             "http://127.0.0.1:%d", s.port); /* no path: the OTLP default is appended */
+    snprintf(e.cfg.trace.otlp_headers[0], sizeof e.cfg.trace.otlp_headers[0], "X-Api-Key: k-123");
+    e.cfg.trace.otlp_header_count = 1;
     rt_env_open(&e);
     dc_input in = dc_input_text("exported", 8, DC_ROLE_PASSAGE);
     dc_pipeline_result r;
@@ -388,6 +392,9 @@ static void test_otlp_export(void **state) {
     }
     pthread_mutex_lock(&s.mu);
     assert_true(s.posts >= 1);
+    assert_non_null(strstr(s.head, "POST /v1/traces HTTP/1.1"));
+    assert_non_null(strstr(s.head, "X-Api-Key: k-123"));
+    assert_non_null(strstr(s.head, "Content-Type: application/json"));
     cJSON *root = cJSON_Parse(s.body);
     pthread_mutex_unlock(&s.mu);
     assert_non_null(root);
@@ -410,11 +417,20 @@ static void test_otlp_export(void **state) {
     free(s.body);
     pthread_mutex_destroy(&s.mu);
 
-    /* only http:// endpoints */
+    /* http:// and https:// only; a CA file that cannot be read is named (https itself:
+     * tests/cli/otlp_https.sh, against a local TLS collector) */
     rt_env_init(&e, DC_ALL_MODELS_MASK);
     e.cfg.trace.enabled = true;
-    snprintf(e.cfg.trace.otlp_endpoint, sizeof e.cfg.trace.otlp_endpoint, "https://example.com/v1/traces");
+    snprintf(e.cfg.trace.otlp_endpoint, sizeof e.cfg.trace.otlp_endpoint, "ftp://example.com/v1/traces");
     assert_status(dc_pipeline_open_ex(&e.cfg, &e.opt, &e.p), DC_ERR_CONFIG);
+    assert_non_null(strstr(dc_error_detail(), "otlp_endpoint"));
+    free(e.ff);
+    rt_env_init(&e, DC_ALL_MODELS_MASK);
+    e.cfg.trace.enabled = true;
+    snprintf(e.cfg.trace.otlp_endpoint, sizeof e.cfg.trace.otlp_endpoint, "https://example.com");
+    snprintf(e.cfg.trace.otlp_ca_file, sizeof e.cfg.trace.otlp_ca_file, "/nonexistent/ca.pem");
+    assert_status(dc_pipeline_open_ex(&e.cfg, &e.opt, &e.p), DC_ERR_CONFIG);
+    assert_non_null(strstr(dc_error_detail(), "otlp_ca_file"));
     free(e.ff);
 }
 
