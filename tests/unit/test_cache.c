@@ -148,6 +148,12 @@ static void test_lfu_keeps_frequent(void **state) {
 
 static bool has(dc_cache *c, uint64_t i) { return dc_cache_contains(c, key_of(i)); }
 
+/* Puts keys [from, to) with an 8-byte value. */
+static void put_range(dc_cache *c, uint64_t from, uint64_t to) {
+    static const uint8_t v[8] = {0};
+    for (uint64_t i = from; i < to; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+}
+
 static void touch(dc_cache *c, uint64_t i) {
     const dc_cache_blob *b;
     assert_ok(dc_cache_get(c, key_of(i), &b));
@@ -159,12 +165,11 @@ static void touch(dc_cache *c, uint64_t i) {
 static void test_arc_resists_scans(void **state) {
     (void)state;
     const dc_cache_policy pol[2] = {DC_CACHE_ARC, DC_CACHE_LRU};
-    uint8_t v[8] = {0};
     for (int k = 0; k < 2; k++) {
         dc_cache *c = make_cache(16, 0, 0, pol[k], NULL);
-        for (uint64_t i = 0; i < 8; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        put_range(c, 0, 8);
         for (uint64_t i = 0; i < 8; i++) touch(c, i);
-        for (uint64_t i = 100; i < 200; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        put_range(c, 100, 200);
         for (uint64_t i = 0; i < 8; i++) assert_int_equal(has(c, i), pol[k] == DC_CACHE_ARC);
         dc_cache_stats st;
         dc_cache_stats_get(c, &st);
@@ -179,16 +184,15 @@ static void test_arc_resists_scans(void **state) {
 static void test_arc_ghosts(void **state) {
     (void)state;
     const dc_cache_policy pol[2] = {DC_CACHE_ARC, DC_CACHE_LRU};
-    uint8_t v[8] = {1};
     for (int k = 0; k < 2; k++) {
         dc_cache *c = make_cache(4, 0, 0, pol[k], NULL);
-        for (uint64_t i = 0; i < 5; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        put_range(c, 0, 5);
         assert_false(has(c, 0)); /* evicted (a ghost under ARC) */
         const dc_cache_blob *b = NULL;
         assert_status(dc_cache_get(c, key_of(0), &b), DC_ERR_NOT_FOUND);
         assert_null(b);
-        assert_ok(dc_cache_put(c, key_of(0), v, sizeof v)); /* seen again */
-        for (uint64_t i = 10; i < 20; i++) assert_ok(dc_cache_put(c, key_of(i), v, sizeof v));
+        put_range(c, 0, 1); /* seen again */
+        put_range(c, 10, 20);
         assert_int_equal(has(c, 0), pol[k] == DC_CACHE_ARC);
         assert_false(dc_cache_remove(c, key_of(10))); /* a ghost now: nothing to remove */
         assert_true(dc_cache_remove(c, key_of(19)));
@@ -339,8 +343,7 @@ static void test_arc_persistence(void **state) {
     size_t loaded = 0;
     assert_ok(dc_cache_load(d, path, &loaded));
     assert_true(has(d, 3) && has(d, 19));
-    uint8_t v[8] = {0};
-    for (uint64_t i = 100; i < 140; i++) assert_ok(dc_cache_put(d, key_of(i), v, sizeof v));
+    put_range(d, 100, 140);
     assert_true(has(d, 3));   /* used before the save: T2 */
     assert_false(has(d, 19)); /* never used: scanned out of T1 */
     dc_cache_destroy(d);
