@@ -174,6 +174,7 @@ struct dc_clip {
 const dc_clip_config *dc_clip_config_of(const dc_clip *m) {
     return &m->cfg;
 }
+bool dc_clip_graphs_on(const dc_clip *m) { return m && dc_graph_cache_on(&m->graphs); }
 size_t dc_clip_memory_bytes(const dc_clip *m) {
     return m ? m->bytes : 0;
 }

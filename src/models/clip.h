@@ -11,6 +11,7 @@
 #ifndef DC_MODELS_CLIP_H
 #define DC_MODELS_CLIP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,9 @@ dc_status dc_clip_create(const dc_weights *w, const dc_clip_config *cfg, dc_back
                          dc_clip **out);
 void dc_clip_destroy(dc_clip *m);
 const dc_clip_config *dc_clip_config_of(const dc_clip *m);
+/* Whether forwards may be recorded as graphs; text batches then run padded to their bucket
+ * (models/encoder_graphs.h). */
+bool dc_clip_graphs_on(const dc_clip *m);
 size_t dc_clip_memory_bytes(const dc_clip *m);
 
 /* Text features of n packed sequences (sequence s is ids[start[s] .. start[s+1]), each at most

@@ -281,6 +281,36 @@ dc_status dc_e10_create(const dc_pretrained_options *opt, dc_model **out) {
     return DC_OK;
 }
 
+/* The warm-up's view of a loaded E10 (NULL for anything else). */
+static e10 *loaded_e10(const dc_model *m) {
+    return m && m->loaded && m->vt == &e10_vt ? m->impl : NULL;
+}
+
+dc_backend *dc_e10_backend(const dc_model *m) {
+    const e10 *e = loaded_e10(m);
+    return e ? e->be : NULL;
+}
+
+bool dc_e10_graph_limits(const dc_model *m, uint32_t *max_len, uint32_t *cap) {
+    const e10 *e = loaded_e10(m);
+    if (!e || !dc_clip_graphs_on(e->clip)) return false;
+    *max_len = e->max_len;
+    *cap = dc_clip_config_of(e->clip)->max_position;
+    return true;
+}
+
+dc_status dc_e10_count_tokens(const dc_model *m, const dc_input *in, uint32_t *len) {
+    e10 *e = loaded_e10(m);
+    *len = 0;
+    if (!e) return dc_fail(DC_ERR_NOT_INITIALIZED, "E10 is not loaded");
+    dc_encoding enc;
+    dc_status st = e10_tokenize(e, in, &enc);
+    if (st) return st;
+    *len = enc.truncated ? 0 : (uint32_t)enc.len;
+    dc_encoding_free(&enc);
+    return DC_OK;
+}
+
 const char *dc_e10_backend_desc(const dc_model *m) {
     if (!m || !m->loaded || m->vt != &e10_vt) return "";
     return ((const e10 *)m->impl)->backend_desc;

@@ -740,8 +740,8 @@ const char *dc_pretrained_backend_desc(const dc_model *m) {
 void dc_pretrained_graph_stats(const dc_model *m, uint64_t *recorded, uint64_t *launches,
                                uint64_t *failures) {
     *recorded = *launches = *failures = 0;
-    if (!m || !m->loaded || m->vt != &em_vt) return;
-    dc_backend *be = ((const dc_encoder_model *)m->impl)->be;
+    if (!m || !m->loaded) return;
+    dc_backend *be = m->vt == &em_vt ? ((const dc_encoder_model *)m->impl)->be : dc_e10_backend(m);
     dc_cuda_graph_stats gs;
     if (!dc_backend_is_cuda(be) || dc_backend_cuda_graph_stats(be, &gs) != DC_OK) return;
     *recorded = gs.recorded;
@@ -758,10 +758,11 @@ static dc_input warm_input(const dc_model *m, char *text, uint32_t k) {
                                                         : dc_input_code(text, n, NULL);
 }
 
-/* The tokens of that input as the model tokenises it (0 when truncated). */
+/* The tokens that input makes in the model (0 when truncated). */
 static dc_status warm_tokens(dc_model *m, char *text, uint32_t k, uint32_t *len) {
-    dc_encoder_model *em = m->impl;
     const dc_input in = warm_input(m, text, k);
+    if (m->vt != &em_vt) return dc_e10_count_tokens(m, &in, len);
+    dc_encoder_model *em = m->impl;
     dc_enc_seq seq = {0};
     dc_status st = em->recipe->tokenize ? em->recipe->tokenize(em, &in, &seq)
                                         : default_tokenize(em, &in, &seq);
@@ -770,12 +771,26 @@ static dc_status warm_tokens(dc_model *m, char *text, uint32_t k, uint32_t *len)
     return st;
 }
 
+/* The bucket a one-input forward of len tokens runs in (encoder_graphs.h; cap: the forward's
+ * own limit). */
+static uint32_t bucket_of(uint32_t len, uint32_t cap) {
+    const uint32_t l = dc_graph_bucket_len(len);
+    return l < cap ? l : cap;
+}
+
 dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *lengths) {
     *lengths = 0;
-    if (!m || !m->loaded || m->vt != &em_vt) return DC_OK;
-    dc_encoder_model *em = m->impl;
-    if (!dc_bert_graphs_on(em->bert)) return DC_OK;
-    const uint32_t limit = max_tokens < em->max_len ? max_tokens : em->max_len;
+    uint32_t max_len = 0, cap = 0;
+    if (!m || !m->loaded) return DC_OK;
+    if (m->vt == &em_vt) {
+        const dc_encoder_model *em = m->impl;
+        if (!dc_bert_graphs_on(em->bert)) return DC_OK;
+        max_len = em->max_len;
+        cap = dc_bert_max_tokens(dc_bert_config_of(em->bert));
+    } else if (!dc_e10_graph_limits(m, &max_len, &cap)) {
+        return DC_OK;
+    }
+    const uint32_t limit = max_tokens < max_len ? max_tokens : max_len;
     char *text = malloc((size_t)limit * 4 + 8);
     if (!text) return dc_fail(DC_ERR_OUT_OF_MEMORY, "graph warm-up text");
     /* tokens = base + per · words (the specials and the prefix, then each word's pieces) */
@@ -783,14 +798,13 @@ dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *
     dc_status st = warm_tokens(m, text, 1, &one);
     if (!st) st = warm_tokens(m, text, 2, &two);
     const uint32_t per = two > one && two - one <= one ? two - one : 0, base = one - per;
-    /* any length of a bucket records its graph: the forward is padded to the bucket */
-    for (uint32_t L = dc_graph_bucket_len(1); st == DC_OK && per && L <= limit;
-         L = dc_graph_bucket_len(L + 1)) {
-        if (L < one) continue;
-        const uint32_t k = (L - base) / per;
+    /* every bucket a length up to the limit can fall in: any length of a bucket records its
+     * graph, since the forward is padded to the bucket */
+    for (uint32_t len = one, L; st == DC_OK && per && len <= limit; len = L + 1) {
+        L = bucket_of(len, cap);
+        const uint32_t top = L < limit ? L : limit, k = (top - base) / per;
         uint32_t got = 0;
-        if ((st = warm_tokens(m, text, k, &got)) || !got || dc_graph_bucket_len(got) != L)
-            continue;
+        if ((st = warm_tokens(m, text, k, &got)) || !got || bucket_of(got, cap) != L) continue;
         const dc_input in = warm_input(m, text, k);
         for (int pass = 0; pass < 2 && st == DC_OK; pass++) {
             dc_model_embedding e;

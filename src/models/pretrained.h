@@ -62,17 +62,23 @@ dc_status dc_pretrained_place(dc_model_id id, const struct dc_model_config *mc,
  * not cuda)"; "" for a model that is not loaded or not made by dc_pretrained_create. */
 const char *dc_pretrained_backend_desc(const dc_model *m);
 /* The CUDA graphs a loaded encoder model's stream context recorded and launched (all zero on
- * the CPU, for CLIP, or for a model not made by dc_pretrained_create). */
+ * the CPU, or for a model not made by dc_pretrained_create). */
 void dc_pretrained_graph_stats(const dc_model *m, uint64_t *recorded, uint64_t *launches,
                                uint64_t *failures);
-/* Records the CUDA graphs of one-input forwards ahead of traffic: for each bucket length
- * (models/encoder_graphs.h) up to max_tokens and the model's own limit, a passage that
- * tokenises to exactly that many tokens is embedded twice (a layout is recorded on its second
- * sighting). *lengths: the lengths covered; 0 with DC_OK for a model whose backend has no
- * graphs, or one not made by dc_pretrained_create. */
+/* Records the CUDA graphs of one-input forwards ahead of traffic: for each bucket
+ * (models/encoder_graphs.h) up to max_tokens and the model's own limit, a text that the
+ * model's tokenizer puts in that bucket is embedded twice (a layout is recorded on its second
+ * sighting). The BERT family and E10's text tower. *lengths: the buckets covered; 0 with DC_OK
+ * for a model whose backend has no graphs, or one not made by dc_pretrained_create. */
 dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *lengths);
 /* E10's half of dc_pretrained_backend_desc. */
 const char *dc_e10_backend_desc(const dc_model *m);
+/* E10's halves of dc_pretrained_graph_stats and dc_pretrained_warm_graphs: its backend (NULL
+ * unless loaded); whether its text forwards may be recorded, with the tokenizer's limit and
+ * the tower's (false otherwise); the tokens a text input makes (0 when truncated). */
+dc_backend *dc_e10_backend(const dc_model *m);
+bool dc_e10_graph_limits(const dc_model *m, uint32_t *max_len, uint32_t *cap);
+dc_status dc_e10_count_tokens(const dc_model *m, const dc_input *in, uint32_t *len);
 /* o->weights against o->device: fp16 / fp8 need CUDA, int8 the CPU (DC_ERR_UNSUPPORTED_FORMAT
  * saying so); DC_ERR_INVALID_ARGUMENT for a value outside the enum. */
 dc_status dc_pretrained_check_weights(const dc_pretrained_options *o);

@@ -91,6 +91,14 @@ class Hub(BaseHTTPRequestHandler):
         pass
 
     def reply(self, status, headers, body=b"", head=False, sent_log=None, drop_at=None):
+        # Logged before anything is sent, with the bytes this reply is going to send: a test
+        # that reads or resets the log right after its client finished must see this line
+        # already (logging after the last byte raced with the next step on a loaded machine).
+        if sent_log is not None:
+            planned = 0 if head else len(body) if drop_at is None else min(drop_at, len(body))
+            sent_log["status"] = status
+            sent_log["sent"] = planned
+            log(sent_log)
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -111,10 +119,6 @@ class Hub(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(piece)
                 sent += len(piece)
-        if sent_log is not None:
-            sent_log["status"] = status
-            sent_log["sent"] = sent
-            log(sent_log)
 
     def handle_any(self, head):
         entry = {
