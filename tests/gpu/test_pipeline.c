@@ -7,8 +7,8 @@
  * by side on their own streams); the bf16 run asks for green contexts. The fp32 run then sends
  * each input three more times, so the encoders record and replay CUDA graphs, and checks the
  * replays' results and that graphs were recorded and launched; then warms the pipeline up and
- * checks that an input of a length not seen before replays a graph in each BERT-family
- * encoder (the warm-up recorded every padded length). Inputs: a passage (every text model, E5's Longformer global token included), a query
+ * checks that an input of a length not seen before replays a graph in each encoder, CLIP's
+ * text tower included (the warm-up recorded every padded length). Inputs: a passage (every text model, E5's Longformer global token included), a query
  * (E12 query mode) and a code snippet, and an image (E10's vision tower) when the test data
  * is found next to this file. Exit 77 (skipped) without the CUDA library, a driver or a
  * device. */
@@ -241,7 +241,7 @@ static void run_cuda(dc_quantization q, const char *fmt, bool green, const dc_in
         CHECK(graphs > 0 && launches >= 2 * graphs && failed == 0,
               "repeated inputs are recorded and replayed as CUDA graphs");
         /* the warm-up records one-input forwards of every padded length, so an input of a
-         * length not seen before is a replay in each BERT-family encoder */
+         * length not seen before is a replay in each encoder (E10: its text tower) */
         dc_warmup_report wr;
         CHECK(dc_pipeline_warmup(p, &wr) == DC_OK, "warm-up: %s", dc_error_detail());
         dc_pipeline_stats before;
@@ -256,7 +256,7 @@ static void run_cuda(dc_quantization q, const char *fmt, bool green, const dc_in
         dc_pipeline_result_free(&nr);
         CHECK(dc_pipeline_stats_get(p, &s) == DC_OK, "stats");
         for (int i = 0; i < DC_NUM_MODELS; i++) {
-            if (!((pretrained_mask >> i) & 1u) || i == DC_MODEL_MULTIMODAL) continue;
+            if (!((pretrained_mask >> i) & 1u)) continue;
             const char *label = dc_model_info_get((dc_model_id)i)->label;
             printf("  %-4s warm-up recorded %u lengths; the new input: %llu recorded, %llu launched\n",
                    label, wr.model[i].graph_lengths,
