@@ -591,6 +591,29 @@ static void test_pool(void) {
     dc_backend_destroy(small);
 }
 
+/* What a new context takes from the device beyond its pool (cuBLAS and cuBLASLt handles, the
+ * stream, driver state): measured, not asserted (cudaMemGetInfo moves in 2 MiB pages, and other
+ * processes may allocate meanwhile); docs/gpu.md asks this question of a device run. */
+static void measure_context_overhead(void) {
+    dc_cuda_device_info a, b;
+    dc_backend *ctx = NULL;
+    dc_cuda_options o = {.device = 0};
+    if (api->device_info(0, &a) || dc_backend_cuda_create(&o, &ctx)) {
+        expect(false, "pool", "a context to measure");
+        return;
+    }
+    dc_cuda_pool_stats ps;
+    api->pool_stats(ctx, &ps);
+    if (api->device_info(0, &b) == DC_OK) {
+        const double taken = ((double)a.free_bytes - (double)b.free_bytes) / 1048576.0;
+        const double pooled = (double)(ps.in_use + ps.cached + ps.weights) / 1048576.0;
+        printf("note pool           a new context took %.1f MiB of device memory, %.1f MiB of it "
+               "through its pool (cap %.0f MiB): %.1f MiB outside the cap\n",
+               taken, pooled, (double)ps.limit / 1048576.0, taken - pooled);
+    }
+    dc_backend_destroy(ctx);
+}
+
 static void test_file_read(void) {
     char path[] = "/tmp/dc_gpu_file_XXXXXX";
     int fd = mkstemp(path);
@@ -675,6 +698,7 @@ int main(void) {
     test_to_half(DC_GEMM_F16);
     test_weights();
     test_pool();
+    measure_context_overhead();
     test_file_read();
     test_green();
     dc_cuda_pool_stats ps;
