@@ -1,5 +1,7 @@
 /* `dodeca pull`: downloads the pretrained models' files from the Hugging Face hub into the
- * huggingface_hub cache, or checks what the cache holds (--check, --offline). */
+ * huggingface_hub cache, or checks what the cache holds (--check, --offline). Several models
+ * download at once (--jobs), one file after the other within each. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +32,15 @@ static void usage(FILE *out) {
           "  --retries N         attempts after the first on network errors and 5xx (default 5)\n"
           "  --retry-delay-ms MS first backoff, doubled each retry (default 1000)\n"
           "  --timeout S         connect timeout and stall limit in seconds (default 30/60)\n"
+          "  --jobs N            models downloaded at once (default 4; 1 = one after the other)\n"
           "  HF_TOKEN authenticates (gated or private repos).\n",
           out);
 }
 
 /* ---- progress ---- */
+
+/* Lines on stdout and stderr, whole, when several models download at once. */
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct progress {
     bool tty, quiet;
@@ -75,7 +81,9 @@ static void on_progress(void *user, const char *repo, const char *file, uint64_t
         if (total && done >= total && p->shown != done) {
             char t[32];
             human(total, t, sizeof t);
+            pthread_mutex_lock(&out_mu);
             fprintf(stderr, "  %s %s (%s)\n", repo, file, t);
+            pthread_mutex_unlock(&out_mu);
             p->shown = done;
         }
         return;
@@ -112,6 +120,7 @@ static void progress_end(progress *p) {
 typedef struct pull_args {
     const char *revision; /* NULL: the manifest's */
     bool check, quiet;
+    uint32_t jobs;        /* models at once */
 } pull_args;
 
 static void print_report(const dc_hub_model_report *r, bool verified, double secs) {
@@ -120,6 +129,7 @@ static void print_report(const dc_hub_model_report *r, bool verified, double sec
     char size[32], got[32];
     human(r->bytes, size, sizeof size);
     human(r->fetched, got, sizeof got);
+    pthread_mutex_lock(&out_mu);
     printf("%-4s %-18s %s@%s  ", info->label, info->name, mf->repo, r->revision);
     if (r->corrupt[0]) printf("corrupt: %s\n", r->corrupt);
     else if (!r->ready) printf("missing: %s\n", r->missing);
@@ -128,13 +138,20 @@ static void print_report(const dc_hub_model_report *r, bool verified, double sec
         printf("ready (%u files, %s; %s downloaded in %.1f s; commit %.12s)\n", r->files, size, got,
                secs, r->commit);
     fflush(stdout); /* in order with the progress lines on stderr */
+    pthread_mutex_unlock(&out_mu);
+}
+
+static void print_error(void) {
+    pthread_mutex_lock(&out_mu);
+    fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
+    pthread_mutex_unlock(&out_mu);
 }
 
 /* --check and --offline: what the cache holds. */
 static bool report_local(const dc_hub_options *o, dc_model_id id, const char *rev, bool verify) {
     dc_hub_model_report r;
     if (dc_hub_check_model(o->cache_dir, id, rev, verify, &r) != DC_OK) {
-        fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
+        print_error();
         return false;
     }
     print_report(&r, verify, -1.0);
@@ -148,11 +165,65 @@ static bool pull_model(const dc_hub_options *o, dc_model_id id, const char *rev,
     dc_status st = dc_hub_pull_model(o, id, rev, &r);
     progress_end(pg);
     if (st) {
-        fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
+        print_error();
         return false;
     }
     print_report(&r, false, secs_since(&t0));
     return true;
+}
+
+/* ---- the models, some at once ---- */
+
+typedef struct pull_queue {
+    const dc_hub_options *o;
+    const pull_args *pa;
+    const dc_model_id *ids;
+    int n, next, ok, bad;
+    bool tty;
+    pthread_mutex_t mu;
+} pull_queue;
+
+/* Takes models off the queue until it is empty; each worker has its own progress state. */
+static void *pull_worker(void *arg) {
+    pull_queue *q = arg;
+    dc_hub_options o = *q->o;
+    progress pg = {.tty = q->tty, .quiet = q->pa->quiet};
+    o.progress = on_progress;
+    o.progress_user = &pg;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        const int i = q->next++;
+        pthread_mutex_unlock(&q->mu);
+        if (i >= q->n) break;
+        const dc_model_id id = q->ids[i];
+        const char *rev = q->pa->revision;
+        const bool good = q->pa->check ? report_local(&o, id, rev, true)
+                          : o.offline  ? report_local(&o, id, rev, false)
+                                       : pull_model(&o, id, rev, &pg);
+        pthread_mutex_lock(&q->mu);
+        good ? q->ok++ : q->bad++;
+        pthread_mutex_unlock(&q->mu);
+    }
+    return NULL;
+}
+
+/* Pulls (or checks) the n models with up to jobs workers; one alone runs here, with the
+ * live progress bar on a terminal. */
+static void pull_all(pull_queue *q, uint32_t jobs) {
+    pthread_mutex_init(&q->mu, NULL);
+    uint32_t workers = jobs < (uint32_t)q->n ? jobs : (uint32_t)q->n;
+    if (workers <= 1) {
+        pull_worker(q);
+    } else {
+        q->tty = false; /* one line per finished file: several bars would overwrite each other */
+        pthread_t t[16];
+        uint32_t started = 0;
+        while (started < workers && pthread_create(&t[started], NULL, pull_worker, q) == 0)
+            started++;
+        if (!started) pull_worker(q); /* no thread: this one does it all */
+        for (uint32_t i = 0; i < started; i++) pthread_join(t[i], NULL);
+    }
+    pthread_mutex_destroy(&q->mu);
 }
 
 /* ---- arguments ---- */
@@ -202,7 +273,7 @@ static void print_list(void) {
 int dc_cmd_pull(int argc, char **argv) {
     dc_hub_options o;
     dc_hub_options_init(&o);
-    pull_args pa = {0};
+    pull_args pa = {.jobs = 4};
     bool want[DC_NUM_MODELS] = {false}, any = false, all = false, list = false;
     const char *config = NULL, *cache = NULL, *endpoint = NULL;
     for (int i = 1; i < argc; i++) {
@@ -211,7 +282,7 @@ int dc_cmd_pull(int argc, char **argv) {
         bool takes = !strcmp(a, "--cache-dir") || !strcmp(a, "--revision") ||
                      !strcmp(a, "--config") || !strcmp(a, "--endpoint") ||
                      !strcmp(a, "--retries") || !strcmp(a, "--retry-delay-ms") ||
-                     !strcmp(a, "--timeout");
+                     !strcmp(a, "--timeout") || !strcmp(a, "--jobs");
         if (takes && !v) {
             fprintf(stderr, "dodeca pull: %s needs a value\n", a);
             return DC_EXIT_USAGE;
@@ -238,6 +309,13 @@ int dc_cmd_pull(int argc, char **argv) {
             config = argv[++i];
         } else if (!strcmp(a, "--endpoint")) {
             endpoint = argv[++i];
+        } else if (!strcmp(a, "--jobs")) {
+            if (!parse_u32(v, &n) || n < 1 || n > 16) {
+                fprintf(stderr, "dodeca pull: --jobs \"%s\" is not a number from 1 to 16\n", v);
+                return DC_EXIT_USAGE;
+            }
+            pa.jobs = n;
+            i++;
         } else if (!strcmp(a, "--retries") || !strcmp(a, "--retry-delay-ms") ||
                    !strcmp(a, "--timeout")) {
             if (!parse_u32(v, &n) || (!strcmp(a, "--timeout") && n == 0)) {
@@ -285,26 +363,22 @@ int dc_cmd_pull(int argc, char **argv) {
         fprintf(stderr, "dodeca pull: %s\n", dc_error_detail());
         return DC_EXIT_FAILURE;
     }
-    progress pg = {.tty = isatty(STDERR_FILENO) != 0, .quiet = pa.quiet};
-    o.progress = on_progress;
-    o.progress_user = &pg;
-
-    int ok = 0, bad = 0;
+    dc_model_id ids[DC_NUM_MODELS];
+    int n_ids = 0;
     for (int i = 0; i < DC_NUM_MODELS; i++) {
-        const dc_model_manifest *mf = dc_manifest_get((dc_model_id)i);
         if (any && !want[i]) continue;
-        if (!mf) {
+        if (!dc_manifest_get((dc_model_id)i)) {
             if (any) printf("%-4s %-18s computed, nothing to download\n",
                             dc_model_info_get((dc_model_id)i)->label,
                             dc_model_info_get((dc_model_id)i)->name);
             continue;
         }
-        const char *rev = pa.revision;
-        bool good = pa.check     ? report_local(&o, (dc_model_id)i, rev, true)
-                    : o.offline ? report_local(&o, (dc_model_id)i, rev, false)
-                                : pull_model(&o, (dc_model_id)i, rev, &pg);
-        good ? ok++ : bad++;
+        ids[n_ids++] = (dc_model_id)i;
     }
+    fflush(stdout);
+    pull_queue q = {.o = &o, .pa = &pa, .ids = ids, .n = n_ids, .tty = isatty(STDERR_FILENO) != 0};
+    pull_all(&q, pa.check || o.offline ? 1 : pa.jobs);
+    const int ok = q.ok, bad = q.bad;
     if (!pa.quiet && !pa.check && ok > 0)
         fprintf(stderr, "cache: %s (set models.models_dir to this folder to use it)\n",
                 o.cache_dir);

@@ -20,8 +20,11 @@ whenever its content changes):
   {"fail_first": {"config.json": 2}}    500 for the first N resolve requests of the file
   {"drop_once": {"model.safetensors": 2000000}}  close the connection after N body bytes, once
   {"corrupt": ["model.safetensors"]}    serve bytes that do not match the advertised sha256
+  {"meet": {"model.safetensors": 2}}    hold each GET of the file's bytes until N of them (any
+                                        repo) are waiting, or 10 s passed; logged as "met"
 
-Every request is logged to LOG as a JSON line: method, path, range, auth, status, sent.
+Every request is logged to LOG as a JSON line: method, path, range, auth, status, sent (and
+met, for a held GET).
 Usage: fake_hub.py ROOT PORTFILE LOG FAULTS   (writes the port to PORTFILE when listening)
 """
 import hashlib
@@ -37,6 +40,8 @@ ROOT, PORTFILE, LOG, FAULTS = sys.argv[1:5]
 LOCK = threading.Lock()
 FIRED = set()
 COUNTS = {}
+MEET = threading.Condition()
+WAITING = {}  # file name -> GETs that reached the "meet" point
 CHUNK = 65536
 
 
@@ -55,6 +60,8 @@ def faults():
             LAST[0] = text
             COUNTS.clear()
             FIRED.clear()
+            with MEET:
+                WAITING.clear()
     try:
         return json.loads(text)
     except ValueError:
@@ -205,6 +212,13 @@ class Hub(BaseHTTPRequestHandler):
                 if ("drop", name) not in FIRED:
                     FIRED.add(("drop", name))
                     drop = int(limit)
+        meet = f.get("meet", {}).get(name)
+        if meet is not None and not head:
+            with MEET:
+                WAITING[name] = WAITING.get(name, 0) + 1
+                MEET.notify_all()
+                MEET.wait_for(lambda: WAITING[name] >= int(meet), timeout=10)
+                entry["met"] = WAITING[name]
         hdr["Content-Length"] = str(len(body))
         return self.reply(status, hdr, body, head, entry, drop)
 

@@ -3,7 +3,8 @@
 # complete download into the huggingface_hub layout, resume with Range after a dropped
 # connection and after an interrupted run, checksum failure, 404, 401, 500-then-ok, offline
 # mode (no request at all), --check finding corruption, huggingface_hub reading our cache and
-# us reading its cache, and the pulled model embedding through `dodeca encode`.
+# us reading its cache, the pulled model embedding through `dodeca encode`, and two models
+# downloading at once (--jobs).
 set -euo pipefail
 dodeca=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -270,4 +271,28 @@ if [ "$real_model" = 1 ]; then
     || { cat "$tmp/err"; fail "encode on the pulled model failed"; }
   grep -q '"dim": *384' <<<"$out" || fail "encode output: ${out:0:200}"
 fi
+# 14. several models at once (--jobs): both repos' weights are in flight together (the hub holds
+# each weights GET until two are waiting; one after the other, the first would wait 10 s alone
+# and be logged met 1)
+e8repo=sentence-transformers/paraphrase-MiniLM-L6-v2
+if [ "$real_model" = 1 ]; then "$tmp/dc_fixture" e8 "$tmp/root/$e8repo"; else cp -r "$src" "$tmp/root/$e8repo"; fi
+e8commit=3bf4ae7000000000000000000000000000000000 # the manifest pins E8 at 3bf4ae7
+echo "$e8commit" >"$tmp/root/$e8repo.commit"
+set +e
+"$dodeca" pull --jobs 0 E8 >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "--jobs 0 should be a usage error, got $rc"
+set_faults '{"meet": {"model.safetensors": 2}}'
+pull "$tmp/c11" --jobs 2 E8 E11 >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/out" "$tmp/err"; tail -5 "$log"; fail "pull --jobs 2 failed"; }
+[ "$(grep -c ' ready ' "$tmp/out")" -eq 2 ] || fail "--jobs 2: not both ready: $(cat "$tmp/out")"
+python3 - "$log" <<'EOF' || fail "--jobs 2 did not download the two models at once"
+import json, sys
+gets = [json.loads(l) for l in open(sys.argv[1]) if '"/lfs/' in l and '"GET"' in l]
+assert len(gets) == 2 and all(g.get("met") == 2 for g in gets), gets
+EOF
+for f in config.json model.safetensors; do
+  cmp -s "$tmp/c11/models--sentence-transformers--paraphrase-MiniLM-L6-v2/snapshots/$e8commit/$f" \
+    "$tmp/root/$e8repo/$f" || fail "--jobs 2: E8 $f differs"
+  cmp -s "$tmp/c11/$folder/snapshots/$commit/$f" "$src/$f" || fail "--jobs 2: E11 $f differs"
+done
 echo "hub pull: ok"
