@@ -257,7 +257,8 @@ typedef struct dc_warmup_model {
     dc_status status;
     uint64_t duration_us, first_us, final_us; /* whole warm-up, first batch, last batch */
     uint32_t samples;
-    uint32_t graph_lengths; /* one-input token lengths recorded as CUDA graphs (GPU models) */
+    uint32_t graph_layouts; /* one-input layouts warmed as CUDA graphs (GPU models; recorded
+                             * now or before): a text length bucket each, E10's one-image batch */
 } dc_warmup_model;
 
 typedef struct dc_warmup_report {

@@ -311,6 +311,23 @@ dc_status dc_e10_count_tokens(const dc_model *m, const dc_input *in, uint32_t *l
     return DC_OK;
 }
 
+dc_status dc_e10_warm_vision(dc_model *m, bool *ran) {
+    e10 *e = loaded_e10(m);
+    *ran = false;
+    if (!e || !dc_clip_graphs_on(e->clip)) return DC_OK;
+    /* a one-image batch's layout depends on nothing else: a blank image, twice, records it */
+    const dc_clip_config *c = dc_clip_config_of(e->clip);
+    float *pixels = calloc((size_t)c->num_channels * c->image_size * c->image_size, sizeof *pixels);
+    float *out = malloc((size_t)c->projection_dim * sizeof *out);
+    dc_status st = pixels && out ? DC_OK : dc_fail(DC_ERR_OUT_OF_MEMORY, "E10 warm-up image");
+    for (int pass = 0; pass < 2 && st == DC_OK; pass++)
+        st = dc_clip_image_features(e->clip, 1, pixels, out);
+    free(pixels);
+    free(out);
+    *ran = st == DC_OK;
+    return st;
+}
+
 const char *dc_e10_backend_desc(const dc_model *m) {
     if (!m || !m->loaded || m->vt != &e10_vt) return "";
     return ((const e10 *)m->impl)->backend_desc;

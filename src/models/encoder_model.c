@@ -778,8 +778,8 @@ static uint32_t bucket_of(uint32_t len, uint32_t cap) {
     return l < cap ? l : cap;
 }
 
-dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *lengths) {
-    *lengths = 0;
+dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *layouts) {
+    *layouts = 0;
     uint32_t max_len = 0, cap = 0;
     if (!m || !m->loaded) return DC_OK;
     if (m->vt == &em_vt) {
@@ -810,9 +810,12 @@ dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *
             dc_model_embedding e;
             if ((st = dc_model_embed_batch(m, &in, 1, &e)) == DC_OK) dc_model_embedding_free(&e);
         }
-        *lengths += st == DC_OK;
+        *layouts += st == DC_OK;
     }
     free(text);
+    bool vision = false;
+    if (st == DC_OK && m->vt != &em_vt && (st = dc_e10_warm_vision(m, &vision)) == DC_OK)
+        *layouts += vision;
     return st;
 }
 

@@ -68,9 +68,10 @@ void dc_pretrained_graph_stats(const dc_model *m, uint64_t *recorded, uint64_t *
 /* Records the CUDA graphs of one-input forwards ahead of traffic: for each bucket
  * (models/encoder_graphs.h) up to max_tokens and the model's own limit, a text that the
  * model's tokenizer puts in that bucket is embedded twice (a layout is recorded on its second
- * sighting). The BERT family and E10's text tower. *lengths: the buckets covered; 0 with DC_OK
- * for a model whose backend has no graphs, or one not made by dc_pretrained_create. */
-dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *lengths);
+ * sighting). The BERT family and E10, whose one-image vision batch is recorded too. *layouts:
+ * the layouts recorded; 0 with DC_OK for a model whose backend has no graphs, or one not made
+ * by dc_pretrained_create. */
+dc_status dc_pretrained_warm_graphs(dc_model *m, uint32_t max_tokens, uint32_t *layouts);
 /* E10's half of dc_pretrained_backend_desc. */
 const char *dc_e10_backend_desc(const dc_model *m);
 /* E10's halves of dc_pretrained_graph_stats and dc_pretrained_warm_graphs: its backend (NULL
@@ -79,6 +80,8 @@ const char *dc_e10_backend_desc(const dc_model *m);
 dc_backend *dc_e10_backend(const dc_model *m);
 bool dc_e10_graph_limits(const dc_model *m, uint32_t *max_len, uint32_t *cap);
 dc_status dc_e10_count_tokens(const dc_model *m, const dc_input *in, uint32_t *len);
+/* Records E10's one-image vision forward (*ran: it did; false without graphs). */
+dc_status dc_e10_warm_vision(dc_model *m, bool *ran);
 /* o->weights against o->device: fp16 / fp8 need CUDA, int8 the CPU (DC_ERR_UNSUPPORTED_FORMAT
  * saying so); DC_ERR_INVALID_ARGUMENT for a value outside the enum. */
 dc_status dc_pretrained_check_weights(const dc_pretrained_options *o);

@@ -89,7 +89,7 @@ static void warm_model(dc_pipeline *p, dc_model_id id, dc_warmup_model *r) {
     }
     /* the recorded forwards (CUDA graphs) of single inputs of every padded length */
     if (r->status == DC_OK)
-        r->status = dc_pretrained_warm_graphs(m->model, DC_WARMUP_GRAPH_TOKENS, &r->graph_lengths);
+        r->status = dc_pretrained_warm_graphs(m->model, DC_WARMUP_GRAPH_TOKENS, &r->graph_layouts);
     r->duration_us = (dc_rt_now_ns() - t0) / 1000;
     r->warmed = r->status == DC_OK;
     if (!r->warmed)
