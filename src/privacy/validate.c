@@ -1,6 +1,9 @@
 /* Validators for the PII recognizers: checksums and issuing rules. */
 #include "privacy/validate.h"
 
+#include "core/base64.h"
+#include "core/error.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <openssl/sha.h>
@@ -284,45 +287,14 @@ int dc_pii_eip55(const char *hex) {
 
 /* ---------------------------------------------------------------- JWT */
 
-static int b64url_value(char ch) {
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '-' || ch == '_') return ch == '-' ? 62 : 63;
-    return -1;
-}
-
-/* Decodes unpadded base64url into a new NUL-terminated buffer; NULL when malformed. */
-static char *b64url_decode(const char *s, size_t n, size_t *outlen) {
-    if (n % 4 == 1) return NULL;
-    char *out = malloc(n * 3 / 4 + 4);
-    if (!out) return NULL;
-    size_t k = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value(s[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[k++] = (char)((acc >> bits) & 0xFF);
-        }
-    }
-    out[k] = '\0';
-    *outlen = k;
-    return out;
-}
-
 static bool b64url_json_object(const char *s, size_t n, const char *need_key) {
-    size_t len = 0;
-    char *json = b64url_decode(s, n, &len);
-    if (!json) return false;
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    size_t len = 0, bad = 0;
+    uint8_t *json = NULL;
+    if (dc_base64_decode(s, n, DC_BASE64_URL, &json, &len, &bad) != DC_OK) {
+        dc_error_clear();
+        return false;
+    }
+    cJSON *root = cJSON_ParseWithLength((const char *)json, len);
     bool ok = cJSON_IsObject(root) && (!need_key || cJSON_GetObjectItemCaseSensitive(root, need_key));
     cJSON_Delete(root);
     free(json);

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/base64.h"
 #include "core/error.h"
 #include "core/utf8.h"
 #include "dodeca/pipeline.h"
@@ -121,52 +122,6 @@ static dc_status alloc_inputs(dc_http_request *r, size_t n) {
     return DC_OK;
 }
 
-static int b64_value(unsigned char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Standard base64 (padding optional, ASCII whitespace skipped, as MIME line breaks) into a new
- * buffer. DC_ERR_INVALID_VALUE naming the offset of the first character that does not fit. */
-static dc_status b64_decode(const char *where, const char *s, size_t n, uint8_t **out,
-                            size_t *out_len) {
-    uint8_t *b = malloc(n / 4 * 3 + 3);
-    if (!b) return dc_fail(DC_ERR_OUT_OF_MEMORY, "%s: %zu bytes of base64", where, n);
-    uint32_t acc = 0;
-    size_t len = 0, digits = 0, pads = 0;
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char c = (unsigned char)s[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-        const int v = c == '=' ? -2 : b64_value(c);
-        if (v == -1 || (v >= 0 && pads) || (v == -2 && (digits % 4 < 2 || ++pads > 2))) {
-            free(b);
-            return dc_fail(DC_ERR_INVALID_VALUE, "%s: not base64 at character %zu", where, i);
-        }
-        if (v < 0) continue;
-        acc = acc << 6 | (uint32_t)v;
-        if (++digits % 4 == 0) {
-            b[len++] = (uint8_t)(acc >> 16);
-            b[len++] = (uint8_t)(acc >> 8);
-            b[len++] = (uint8_t)acc;
-            acc = 0;
-        }
-    }
-    const size_t rest = digits % 4;
-    if (rest == 1 || (pads && rest + pads != 4)) {
-        free(b);
-        return dc_fail(DC_ERR_INVALID_VALUE, "%s: base64 ends in the middle of a byte", where);
-    }
-    if (rest >= 2) b[len++] = (uint8_t)(acc >> (rest == 2 ? 4 : 10));
-    if (rest == 3) b[len++] = (uint8_t)(acc >> 2);
-    *out = b;
-    *out_len = len;
-    return DC_OK;
-}
-
 /* An image input: "data:image/...;base64,<payload>" or the bare payload, decoded, and its
  * format known by its first bytes. URLs are refused: the server fetches nothing. */
 static dc_status check_image(const char *field, size_t index, bool indexed, const cJSON *v,
@@ -192,8 +147,12 @@ static dc_status check_image(const char *field, size_t index, bool indexed, cons
         n -= (size_t)(comma + 1 - s);
         s = comma + 1;
     }
-    dc_status st = b64_decode(where, s, n, bytes, len);
-    if (st) return st;
+    size_t bad = 0;
+    dc_status st = dc_base64_decode(s, n, DC_BASE64_PADDING | DC_BASE64_SPACE, bytes, len, &bad);
+    if (st == DC_ERR_INVALID_VALUE)
+        return dc_fail(st, bad < n ? "%s: not base64 at character %zu"
+                                   : "%s: base64 ends in the middle of a byte", where, bad);
+    if (st) return dc_fail_context(st, "%s", where);
     if (*len == 0) return dc_fail(DC_ERR_EMPTY_INPUT, "%s: no image bytes", where);
     if (dc_image_detect(*bytes, *len, fmt) != DC_OK)
         return dc_fail(DC_ERR_INVALID_VALUE, "%s: %zu bytes that are not a PNG, JPEG, WebP or GIF image",
