@@ -3,7 +3,6 @@
 #define _DEFAULT_SOURCE /* flock(2), the lock huggingface_hub takes too */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +16,12 @@
 
 #include "core/error.h"
 #include "dodeca/dodeca.h"
+#include "io/curl_global.h"
 #include "io/hub.h"
 
 #define MAX_RELATIVE_REDIRECTS 5
 #define MAX_BACKOFF_MS 30000u
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_OK;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* vsnprintf that reports a cut: paths and URLs must never be silently shortened. */
 static bool fits(char *out, size_t cap, const char *fmt, ...) DC_PRINTF(3, 4);
@@ -402,9 +399,8 @@ dc_status dc_hub_fetch(const dc_hub_options *o, const char *repo, const char *re
         out->size = loc.size;
         return DC_OK;
     }
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return dc_fail(DC_ERR_IO, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    const CURLcode ready = dc_curl_global();
+    if (ready != CURLE_OK) return dc_fail(DC_ERR_IO, "libcurl: %s", curl_easy_strerror(ready));
     char url[DC_HUB_URL_MAX], folder[512], repo_dir[DC_HUB_PATH_MAX];
     if ((st = dc_hub_url(o->endpoint, repo, revision, file, url, sizeof url))) return st;
     if ((st = dc_hub_repo_folder(repo, folder, sizeof folder))) return st;

@@ -1,7 +1,6 @@
 /* OTLP/HTTP transport over libcurl (otlp_http.h). */
 #include "runtime/otlp_http.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "core/error.h"
+#include "io/curl_global.h"
 
 struct dc_otlp_http {
     char url[DC_CONFIG_URL_MAX + 16];
@@ -16,9 +16,6 @@ struct dc_otlp_http {
     struct curl_slist *headers;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_OK;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 void dc_otlp_http_destroy(dc_otlp_http *h) {
     if (!h) return;
@@ -43,9 +40,9 @@ dc_status dc_otlp_http_create(const char *endpoint, const char (*headers)[DC_CON
         if (!f) return dc_fail(DC_ERR_CONFIG, "trace.otlp_ca_file \"%s\" cannot be read", ca_file);
         fclose(f);
     }
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return dc_fail(DC_ERR_IO, "OTLP: libcurl did not start: %s", curl_easy_strerror(curl_init_rc));
+    const CURLcode ready = dc_curl_global();
+    if (ready != CURLE_OK)
+        return dc_fail(DC_ERR_IO, "OTLP: libcurl did not start: %s", curl_easy_strerror(ready));
     dc_otlp_http *h = calloc(1, sizeof *h);
     if (!h) return dc_fail(DC_ERR_OUT_OF_MEMORY, "OTLP transport");
     const char *slash = strchr(host, '/');
